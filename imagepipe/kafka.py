@@ -1,0 +1,93 @@
+"""Every Kafka client ImagePipe uses is built here, the same way.
+
+Topic names carry ``KAFKA_TOPIC_PREFIX`` so several installations (or test
+runs) can share one cluster without seeing each other's messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+TASKS, RESULTS, HEARTBEATS, TASKS_DLQ = "tasks", "results", "heartbeats", "tasks.dlq"
+WORKER_GROUP, COLLECTOR_GROUP = "workers", "collector"
+
+# Passed through untouched so TLS/SASL need no code: KAFKA_SECURITY_PROTOCOL=SASL_SSL etc.
+_PASSTHROUGH = ("security.protocol", "sasl.mechanism", "sasl.username", "sasl.password",
+                "ssl.ca.location", "ssl.certificate.location", "ssl.key.location")
+
+
+def topic(name: str) -> str:
+    return settings.KAFKA_TOPIC_PREFIX + name
+
+
+def group(name: str) -> str:
+    return settings.KAFKA_TOPIC_PREFIX + name
+
+
+def _common() -> dict:
+    config = {
+        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "logger": logging.getLogger("librdkafka"),  # through Django's LOGGING, not raw stderr
+    }
+    for key in _PASSTHROUGH:
+        value = os.environ.get("KAFKA_" + key.replace(".", "_").upper())
+        if value:
+            config[key] = value
+    return config
+
+
+def producer(**overrides) -> Producer:
+    return Producer(
+        {
+            **_common(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": settings.KAFKA_COMPRESSION,
+            "linger.ms": 5,
+            # librdkafka checks this before compression; leave room for the envelope.
+            "message.max.bytes": settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024,
+            **overrides,
+        }
+    )
+
+
+def consumer(group_id: str, **overrides) -> Consumer:
+    """A consumer whose offsets are stored by the caller once the work is durable."""
+    return Consumer(
+        {
+            **_common(),
+            "group.id": group(group_id),
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.max.bytes": max(52428800, settings.KAFKA_MAX_MESSAGE_BYTES * 2),
+            "max.partition.fetch.bytes": settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024,
+            **overrides,
+        }
+    )
+
+
+def admin() -> AdminClient:
+    return AdminClient(_common())
+
+
+def topic_specs() -> dict[str, dict]:
+    """Each topic with its partitions and the config ImagePipe sets explicitly."""
+    size = {"max.message.bytes": str(settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024)}
+    return {
+        topic(TASKS): {"partitions": settings.KAFKA_TASK_PARTITIONS, "config": size},
+        topic(RESULTS): {"partitions": settings.KAFKA_RESULT_PARTITIONS, "config": size},
+        topic(TASKS_DLQ): {"partitions": 1, "config": size},
+        topic(HEARTBEATS): {
+            "partitions": 1,
+            "config": {"cleanup.policy": "delete", "retention.ms": str(6 * 3600 * 1000)},
+        },
+    }

@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from jobs import views as job_views
+from jobs.api import JobViewSet
+from workers import views as worker_views
+from workers.api import WorkerViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.register("jobs", JobViewSet, basename="api-job")
+router.register("workers", WorkerViewSet, basename="api-worker")
+
+urlpatterns = [
+    path("", job_views.history, name="history"),
+    path("jobs/new/", job_views.submit, name="job-submit"),
+    path("jobs/<uuid:job_id>/", job_views.detail, name="job-detail"),
+    path("workers/", worker_views.worker_list, name="worker-list"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/", include(router.urls)),
+]

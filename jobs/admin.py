@@ -1,0 +1,34 @@
+from django.contrib import admin
+
+from .models import Job, Tile
+
+
+class TileInline(admin.TabularInline):
+    model = Tile
+    extra = 0
+    can_delete = False
+    fields = ["index", "status", "worker", "attempts", "partition", "offset", "duration_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["original_name", "owner", "status", "width", "height", "tiles_done", "tiles_total", "created_at"]
+    list_filter = ["status", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["original_name", "owner__username", "id"]
+    date_hierarchy = "created_at"
+    inlines = [TileInline]
+    # Pipeline fields are the collector's to change, never an admin's.
+    readonly_fields = [f.name for f in Job._meta.fields]
+
+
+@admin.register(Tile)
+class TileAdmin(admin.ModelAdmin):
+    list_display = ["job", "index", "status", "worker", "attempts", "duration_ms", "partition", "offset"]
+    list_filter = ["status"]
+    list_select_related = ["job"]
+    readonly_fields = [f.name for f in Tile._meta.fields]

@@ -1,0 +1,42 @@
+"""The JSON API for jobs: list, create, retrieve, download the result."""
+
+from django.http import FileResponse, Http404
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from .models import Job
+from .serializers import JobSerializer
+from .services import submit_job
+from .uploads import UploadError
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        return Job.objects.visible_to(self.request.user)
+
+    def create(self, request):
+        try:
+            job = submit_job(request.user, request.FILES.get("image"),
+                             request.data.get("operations"), request.data.get("tile_size"))
+        except UploadError as exc:
+            return Response({"error": str(exc)}, status=exc.status)
+        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, url_path="result", url_name="result")
+    def result(self, request, pk=None):
+        job = self.get_object()
+        if job.status != Job.Status.DONE or not job.result:
+            return Response({"error": f"the job is {job.status}; no result yet"},
+                            status=status.HTTP_409_CONFLICT)
+        return download(job.result, f"{job.pk}.png")
+
+
+def download(field_file, filename: str) -> FileResponse:
+    try:
+        handle = field_file.open("rb")
+    except FileNotFoundError:
+        raise Http404("file missing from storage") from None
+    return FileResponse(handle, as_attachment=True, filename=filename, content_type="image/png")

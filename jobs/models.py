@@ -1,0 +1,159 @@
+"""Jobs and their tiles.  State changes are methods; reusable queries live on QuerySets."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from imagepipe.core.operations import parse_chain
+from imagepipe.core.tiling import Box, TileSpec
+
+
+class JobQuerySet(models.QuerySet):
+    def visible_to(self, user) -> JobQuerySet:
+        """Staff see every job; everyone else sees their own."""
+        return self if user.is_staff else self.filter(owner=user)
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        ASSEMBLING = "assembling"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    original = models.FileField(upload_to="originals/")
+    original_name = models.CharField(max_length=255)
+    operations = models.JSONField()
+    tile_size = models.PositiveIntegerField()
+    halo = models.PositiveIntegerField(default=0)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    mode = models.CharField(max_length=8)
+    output_mode = models.CharField(max_length=8)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    tiles_total = models.PositiveIntegerField()
+    tiles_done = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    result = models.FileField(upload_to="results/", blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"
+
+    @property
+    def steps(self):
+        return parse_chain(self.operations)
+
+    @property
+    def group_name(self) -> str:
+        """The Channels group that receives this job's progress events."""
+        return f"job-{self.id}"
+
+    def mark_dispatched(self) -> None:
+        Job.objects.filter(pk=self.pk).update(dispatched_at=timezone.now())
+
+    def record_tile_done(self) -> None:
+        """Count one more finished tile; the first one moves the job to running."""
+        now = timezone.now()
+        Job.objects.filter(pk=self.pk).update(tiles_done=F("tiles_done") + 1)
+        Job.objects.filter(pk=self.pk, status=Job.Status.QUEUED).update(
+            status=Job.Status.RUNNING, started_at=now
+        )
+        self.refresh_from_db(fields=["tiles_done", "status", "started_at"])
+
+    def claim_assembly(self) -> bool:
+        """Compare-and-set running -> assembling once every tile is in; True for the winner."""
+        claimed = Job.objects.filter(
+            pk=self.pk, status=Job.Status.RUNNING, tiles_done=F("tiles_total")
+        ).update(status=Job.Status.ASSEMBLING)
+        if claimed:
+            self.status = Job.Status.ASSEMBLING
+        return bool(claimed)
+
+    def finish(self, result_name: str) -> None:
+        self.result.name = result_name
+        self.status = Job.Status.DONE
+        self.finished_at = timezone.now()
+        self.save(update_fields=["result", "status", "finished_at"])
+
+    def fail(self, error: str) -> bool:
+        """Fail a job that has not ended yet; True if this call failed it."""
+        with transaction.atomic():
+            failed = (
+                Job.objects.filter(pk=self.pk)
+                .exclude(status__in=Job.TERMINAL)
+                .update(status=Job.Status.FAILED, error=error[:2000], finished_at=timezone.now())
+            )
+        if failed:
+            self.refresh_from_db(fields=["status", "error", "finished_at"])
+        return bool(failed)
+
+
+class Tile(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        FAILED = "failed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tiles")
+    index = models.PositiveIntegerField()
+    col = models.PositiveIntegerField()
+    row = models.PositiveIntegerField()
+    x = models.PositiveIntegerField()
+    y = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True)
+    partition = models.IntegerField(null=True, blank=True)
+    offset = models.BigIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.FileField(upload_to="tiles/", blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="unique_tile_per_job")]
+
+    def __str__(self) -> str:
+        return f"tile {self.index} of {self.job_id}"
+
+    @classmethod
+    def from_spec(cls, job: Job, spec: TileSpec) -> Tile:
+        core = spec.core
+        return cls(job=job, index=spec.index, col=spec.col, row=spec.row,
+                   x=core.left, y=core.top, width=core.width, height=core.height)
+
+    @property
+    def core(self) -> Box:
+        return Box(self.x, self.y, self.x + self.width, self.y + self.height)
+
+    def event(self) -> dict:
+        """The websocket message announcing this finished tile."""
+        return {
+            "type": "tile", "index": self.index, "x": self.x, "y": self.y,
+            "width": self.width, "height": self.height, "worker": self.worker,
+            "tiles_done": self.job.tiles_done, "tiles_total": self.job.tiles_total,
+        }

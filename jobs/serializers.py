@@ -1,0 +1,24 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from .models import Job
+
+
+class JobSerializer(serializers.ModelSerializer):
+    result_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "status", "original_name", "operations", "tile_size", "width", "height",
+            "tiles_total", "tiles_done", "created_at", "started_at", "finished_at", "error",
+            "result_url",
+        ]
+        read_only_fields = fields
+
+    def get_result_url(self, job: Job) -> str | None:
+        if job.status != Job.Status.DONE:
+            return None
+        url = reverse("api-job-result", args=[job.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url

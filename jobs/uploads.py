@@ -1,0 +1,87 @@
+"""Checking an uploaded image and its options before any work starts."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+from imagepipe.core.operations import ChainError, Step, parse_chain
+
+ACCEPTED_FORMATS = {"PNG": ".png", "JPEG": ".jpg"}
+ACCEPTED_MODES = ("L", "RGB")
+
+
+class UploadError(ValueError):
+    """A submission refused before anything was stored; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def parse_operations(raw: Any) -> list[Step]:
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise UploadError(f"operations is not valid JSON: {exc}") from None
+    try:
+        return parse_chain(raw)
+    except ChainError as exc:
+        raise UploadError(str(exc)) from None
+
+
+def parse_tile_size(raw: Any) -> int:
+    if raw in (None, ""):
+        return settings.TILE_SIZE_DEFAULT
+    try:
+        size = int(raw)
+    except (TypeError, ValueError):
+        raise UploadError("tile_size must be a whole number") from None
+    if not settings.TILE_SIZE_MIN <= size <= settings.TILE_SIZE_MAX:
+        raise UploadError(
+            f"tile_size must be between {settings.TILE_SIZE_MIN} and {settings.TILE_SIZE_MAX}"
+        )
+    return size
+
+
+def open_image(upload) -> tuple[Image.Image, str]:
+    """Decode an uploaded file; returns the loaded image and its file extension."""
+    if upload is None:
+        raise UploadError("an image file is required (field 'image')")
+    if upload.size == 0:
+        raise UploadError("the uploaded file is empty")
+    if upload.size > settings.MAX_UPLOAD_BYTES:
+        raise UploadError(f"the file is larger than {settings.MAX_UPLOAD_BYTES} bytes", status=413)
+    upload.seek(0)
+    try:
+        image = Image.open(upload, formats=list(ACCEPTED_FORMATS))
+    except UnidentifiedImageError:
+        raise UploadError("the file is not a PNG or JPEG image", status=415) from None
+    width, height = image.size
+    # Checked from the header, before a single pixel is decoded (decompression bombs).
+    if width * height > settings.MAX_IMAGE_PIXELS:
+        raise UploadError(
+            f"the image has {width * height} pixels; the limit is {settings.MAX_IMAGE_PIXELS}"
+        )
+    if getattr(image, "n_frames", 1) > 1:
+        raise UploadError("animated or multi-frame images are not supported")
+    if image.mode not in ACCEPTED_MODES:
+        raise UploadError(f"image mode {image.mode} is not supported; use RGB or grayscale (L)")
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UploadError(f"the image is truncated or corrupt: {exc}") from None
+    return image, ACCEPTED_FORMATS[image.format]
+
+
+def clean_filename(name: str | None) -> str:
+    """A display name only: never used as a storage path."""
+    name = PureWindowsPath(PurePosixPath(name or "").name).name
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[:200] or "image"

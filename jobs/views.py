@@ -1,0 +1,38 @@
+"""Server-rendered pages: history, submit, job progress."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+
+from .forms import SubmitJobForm
+from .models import Job
+from .services import submit_job
+from .uploads import UploadError
+
+
+@login_required
+def history(request):
+    jobs = Job.objects.visible_to(request.user).select_related("owner")
+    page = Paginator(jobs, 25).get_page(request.GET.get("page"))
+    return render(request, "jobs/history.html", {"page": page})
+
+
+@login_required
+def submit(request):
+    form = SubmitJobForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = submit_job(request.user, data["image"], data["operations"], data["tile_size"])
+        except UploadError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("job-detail", job_id=job.pk)
+    status = 400 if form.errors else 200
+    return render(request, "jobs/submit.html", {"form": form}, status=status)
+
+
+@login_required
+def detail(request, job_id):
+    job = get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
+    return render(request, "jobs/detail.html", {"job": job})
