@@ -1,0 +1,125 @@
+"""Start and stop ImagePipe's processes on this machine: web, collector, workers.
+
+One launcher shared by ``scripts/run.sh`` (the local system), the integration
+tests and the end-to-end benchmark, so all three run the real commands the same
+way.  Run as ``python -m imagepipe.processes`` to start everything and wait for
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
+
+
+@dataclass
+class System:
+    env: dict[str, str]
+    log_dir: Path
+    port: int = 8000
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        process = subprocess.Popen(argv, cwd=BASE_DIR, env=self.env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def start_web(self) -> None:
+        self.spawn("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
+                           str(self.port), "imagepipe.asgi:application"])
+        wait_for_port(self.port, process=self.processes["web"])
+
+    def start_collector(self) -> None:
+        self.spawn("collector", [*MANAGE, "runcollector"])
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        return self.spawn(name, [*MANAGE, "runworker_kafka", "--id", name])
+
+    def stop(self, name: str, timeout: float = 20) -> int | None:
+        """SIGTERM, wait for a clean exit, SIGKILL if it hangs."""
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def check_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
+        if dead:
+            raise RuntimeError(f"processes exited: {dead}; logs in {self.log_dir}")
+
+
+def wait_for_port(port: int, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before port {port} opened")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout} s")
+
+
+def start_system(env: dict[str, str] | None = None, workers: int = 2, port: int = 8000,
+                 log_dir: Path | None = None) -> System:
+    system = System(env={**os.environ, **(env or {})}, port=port,
+                    log_dir=log_dir or BASE_DIR / "var" / "log")
+    try:
+        system.start_web()
+        system.start_collector()
+        for number in range(1, workers + 1):
+            system.start_worker(f"{socket.gethostname()}-worker-{number}")
+    except Exception:
+        system.stop_all()
+        raise
+    return system
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    system = start_system(workers=args.workers, port=args.port)
+    print(f"ImagePipe is up at {system.url}/  (logs in {system.log_dir}; Ctrl-C stops)", flush=True)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping:
+            system.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping web, collector and workers ...", flush=True)
+        system.stop_all()
+
+
+if __name__ == "__main__":
+    main()

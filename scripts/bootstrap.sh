@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Everything both README commands need first: a virtualenv with the pinned
+# requirements, the local services (Kafka, Postgres, Redis), migrations, topics.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+if [ ! -x .venv/bin/python ]; then
+  echo "python:   creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements-$(cat requirements/*.txt | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "python:   installing requirements/dev.txt"
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements/dev.txt
+  rm -f .venv/.requirements-* && touch "$stamp"
+fi
+
+scripts/services.sh start
+.venv/bin/python manage.py migrate --noinput -v0
+.venv/bin/python manage.py kafka_topics

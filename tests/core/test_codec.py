@@ -1,0 +1,22 @@
+import pytest
+
+from imagepipe.core.codec import CodecError, decode_png, decode_raw, encode_png, encode_raw
+from tests.images import noise
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("encode,decode", [(encode_raw, decode_raw), (encode_png, decode_png)])
+def test_a_tile_survives_the_round_trip_exactly(mode, encode, decode):
+    tile = noise(37, 19, mode)
+    back = decode(encode(tile))
+    assert (back.mode, back.size, back.tobytes()) == (mode, (37, 19), tile.tobytes())
+
+
+def test_raw_payload_is_header_plus_pixels():
+    assert len(encode_raw(noise(10, 4, "RGB"))) == 12 + 10 * 4 * 3
+
+
+@pytest.mark.parametrize("data", [b"", b"IPT1", b"XXXX" + bytes(20), encode_raw(noise(4, 4))[:-1]])
+def test_it_refuses_bytes_it_did_not_write(data):
+    with pytest.raises(CodecError):
+        decode_raw(data)

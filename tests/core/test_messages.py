@@ -1,0 +1,34 @@
+import pytest
+
+from imagepipe.core.messages import Heartbeat, MessageError, Result, Task, pack
+
+
+def test_a_task_round_trips_with_its_binary_payload():
+    task = Task(job="j1", index=3, core=[0, 0, 5, 5], padded=[0, 0, 9, 9],
+                operations=[{"op": "grayscale"}])
+    decoded, payload = Task.decode(task.encode(b"\x00\xffpixels"))
+    assert decoded == task
+    assert payload == b"\x00\xffpixels"
+
+
+def test_a_result_and_a_heartbeat_round_trip():
+    result = Result(job="j", index=1, worker="w", duration_ms=5, task_partition=2, task_offset=9)
+    assert Result.decode(result.encode(b"px")) == (result, b"px")
+    beat = Heartbeat(worker="w", host="h", pid=1, tiles_done=4, partitions=[0, 3])
+    assert Heartbeat.decode(beat.encode()) == beat
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, b"", b"hello world", b"IPM\x02\x00\x00\x00\x02{}", b"IPM\x01\x00\x00\x00\x05[1,2]",
+     b"IPM\x01\x00\x00\x00\x03{x}", pack({"kind": "task", "job": "j"}), pack({"kind": "result"})],
+)
+def test_malformed_messages_raise_message_error(value):
+    with pytest.raises(MessageError):
+        Task.decode(value)
+
+
+def test_a_message_of_another_kind_is_refused():
+    beat = Heartbeat(worker="w", host="h", pid=1, tiles_done=0).encode()
+    with pytest.raises(MessageError, match="expected a task"):
+        Task.decode(beat)

@@ -1,0 +1,66 @@
+"""A real photo through the real system: API -> Kafka -> two workers -> collector -> result."""
+
+import io
+import json
+
+import pytest
+from PIL import Image, ImageFilter
+
+from jobs.models import Job, Tile
+from tests.images import DATA, photo
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def submit(api, name, operations, tile_size):
+    with open(DATA / name, "rb") as handle:
+        response = api.post(f"{api.base}/api/jobs/", files={"image": (name, handle)},
+                            data={"operations": json.dumps(operations), "tile_size": tile_size})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_until_finished(api, system, job_id):
+    def finished():
+        body = api.get(f"{api.base}/api/jobs/{job_id}/").json()
+        return body if body["status"] in ("done", "failed") else None
+
+    return wait_for(finished, f"job {job_id} to finish", system)
+
+
+def test_a_photo_is_blurred_pixel_identically_by_two_workers(api, system):
+    job = submit(api, "coffee.png", [{"op": "gaussian_blur", "radius": 4}], tile_size=128)
+    assert (job["width"], job["height"], job["tiles_total"]) == (600, 400, 20)  # partial edge tiles
+
+    body = wait_until_finished(api, system, job["id"])
+    assert body["status"] == "done", body["error"]
+    assert body["tiles_done"] == 20
+
+    response = api.get(body["result_url"])
+    assert response.status_code == 200
+    result = Image.open(io.BytesIO(response.content))
+    reference = photo("coffee.png").filter(ImageFilter.GaussianBlur(4))
+    assert (result.mode, result.size) == (reference.mode, reference.size)
+    assert result.tobytes() == reference.tobytes()
+
+    tiles = Tile.objects.filter(job_id=job["id"])
+    assert tiles.count() == 20
+    assert set(tiles.values_list("status", flat=True)) == {Tile.Status.DONE}
+    assert set(tiles.values_list("attempts", flat=True)) == {1}
+    assert len(set(tiles.values_list("worker", flat=True))) == 2
+    assert len(set(tiles.values_list("partition", flat=True))) == 4
+
+
+def test_a_grayscale_jpeg_chain_matches_the_whole_image_reference(api, system):
+    chain = [{"op": "grayscale"}, {"op": "gaussian_blur", "radius": 2.5}]
+    job = submit(api, "rocket.jpg", chain, tile_size=100)
+    body = wait_until_finished(api, system, job["id"])
+    assert body["status"] == "done", body["error"]
+
+    result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
+    reference = photo("rocket.jpg").convert("L").filter(ImageFilter.GaussianBlur(2.5))
+    assert result.mode == "L"
+    assert result.tobytes() == reference.tobytes()
+    assert Job.objects.get(pk=job["id"]).finished_at is not None
