@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 
 from django.db.models import F
@@ -44,6 +44,14 @@ def spread(job_id, index: int, partitions: int) -> int:
     return (zlib.crc32(str(job_id).encode()) + index) % partitions
 
 
+def task_messages(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> Iterator[tuple[TileSpec, bytes]]:
+    """Each tile's task message: its padded pixels, where it belongs, the chain."""
+    for spec in specs:
+        task = Task(job=str(job.id), index=spec.index, core=list(spec.core.as_tuple()),
+                    padded=list(spec.padded.as_tuple()), operations=job.operations)
+        yield spec, task.encode(encode_tile(cut_tile(image, spec)))
+
+
 def publish_tiles(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> None:
     """Send every tile (core + halo) to Kafka; fail the job if the broker won't take them."""
     producer = _producer()
@@ -56,12 +64,7 @@ def publish_tiles(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> No
 
     try:
         partitions = task_partitions(name)
-        for spec in specs:
-            task = Task(
-                job=str(job.id), index=spec.index, core=list(spec.core.as_tuple()),
-                padded=list(spec.padded.as_tuple()), operations=job.operations,
-            )
-            value = task.encode(encode_tile(cut_tile(image, spec)))
+        for spec, value in task_messages(job, image, specs):
             _produce(producer, name, value, f"{job.id}:{spec.index}",
                      spread(job.id, spec.index, partitions), delivered)
         remaining = producer.flush(60)

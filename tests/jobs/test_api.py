@@ -1,0 +1,129 @@
+"""The JSON API: authentication, submission, validation, isolation."""
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from jobs.models import Job, Tile
+from tests.images import encoded, noise, photo
+
+from .factories import make_job, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-pass")
+
+
+@pytest.fixture
+def client(alice):
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client
+
+
+def post_job(client, file, operations='[{"op": "gaussian_blur", "radius": 4}]', **extra):
+    return client.post("/api/jobs/", {"image": file, "operations": operations, **extra}, format="multipart")
+
+
+def test_a_token_is_issued_for_a_username_and_password(alice):
+    response = APIClient().post("/api/auth/token/", {"username": "alice", "password": "alice-pass"})
+    assert response.status_code == 200
+    token = response.json()["token"]
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/jobs/").status_code == 200
+
+
+def test_a_wrong_password_gets_no_token(alice):
+    assert APIClient().post("/api/auth/token/", {"username": "alice", "password": "x"}).status_code == 400
+
+
+@pytest.mark.parametrize("url", ["/api/jobs/", "/api/workers/"])
+def test_anonymous_requests_are_refused(url):
+    assert APIClient().get(url).status_code == 401
+
+
+def test_a_submission_creates_the_job_and_its_tiles(client):
+    response = post_job(client, upload(photo("coffee.png"), "coffee.png"), tile_size="256")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert (body["width"], body["height"], body["tile_size"], body["tiles_total"]) == (600, 400, 256, 6)
+    assert body["operations"] == [{"op": "gaussian_blur", "radius": 4.0}]
+    assert body["result_url"] is None
+    job = Job.objects.get(pk=body["id"])
+    assert job.halo == 15 and job.original_name == "coffee.png"
+    assert list(Tile.objects.filter(job=job).values_list("index", flat=True)) == list(range(6))
+    assert job.original.name.startswith(f"originals/{job.pk}")
+
+
+def test_the_tile_size_defaults_to_512(client):
+    assert post_job(client, upload(noise(600, 40))).json()["tile_size"] == 512
+
+
+@pytest.mark.parametrize(
+    "kwargs,status,message",
+    [
+        ({"file": upload(noise(8, 8), "x.png")}, 201, None),
+        ({"file": None}, 400, "an image file is required"),
+        ({"file": upload(noise(8, 8)), "operations": "[{"}, 400, "not valid JSON"),
+        ({"file": upload(noise(8, 8)), "operations": '[{"op": "melt"}]'}, 400, "unknown operation"),
+        ({"file": upload(noise(8, 8)), "tile_size": "5"}, 400, "tile_size must be between"),
+        ({"file": upload(noise(8, 8)), "tile_size": "big"}, 400, "whole number"),
+    ],
+)
+def test_submissions_are_validated_with_clear_errors(client, kwargs, status, message):
+    file = kwargs.pop("file")
+    response = post_job(client, file, **kwargs) if file else client.post(
+        "/api/jobs/", {"operations": '[{"op": "grayscale"}]'}, format="multipart")
+    assert response.status_code == status
+    if message:
+        assert message in response.json()["error"]
+        assert not Job.objects.exists()
+
+
+def test_a_file_that_is_not_an_image_is_unsupported_media(client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = post_job(client, SimpleUploadedFile("x.png", b"hello, not a picture"))
+    assert response.status_code == 415
+    assert not Job.objects.exists()
+
+
+def test_a_truncated_image_is_refused(client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = encoded(photo("coffee.png"))
+    response = post_job(client, SimpleUploadedFile("cut.png", data[: len(data) // 2]))
+    assert response.status_code == 400
+    assert "truncated or corrupt" in response.json()["error"]
+
+
+def test_users_see_only_their_own_jobs_and_staff_see_all(client, alice, django_user_model):
+    bob = django_user_model.objects.create_user("bob")
+    mine, theirs = make_job(alice, noise(20, 20)), make_job(bob, noise(20, 20))
+    assert [j["id"] for j in client.get("/api/jobs/").json()["results"]] == [str(mine.pk)]
+    assert client.get(f"/api/jobs/{theirs.pk}/").status_code == 404
+    assert client.get(f"/api/jobs/{theirs.pk}/result/").status_code == 404
+
+    staff = APIClient()
+    staff.force_authenticate(django_user_model.objects.create_user("root", is_staff=True))
+    assert {j["id"] for j in staff.get("/api/jobs/").json()["results"]} == {str(mine.pk), str(theirs.pk)}
+
+
+def test_the_result_of_an_unfinished_job_is_a_conflict(client, alice):
+    job = make_job(alice, noise(20, 20))
+    response = client.get(f"/api/jobs/{job.pk}/result/")
+    assert response.status_code == 409
+    assert "queued" in response.json()["error"]
+
+
+def test_job_detail_has_the_documented_fields(client, alice):
+    job = make_job(alice, noise(20, 20), operations=[{"op": "grayscale"}])
+    body = client.get(f"/api/jobs/{job.pk}/").json()
+    assert {"id", "status", "operations", "tile_size", "width", "height", "tiles_total", "tiles_done",
+            "created_at", "started_at", "finished_at", "error", "result_url"} <= set(body)
+    assert json.dumps(body["operations"]) == '[{"op": "grayscale"}]'

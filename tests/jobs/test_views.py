@@ -1,0 +1,56 @@
+"""The server-rendered pages: login required, owner-scoped, form submission."""
+
+import pytest
+
+from jobs.models import Job
+from tests.images import noise
+
+from .factories import make_job, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("url", ["/", "/jobs/new/", "/workers/"])
+def test_pages_redirect_anonymous_users_to_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_the_login_page_is_public(client):
+    assert client.get("/accounts/login/").status_code == 200
+
+
+def test_history_lists_only_the_users_jobs(client, django_user_model):
+    alice, bob = (django_user_model.objects.create_user(n) for n in ("alice", "bob"))
+    make_job(alice, noise(10, 10)), make_job(bob, noise(10, 10))
+    Job.objects.filter(owner=bob).update(original_name="bobs-secret.png")
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert "photo.png" in page and "bobs-secret.png" not in page
+
+
+def test_another_users_job_page_is_not_found(client, django_user_model):
+    alice, bob = (django_user_model.objects.create_user(n) for n in ("alice", "bob"))
+    job = make_job(bob, noise(10, 10))
+    client.force_login(alice)
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    client.force_login(bob)
+    assert client.get(f"/jobs/{job.pk}/").status_code == 200
+
+
+def test_the_form_creates_a_job_and_redirects_to_it(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("alice"))
+    response = client.post("/jobs/new/", {"image": upload(noise(64, 64)), "tile_size": 32,
+                                          "operations": '[{"op": "grayscale"}]'})
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
+    assert job.tiles_total == 4
+
+
+def test_the_form_shows_upload_errors(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("alice"))
+    response = client.post("/jobs/new/", {"image": upload(noise(30, 30)), "operations": '[{"op": "x"}]'})
+    assert response.status_code == 400
+    assert "unknown operation" in response.content.decode()
+    assert not Job.objects.exists()
