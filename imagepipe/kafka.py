@@ -19,8 +19,15 @@ TASKS, RESULTS, HEARTBEATS, TASKS_DLQ = "tasks", "results", "heartbeats", "tasks
 WORKER_GROUP, COLLECTOR_GROUP = "workers", "collector"
 
 # Passed through untouched so TLS/SASL need no code: KAFKA_SECURITY_PROTOCOL=SASL_SSL etc.
-_PASSTHROUGH = ("security.protocol", "sasl.mechanism", "sasl.username", "sasl.password",
-                "ssl.ca.location", "ssl.certificate.location", "ssl.key.location")
+_PASSTHROUGH = (
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.username",
+    "sasl.password",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+)
 
 
 def topic(name: str) -> str:
@@ -68,6 +75,9 @@ def consumer(group_id: str, **overrides) -> Consumer:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
+            # A member that dies is noticed in 10 s, and its partitions move on.
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 2000,
             "fetch.max.bytes": max(52428800, settings.KAFKA_MAX_MESSAGE_BYTES * 2),
             "max.partition.fetch.bytes": settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024,
             **overrides,

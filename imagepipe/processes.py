@@ -36,14 +36,26 @@ class System:
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
-        process = subprocess.Popen(argv, cwd=BASE_DIR, env=self.env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.processes[name] = process
         return process
 
     def start_web(self) -> None:
-        self.spawn("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
-                           str(self.port), "imagepipe.asgi:application"])
+        self.spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "imagepipe.asgi:application",
+            ],
+        )
         wait_for_port(self.port, process=self.processes["web"])
 
     def start_collector(self) -> None:
@@ -86,10 +98,10 @@ def wait_for_port(port: int, timeout: float = 30, process: subprocess.Popen | No
     raise TimeoutError(f"nothing listening on port {port} after {timeout} s")
 
 
-def start_system(env: dict[str, str] | None = None, workers: int = 2, port: int = 8000,
-                 log_dir: Path | None = None) -> System:
-    system = System(env={**os.environ, **(env or {})}, port=port,
-                    log_dir=log_dir or BASE_DIR / "var" / "log")
+def start_system(
+    env: dict[str, str] | None = None, workers: int = 2, port: int = 8000, log_dir: Path | None = None
+) -> System:
+    system = System(env={**os.environ, **(env or {})}, port=port, log_dir=log_dir or BASE_DIR / "var" / "log")
     try:
         system.start_web()
         system.start_collector()

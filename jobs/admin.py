@@ -16,7 +16,16 @@ class TileInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["original_name", "owner", "status", "width", "height", "tiles_done", "tiles_total", "created_at"]
+    list_display = [
+        "original_name",
+        "owner",
+        "status",
+        "width",
+        "height",
+        "tiles_done",
+        "tiles_total",
+        "created_at",
+    ]
     list_filter = ["status", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["original_name", "owner__username", "id"]

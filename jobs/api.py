@@ -19,8 +19,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def create(self, request):
         try:
-            job = submit_job(request.user, request.FILES.get("image"),
-                             request.data.get("operations"), request.data.get("tile_size"))
+            job = submit_job(
+                request.user,
+                request.FILES.get("image"),
+                request.data.get("operations"),
+                request.data.get("tile_size"),
+            )
         except UploadError as exc:
             return Response({"error": str(exc)}, status=exc.status)
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
@@ -29,8 +33,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def result(self, request, pk=None):
         job = self.get_object()
         if job.status != Job.Status.DONE or not job.result:
-            return Response({"error": f"the job is {job.status}; no result yet"},
-                            status=status.HTTP_409_CONFLICT)
+            return Response(
+                {"error": f"the job is {job.status}; no result yet"}, status=status.HTTP_409_CONFLICT
+            )
         return download(job.result, f"{job.pk}.png")
 
 

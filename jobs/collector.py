@@ -36,8 +36,12 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
     result, pixels = Result.decode(value)
     job = Job.objects.filter(pk=result.job).first()
     if job is None or job.status in Job.TERMINAL:
-        logger.info("ignoring result for tile %s of %s job %s", result.index,
-                    job.status if job else "unknown", result.job)
+        logger.info(
+            "ignoring result for tile %s of %s job %s",
+            result.index,
+            job.status if job else "unknown",
+            result.job,
+        )
         return
     if result.error:
         if job.fail(f"tile {result.index} failed on {result.worker}: {result.error}"):
@@ -50,9 +54,13 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
     name = _store_tile(tile, pixels)
     with transaction.atomic():
         claimed = Tile.objects.filter(pk=tile.pk, status=Tile.Status.PENDING).update(
-            status=Tile.Status.DONE, worker=result.worker, partition=result.task_partition,
-            offset=result.task_offset, duration_ms=result.duration_ms,
-            finished_at=timezone.now(), result=name,
+            status=Tile.Status.DONE,
+            worker=result.worker,
+            partition=result.task_partition,
+            offset=result.task_offset,
+            duration_ms=result.duration_ms,
+            finished_at=timezone.now(),
+            result=name,
         )
         if claimed:
             job.record_tile_done()
@@ -97,8 +105,9 @@ def assemble_job(job: Job) -> None:
 
 def _store_result(job: Job) -> str:
     tiles = job.tiles.only("x", "y", "width", "height", "result").order_by("index")
-    image = assemble((job.width, job.height), job.output_mode,
-                     ((tile.core, _read_tile(tile)) for tile in tiles))
+    image = assemble(
+        (job.width, job.height), job.output_mode, ((tile.core, _read_tile(tile)) for tile in tiles)
+    )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=settings.RESULT_PNG_COMPRESS_LEVEL)
     name = f"results/{job.pk}.png"
@@ -135,16 +144,21 @@ def handle(message: Message) -> None:
         elif name == kafka.topic(kafka.HEARTBEATS):
             record_heartbeat(message.value())
     except (MessageError, CodecError) as exc:
-        logger.warning("skipping malformed message %s[%s]@%s: %s",
-                       name, message.partition(), message.offset(), exc)
+        logger.warning(
+            "skipping malformed message %s[%s]@%s: %s", name, message.partition(), message.offset(), exc
+        )
 
 
 def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
     consumer = kafka.consumer(kafka.COLLECTOR_GROUP)
     topics = [kafka.topic(kafka.RESULTS), kafka.topic(kafka.HEARTBEATS)]
     consumer.subscribe(topics)
-    logger.info("collector consuming %s from %s as group %s", ", ".join(topics),
-                settings.KAFKA_BOOTSTRAP_SERVERS, kafka.group(kafka.COLLECTOR_GROUP))
+    logger.info(
+        "collector consuming %s from %s as group %s",
+        ", ".join(topics),
+        settings.KAFKA_BOOTSTRAP_SERVERS,
+        kafka.group(kafka.COLLECTOR_GROUP),
+    )
     resume_assemblies()
     try:
         while not should_stop():

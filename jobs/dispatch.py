@@ -44,11 +44,18 @@ def spread(job_id, index: int, partitions: int) -> int:
     return (zlib.crc32(str(job_id).encode()) + index) % partitions
 
 
-def task_messages(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> Iterator[tuple[TileSpec, bytes]]:
+def task_messages(
+    job: Job, image: Image.Image, specs: Sequence[TileSpec]
+) -> Iterator[tuple[TileSpec, bytes]]:
     """Each tile's task message: its padded pixels, where it belongs, the chain."""
     for spec in specs:
-        task = Task(job=str(job.id), index=spec.index, core=list(spec.core.as_tuple()),
-                    padded=list(spec.padded.as_tuple()), operations=job.operations)
+        task = Task(
+            job=str(job.id),
+            index=spec.index,
+            core=list(spec.core.as_tuple()),
+            padded=list(spec.padded.as_tuple()),
+            operations=job.operations,
+        )
         yield spec, task.encode(encode_tile(cut_tile(image, spec)))
 
 
@@ -65,8 +72,14 @@ def publish_tiles(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> No
     try:
         partitions = task_partitions(name)
         for spec, value in task_messages(job, image, specs):
-            _produce(producer, name, value, f"{job.id}:{spec.index}",
-                     spread(job.id, spec.index, partitions), delivered)
+            _produce(
+                producer,
+                name,
+                value,
+                f"{job.id}:{spec.index}",
+                spread(job.id, spec.index, partitions),
+                delivered,
+            )
         remaining = producer.flush(60)
     except Exception as exc:  # the broker, not the user: record it on the job
         logger.exception("publishing job %s failed", job.id)

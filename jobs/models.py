@@ -143,8 +143,16 @@ class Tile(models.Model):
     @classmethod
     def from_spec(cls, job: Job, spec: TileSpec) -> Tile:
         core = spec.core
-        return cls(job=job, index=spec.index, col=spec.col, row=spec.row,
-                   x=core.left, y=core.top, width=core.width, height=core.height)
+        return cls(
+            job=job,
+            index=spec.index,
+            col=spec.col,
+            row=spec.row,
+            x=core.left,
+            y=core.top,
+            width=core.width,
+            height=core.height,
+        )
 
     @property
     def core(self) -> Box:
@@ -153,7 +161,13 @@ class Tile(models.Model):
     def event(self) -> dict:
         """The websocket message announcing this finished tile."""
         return {
-            "type": "tile", "index": self.index, "x": self.x, "y": self.y,
-            "width": self.width, "height": self.height, "worker": self.worker,
-            "tiles_done": self.job.tiles_done, "tiles_total": self.job.tiles_total,
+            "type": "tile",
+            "index": self.index,
+            "x": self.x,
+            "y": self.y,
+            "width": self.width,
+            "height": self.height,
+            "worker": self.worker,
+            "tiles_done": self.job.tiles_done,
+            "tiles_total": self.job.tiles_total,
         }

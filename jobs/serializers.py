@@ -10,8 +10,19 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "status", "original_name", "operations", "tile_size", "width", "height",
-            "tiles_total", "tiles_done", "created_at", "started_at", "finished_at", "error",
+            "id",
+            "status",
+            "original_name",
+            "operations",
+            "tile_size",
+            "width",
+            "height",
+            "tiles_total",
+            "tiles_done",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
             "result_url",
         ]
         read_only_fields = fields

@@ -24,10 +24,16 @@ def submit_job(owner, upload, operations, tile_size=None) -> Job:
     specs = tile_grid(image.width, image.height, size, halo)
 
     job = Job(
-        owner=owner, original_name=clean_filename(upload.name),
-        operations=[step.to_dict() for step in steps], tile_size=size, halo=halo,
-        width=image.width, height=image.height, mode=image.mode,
-        output_mode=chain_output_mode(image.mode, steps), tiles_total=len(specs),
+        owner=owner,
+        original_name=clean_filename(upload.name),
+        operations=[step.to_dict() for step in steps],
+        tile_size=size,
+        halo=halo,
+        width=image.width,
+        height=image.height,
+        mode=image.mode,
+        output_mode=chain_output_mode(image.mode, steps),
+        tiles_total=len(specs),
     )
     upload.seek(0)
     job.original.save(f"{job.id}{extension}", ContentFile(upload.read()), save=False)
@@ -36,4 +42,3 @@ def submit_job(owner, upload, operations, tile_size=None) -> Job:
         Tile.objects.bulk_create(Tile.from_spec(job, spec) for spec in specs)
         transaction.on_commit(partial(publish_tiles, job, image, specs))
     return job
-

@@ -44,9 +44,7 @@ def parse_tile_size(raw: Any) -> int:
     except (TypeError, ValueError):
         raise UploadError("tile_size must be a whole number") from None
     if not settings.TILE_SIZE_MIN <= size <= settings.TILE_SIZE_MAX:
-        raise UploadError(
-            f"tile_size must be between {settings.TILE_SIZE_MIN} and {settings.TILE_SIZE_MAX}"
-        )
+        raise UploadError(f"tile_size must be between {settings.TILE_SIZE_MIN} and {settings.TILE_SIZE_MAX}")
     return size
 
 
@@ -66,9 +64,7 @@ def open_image(upload) -> tuple[Image.Image, str]:
     width, height = image.size
     # Checked from the header, before a single pixel is decoded (decompression bombs).
     if width * height > settings.MAX_IMAGE_PIXELS:
-        raise UploadError(
-            f"the image has {width * height} pixels; the limit is {settings.MAX_IMAGE_PIXELS}"
-        )
+        raise UploadError(f"the image has {width * height} pixels; the limit is {settings.MAX_IMAGE_PIXELS}")
     if getattr(image, "n_frames", 1) > 1:
         raise UploadError("animated or multi-frame images are not supported")
     if image.mode not in ACCEPTED_MODES:

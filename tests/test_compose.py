@@ -116,7 +116,8 @@ def test_the_broker_accepts_the_largest_tile_message(compose, settings):
 def test_every_example_variable_is_read_by_the_code():
     sources = project_sources()
     unread = [
-        name for name in env_example()
+        name
+        for name in env_example()
         if name not in passthrough_names() and not re.search(rf"\b{name}\b", sources)
     ]
     assert unread == []
@@ -141,8 +142,15 @@ def test_the_example_values_are_the_defaults():
     clean["DJANGO_SETTINGS_MODULE"] = "imagepipe.settings"
 
     def settings_under(env: dict) -> dict:
-        out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, check=True,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     defaults = settings_under(clean)

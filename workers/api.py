@@ -8,8 +8,17 @@ class WorkerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Worker
-        fields = ["id", "host", "pid", "status", "first_seen", "last_seen", "tiles_done",
-                  "current_job", "partitions"]
+        fields = [
+            "id",
+            "host",
+            "pid",
+            "status",
+            "first_seen",
+            "last_seen",
+            "tiles_done",
+            "current_job",
+            "partitions",
+        ]
 
 
 class WorkerViewSet(viewsets.ReadOnlyModelViewSet):

@@ -43,9 +43,13 @@ class Worker(models.Model):
         worker, _ = cls.objects.update_or_create(
             id=beat.worker,
             defaults={
-                "host": beat.host, "pid": beat.pid, "tiles_done": beat.tiles_done,
-                "current_job": beat.current_job, "partitions": beat.partitions,
-                "stopped": beat.stopping, "last_seen": seen_at or timezone.now(),
+                "host": beat.host,
+                "pid": beat.pid,
+                "tiles_done": beat.tiles_done,
+                "current_job": beat.current_job,
+                "partitions": beat.partitions,
+                "stopped": beat.stopping,
+                "last_seen": seen_at or timezone.now(),
             },
         )
         return worker

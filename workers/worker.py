@@ -45,9 +45,13 @@ def process_task(value: bytes, worker: str, partition: int, offset: int) -> tupl
     except (ChainError, CodecError, ValueError, OSError) as exc:
         payload, error = b"", f"{type(exc).__name__}: {exc}"
     result = Result(
-        job=task.job, index=task.index, worker=worker,
+        job=task.job,
+        index=task.index,
+        worker=worker,
         duration_ms=round((time.perf_counter() - started) * 1000),
-        task_partition=partition, task_offset=offset, error=error,
+        task_partition=partition,
+        task_offset=offset,
+        error=error,
     )
     return task.job, result.encode(payload)
 
@@ -85,15 +89,22 @@ class TileWorker:
     def publish(self, topic: str, key: str, value: bytes) -> None:
         """Produce and wait for the broker's acknowledgement; raise if it never comes."""
         failures: list = []
-        self.producer.produce(topic, value, key=key,
-                              on_delivery=lambda err, msg: err and failures.append(err))
+        self.producer.produce(
+            topic, value, key=key, on_delivery=lambda err, msg: err and failures.append(err)
+        )
         if self.producer.flush(60) or failures:
             raise KafkaException(failures[0] if failures else "result not delivered in 60 s")
 
     def heartbeat(self, stopping: bool = False) -> None:
-        beat = Heartbeat(worker=self.id, host=self.host, pid=os.getpid(),
-                         tiles_done=self.tiles_done, current_job=self.current_job,
-                         partitions=sorted(self.partitions), stopping=stopping)
+        beat = Heartbeat(
+            worker=self.id,
+            host=self.host,
+            pid=os.getpid(),
+            tiles_done=self.tiles_done,
+            current_job=self.current_job,
+            partitions=sorted(self.partitions),
+            stopping=stopping,
+        )
         self.producer.produce(kafka.topic(kafka.HEARTBEATS), beat.encode(), key=self.id)
         self.producer.poll(0)
         self.last_beat = time.monotonic()
@@ -101,8 +112,13 @@ class TileWorker:
     def run(self, should_stop: Callable[[], bool]) -> None:
         name = kafka.topic(kafka.TASKS)
         self.consumer.subscribe([name], on_assign=self._assigned, on_revoke=self._revoked)
-        logger.info("worker %s consuming %s from %s as group %s", self.id, name,
-                    settings.KAFKA_BOOTSTRAP_SERVERS, kafka.group(kafka.WORKER_GROUP))
+        logger.info(
+            "worker %s consuming %s from %s as group %s",
+            self.id,
+            name,
+            settings.KAFKA_BOOTSTRAP_SERVERS,
+            kafka.group(kafka.WORKER_GROUP),
+        )
         interval = settings.WORKER_HEARTBEAT_SECONDS
         try:
             while not should_stop():

@@ -28,9 +28,7 @@ def process_tile(padded: Image.Image, steps: Sequence[Step], core_in_padded: Box
     return result.crop(core_in_padded.as_tuple())
 
 
-def assemble(
-    size: tuple[int, int], mode: str, tiles: Iterable[tuple[Box, Image.Image]]
-) -> Image.Image:
+def assemble(size: tuple[int, int], mode: str, tiles: Iterable[tuple[Box, Image.Image]]) -> Image.Image:
     """Paste processed tile cores into a new image of ``size`` and ``mode``."""
     canvas = Image.new(mode, size)
     for core, tile in tiles:

@@ -4,8 +4,7 @@ from imagepipe.core.messages import Heartbeat, MessageError, Result, Task, pack
 
 
 def test_a_task_round_trips_with_its_binary_payload():
-    task = Task(job="j1", index=3, core=[0, 0, 5, 5], padded=[0, 0, 9, 9],
-                operations=[{"op": "grayscale"}])
+    task = Task(job="j1", index=3, core=[0, 0, 5, 5], padded=[0, 0, 9, 9], operations=[{"op": "grayscale"}])
     decoded, payload = Task.decode(task.encode(b"\x00\xffpixels"))
     assert decoded == task
     assert payload == b"\x00\xffpixels"
@@ -20,8 +19,16 @@ def test_a_result_and_a_heartbeat_round_trip():
 
 @pytest.mark.parametrize(
     "value",
-    [None, b"", b"hello world", b"IPM\x02\x00\x00\x00\x02{}", b"IPM\x01\x00\x00\x00\x05[1,2]",
-     b"IPM\x01\x00\x00\x00\x03{x}", pack({"kind": "task", "job": "j"}), pack({"kind": "result"})],
+    [
+        None,
+        b"",
+        b"hello world",
+        b"IPM\x02\x00\x00\x00\x02{}",
+        b"IPM\x01\x00\x00\x00\x05[1,2]",
+        b"IPM\x01\x00\x00\x00\x03{x}",
+        pack({"kind": "task", "job": "j"}),
+        pack({"kind": "result"}),
+    ],
 )
 def test_malformed_messages_raise_message_error(value):
     with pytest.raises(MessageError):

@@ -17,8 +17,9 @@ def test_it_parses_a_chain_with_defaults_filled_in():
 
 
 def test_the_chain_halo_is_the_sum_of_its_steps():
-    steps = parse_chain([{"op": "gaussian_blur", "radius": 4}, {"op": "grayscale"},
-                         {"op": "gaussian_blur", "radius": 1.5}])
+    steps = parse_chain(
+        [{"op": "gaussian_blur", "radius": 4}, {"op": "grayscale"}, {"op": "gaussian_blur", "radius": 1.5}]
+    )
     assert chain_halo(steps) == 3 * (4 + 1) + 3 * (math.ceil(1.5) + 1)
 
 

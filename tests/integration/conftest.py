@@ -45,8 +45,13 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         "LOG_LEVEL": "INFO",
     }
     log_dir = BASE_DIR / "var" / "log" / "tests"
-    subprocess.run([sys.executable, "manage.py", "kafka_topics"], cwd=BASE_DIR, check=True,
-                   env={**os.environ, **env}, capture_output=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "kafka_topics"],
+        cwd=BASE_DIR,
+        check=True,
+        env={**os.environ, **env},
+        capture_output=True,
+    )
     running = start_system(env, workers=2, port=free_port(), log_dir=log_dir)
     try:
         with django_db_blocker.unblock():
@@ -78,8 +83,9 @@ def api(system, transactional_db, django_user_model):
     """A requests session authenticated with a fresh user's API token."""
     django_user_model.objects.create_user("alice", password="alice-pass")
     session = requests.Session()
-    token = session.post(f"{system.url}/api/auth/token/",
-                         data={"username": "alice", "password": "alice-pass"}).json()["token"]
+    token = session.post(
+        f"{system.url}/api/auth/token/", data={"username": "alice", "password": "alice-pass"}
+    ).json()["token"]
     session.headers["Authorization"] = f"Token {token}"
     session.base = system.url
     return session

@@ -16,8 +16,11 @@ pytestmark = pytest.mark.integration
 
 def submit(api, name, operations, tile_size):
     with open(DATA / name, "rb") as handle:
-        response = api.post(f"{api.base}/api/jobs/", files={"image": (name, handle)},
-                            data={"operations": json.dumps(operations), "tile_size": tile_size})
+        response = api.post(
+            f"{api.base}/api/jobs/",
+            files={"image": (name, handle)},
+            data={"operations": json.dumps(operations), "tile_size": tile_size},
+        )
     assert response.status_code == 201, response.text
     return response.json()
 

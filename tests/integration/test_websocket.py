@@ -34,9 +34,14 @@ def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, d
     # collector stops, the job runs, the collector comes back and catches up.
     system.stop("collector")
     with open(DATA / "camera.png", "rb") as handle:
-        job = api.post(f"{api.base}/api/jobs/", files={"image": handle}, data={
-            "operations": json.dumps([{"op": "gaussian_blur", "radius": 1}]), "tile_size": 200,
-        }).json()
+        job = api.post(
+            f"{api.base}/api/jobs/",
+            files={"image": handle},
+            data={
+                "operations": json.dumps([{"op": "gaussian_blur", "radius": 1}]),
+                "tile_size": 200,
+            },
+        ).json()
     assert job["tiles_total"] == 9
 
     for cookie in (session_cookie(stranger), ""):
@@ -57,5 +62,8 @@ def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, d
     assert {"x", "y", "width", "height"} <= set(tiles[0])
     statuses = [e["status"] for e in events if e["type"] == "status"]
     assert statuses == ["running", "assembling", "done"]
-    wait_for(lambda: api.get(f"{api.base}/api/jobs/{job['id']}/").json()["status"] == "done",
-             "the API to agree", system)
+    wait_for(
+        lambda: api.get(f"{api.base}/api/jobs/{job['id']}/").json()["status"] == "done",
+        "the API to agree",
+        system,
+    )

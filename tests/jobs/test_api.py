@@ -77,8 +77,11 @@ def test_the_tile_size_defaults_to_512(client):
 )
 def test_submissions_are_validated_with_clear_errors(client, kwargs, status, message):
     file = kwargs.pop("file")
-    response = post_job(client, file, **kwargs) if file else client.post(
-        "/api/jobs/", {"operations": '[{"op": "grayscale"}]'}, format="multipart")
+    response = (
+        post_job(client, file, **kwargs)
+        if file
+        else client.post("/api/jobs/", {"operations": '[{"op": "grayscale"}]'}, format="multipart")
+    )
     assert response.status_code == status
     if message:
         assert message in response.json()["error"]
@@ -124,6 +127,19 @@ def test_the_result_of_an_unfinished_job_is_a_conflict(client, alice):
 def test_job_detail_has_the_documented_fields(client, alice):
     job = make_job(alice, noise(20, 20), operations=[{"op": "grayscale"}])
     body = client.get(f"/api/jobs/{job.pk}/").json()
-    assert {"id", "status", "operations", "tile_size", "width", "height", "tiles_total", "tiles_done",
-            "created_at", "started_at", "finished_at", "error", "result_url"} <= set(body)
+    assert {
+        "id",
+        "status",
+        "operations",
+        "tile_size",
+        "width",
+        "height",
+        "tiles_total",
+        "tiles_done",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "result_url",
+    } <= set(body)
     assert json.dumps(body["operations"]) == '[{"op": "grayscale"}]'

@@ -23,8 +23,10 @@ def results_for(job, image):
     from imagepipe.core.tiling import tile_grid
 
     specs = tile_grid(job.width, job.height, job.tile_size, job.halo)
-    return [process_task(value, f"w{spec.index % 2}", spec.index % 4, spec.index)[1]
-            for spec, value in task_messages(job, image, specs)]
+    return [
+        process_task(value, f"w{spec.index % 2}", spec.index % 4, spec.index)[1]
+        for spec, value in task_messages(job, image, specs)
+    ]
 
 
 @pytest.fixture
@@ -56,16 +58,33 @@ def test_it_ignores_a_duplicate_result(job):
 
 
 def test_an_error_result_fails_the_job_with_the_reason(job):
-    record_result(Result(job=str(job.pk), index=2, worker="w9", duration_ms=1,
-                         task_partition=0, task_offset=0, error="ValueError: boom").encode())
+    record_result(
+        Result(
+            job=str(job.pk),
+            index=2,
+            worker="w9",
+            duration_ms=1,
+            task_partition=0,
+            task_offset=0,
+            error="ValueError: boom",
+        ).encode()
+    )
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error == "tile 2 failed on w9: ValueError: boom"
 
 
 def test_a_result_for_an_unknown_job_changes_nothing(job):
-    record_result(Result(job="00000000-0000-0000-0000-000000000000", index=0, worker="w",
-                         duration_ms=1, task_partition=0, task_offset=0).encode(b""))
+    record_result(
+        Result(
+            job="00000000-0000-0000-0000-000000000000",
+            index=0,
+            worker="w",
+            duration_ms=1,
+            task_partition=0,
+            task_offset=0,
+        ).encode(b"")
+    )
     assert Tile.objects.filter(status=Tile.Status.DONE).count() == 0
 
 

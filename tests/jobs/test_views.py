@@ -41,8 +41,9 @@ def test_another_users_job_page_is_not_found(client, django_user_model):
 
 def test_the_form_creates_a_job_and_redirects_to_it(client, django_user_model):
     client.force_login(django_user_model.objects.create_user("alice"))
-    response = client.post("/jobs/new/", {"image": upload(noise(64, 64)), "tile_size": 32,
-                                          "operations": '[{"op": "grayscale"}]'})
+    response = client.post(
+        "/jobs/new/", {"image": upload(noise(64, 64)), "tile_size": 32, "operations": '[{"op": "grayscale"}]'}
+    )
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
     assert job.tiles_total == 4

@@ -16,4 +16,6 @@ class Command(BaseCommand):
         if staff:
             user.is_staff = user.is_superuser = True
         user.save()
-        self.stdout.write(f"{'created' if created else 'updated'} user {username!r} with password {password!r}")
+        self.stdout.write(
+            f"{'created' if created else 'updated'} user {username!r} with password {password!r}"
+        )

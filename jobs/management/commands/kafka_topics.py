@@ -13,8 +13,14 @@ class Command(BaseCommand):
         specs = kafka.topic_specs()
         existing = admin.list_topics(timeout=15).topics
         wanted = [
-            NewTopic(name, num_partitions=spec["partitions"], replication_factor=settings.KAFKA_REPLICATION_FACTOR, config=spec["config"])
-            for name, spec in specs.items() if name not in existing
+            NewTopic(
+                name,
+                num_partitions=spec["partitions"],
+                replication_factor=settings.KAFKA_REPLICATION_FACTOR,
+                config=spec["config"],
+            )
+            for name, spec in specs.items()
+            if name not in existing
         ]
         for name, future in (admin.create_topics(wanted) if wanted else {}).items():
             try:
