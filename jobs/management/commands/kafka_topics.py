@@ -1,4 +1,4 @@
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -6,13 +6,13 @@ from imagepipe import kafka
 
 
 class Command(BaseCommand):
-    help = "Create ImagePipe's Kafka topics (idempotent) with their explicit config."
+    help = "Create ImagePipe's Kafka topics, or bring existing ones up to their partitions and config."
 
     def handle(self, *args, **options):
         admin = kafka.admin()
         specs = kafka.topic_specs()
-        existing = admin.list_topics(timeout=15).topics
-        wanted = [
+        existing = {name: len(t.partitions) for name, t in admin.list_topics(timeout=15).topics.items()}
+        created = [
             NewTopic(
                 name,
                 num_partitions=spec["partitions"],
@@ -22,13 +22,37 @@ class Command(BaseCommand):
             for name, spec in specs.items()
             if name not in existing
         ]
-        for name, future in (admin.create_topics(wanted) if wanted else {}).items():
-            try:
-                future.result()
-            except Exception as exc:
-                raise CommandError(f"could not create topic {name}: {exc}") from exc
+        grown = [
+            NewPartitions(name, spec["partitions"])
+            for name, spec in specs.items()
+            if 0 < existing.get(name, 0) < spec["partitions"]
+        ]
+        configured = [
+            ConfigResource(
+                ConfigResource.Type.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                    for key, value in spec["config"].items()
+                ],
+            )
+            for name, spec in specs.items()
+            if name in existing
+        ]
+        wait(created and admin.create_topics(created), "create")
+        wait(grown and admin.create_partitions(grown), "add partitions to")
+        wait(configured and admin.incremental_alter_configs(configured), "configure")
         for name, spec in specs.items():
-            state = "created" if name in {t.topic for t in wanted} else "exists"
-            partitions = len(existing[name].partitions) if name in existing else spec["partitions"]
+            state = "exists" if name in existing else "created"
+            partitions = max(existing.get(name, 0), spec["partitions"])
             self.stdout.write(f"{name}: {state}, {partitions} partitions, {spec['config']}")
         self.stdout.write(f"broker: {settings.KAFKA_BOOTSTRAP_SERVERS}")
+
+
+def wait(futures, verb: str) -> None:
+    for target, future in (futures or {}).items():
+        try:
+            future.result()
+        except Exception as exc:
+            name = getattr(target, "name", target)
+            raise CommandError(f"could not {verb} topic {name}: {exc}") from exc
