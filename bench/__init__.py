@@ -1,0 +1,1 @@
+"""Benchmarks for ImagePipe (see bench/README.md)."""

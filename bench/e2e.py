@@ -1,0 +1,199 @@
+"""One job end to end through the real system, against one Pillow process.
+
+Starts web + collector + workers on private topics, uploads a 6000 x 4000
+photo-like PNG through the API, polls until the result is stored, checks it
+pixel for pixel against a single process running the same chain on the whole
+image, and prints the timings.  Run: ``.venv/bin/python -m bench.e2e``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import django
+import requests
+from PIL import Image
+
+from bench.photo import photo_like
+from imagepipe.processes import BASE_DIR, MANAGE, System, start_system
+
+# The single-process baseline: the catalogue's whole-image Pillow call (for
+# gaussian_blur: image.filter(GaussianBlur(r))), timed from open to saved PNG.
+SINGLE = """import json, sys, time
+started = time.perf_counter()
+from PIL import Image
+from imagepipe.core.operations import apply_chain, parse_chain
+image = Image.open(sys.argv[1]); image.load()
+apply_chain(image, parse_chain(json.loads(sys.argv[2]))).save(sys.argv[3], compress_level=1)
+print(time.perf_counter() - started)"""
+JOB_TIMEOUT, LOG_DIR = 600.0, BASE_DIR / "var" / "log" / "bench"
+TIMELINE = ["job row created", "first tile stored", "all tiles published", "last tile stored",
+            "result stored", "poller saw done"]
+
+
+def run_single(original: Path, operations: list[dict], out: Path) -> float:
+    done = subprocess.run([sys.executable, "-c", SINGLE, str(original), json.dumps(operations),
+                           str(out)], cwd=BASE_DIR, check=True, capture_output=True, text=True)
+    return float(done.stdout)
+
+
+def wait_for_workers(system: System, api: requests.Session, count: int, timeout: float = 90) -> None:
+    """Until our own workers (by pid) are online and split the task partitions between them."""
+    pids = {p.pid for name, p in system.processes.items() if "-worker-" in name}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        system.check_alive()
+        rows = api.get(f"{system.url}/api/workers/", timeout=10).json()["results"]
+        ours = [w for w in rows if w["pid"] in pids and w["status"] == "online" and w["partitions"]]
+        owned = [p for w in ours for p in w["partitions"]]
+        if len(ours) == count and len(owned) == len(set(owned)):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{count} workers not ready after {timeout} s; logs in {system.log_dir}")
+
+
+def run_job(system: System, api: requests.Session, png: bytes, fields: dict,
+            timeout: float) -> tuple[dict, bytes, list[float]]:
+    """Upload, poll until done: (job, result PNG, [upload->accepted, accepted->stored, *TIMELINE])."""
+    from django.db.models import Max
+
+    from jobs.models import Job
+    posted, started = time.time(), time.perf_counter()
+    response = api.post(f"{system.url}/api/jobs/", files={"image": ("bench.png", png, "image/png")},
+                        data=fields, timeout=timeout)
+    accepted = time.perf_counter()
+    response.raise_for_status()
+    job = response.json()
+    while job["status"] not in ("done", "failed", "cancelled"):
+        if time.perf_counter() > accepted + timeout:
+            raise TimeoutError(f"job {job['id']} stuck at {job['status']} ({job['tiles_done']}/"
+                               f"{job['tiles_total']} tiles); logs in {system.log_dir}")
+        system.check_alive()
+        time.sleep(0.1)
+        job = api.get(f"{system.url}/api/jobs/{job['id']}/", timeout=10).json()
+    stored = time.perf_counter()
+    if job["status"] != "done":
+        raise RuntimeError(f"job {job['id']} {job['status']}: {job['error']}")
+    result = api.get(f"{system.url}/api/jobs/{job['id']}/result/", timeout=60)
+    result.raise_for_status()
+    # The TIMELINE, in seconds after the upload started: the server's clock is ours.
+    row = Job.objects.get(pk=job["id"])
+    last = row.tiles.aggregate(last=Max("finished_at"))["last"]
+    marks = [m.timestamp() - posted
+             for m in (row.created_at, row.started_at, row.dispatched_at, last, row.finished_at)]
+    return job, result.content, [accepted - started, stored - accepted, *marks, stored - started]
+
+
+def cleanup(system: System, job_ids: list[str]) -> None:
+    """Stop our processes, drop the bench topics and groups, delete the given jobs and files."""
+    from django.core.files.storage import default_storage
+
+    from imagepipe import kafka
+    from jobs.models import Job
+    system.stop_all()
+    admin = kafka.admin()
+    groups = [kafka.group(kafka.WORKER_GROUP), kafka.group(kafka.COLLECTOR_GROUP)]
+    for future in [*admin.delete_topics(list(kafka.topic_specs())).values(),
+                   *admin.delete_consumer_groups(groups).values()]:
+        if future.exception():
+            print(f"cleanup: {future.exception()}")
+    for job in Job.objects.filter(pk__in=job_ids):  # ~170 MB of files per 24 MP job
+        for field in [job.original, job.result, *(tile.result for tile in job.tiles.all())]:
+            if field:
+                field.delete(save=False)
+        with contextlib.suppress(OSError, NotImplementedError):  # the empty tiles/<job>/ folder
+            os.rmdir(default_storage.path(f"tiles/{job.pk}"))
+        job.delete()
+
+
+def table(header: list[str], values: list[float]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---:|" * len(header),
+                      "| " + " | ".join(f"{v:.2f}" for v in values) + " |"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--op", default="gaussian_blur")
+    parser.add_argument("--radius", type=float, default=4, help="ignored if --op has no radius")
+    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--size", default="6000x4000")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--keep-jobs", action="store_true", help="keep the jobs and their files")
+    args = parser.parse_args()
+    env = {"KAFKA_TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-", "WORKER_HEARTBEAT_SECONDS": "1",
+           "DJANGO_SETTINGS_MODULE": "imagepipe.settings"}
+    os.environ.update(env)  # so this process's kafka.topic_specs() names the bench topics
+    django.setup()
+    from imagepipe.core.operations import OPERATIONS
+
+    has_radius = any(p.name == "radius" for p in OPERATIONS[args.op].params)
+    operations = [{"op": args.op, "radius": args.radius} if has_radius else {"op": args.op}]
+    width, height = (int(v) for v in args.size.split("x"))
+    workdir = Path(tempfile.mkdtemp(prefix="imagepipe-bench-"))
+    original = workdir / "original.png"
+    photo_like(width, height).save(original, compress_level=1)  # not timed
+    png = original.read_bytes()
+    print(f"{width}x{height} photo-like PNG, {len(png) / 1e6:.1f} MB; {operations}; tile "
+          f"{args.tile_size}; {args.workers} workers; {os.cpu_count()} CPUs; {env}")
+    # The baseline first, with the machine to itself (nothing of ours running yet).
+    singles = [run_single(original, operations, workdir / "single.png") for _ in range(args.repeat)]
+    with Image.open(workdir / "single.png") as image:
+        reference = image.tobytes()
+    print(f"single process: {', '.join(f'{s:.2f}' for s in singles)} s")
+
+    for command in ("kafka_topics", "ensure_demo_user --username bench --password bench-pass"):
+        subprocess.run([*MANAGE, *command.split()], cwd=BASE_DIR, check=True, stdout=subprocess.DEVNULL)
+    system = start_system(env=env, workers=args.workers, port=args.port, log_dir=LOG_DIR)
+    rows: list[list[float]] = []
+    ids: list[str] = []  # jobs to delete at the end: all of them unless asked or wrong
+    wrong = 0
+    try:
+        api = requests.Session()
+        token = api.post(f"{system.url}/api/auth/token/", timeout=10,
+                         data={"username": "bench", "password": "bench-pass"}).json()["token"]
+        api.headers["Authorization"] = f"Token {token}"
+        wait_for_workers(system, api, args.workers)
+        fields = {"operations": json.dumps(operations), "tile_size": str(args.tile_size)}
+        for number in range(1, args.repeat + 1):
+            job, result, row = run_job(system, api, png, fields, JOB_TIMEOUT)
+            rows.append(row)
+            with Image.open(io.BytesIO(result)) as image:
+                same = image.size == (width, height) and image.tobytes() == reference
+            print(f"job {number} {job['id']}: {job['tiles_total']} tiles, upload->accepted "
+                  f"{row[0]:.2f} s, accepted->stored {row[1]:.2f} s, identical: {same}")
+            if same and not args.keep_jobs:
+                ids.append(job["id"])
+            wrong += not same
+    finally:
+        cleanup(system, ids)
+        if not wrong:
+            shutil.rmtree(workdir)
+
+    medians = [statistics.median(column) for column in zip(*rows, strict=True)]
+    total, single = medians[-1], statistics.median(singles)  # median of upload->stored
+    print(f"\nmedians over {len(rows)} job(s); single / pipeline > 1 means the pipeline wins")
+    print(table(["upload->accepted s", "accepted->stored s", "upload->stored s",
+                 "single process s", "single / pipeline"],
+                [medians[0], medians[1], total, single, single / total]))
+    print("\nwhere the time goes (seconds after the upload started):")
+    print(table(TIMELINE, medians[2:]))
+    if wrong:
+        sys.exit(f"{wrong} result(s) differ from the single process: jobs and {workdir} kept")
+
+
+if __name__ == "__main__":
+    main()
