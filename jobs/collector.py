@@ -100,6 +100,7 @@ def assemble_job(job: Job) -> None:
     else:
         job.finish(name)
         logger.info("job %s done: %s", job.pk, name)
+        _discard_tiles(job)
     push_status(job)
 
 
@@ -118,6 +119,12 @@ def _store_result(job: Job) -> str:
 def _read_tile(tile: Tile):
     with default_storage.open(tile.result.name, "rb") as handle:
         return decode_tile(handle.read())
+
+
+def _discard_tiles(job: Job) -> None:
+    """The stored result now holds every tile's pixels; the tile files can go."""
+    for name in job.tiles.exclude(result="").values_list("result", flat=True):
+        default_storage.delete(name)
 
 
 def resume_assemblies() -> None:
@@ -164,11 +171,11 @@ def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
         while not should_stop():
             message = consumer.poll(poll_seconds)
             if message is None:
+                close_old_connections()  # idle: drop a connection that is old or broken
                 continue
             if message.error():
                 logger.warning("kafka: %s", message.error())
                 continue
-            close_old_connections()
             handle(message)
             consumer.store_offsets(message)
     finally:

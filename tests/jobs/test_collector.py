@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from django.core.files.storage import default_storage
 from PIL import Image, ImageFilter
 
 from imagepipe.core.messages import Heartbeat, MessageError, Result
@@ -45,6 +46,8 @@ def test_the_last_tile_assembles_a_pixel_identical_result(job):
         result = Image.open(io.BytesIO(handle.read()))
         assert result.tobytes() == image.filter(ImageFilter.GaussianBlur(2)).tobytes()
     assert job.started_at and job.finished_at
+    stored = [tile.result.name for tile in job.tiles.all()]
+    assert len(stored) == 6 and not any(default_storage.exists(name) for name in stored)
 
 
 def test_it_ignores_a_duplicate_result(job):
