@@ -1,9 +1,10 @@
 """Tile codecs: how a tile's pixels travel in a Kafka message.
 
 ``raw`` is the codec in use: a 12-byte header and the pixel bytes as Pillow
-holds them; the Kafka producer compresses the whole batch with lz4.  ``png``
-(compress level 1) is kept for comparison -- ``bench/codec.py`` measures both
-through the real broker, and raw + lz4 won (figures in ``bench/README.md``).
+holds them; the producer's compression (``KAFKA_COMPRESSION``, lz4 by default)
+applies on top.  ``png`` (compress level 1) is kept for comparison:
+``bench/codec.py`` measures both through the real broker, and raw won, 1.2 s
+against 3.1 s for 96 tiles of a 24-megapixel photo (``bench/README.md``).
 """
 
 from __future__ import annotations
