@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from .models import Job
-from .serializers import JobSerializer
+from .serializers import JobSerializer, TileSerializer
 from .services import submit_job
 from .uploads import UploadError
 
@@ -28,6 +28,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         except UploadError as exc:
             return Response({"error": str(exc)}, status=exc.status)
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, url_path="tiles", url_name="tiles")
+    def tiles(self, request, pk=None):
+        """Every tile of the job with who did it and where it travelled (not paginated)."""
+        return Response(TileSerializer(self.get_object().tiles.all(), many=True).data)
 
     @action(detail=True, url_path="result", url_name="result")
     def result(self, request, pk=None):

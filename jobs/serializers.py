@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from .models import Job
+from .models import Job, Tile
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -33,3 +33,25 @@ class JobSerializer(serializers.ModelSerializer):
         url = reverse("api-job-result", args=[job.pk])
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request else url
+
+
+class TileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tile
+        fields = [
+            "index",
+            "col",
+            "row",
+            "x",
+            "y",
+            "width",
+            "height",
+            "status",
+            "worker",
+            "attempts",
+            "partition",
+            "offset",
+            "duration_ms",
+            "finished_at",
+        ]
+        read_only_fields = fields

@@ -111,6 +111,7 @@ def test_users_see_only_their_own_jobs_and_staff_see_all(client, alice, django_u
     assert [j["id"] for j in client.get("/api/jobs/").json()["results"]] == [str(mine.pk)]
     assert client.get(f"/api/jobs/{theirs.pk}/").status_code == 404
     assert client.get(f"/api/jobs/{theirs.pk}/result/").status_code == 404
+    assert client.get(f"/api/jobs/{theirs.pk}/tiles/").status_code == 404
 
     staff = APIClient()
     staff.force_authenticate(django_user_model.objects.create_user("root", is_staff=True))
@@ -143,3 +144,15 @@ def test_job_detail_has_the_documented_fields(client, alice):
         "result_url",
     } <= set(body)
     assert json.dumps(body["operations"]) == '[{"op": "grayscale"}]'
+
+
+def test_the_tiles_of_a_job_are_listed_with_their_place(client, alice):
+    job = make_job(alice, noise(100, 70), tile_size=64)
+    tiles = client.get(f"/api/jobs/{job.pk}/tiles/").json()
+    assert [(t["index"], t["x"], t["y"], t["width"], t["height"], t["status"]) for t in tiles] == [
+        (0, 0, 0, 64, 64, "pending"),
+        (1, 64, 0, 36, 64, "pending"),
+        (2, 0, 64, 64, 6, "pending"),
+        (3, 64, 64, 36, 6, "pending"),
+    ]
+    assert {"worker", "attempts", "partition", "offset", "duration_ms"} <= set(tiles[0])
