@@ -45,10 +45,12 @@ class Codec:
         return f"{self.name}-{self.compression}"
 
 
-CODECS = [Codec("raw", "lz4", codec.encode_raw, codec.decode_raw),
-          Codec("png", "none", codec.encode_png, codec.decode_png),
-          Codec("raw", "none", codec.encode_raw, codec.decode_raw),
-          Codec("raw", "zstd", codec.encode_raw, codec.decode_raw)]
+CODECS = [
+    Codec("raw", "lz4", codec.encode_raw, codec.decode_raw),
+    Codec("png", "none", codec.encode_png, codec.decode_png),
+    Codec("raw", "none", codec.encode_raw, codec.decode_raw),
+    Codec("raw", "zstd", codec.encode_raw, codec.decode_raw),
+]
 
 
 @dataclass
@@ -74,8 +76,12 @@ def run_once(c: Codec, tiles: list[Image.Image], topic: str) -> Run:
         payload += len(value)
         while True:
             try:
-                producer.produce(topic, value, partition=index % PARTITIONS,
-                                 on_delivery=lambda err, msg: err and errors.append(err))
+                producer.produce(
+                    topic,
+                    value,
+                    partition=index % PARTITIONS,
+                    on_delivery=lambda err, msg: err and errors.append(err),
+                )
                 break
             except BufferError:  # local queue full: let deliveries drain
                 producer.poll(0.1)
@@ -90,8 +96,9 @@ def run_once(c: Codec, tiles: list[Image.Image], topic: str) -> Run:
     while len(decoded) < len(tiles):
         message = consumer.poll(10)
         if message is None or message.error():
-            raise RuntimeError(f"{topic}: {len(decoded)}/{len(tiles)} tiles back; "
-                               f"{message and message.error()}")
+            raise RuntimeError(
+                f"{topic}: {len(decoded)}/{len(tiles)} tiles back; {message and message.error()}"
+            )
         t = time.perf_counter()
         # Partition p holds tiles p, p+4, ... in order: that gives each tile's index.
         decoded[message.offset() * PARTITIONS + message.partition()] = c.decode(message.value())
@@ -102,8 +109,15 @@ def run_once(c: Codec, tiles: list[Image.Image], topic: str) -> Run:
         if decoded[index].tobytes() != tile.tobytes():
             raise AssertionError(f"{c.label}: tile {index} came back different")
     disk = sum(f.stat().st_size for f in KAFKA_DATA.glob(f"{topic}-*/*.log"))
-    return Run(encode_s * 1000 / len(tiles), decode_s * 1000 / len(tiles), payload / 1e6,
-               disk / 1e6, produced - started, finished - produced, finished - started)
+    return Run(
+        encode_s * 1000 / len(tiles),
+        decode_s * 1000 / len(tiles),
+        payload / 1e6,
+        disk / 1e6,
+        produced - started,
+        finished - produced,
+        finished - started,
+    )
 
 
 def main() -> None:
@@ -128,9 +142,13 @@ def main() -> None:
             shift = attempt % len(CODECS)  # rotate who goes first
             for c in CODECS[shift:] + CODECS[:shift]:
                 topics.append(f"{prefix}-{c.label}-{attempt}")
-                admin.create_topics([NewTopic(topics[-1], num_partitions=PARTITIONS,
-                                              config={"max.message.bytes": "33619968"})]
-                                    )[topics[-1]].result()
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            topics[-1], num_partitions=PARTITIONS, config={"max.message.bytes": "33619968"}
+                        )
+                    ]
+                )[topics[-1]].result()
                 results[c.label].append(run_once(c, tiles, topics[-1]))
     finally:
         for name, future in admin.delete_topics(topics).items() if topics else ():
@@ -138,10 +156,14 @@ def main() -> None:
                 print(f"could not delete topic {name}: {future.exception()}")
 
     pixels = sum(t.width * t.height * len(t.getbands()) for t in tiles) / 1e6
-    print(f"{len(tiles)} tiles of {args.tile_size} px + {args.halo} px halo from a {width}x{height} "
-          f"photo-like image, {pixels:.1f} MB of pixels; medians of {args.repeat} run(s)\n")
-    print("| codec | producer compression | encode ms/tile | decode ms/tile | payload MB "
-          "| on broker disk MB | encode+produce s | consume+decode s | round trip s |")
+    print(
+        f"{len(tiles)} tiles of {args.tile_size} px + {args.halo} px halo from a {width}x{height} "
+        f"photo-like image, {pixels:.1f} MB of pixels; medians of {args.repeat} run(s)\n"
+    )
+    print(
+        "| codec | producer compression | encode ms/tile | decode ms/tile | payload MB "
+        "| on broker disk MB | encode+produce s | consume+decode s | round trip s |"
+    )
     print("|---|---|" + "---:|" * 7)
     for c in CODECS:
         r = [statistics.median(getattr(run, f.name) for run in results[c.label]) for f in fields(Run)]

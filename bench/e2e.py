@@ -39,13 +39,24 @@ image = Image.open(sys.argv[1]); image.load()
 apply_chain(image, parse_chain(json.loads(sys.argv[2]))).save(sys.argv[3], compress_level=1)
 print(time.perf_counter() - started)"""
 JOB_TIMEOUT, LOG_DIR = 600.0, BASE_DIR / "var" / "log" / "bench"
-TIMELINE = ["job row created", "first tile stored", "all tiles published", "last tile stored",
-            "result stored", "poller saw done"]
+TIMELINE = [
+    "job row created",
+    "first tile stored",
+    "all tiles published",
+    "last tile stored",
+    "result stored",
+    "poller saw done",
+]
 
 
 def run_single(original: Path, operations: list[dict], out: Path) -> float:
-    done = subprocess.run([sys.executable, "-c", SINGLE, str(original), json.dumps(operations),
-                           str(out)], cwd=BASE_DIR, check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SINGLE, str(original), json.dumps(operations), str(out)],
+        cwd=BASE_DIR,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return float(done.stdout)
 
 
@@ -64,22 +75,30 @@ def wait_for_workers(system: System, api: requests.Session, count: int, timeout:
     raise TimeoutError(f"{count} workers not ready after {timeout} s; logs in {system.log_dir}")
 
 
-def run_job(system: System, api: requests.Session, png: bytes, fields: dict,
-            timeout: float) -> tuple[dict, bytes, list[float]]:
+def run_job(
+    system: System, api: requests.Session, png: bytes, fields: dict, timeout: float
+) -> tuple[dict, bytes, list[float]]:
     """Upload, poll until done: (job, result PNG, [upload->accepted, accepted->stored, *TIMELINE])."""
     from django.db.models import Max
 
     from jobs.models import Job
+
     posted, started = time.time(), time.perf_counter()
-    response = api.post(f"{system.url}/api/jobs/", files={"image": ("bench.png", png, "image/png")},
-                        data=fields, timeout=timeout)
+    response = api.post(
+        f"{system.url}/api/jobs/",
+        files={"image": ("bench.png", png, "image/png")},
+        data=fields,
+        timeout=timeout,
+    )
     accepted = time.perf_counter()
     response.raise_for_status()
     job = response.json()
     while job["status"] not in ("done", "failed", "cancelled"):
         if time.perf_counter() > accepted + timeout:
-            raise TimeoutError(f"job {job['id']} stuck at {job['status']} ({job['tiles_done']}/"
-                               f"{job['tiles_total']} tiles); logs in {system.log_dir}")
+            raise TimeoutError(
+                f"job {job['id']} stuck at {job['status']} ({job['tiles_done']}/"
+                f"{job['tiles_total']} tiles); logs in {system.log_dir}"
+            )
         system.check_alive()
         time.sleep(0.1)
         job = api.get(f"{system.url}/api/jobs/{job['id']}/", timeout=10).json()
@@ -91,8 +110,10 @@ def run_job(system: System, api: requests.Session, png: bytes, fields: dict,
     # The TIMELINE, in seconds after the upload started: the server's clock is ours.
     row = Job.objects.get(pk=job["id"])
     last = row.tiles.aggregate(last=Max("finished_at"))["last"]
-    marks = [m.timestamp() - posted
-             for m in (row.created_at, row.started_at, row.dispatched_at, last, row.finished_at)]
+    marks = [
+        m.timestamp() - posted
+        for m in (row.created_at, row.started_at, row.dispatched_at, last, row.finished_at)
+    ]
     return job, result.content, [accepted - started, stored - accepted, *marks, stored - started]
 
 
@@ -102,11 +123,14 @@ def cleanup(system: System, job_ids: list[str]) -> None:
 
     from imagepipe import kafka
     from jobs.models import Job
+
     system.stop_all()
     admin = kafka.admin()
     groups = [kafka.group(kafka.WORKER_GROUP), kafka.group(kafka.COLLECTOR_GROUP)]
-    for future in [*admin.delete_topics(list(kafka.topic_specs())).values(),
-                   *admin.delete_consumer_groups(groups).values()]:
+    for future in [
+        *admin.delete_topics(list(kafka.topic_specs())).values(),
+        *admin.delete_consumer_groups(groups).values(),
+    ]:
         if future.exception():
             print(f"cleanup: {future.exception()}")
     for job in Job.objects.filter(pk__in=job_ids):  # ~170 MB of files per 24 MP job
@@ -119,8 +143,13 @@ def cleanup(system: System, job_ids: list[str]) -> None:
 
 
 def table(header: list[str], values: list[float]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---:|" * len(header),
-                      "| " + " | ".join(f"{v:.2f}" for v in values) + " |"])
+    return "\n".join(
+        [
+            "| " + " | ".join(header) + " |",
+            "|" + "---:|" * len(header),
+            "| " + " | ".join(f"{v:.2f}" for v in values) + " |",
+        ]
+    )
 
 
 def main() -> None:
@@ -134,8 +163,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep-jobs", action="store_true", help="keep the jobs and their files")
     args = parser.parse_args()
-    env = {"KAFKA_TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-", "WORKER_HEARTBEAT_SECONDS": "1",
-           "DJANGO_SETTINGS_MODULE": "imagepipe.settings"}
+    env = {
+        "KAFKA_TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-",
+        "WORKER_HEARTBEAT_SECONDS": "1",
+        "DJANGO_SETTINGS_MODULE": "imagepipe.settings",
+    }
     os.environ.update(env)  # so this process's kafka.topic_specs() names the bench topics
     django.setup()
     from imagepipe.core.operations import OPERATIONS
@@ -147,8 +179,10 @@ def main() -> None:
     original = workdir / "original.png"
     photo_like(width, height).save(original, compress_level=1)  # not timed
     png = original.read_bytes()
-    print(f"{width}x{height} photo-like PNG, {len(png) / 1e6:.1f} MB; {operations}; tile "
-          f"{args.tile_size}; {args.workers} workers; {os.cpu_count()} CPUs; {env}")
+    print(
+        f"{width}x{height} photo-like PNG, {len(png) / 1e6:.1f} MB; {operations}; tile "
+        f"{args.tile_size}; {args.workers} workers; {os.cpu_count()} CPUs; {env}"
+    )
     # The baseline first, with the machine to itself (nothing of ours running yet).
     singles = [run_single(original, operations, workdir / "single.png") for _ in range(args.repeat)]
     with Image.open(workdir / "single.png") as image:
@@ -163,8 +197,9 @@ def main() -> None:
     wrong = 0
     try:
         api = requests.Session()
-        token = api.post(f"{system.url}/api/auth/token/", timeout=10,
-                         data={"username": "bench", "password": "bench-pass"}).json()["token"]
+        token = api.post(
+            f"{system.url}/api/auth/token/", timeout=10, data={"username": "bench", "password": "bench-pass"}
+        ).json()["token"]
         api.headers["Authorization"] = f"Token {token}"
         wait_for_workers(system, api, args.workers)
         fields = {"operations": json.dumps(operations), "tile_size": str(args.tile_size)}
@@ -173,8 +208,10 @@ def main() -> None:
             rows.append(row)
             with Image.open(io.BytesIO(result)) as image:
                 same = image.size == (width, height) and image.tobytes() == reference
-            print(f"job {number} {job['id']}: {job['tiles_total']} tiles, upload->accepted "
-                  f"{row[0]:.2f} s, accepted->stored {row[1]:.2f} s, identical: {same}")
+            print(
+                f"job {number} {job['id']}: {job['tiles_total']} tiles, upload->accepted "
+                f"{row[0]:.2f} s, accepted->stored {row[1]:.2f} s, identical: {same}"
+            )
             if same and not args.keep_jobs:
                 ids.append(job["id"])
             wrong += not same
@@ -186,9 +223,18 @@ def main() -> None:
     medians = [statistics.median(column) for column in zip(*rows, strict=True)]
     total, single = medians[-1], statistics.median(singles)  # median of upload->stored
     print(f"\nmedians over {len(rows)} job(s); single / pipeline > 1 means the pipeline wins")
-    print(table(["upload->accepted s", "accepted->stored s", "upload->stored s",
-                 "single process s", "single / pipeline"],
-                [medians[0], medians[1], total, single, single / total]))
+    print(
+        table(
+            [
+                "upload->accepted s",
+                "accepted->stored s",
+                "upload->stored s",
+                "single process s",
+                "single / pipeline",
+            ],
+            [medians[0], medians[1], total, single, single / total],
+        )
+    )
     print("\nwhere the time goes (seconds after the upload started):")
     print(table(TIMELINE, medians[2:]))
     if wrong:

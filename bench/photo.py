@@ -35,10 +35,12 @@ def _sketch(width: int, height: int, rng: random.Random) -> Image.Image:
     """A small picture: gradient background, soft blobs, a few sharper shapes."""
     top, bottom = _colour(rng), _colour(rng)
     column = Image.new("RGB", (1, height))
-    column.putdata([
-        tuple(round(a + (b - a) * y / max(height - 1, 1)) for a, b in zip(top, bottom, strict=True))
-        for y in range(height)
-    ])
+    column.putdata(
+        [
+            tuple(round(a + (b - a) * y / max(height - 1, 1)) for a, b in zip(top, bottom, strict=True))
+            for y in range(height)
+        ]
+    )
     image = column.resize((width, height), Image.Resampling.NEAREST)
     blobs = Image.new("RGB", (width, height))
     mask = Image.new("L", (width, height))
@@ -56,8 +58,11 @@ def _sketch(width: int, height: int, rng: random.Random) -> Image.Image:
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         w, h = rng.uniform(5, width / 5), rng.uniform(5, height / 5)
         draw.rectangle((x, y, x + w, y + h), fill=_colour(rng))
-        draw.line((rng.uniform(0, width), rng.uniform(0, height),
-                   rng.uniform(0, width), rng.uniform(0, height)), fill=_colour(rng), width=2)
+        draw.line(
+            (rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0, width), rng.uniform(0, height)),
+            fill=_colour(rng),
+            width=2,
+        )
     return image.filter(ImageFilter.GaussianBlur(0.7))
 
 

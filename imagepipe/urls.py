@@ -3,6 +3,7 @@ from django.urls import include, path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from jobs import api as job_api
 from jobs import views as job_views
 from jobs.api import JobViewSet
 from workers import views as worker_views
@@ -20,5 +21,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/operations/", job_api.operations, name="api-operations"),
     path("api/", include(router.urls)),
 ]

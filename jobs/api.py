@@ -2,13 +2,21 @@
 
 from django.http import FileResponse, Http404
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
+
+from imagepipe.core.operations import catalogue
 
 from .models import Job
 from .serializers import JobSerializer, TileSerializer
 from .services import submit_job
 from .uploads import UploadError
+
+
+@api_view(["GET"])
+def operations(request):
+    """The operation catalogue: each operation's kind and parameters with type, range and default."""
+    return Response(catalogue())
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

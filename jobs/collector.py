@@ -50,7 +50,7 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
     tile = job.tiles.filter(index=result.index).first()
     if tile is None or tile.status == Tile.Status.DONE:
         return  # unknown index, or a redelivered result: nothing changes
-    _check_tile(tile, pixels)
+    _check_tile(job, tile, pixels)
     name = _store_tile(tile, pixels)
     with transaction.atomic():
         claimed = Tile.objects.filter(pk=tile.pk, status=Tile.Status.PENDING).update(
@@ -75,10 +75,10 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
         assemble_job(job)
 
 
-def _check_tile(tile: Tile, pixels: bytes) -> None:
-    image = decode_tile(pixels)
-    if image.size != (tile.width, tile.height):
-        raise CodecError(f"tile {tile.index} is {image.size}, expected {(tile.width, tile.height)}")
+def _check_tile(job: Job, tile: Tile, pixels: bytes) -> None:
+    image, box = decode_tile(pixels), job.output_box(tile)
+    if image.size != (box.width, box.height):
+        raise CodecError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
 
 
 def _store_tile(tile: Tile, pixels: bytes) -> str:
@@ -107,7 +107,7 @@ def assemble_job(job: Job) -> None:
 def _store_result(job: Job) -> str:
     tiles = job.tiles.only("x", "y", "width", "height", "result").order_by("index")
     image = assemble(
-        (job.width, job.height), job.output_mode, ((tile.core, _read_tile(tile)) for tile in tiles)
+        job.output_size, job.output_mode, ((job.output_box(tile), _read_tile(tile)) for tile in tiles)
     )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=settings.RESULT_PNG_COMPRESS_LEVEL)

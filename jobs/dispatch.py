@@ -54,6 +54,7 @@ def task_messages(
             index=spec.index,
             core=list(spec.core.as_tuple()),
             padded=list(spec.padded.as_tuple()),
+            size=[job.width, job.height],
             operations=job.operations,
         )
         yield spec, task.encode(encode_tile(cut_tile(image, spec)))

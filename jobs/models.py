@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import cached_property
 
 from django.conf import settings
 from django.db import models, transaction
@@ -10,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from imagepipe.core.operations import parse_chain
+from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec
 
 
@@ -59,9 +61,17 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
 
-    @property
+    @cached_property
     def steps(self):
         return parse_chain(self.operations)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return output_size(self.steps, (self.width, self.height))
+
+    def output_box(self, tile: Tile) -> Box:
+        """Where a tile's pixels land in the result (geometric operations move them)."""
+        return final_placement(self.steps, tile.core, (self.width, self.height)).box
 
     @property
     def group_name(self) -> str:

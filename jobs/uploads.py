@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from imagepipe.core.operations import ChainError, Step, parse_chain
 
 ACCEPTED_FORMATS = {"PNG": ".png", "JPEG": ".jpg"}
-ACCEPTED_MODES = ("L", "RGB")
+ACCEPTED_MODES = ("L", "LA", "RGB", "RGBA")
 
 
 class UploadError(ValueError):
@@ -68,7 +68,7 @@ def open_image(upload) -> tuple[Image.Image, str]:
     if getattr(image, "n_frames", 1) > 1:
         raise UploadError("animated or multi-frame images are not supported")
     if image.mode not in ACCEPTED_MODES:
-        raise UploadError(f"image mode {image.mode} is not supported; use RGB or grayscale (L)")
+        raise UploadError(f"image mode {image.mode} is not supported; use RGB, RGBA, L or LA")
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:

@@ -41,7 +41,8 @@ def process_task(value: bytes, worker: str, partition: int, offset: int) -> tupl
         image = decode_tile(pixels)
         if image.size != (padded.width, padded.height):
             raise CodecError(f"tile is {image.size}, its task says {padded.width}x{padded.height}")
-        payload, error = encode_tile(process_tile(image, steps, core.relative_to(padded))), ""
+        processed = process_tile(image, steps, padded, core, (task.size[0], task.size[1]))
+        payload, error = encode_tile(processed), ""
     except (ChainError, CodecError, ValueError, OSError) as exc:
         payload, error = b"", f"{type(exc).__name__}: {exc}"
     result = Result(

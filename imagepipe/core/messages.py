@@ -54,6 +54,7 @@ class Task:
     index: int
     core: list[int]  # [left, top, right, bottom] in image coordinates
     padded: list[int]
+    size: list[int]  # [width, height] of the whole image
     operations: list[dict[str, Any]]
     attempt: int = 1
 

@@ -1,9 +1,19 @@
 """The operation catalogue and operation chains.
 
 Every operation is defined by its whole-image reference: a Pillow call on the
-full image.  Each operation also declares the *halo* -- how many pixels of
-neighbourhood its output depends on -- so tiles can be cut with enough context
-to reproduce the reference exactly.  A chain's halo is the sum of its steps'.
+full image (see README).  Each declares its *kind* (DESIGN.md) and what tiling
+needs from it:
+
+* ``halo`` -- how many pixels of neighbourhood its output depends on, so tiles
+  are cut with enough context to reproduce the reference exactly;
+* ``placement`` -- position-dependent operations see where the tile sits in
+  the current image;
+* ``move`` -- geometric operations map a tile's box and the image size to
+  where they land.
+
+Operations act on the colour bands; an alpha band passes through unchanged
+(geometric operations move it with the pixels).  Consecutive per-band point
+operations are fused into one lookup table, so such a chain is one pass.
 """
 
 from __future__ import annotations
@@ -13,9 +23,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from .pixelate import pixelate
+from .tiling import Box
 
 MAX_CHAIN_LENGTH = 10
+SEPIA = (0.393, 0.769, 0.189, 0, 0.349, 0.686, 0.168, 0, 0.272, 0.534, 0.131, 0)
+_RAMP = Image.frombytes("L", (256, 1), bytes(range(256)))
 
 
 class ChainError(ValueError):
@@ -29,6 +44,8 @@ class Param:
     minimum: float
     maximum: float
     default: float | None = None
+    odd: bool = False
+    choices: tuple[int, ...] = ()
 
     def clean(self, op: str, raw: Any) -> int | float:
         if raw is None:
@@ -40,22 +57,61 @@ class Param:
             raise ChainError(f"{op}: parameter '{self.name}' must be a number")
         if self.kind is int and raw != int(raw):
             raise ChainError(f"{op}: parameter '{self.name}' must be a whole number")
+        if self.choices and raw not in self.choices:
+            raise ChainError(f"{op}: parameter '{self.name}' must be one of {list(self.choices)}")
         if not (self.minimum <= raw <= self.maximum):  # also rejects NaN
             raise ChainError(
                 f"{op}: parameter '{self.name}' must be between {self.minimum} and {self.maximum}"
             )
+        if self.odd and int(raw) % 2 == 0:
+            raise ChainError(f"{op}: parameter '{self.name}' must be odd")
         return self.kind(raw)
+
+    def describe(self) -> dict[str, Any]:
+        described = {
+            "name": self.name,
+            "type": self.kind.__name__,
+            "min": self.minimum,
+            "max": self.maximum,
+            "default": self.default,
+        }
+        if self.odd:
+            described["odd"] = True
+        if self.choices:
+            described["choices"] = list(self.choices)
+        return described
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a (padded) tile sits in the image as it is at this step of the chain."""
+
+    box: Box
+    size: tuple[int, int]
+
+
+Colour = Callable[[Image.Image, Mapping[str, Any], Placement], Image.Image]
 
 
 @dataclass(frozen=True)
 class Operation:
     name: str
-    kind: str  # point, neighbourhood, global, position, geometric (see DESIGN.md)
-    apply: Callable[[Image.Image, Mapping[str, Any]], Image.Image]
+    kind: str  # point, neighbourhood, position, geometric (DESIGN.md)
+    description: str
+    colour: Colour | None = None  # acts on an L or RGB image
+    lut: Callable[[Mapping[str, Any]], Image.Image] | None = None  # per-band point op on a ramp
     params: tuple[Param, ...] = ()
     halo: Callable[[Mapping[str, Any]], int] = lambda params: 0
-    output_mode: Callable[[str], str] = lambda mode: mode
-    description: str = ""
+    colour_mode: Callable[[str], str] = lambda mode: mode
+    transpose: Image.Transpose | None = None  # geometric operations
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "op": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "params": [param.describe() for param in self.params],
+        }
 
 
 @dataclass(frozen=True)
@@ -71,32 +127,156 @@ class Step:
         return {"op": self.op.name, **self.params}
 
 
-def _gaussian_blur_halo(params: Mapping[str, Any]) -> int:
+def _gaussian_halo(radius: float) -> int:
     # Pillow runs three box-blur passes whose box radius is at most radius + 1/2,
     # and each pass reads ceil(box radius) pixels to either side.
-    return 3 * (math.ceil(params["radius"]) + 1)
+    return 3 * (math.ceil(radius) + 1)
 
 
-OPERATIONS: dict[str, Operation] = {
-    op.name: op
-    for op in (
-        Operation(
-            name="grayscale",
-            kind="point",
-            apply=lambda im, p: im.convert("L"),
-            output_mode=lambda mode: "L",
-            description="Convert to 8-bit grayscale (ITU-R 601-2 luma).",
-        ),
-        Operation(
-            name="gaussian_blur",
-            kind="neighbourhood",
-            apply=lambda im, p: im.filter(ImageFilter.GaussianBlur(p["radius"])),
-            params=(Param("radius", float, 0, 50, 2),),
-            halo=_gaussian_blur_halo,
-            description="Gaussian blur with the given radius in pixels.",
-        ),
-    )
-}
+def _filter(make: Callable[[Mapping[str, Any]], ImageFilter.Filter]) -> Colour:
+    return lambda image, params, placement: image.filter(make(params))
+
+
+def _enhance(enhancer) -> Callable[[Mapping[str, Any]], Image.Image]:
+    return lambda params: enhancer(_RAMP).enhance(params["factor"])
+
+
+def _point(name, description, lut, params=()) -> Operation:
+    return Operation(name, "point", description, lut=lut, params=params)
+
+
+def _neighbourhood(name, description, make, halo, params=()) -> Operation:
+    return Operation(name, "neighbourhood", description, colour=_filter(make), halo=halo, params=params)
+
+
+def _geometric(name, description, transpose) -> Operation:
+    return Operation(name, "geometric", description, transpose=transpose)
+
+
+_FACTOR = Param("factor", float, 0, 4, 1)
+_RADIUS = Param("radius", float, 0, 50, 2)
+_SIZE = Param("size", int, 3, 15, 3, odd=True)
+
+_CATALOGUE = (
+    Operation(
+        "grayscale",
+        "point",
+        "Convert to 8-bit grayscale (ITU-R 601-2 luma).",
+        colour=lambda im, p, at: im.convert("L"),
+        colour_mode=lambda mode: "L",
+    ),
+    _point("invert", "Negate every colour band.", lambda p: ImageOps.invert(_RAMP)),
+    Operation(
+        "sepia",
+        "point",
+        "Warm brown tone (the classic sepia matrix).",
+        colour=lambda im, p, at: im.convert("RGB").convert("RGB", SEPIA),
+        colour_mode=lambda mode: "RGB",
+    ),
+    _point(
+        "brightness",
+        "Scale brightness; 0 is black, 1 unchanged.",
+        _enhance(ImageEnhance.Brightness),
+        (_FACTOR,),
+    ),
+    Operation(
+        "saturation",
+        "point",
+        "Scale colour saturation; 0 is grayscale, 1 unchanged.",
+        colour=lambda im, p, at: ImageEnhance.Color(im).enhance(p["factor"]),
+        params=(_FACTOR,),
+    ),
+    Operation(
+        "threshold",
+        "point",
+        "Black and white at a luma level.",
+        colour=lambda im, p, at: im.convert("L").point(lambda v: 255 if v >= p["level"] else 0),
+        colour_mode=lambda mode: "L",
+        params=(Param("level", int, 0, 255, 128),),
+    ),
+    _point(
+        "posterize",
+        "Keep the top bits of each band.",
+        lambda p: ImageOps.posterize(_RAMP, p["bits"]),
+        (Param("bits", int, 1, 8, 4),),
+    ),
+    _point(
+        "solarize",
+        "Invert values at or above a threshold.",
+        lambda p: ImageOps.solarize(_RAMP, p["threshold"]),
+        (Param("threshold", int, 0, 255, 128),),
+    ),
+    _neighbourhood(
+        "gaussian_blur",
+        "Gaussian blur with the given radius in pixels.",
+        lambda p: ImageFilter.GaussianBlur(p["radius"]),
+        lambda p: _gaussian_halo(p["radius"]),
+        (_RADIUS,),
+    ),
+    _neighbourhood(
+        "box_blur",
+        "Box blur with the given radius in pixels.",
+        lambda p: ImageFilter.BoxBlur(p["radius"]),
+        lambda p: math.ceil(p["radius"]) + 1,
+        (_RADIUS,),
+    ),
+    _neighbourhood(
+        "unsharp_mask",
+        "Sharpen by subtracting a Gaussian blur.",
+        lambda p: ImageFilter.UnsharpMask(p["radius"], p["percent"], p["threshold"]),
+        lambda p: _gaussian_halo(p["radius"]),
+        (_RADIUS, Param("percent", int, 0, 500, 150), Param("threshold", int, 0, 255, 3)),
+    ),
+    _neighbourhood("sharpen", "Pillow's SHARPEN kernel.", lambda p: ImageFilter.SHARPEN, lambda p: 1),
+    _neighbourhood(
+        "edge_detect", "Pillow's FIND_EDGES kernel.", lambda p: ImageFilter.FIND_EDGES, lambda p: 1
+    ),
+    _neighbourhood("emboss", "Pillow's EMBOSS kernel.", lambda p: ImageFilter.EMBOSS, lambda p: 1),
+    _neighbourhood(
+        "median",
+        "Median of a size × size window.",
+        lambda p: ImageFilter.MedianFilter(p["size"]),
+        lambda p: p["size"] // 2,
+        (_SIZE,),
+    ),
+    _neighbourhood(
+        "erode",
+        "Minimum of a size × size window.",
+        lambda p: ImageFilter.MinFilter(p["size"]),
+        lambda p: p["size"] // 2,
+        (_SIZE,),
+    ),
+    _neighbourhood(
+        "dilate",
+        "Maximum of a size × size window.",
+        lambda p: ImageFilter.MaxFilter(p["size"]),
+        lambda p: p["size"] // 2,
+        (_SIZE,),
+    ),
+    Operation(
+        "pixelate",
+        "position",
+        "Blocks on a grid from the top-left corner, each its mean colour.",
+        colour=lambda im, p, at: pixelate(im, p["block"], at.box.left, at.box.top),
+        halo=lambda p: p["block"] - 1,
+        params=(Param("block", int, 2, 256, 8),),
+    ),
+    _geometric("flip_horizontal", "Mirror left to right.", Image.Transpose.FLIP_LEFT_RIGHT),
+    _geometric("flip_vertical", "Flip top to bottom.", Image.Transpose.FLIP_TOP_BOTTOM),
+    Operation(
+        "rotate",
+        "geometric",
+        "Rotate counter-clockwise by 90, 180 or 270 degrees.",
+        params=(Param("angle", int, 90, 270, 90, choices=(90, 180, 270)),),
+    ),
+    _geometric("transpose", "Swap rows and columns.", Image.Transpose.TRANSPOSE),
+)
+OPERATIONS: dict[str, Operation] = {op.name: op for op in _CATALOGUE}
+_ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def catalogue() -> list[dict[str, Any]]:
+    return [op.describe() for op in _CATALOGUE]
 
 
 def parse_chain(raw: Any) -> list[Step]:
@@ -126,13 +306,76 @@ def chain_halo(steps: Iterable[Step]) -> int:
     return sum(step.halo for step in steps)
 
 
+def output_mode(mode: str, step: Step) -> str:
+    if step.op.kind == "geometric":
+        return mode
+    colour = step.op.colour_mode(mode.rstrip("A") or mode)
+    return colour + "A" if mode in ("LA", "RGBA") else colour
+
+
 def chain_output_mode(mode: str, steps: Iterable[Step]) -> str:
     for step in steps:
-        mode = step.op.output_mode(mode)
+        mode = output_mode(mode, step)
     return mode
 
 
-def apply_chain(image: Image.Image, steps: Iterable[Step]) -> Image.Image:
-    for step in steps:
-        image = step.op.apply(image, step.params)
+def _transposition(step: Step) -> Image.Transpose:
+    return step.op.transpose if step.op.name != "rotate" else _ROTATIONS[step.params["angle"]]
+
+
+def move(step: Step, placement: Placement) -> Placement:
+    """Where a box lands after the step: geometric operations move it, the rest don't."""
+    if step.op.kind != "geometric":
+        return placement
+    (width, height), (left, top, right, bottom) = placement.size, placement.box.as_tuple()
+    method = _transposition(step)
+    moved = {
+        Image.Transpose.FLIP_LEFT_RIGHT: ((width - right, top, width - left, bottom), (width, height)),
+        Image.Transpose.FLIP_TOP_BOTTOM: ((left, height - bottom, right, height - top), (width, height)),
+        Image.Transpose.ROTATE_180: (
+            (width - right, height - bottom, width - left, height - top),
+            (width, height),
+        ),
+        Image.Transpose.ROTATE_90: ((top, width - right, bottom, width - left), (height, width)),
+        Image.Transpose.ROTATE_270: ((height - bottom, left, height - top, right), (height, width)),
+        Image.Transpose.TRANSPOSE: ((top, left, bottom, right), (height, width)),
+    }[method]
+    return Placement(Box(*moved[0]), moved[1])
+
+
+def apply_step(image: Image.Image, step: Step, placement: Placement) -> Image.Image:
+    if step.op.kind == "geometric":
+        return image.transpose(_transposition(step))
+    alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
+    colour = image.convert(image.mode[:-1]) if alpha is not None else image
+    if step.op.lut is not None:
+        colour = colour.point(list(step.op.lut(step.params).tobytes()) * len(colour.getbands()))
+    else:
+        colour = step.op.colour(colour, step.params, placement)
+    if alpha is None:
+        return colour
+    colour.putalpha(alpha)
+    return colour
+
+
+def apply_chain(image: Image.Image, steps: Iterable[Step], placement: Placement | None = None) -> Image.Image:
+    """Run a chain on an image, or on a tile of one when ``placement`` says where it sits."""
+    placement = placement or Placement(Box(0, 0, *image.size), image.size)
+    for step in _fuse(list(steps)):
+        image = apply_step(image, step, placement)
+        placement = move(step, placement)
     return image
+
+
+def _fuse(steps: list[Step]) -> list[Step]:
+    """Merge runs of per-band point operations into one lookup table: one pass over the pixels."""
+    fused: list[Step] = []
+    for step in steps:
+        previous = fused[-1] if fused else None
+        if step.op.lut is not None and previous is not None and previous.op.lut is not None:
+            table = previous.op.lut(previous.params).point(list(step.op.lut(step.params).tobytes()))
+            composed = Operation("fused", "point", "", lut=lambda params, table=table: table)
+            fused[-1] = Step(composed, {})
+        else:
+            fused.append(step)
+    return fused

@@ -4,7 +4,14 @@ from imagepipe.core.messages import Heartbeat, MessageError, Result, Task, pack
 
 
 def test_a_task_round_trips_with_its_binary_payload():
-    task = Task(job="j1", index=3, core=[0, 0, 5, 5], padded=[0, 0, 9, 9], operations=[{"op": "grayscale"}])
+    task = Task(
+        job="j1",
+        index=3,
+        core=[0, 0, 5, 5],
+        padded=[0, 0, 9, 9],
+        size=[20, 10],
+        operations=[{"op": "grayscale"}],
+    )
     decoded, payload = Task.decode(task.encode(b"\x00\xffpixels"))
     assert decoded == task
     assert payload == b"\x00\xffpixels"

@@ -6,7 +6,9 @@ import json
 import pytest
 from PIL import Image, ImageFilter
 
+from imagepipe.core.operations import parse_chain
 from jobs.models import Job, Tile
+from tests.core.reference import reference
 from tests.images import DATA, photo
 
 from .conftest import wait_for
@@ -67,3 +69,23 @@ def test_a_grayscale_jpeg_chain_matches_the_whole_image_reference(api, system):
     assert result.mode == "L"
     assert result.tobytes() == reference.tobytes()
     assert Job.objects.get(pk=job["id"]).finished_at is not None
+
+
+def test_a_chain_of_every_kind_but_statistics_matches_on_a_photo(api, system):
+    chain = [
+        {"op": "rotate", "angle": 90},
+        {"op": "gaussian_blur", "radius": 2},
+        {"op": "pixelate", "block": 7},
+        {"op": "median", "size": 3},
+        {"op": "sepia"},
+        {"op": "posterize", "bits": 5},
+        {"op": "invert"},
+    ]
+    job = submit(api, "coffee.png", chain, tile_size=96)
+    body = wait_until_finished(api, system, job["id"])
+    assert body["status"] == "done", body["error"]
+
+    result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
+    expected = reference(photo("coffee.png"), [s.to_dict() for s in parse_chain(chain)])
+    assert result.size == (400, 600)
+    assert result.tobytes() == expected.tobytes()

@@ -71,7 +71,7 @@ def test_the_tile_size_defaults_to_512(client):
         ({"file": None}, 400, "an image file is required"),
         ({"file": upload(noise(8, 8)), "operations": "[{"}, 400, "not valid JSON"),
         ({"file": upload(noise(8, 8)), "operations": '[{"op": "melt"}]'}, 400, "unknown operation"),
-        ({"file": upload(noise(8, 8)), "tile_size": "5"}, 400, "tile_size must be between"),
+        ({"file": upload(noise(8, 8)), "tile_size": "15"}, 400, "tile_size must be between"),
         ({"file": upload(noise(8, 8)), "tile_size": "big"}, 400, "whole number"),
     ],
 )
@@ -156,3 +156,17 @@ def test_the_tiles_of_a_job_are_listed_with_their_place(client, alice):
         (3, 64, 64, 36, 6, "pending"),
     ]
     assert {"worker", "attempts", "partition", "offset", "duration_ms"} <= set(tiles[0])
+
+
+def test_the_operation_catalogue_is_listed_for_building_forms(client):
+    listed = {entry["op"]: entry for entry in client.get("/api/operations/").json()}
+    assert {"grayscale", "gaussian_blur", "median", "pixelate", "rotate"} <= set(listed)
+    assert listed["median"]["params"] == [
+        {"name": "size", "type": "int", "min": 3, "max": 15, "default": 3, "odd": True}
+    ]
+    assert APIClient().get("/api/operations/").status_code == 401
+
+
+def test_an_rgba_image_is_accepted(client):
+    response = post_job(client, upload(noise(40, 30, "RGBA")))
+    assert response.status_code == 201, response.content

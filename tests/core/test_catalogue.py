@@ -1,0 +1,97 @@
+"""Every operation, any chain, any mode, any tile size: tiled equals whole, and whole equals Pillow."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imagepipe.core.operations import OPERATIONS, apply_chain, catalogue, parse_chain
+from tests.images import noise, photo
+
+from .reference import COLOUR, GEOMETRIC, reference
+from .test_pipeline import same_pixels, tiled
+
+PARAMS = {
+    "brightness": {"factor": st.floats(0, 4)},
+    "saturation": {"factor": st.floats(0, 4)},
+    "threshold": {"level": st.integers(0, 255)},
+    "posterize": {"bits": st.integers(1, 8)},
+    "solarize": {"threshold": st.integers(0, 255)},
+    "gaussian_blur": {"radius": st.floats(0, 6)},
+    "box_blur": {"radius": st.floats(0, 6)},
+    "unsharp_mask": {
+        "radius": st.floats(0, 4),
+        "percent": st.integers(0, 500),
+        "threshold": st.integers(0, 255),
+    },
+    "median": {"size": st.sampled_from([3, 5, 7])},
+    "erode": {"size": st.sampled_from([3, 5, 7])},
+    "dilate": {"size": st.sampled_from([3, 5, 7])},
+    "pixelate": {"block": st.integers(2, 24)},
+    "rotate": {"angle": st.sampled_from([90, 180, 270])},
+}
+
+
+@st.composite
+def steps(draw):
+    name = draw(st.sampled_from(sorted(OPERATIONS)))
+    return {"op": name, **{key: draw(values) for key, values in PARAMS.get(name, {}).items()}}
+
+
+def test_every_operation_has_a_reference_and_a_strategy():
+    assert set(OPERATIONS) == set(COLOUR) | set(GEOMETRIC)
+    for op in OPERATIONS.values():
+        assert {p.name for p in op.params} <= set(PARAMS.get(op.name, {}))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chain=st.lists(steps(), min_size=1, max_size=4),
+    width=st.integers(1, 97),
+    height=st.integers(1, 83),
+    tile_size=st.integers(1, 40),
+    mode=st.sampled_from(["L", "LA", "RGB", "RGBA"]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_chain_tiled_equals_the_whole_image_reference(chain, width, height, tile_size, mode, seed):
+    image = noise(width, height, mode, seed)
+    whole = apply_chain(image, parse_chain(chain))
+    assert same_pixels(whole, reference(image, chain))
+    assert same_pixels(tiled(image, chain, tile_size), whole)
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_each_operation_on_a_photo_at_an_awkward_tile_size(name):
+    image = photo("rocket.jpg")
+    chain = [{"op": name, **({"angle": 90} if name == "rotate" else {})}]
+    whole = apply_chain(image, parse_chain(chain))
+    assert same_pixels(
+        whole, reference(image, parse_chain(chain) and [s.to_dict() for s in parse_chain(chain)])
+    )
+    assert same_pixels(tiled(image, chain, 97), whole)
+
+
+def test_a_long_chain_with_geometry_before_neighbourhoods_on_a_large_photo():
+    image = photo("coffee.png").resize((1999, 1327))
+    chain = [
+        {"op": "rotate", "angle": 90},
+        {"op": "gaussian_blur", "radius": 3},
+        {"op": "pixelate", "block": 13},
+        {"op": "flip_horizontal"},
+        {"op": "median", "size": 5},
+        {"op": "invert"},
+        {"op": "posterize", "bits": 3},
+        {"op": "transpose"},
+        {"op": "sharpen"},
+        {"op": "grayscale"},
+    ]
+    assert same_pixels(tiled(image, chain, 256), reference(image, [s.to_dict() for s in parse_chain(chain)]))
+
+
+def test_the_catalogue_describes_every_parameter():
+    described = {entry["op"]: entry for entry in catalogue()}
+    assert described["gaussian_blur"]["params"] == [
+        {"name": "radius", "type": "float", "min": 0, "max": 50, "default": 2}
+    ]
+    assert described["median"]["params"][0]["odd"] is True
+    assert described["rotate"]["params"][0]["choices"] == [90, 180, 270]
+    assert described["pixelate"]["kind"] == "position"
