@@ -66,8 +66,7 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
             job.record_tile_done()
     if not claimed:
         return
-    tile.refresh_from_db()
-    tile.job = job
+    tile.worker, tile.job = result.worker, job
     if job.tiles_done == 1:
         push_status(job)
     push(job, tile.event())

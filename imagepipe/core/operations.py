@@ -149,6 +149,17 @@ def _neighbourhood(name, description, make, halo, params=()) -> Operation:
     return Operation(name, "neighbourhood", description, colour=_filter(make), halo=halo, params=params)
 
 
+def _rank(name, statistic, filter_class) -> Operation:
+    """A rank filter over a size x size window; it reads size // 2 pixels to each side."""
+    return _neighbourhood(
+        name,
+        f"{statistic} of a size × size window.",
+        lambda p: filter_class(p["size"]),
+        lambda p: p["size"] // 2,
+        (_SIZE,),
+    )
+
+
 def _geometric(name, description, transpose) -> Operation:
     return Operation(name, "geometric", description, transpose=transpose)
 
@@ -232,27 +243,9 @@ _CATALOGUE = (
         "edge_detect", "Pillow's FIND_EDGES kernel.", lambda p: ImageFilter.FIND_EDGES, lambda p: 1
     ),
     _neighbourhood("emboss", "Pillow's EMBOSS kernel.", lambda p: ImageFilter.EMBOSS, lambda p: 1),
-    _neighbourhood(
-        "median",
-        "Median of a size × size window.",
-        lambda p: ImageFilter.MedianFilter(p["size"]),
-        lambda p: p["size"] // 2,
-        (_SIZE,),
-    ),
-    _neighbourhood(
-        "erode",
-        "Minimum of a size × size window.",
-        lambda p: ImageFilter.MinFilter(p["size"]),
-        lambda p: p["size"] // 2,
-        (_SIZE,),
-    ),
-    _neighbourhood(
-        "dilate",
-        "Maximum of a size × size window.",
-        lambda p: ImageFilter.MaxFilter(p["size"]),
-        lambda p: p["size"] // 2,
-        (_SIZE,),
-    ),
+    _rank("median", "Median", ImageFilter.MedianFilter),
+    _rank("erode", "Minimum", ImageFilter.MinFilter),
+    _rank("dilate", "Maximum", ImageFilter.MaxFilter),
     Operation(
         "pixelate",
         "position",

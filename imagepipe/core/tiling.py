@@ -50,10 +50,6 @@ class TileSpec:
     core: Box
     padded: Box
 
-    @property
-    def core_in_padded(self) -> Box:
-        return self.core.relative_to(self.padded)
-
 
 def grid_shape(width: int, height: int, tile_size: int) -> tuple[int, int]:
     """(columns, rows) of the tile grid; partial tiles at the right and bottom."""

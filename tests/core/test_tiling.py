@@ -42,13 +42,13 @@ def test_a_halo_larger_than_the_tile_reaches_across_several_tiles():
     middle = tiles[55]
     assert middle.core == Box(50, 50, 60, 60)
     assert middle.padded == Box(25, 25, 85, 85)
-    assert middle.core_in_padded == Box(25, 25, 35, 35)
+    assert middle.core.relative_to(middle.padded) == Box(25, 25, 35, 35)
 
 
 def test_a_one_pixel_image_is_one_tile():
     (tile,) = tile_grid(1, 1, 512, halo=20)
     assert tile.core == tile.padded == Box(0, 0, 1, 1)
-    assert tile.core_in_padded == Box(0, 0, 1, 1)
+    assert tile.core.relative_to(tile.padded) == Box(0, 0, 1, 1)
 
 
 def test_a_tall_thin_image_is_a_column_of_tiles():
