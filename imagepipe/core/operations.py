@@ -19,12 +19,13 @@ operations are fused into one lookup table, so such a chain is one pass.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from . import statistics
 from .pixelate import pixelate
 from .tiling import Box
 
@@ -96,7 +97,7 @@ Colour = Callable[[Image.Image, Mapping[str, Any], Placement], Image.Image]
 @dataclass(frozen=True)
 class Operation:
     name: str
-    kind: str  # point, neighbourhood, position, geometric (DESIGN.md)
+    kind: str  # point, neighbourhood, global, position, geometric (DESIGN.md)
     description: str
     colour: Colour | None = None  # acts on an L or RGB image
     lut: Callable[[Mapping[str, Any]], Image.Image] | None = None  # per-band point op on a ramp
@@ -104,6 +105,8 @@ class Operation:
     halo: Callable[[Mapping[str, Any]], int] = lambda params: 0
     colour_mode: Callable[[str], str] = lambda mode: mode
     transpose: Image.Transpose | None = None  # geometric operations
+    stat: str = ""  # global operations: the whole-image histogram they read (statistics.py)
+    table: Callable[[list[int], Mapping[str, Any], int], list[int]] | None = None  # ... and use
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -158,6 +161,10 @@ def _rank(name, statistic, filter_class) -> Operation:
         lambda p: p["size"] // 2,
         (_SIZE,),
     )
+
+
+def _global(name, description, stat, table, params=()) -> Operation:
+    return Operation(name, "global", description, stat=stat, table=table, params=params)
 
 
 def _geometric(name, description, transpose) -> Operation:
@@ -246,6 +253,26 @@ _CATALOGUE = (
     _rank("median", "Median", ImageFilter.MedianFilter),
     _rank("erode", "Minimum", ImageFilter.MinFilter),
     _rank("dilate", "Maximum", ImageFilter.MaxFilter),
+    _global(
+        "contrast",
+        "Scale contrast around the whole image's mean luma; 0 is flat grey.",
+        statistics.LUMA,
+        statistics.contrast_table,
+        (_FACTOR,),
+    ),
+    _global(
+        "autocontrast",
+        "Stretch each band to the full range, ignoring `cutoff` % at each end.",
+        statistics.BANDS,
+        statistics.autocontrast_table,
+        (Param("cutoff", float, 0, 49, 0),),
+    ),
+    _global(
+        "equalize",
+        "Flatten each band's histogram over the whole image.",
+        statistics.BANDS,
+        statistics.equalize_table,
+    ),
     Operation(
         "pixelate",
         "position",
@@ -336,12 +363,23 @@ def move(step: Step, placement: Placement) -> Placement:
     return Placement(Box(*moved[0]), moved[1])
 
 
-def apply_step(image: Image.Image, step: Step, placement: Placement) -> Image.Image:
+def colour_bands(image: Image.Image) -> Image.Image:
+    """The image without its alpha band: what colour operations and statistics see."""
+    return image.convert(image.mode[:-1]) if image.mode in ("LA", "RGBA") else image
+
+
+def apply_step(
+    image: Image.Image, step: Step, placement: Placement, table: list[int] | None = None
+) -> Image.Image:
+    """One step; a global step uses ``table`` (from whole-image statistics) or, on a whole image, its own."""
     if step.op.kind == "geometric":
         return image.transpose(_transposition(step))
     alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
-    colour = image.convert(image.mode[:-1]) if alpha is not None else image
-    if step.op.lut is not None:
+    colour = colour_bands(image)
+    if step.op.kind == "global":
+        table = table or global_table(step, statistics.histogram(colour, step.op.stat), colour.mode)
+        colour = colour.point(table)
+    elif step.op.lut is not None:
         colour = colour.point(list(step.op.lut(step.params).tobytes()) * len(colour.getbands()))
     else:
         colour = step.op.colour(colour, step.params, placement)
@@ -351,13 +389,45 @@ def apply_step(image: Image.Image, step: Step, placement: Placement) -> Image.Im
     return colour
 
 
-def apply_chain(image: Image.Image, steps: Iterable[Step], placement: Placement | None = None) -> Image.Image:
-    """Run a chain on an image, or on a tile of one when ``placement`` says where it sits."""
+def global_table(step: Step, stats: list[int], colour_mode: str) -> list[int]:
+    """The lookup table of a global step, from the whole image's statistics."""
+    return step.op.table(stats, step.params, len(colour_mode))
+
+
+def apply_chain(
+    image: Image.Image,
+    steps: Iterable[Step],
+    placement: Placement | None = None,
+    table: list[int] | None = None,
+) -> Image.Image:
+    """Run a chain on an image, or on a tile of one when ``placement`` says where it sits.
+
+    On a tile, a global step may only come first, with ``table`` built from the
+    whole image's statistics (see ``split_stages``).
+    """
     placement = placement or Placement(Box(0, 0, *image.size), image.size)
-    for step in _fuse(list(steps)):
-        image = apply_step(image, step, placement)
+    tiled = placement.size != image.size
+    for position, step in enumerate(_fuse(list(steps))):
+        if step.op.kind == "global" and tiled and (position or table is None):
+            raise ValueError(f"{step.op.name} needs whole-image statistics: it must start a stage")
+        image = apply_step(image, step, placement, table if position == 0 else None)
         placement = move(step, placement)
     return image
+
+
+def split_stages(steps: Sequence[Step]) -> list[list[Step]]:
+    """Cut a chain before each global step: each stage ends with a full stop for statistics."""
+    stages: list[list[Step]] = []
+    for step in steps:
+        if not stages or step.op.kind == "global":
+            stages.append([])
+        stages[-1].append(step)
+    return stages
+
+
+def needed_stat(stages: Sequence[Sequence[Step]], stage: int) -> str:
+    """The statistic stage ``stage``'s tiles must report: what the next stage's global step reads."""
+    return stages[stage + 1][0].op.stat if stage + 1 < len(stages) else ""
 
 
 def _fuse(steps: list[Step]) -> list[Step]:

@@ -11,8 +11,20 @@ from collections.abc import Iterable, Sequence
 
 from PIL import Image
 
-from .operations import Placement, Step, apply_chain, move
-from .tiling import Box, TileSpec
+from . import statistics
+from .operations import (
+    Placement,
+    Step,
+    apply_chain,
+    chain_halo,
+    chain_output_mode,
+    colour_bands,
+    global_table,
+    move,
+    needed_stat,
+    split_stages,
+)
+from .tiling import Box, TileSpec, tile_grid
 
 
 def cut_tile(image: Image.Image, tile: TileSpec) -> Image.Image:
@@ -33,10 +45,18 @@ def output_size(steps: Sequence[Step], size: tuple[int, int]) -> tuple[int, int]
 
 
 def process_tile(
-    padded: Image.Image, steps: Sequence[Step], padded_box: Box, core: Box, size: tuple[int, int]
+    padded: Image.Image,
+    steps: Sequence[Step],
+    padded_box: Box,
+    core: Box,
+    size: tuple[int, int],
+    table: list[int] | None = None,
 ) -> Image.Image:
-    """Run the chain on a padded tile of an image of ``size``; return the processed core only."""
-    result = apply_chain(padded, steps, Placement(padded_box, size))
+    """Run a stage on a padded tile of an image of ``size``; return the processed core only.
+
+    ``table`` is the lookup table of the stage's leading global step, if it has one.
+    """
+    result = apply_chain(padded, steps, Placement(padded_box, size), table)
     moved_padded = final_placement(steps, padded_box, size).box
     moved_core = final_placement(steps, core, size).box
     if result.size != (moved_padded.width, moved_padded.height):
@@ -52,3 +72,45 @@ def assemble(size: tuple[int, int], mode: str, tiles: Iterable[tuple[Box, Image.
             raise ValueError(f"tile for {box} is {tile.mode} {tile.size}")
         canvas.paste(tile, (box.left, box.top))
     return canvas
+
+
+def tile_stats(tile: Image.Image, stat: str) -> list[int]:
+    """What a processed tile core reports for the next stage's global step."""
+    return statistics.histogram(colour_bands(tile), stat)
+
+
+def leading_table(stage: Sequence[Step], image: Image.Image) -> list[int] | None:
+    """A chain that starts with a global step reads the statistics of the upload itself.
+
+    The master has just decoded it, so one histogram pass is all it takes; every
+    later statistic is gathered from the tiles of the stage before.
+    """
+    first = stage[0]
+    if first.op.kind != "global":
+        return None
+    colour = colour_bands(image)
+    return global_table(first, statistics.histogram(colour, first.op.stat), colour.mode)
+
+
+def run_tiled(image: Image.Image, steps: Sequence[Step], tile_size: int) -> Image.Image:
+    """The distributed pipeline, stage by stage, in one process: what workers and collector do.
+
+    Each stage is cut with its own halo, its tiles are processed and report the
+    statistics the next stage's global step reads; the sum of those builds its table.
+    """
+    stages = split_stages(steps)
+    table = leading_table(stages[0], image)
+    for number, stage in enumerate(stages):
+        tiles = tile_grid(image.width, image.height, tile_size, chain_halo(stage))
+        done = [process_tile(cut_tile(image, t), stage, t.padded, t.core, image.size, table) for t in tiles]
+        boxes = [final_placement(stage, t.core, image.size).box for t in tiles]
+        image = assemble(
+            output_size(stage, image.size),
+            chain_output_mode(image.mode, stage),
+            zip(boxes, done, strict=True),
+        )
+        stat = needed_stat(stages, number)
+        if stat:
+            stats = statistics.add(tile_stats(tile, stat) for tile in done)
+            table = global_table(stages[number + 1][0], stats, colour_bands(image).mode)
+    return image

@@ -41,6 +41,9 @@ COLOUR = {
     "erode": lambda c, p: c.filter(ImageFilter.MinFilter(p["size"])),
     "dilate": lambda c, p: c.filter(ImageFilter.MaxFilter(p["size"])),
     "pixelate": lambda c, p: naive_pixelate(c, p["block"]),
+    "contrast": lambda c, p: ImageEnhance.Contrast(c).enhance(p["factor"]),
+    "autocontrast": lambda c, p: ImageOps.autocontrast(c, p["cutoff"]),
+    "equalize": lambda c, p: ImageOps.equalize(c),
 }
 GEOMETRIC = {
     "flip_horizontal": lambda c, p: ImageOps.mirror(c),

@@ -12,6 +12,8 @@ from .test_pipeline import same_pixels, tiled
 
 PARAMS = {
     "brightness": {"factor": st.floats(0, 4)},
+    "contrast": {"factor": st.floats(0, 4)},
+    "autocontrast": {"cutoff": st.floats(0, 49)},
     "saturation": {"factor": st.floats(0, 4)},
     "threshold": {"level": st.integers(0, 255)},
     "posterize": {"bits": st.integers(1, 8)},

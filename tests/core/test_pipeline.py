@@ -3,25 +3,15 @@
 import pytest
 from PIL import ImageFilter
 
-from imagepipe.core.operations import apply_chain, chain_halo, chain_output_mode, parse_chain
-from imagepipe.core.pipeline import assemble, cut_tile, final_placement, output_size, process_tile
+from imagepipe.core.operations import apply_chain, parse_chain
+from imagepipe.core.pipeline import assemble, cut_tile, process_tile, run_tiled
 from imagepipe.core.tiling import tile_grid
 from tests.images import noise, photo
 
 
-def tiled(image, chain, tile_size, halo=None):
-    """The whole pipeline in one process: cut, process each tile, assemble."""
-    steps = parse_chain(chain)
-    halo = chain_halo(steps) if halo is None else halo
-    tiles = tile_grid(image.width, image.height, tile_size, halo)
-    placed = (
-        (
-            final_placement(steps, t.core, image.size).box,
-            process_tile(cut_tile(image, t), steps, t.padded, t.core, image.size),
-        )
-        for t in tiles
-    )
-    return assemble(output_size(steps, image.size), chain_output_mode(image.mode, steps), placed)
+def tiled(image, chain, tile_size):
+    """The whole pipeline in one process: stages, tiles, statistics, assembly."""
+    return run_tiled(image, parse_chain(chain), tile_size)
 
 
 def same_pixels(a, b):
@@ -52,8 +42,10 @@ def test_large_radii_blur_across_many_small_tiles():
 def test_without_a_halo_the_seams_show():
     """Guards the test itself: tiling without context must differ from the reference."""
     image = photo("coffee.png")
-    chain = [{"op": "gaussian_blur", "radius": 4}]
-    assert not same_pixels(tiled(image, chain, 128, halo=0), image.filter(ImageFilter.GaussianBlur(4)))
+    steps = parse_chain([{"op": "gaussian_blur", "radius": 4}])
+    tiles = tile_grid(image.width, image.height, 128, halo=0)
+    done = ((t.core, process_tile(cut_tile(image, t), steps, t.padded, t.core, image.size)) for t in tiles)
+    assert not same_pixels(assemble(image.size, "RGB", done), image.filter(ImageFilter.GaussianBlur(4)))
 
 
 def test_one_by_one_images_pass_through_every_operation():
