@@ -8,24 +8,20 @@ double-counting a tile.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable
 
 from confluent_kafka import Message
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import close_old_connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from imagepipe import kafka
 from imagepipe.core.codec import CodecError, decode_tile
 from imagepipe.core.messages import Heartbeat, MessageError, Result
-from imagepipe.core.pipeline import assemble
 from workers.models import Worker
 
+from .assembly import advance_stage, assemble_job, resume, stage_finished, store_tile
 from .events import push, push_status
 from .models import Job, Tile
 
@@ -47,11 +43,11 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
         if job.fail(f"tile {result.index} failed on {result.worker}: {result.error}"):
             push_status(job)
         return
-    tile = job.tiles.filter(index=result.index).first()
+    tile = job.tiles.filter(stage=result.stage, index=result.index).first()
     if tile is None or tile.status == Tile.Status.DONE:
         return  # unknown index, or a redelivered result: nothing changes
     _check_tile(job, tile, pixels)
-    name = _store_tile(tile, pixels)
+    name = store_tile(tile, pixels)
     with transaction.atomic():
         claimed = Tile.objects.filter(pk=tile.pk, status=Tile.Status.PENDING).update(
             status=Tile.Status.DONE,
@@ -61,6 +57,7 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
             duration_ms=result.duration_ms,
             finished_at=timezone.now(),
             result=name,
+            stats=result.stats,
         )
         if claimed:
             job.record_tile_done()
@@ -72,69 +69,14 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
     push(job, tile.event())
     if job.tiles_done == job.tiles_total:
         assemble_job(job)
+    elif job.last_stage > tile.stage and stage_finished(job, tile.stage):
+        advance_stage(job, tile.stage)
 
 
 def _check_tile(job: Job, tile: Tile, pixels: bytes) -> None:
-    image, box = decode_tile(pixels), job.output_box(tile)
+    image, box = decode_tile(pixels), job.placed_box(tile)
     if image.size != (box.width, box.height):
         raise CodecError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
-
-
-def _store_tile(tile: Tile, pixels: bytes) -> str:
-    name = f"tiles/{tile.job_id}/{tile.index}.tile"
-    default_storage.delete(name)  # an earlier, uncounted attempt may have written it
-    return default_storage.save(name, ContentFile(pixels))
-
-
-def assemble_job(job: Job) -> None:
-    """Build, store and publish the result once every tile is in (only one caller wins)."""
-    if not job.claim_assembly():
-        return
-    push_status(job)
-    try:
-        name = _store_result(job)
-    except Exception as exc:
-        logger.exception("assembling job %s failed", job.pk)
-        job.fail(f"assembling the result failed: {exc}")
-    else:
-        job.finish(name)
-        logger.info("job %s done: %s", job.pk, name)
-        _discard_tiles(job)
-    push_status(job)
-
-
-def _store_result(job: Job) -> str:
-    tiles = job.tiles.only("x", "y", "width", "height", "result").order_by("index")
-    image = assemble(
-        job.output_size, job.output_mode, ((job.output_box(tile), _read_tile(tile)) for tile in tiles)
-    )
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=settings.RESULT_PNG_COMPRESS_LEVEL)
-    name = f"results/{job.pk}.png"
-    default_storage.delete(name)
-    return default_storage.save(name, ContentFile(buffer.getvalue()))
-
-
-def _read_tile(tile: Tile):
-    with default_storage.open(tile.result.name, "rb") as handle:
-        return decode_tile(handle.read())
-
-
-def _discard_tiles(job: Job) -> None:
-    """The stored result now holds every tile's pixels; the tile files can go."""
-    for name in job.tiles.exclude(result="").values_list("result", flat=True):
-        default_storage.delete(name)
-
-
-def resume_assemblies() -> None:
-    """Finish jobs whose last tile landed before a collector stopped mid-assembly."""
-    stuck = Job.objects.filter(
-        status__in=[Job.Status.RUNNING, Job.Status.ASSEMBLING], tiles_done=F("tiles_total")
-    )
-    for job in stuck:
-        Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
-        job.status = Job.Status.RUNNING
-        assemble_job(job)
 
 
 def record_heartbeat(value: bytes) -> None:
@@ -165,7 +107,7 @@ def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
         settings.KAFKA_BOOTSTRAP_SERVERS,
         kafka.group(kafka.COLLECTOR_GROUP),
     )
-    resume_assemblies()
+    resume()
     try:
         while not should_stop():
             message = consumer.poll(poll_seconds)

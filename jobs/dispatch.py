@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import cache
 
 from django.db.models import F
@@ -14,6 +14,7 @@ from PIL import Image
 from imagepipe import kafka
 from imagepipe.core.codec import encode_tile
 from imagepipe.core.messages import Task
+from imagepipe.core.operations import needed_stat
 from imagepipe.core.pipeline import cut_tile
 from imagepipe.core.tiling import TileSpec
 
@@ -45,23 +46,32 @@ def spread(job_id, index: int, partitions: int) -> int:
 
 
 def task_messages(
-    job: Job, image: Image.Image, specs: Sequence[TileSpec]
+    job: Job, image: Image.Image, stage: int, table: list[int] | None = None
 ) -> Iterator[tuple[TileSpec, bytes]]:
-    """Each tile's task message: its padded pixels, where it belongs, the chain."""
-    for spec in specs:
+    """Each tile of a stage as a task: its padded pixels, where it belongs, the stage's steps."""
+    operations = [step.to_dict() for step in job.stages[stage]]
+    stat = needed_stat(job.stages, stage)
+    for spec in job.stage_tiles(stage):
         task = Task(
             job=str(job.id),
             index=spec.index,
             core=list(spec.core.as_tuple()),
             padded=list(spec.padded.as_tuple()),
-            size=[job.width, job.height],
-            operations=job.operations,
+            size=list(image.size),
+            operations=operations,
+            stage=stage,
+            table=table,
+            stat=stat,
         )
         yield spec, task.encode(encode_tile(cut_tile(image, spec)))
 
 
-def publish_tiles(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> None:
-    """Send every tile (core + halo) to Kafka; fail the job if the broker won't take them."""
+def publish_stage(job: Job, image: Image.Image, stage: int, table: list[int] | None = None) -> None:
+    """Send every tile of a stage (core + halo) to Kafka; fail the job if the broker won't take them.
+
+    ``image`` is what the stage works on: the upload for stage 0, the previous
+    stage's assembled output after that.
+    """
     producer = _producer()
     name = kafka.topic(kafka.TASKS)
     errors: list[str] = []
@@ -70,17 +80,19 @@ def publish_tiles(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> No
         if err is not None:
             errors.append(str(err))
 
+    count = 0
     try:
         partitions = task_partitions(name)
-        for spec, value in task_messages(job, image, specs):
+        for spec, value in task_messages(job, image, stage, table):
             _produce(
                 producer,
                 name,
                 value,
-                f"{job.id}:{spec.index}",
+                f"{job.id}:{stage}:{spec.index}",
                 spread(job.id, spec.index, partitions),
                 delivered,
             )
+            count += 1
         remaining = producer.flush(60)
     except Exception as exc:  # the broker, not the user: record it on the job
         logger.exception("publishing job %s failed", job.id)
@@ -89,10 +101,10 @@ def publish_tiles(job: Job, image: Image.Image, specs: Sequence[TileSpec]) -> No
     if errors or remaining:
         job.fail(f"could not publish tiles to Kafka: {(errors or ['timed out'])[0]}")
         return
-    now = timezone.now()
-    job.tiles.update(attempts=F("attempts") + 1, dispatched_at=now)
-    job.mark_dispatched()
-    logger.info("job %s: published %d tiles over %d partitions", job.id, len(specs), partitions)
+    job.tiles.filter(stage=stage).update(attempts=F("attempts") + 1, dispatched_at=timezone.now())
+    if stage == 0:
+        job.mark_dispatched()
+    logger.info("job %s: published %d tiles of stage %d over %d partitions", job.id, count, stage, partitions)
 
 
 def _produce(producer, topic_name, value, key, partition, on_delivery) -> None:

@@ -10,9 +10,9 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from imagepipe.core.operations import parse_chain
+from imagepipe.core.operations import Step, chain_halo, parse_chain, split_stages
 from imagepipe.core.pipeline import final_placement, output_size
-from imagepipe.core.tiling import Box, TileSpec
+from imagepipe.core.tiling import Box, TileSpec, tile_grid
 
 
 class JobQuerySet(models.QuerySet):
@@ -38,12 +38,12 @@ class Job(models.Model):
     original_name = models.CharField(max_length=255)
     operations = models.JSONField()
     tile_size = models.PositiveIntegerField()
-    halo = models.PositiveIntegerField(default=0)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     mode = models.CharField(max_length=8)
     output_mode = models.CharField(max_length=8)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.PositiveSmallIntegerField(default=0)  # the stage whose tiles are in flight
     tiles_total = models.PositiveIntegerField()
     tiles_done = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -65,13 +65,34 @@ class Job(models.Model):
     def steps(self):
         return parse_chain(self.operations)
 
+    @cached_property
+    def stages(self) -> list[list[Step]]:
+        """The chain cut before each global-statistics step (operations.split_stages)."""
+        return split_stages(self.steps)
+
+    @property
+    def last_stage(self) -> int:
+        return len(self.stages) - 1
+
+    def stage_size(self, stage: int) -> tuple[int, int]:
+        """The size of the image a stage works on (geometric steps before it may turn it)."""
+        earlier = [step for steps in self.stages[:stage] for step in steps]
+        return output_size(earlier, (self.width, self.height))
+
+    def stage_tiles(self, stage: int) -> list[TileSpec]:
+        width, height = self.stage_size(stage)
+        return tile_grid(width, height, self.tile_size, chain_halo(self.stages[stage]))
+
+    def all_tiles(self) -> list[tuple[int, TileSpec]]:
+        return [(stage, spec) for stage in range(len(self.stages)) for spec in self.stage_tiles(stage)]
+
     @property
     def output_size(self) -> tuple[int, int]:
         return output_size(self.steps, (self.width, self.height))
 
-    def output_box(self, tile: Tile) -> Box:
-        """Where a tile's pixels land in the result (geometric operations move them)."""
-        return final_placement(self.steps, tile.core, (self.width, self.height)).box
+    def placed_box(self, tile: Tile) -> Box:
+        """Where a tile's processed pixels land in its stage's output (geometric steps move them)."""
+        return final_placement(self.stages[tile.stage], tile.core, self.stage_size(tile.stage)).box
 
     @property
     def group_name(self) -> str:
@@ -89,6 +110,10 @@ class Job(models.Model):
             status=Job.Status.RUNNING, started_at=now
         )
         self.refresh_from_db(fields=["tiles_done", "status", "started_at"])
+
+    def claim_next_stage(self, finished: int) -> bool:
+        """Compare-and-set the stage from ``finished`` to the next; True for the one caller that wins."""
+        return bool(Job.objects.filter(pk=self.pk, stage=finished).update(stage=finished + 1))
 
     def claim_assembly(self) -> bool:
         """Compare-and-set running -> assembling once every tile is in; True for the winner."""
@@ -125,6 +150,7 @@ class Tile(models.Model):
         FAILED = "failed"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tiles")
+    stage = models.PositiveSmallIntegerField(default=0)
     index = models.PositiveIntegerField()
     col = models.PositiveIntegerField()
     row = models.PositiveIntegerField()
@@ -142,19 +168,23 @@ class Tile(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     result = models.FileField(upload_to="tiles/", blank=True)
     error = models.TextField(blank=True)
+    stats = models.JSONField(null=True, blank=True)  # the histogram the next stage's global step reads
 
     class Meta:
-        ordering = ["job", "index"]
-        constraints = [models.UniqueConstraint(fields=["job", "index"], name="unique_tile_per_job")]
+        ordering = ["job", "stage", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "stage", "index"], name="unique_tile_per_job_stage")
+        ]
 
     def __str__(self) -> str:
         return f"tile {self.index} of {self.job_id}"
 
     @classmethod
-    def from_spec(cls, job: Job, spec: TileSpec) -> Tile:
+    def from_spec(cls, job: Job, spec: TileSpec, stage: int = 0) -> Tile:
         core = spec.core
         return cls(
             job=job,
+            stage=stage,
             index=spec.index,
             col=spec.col,
             row=spec.row,
@@ -172,6 +202,7 @@ class Tile(models.Model):
         """The websocket message announcing this finished tile."""
         return {
             "type": "tile",
+            "stage": self.stage,
             "index": self.index,
             "x": self.x,
             "y": self.y,

@@ -39,6 +39,7 @@ class TileSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tile
         fields = [
+            "stage",
             "index",
             "col",
             "row",

@@ -7,10 +7,10 @@ from functools import partial
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from imagepipe.core.operations import chain_halo, chain_output_mode
-from imagepipe.core.tiling import tile_grid
+from imagepipe.core.operations import chain_output_mode
+from imagepipe.core.pipeline import leading_table
 
-from .dispatch import publish_tiles
+from .dispatch import publish_stage
 from .models import Job, Tile
 from .uploads import clean_filename, open_image, parse_operations, parse_tile_size
 
@@ -20,25 +20,23 @@ def submit_job(owner, upload, operations, tile_size=None) -> Job:
     steps = parse_operations(operations)
     size = parse_tile_size(tile_size)
     image, extension = open_image(upload)
-    halo = chain_halo(steps)
-    specs = tile_grid(image.width, image.height, size, halo)
-
     job = Job(
         owner=owner,
         original_name=clean_filename(upload.name),
         operations=[step.to_dict() for step in steps],
         tile_size=size,
-        halo=halo,
         width=image.width,
         height=image.height,
         mode=image.mode,
         output_mode=chain_output_mode(image.mode, steps),
-        tiles_total=len(specs),
     )
+    tiles = job.all_tiles()
+    job.tiles_total = len(tiles)
     upload.seek(0)
     job.original.save(f"{job.id}{extension}", ContentFile(upload.read()), save=False)
     with transaction.atomic():
         job.save()
-        Tile.objects.bulk_create(Tile.from_spec(job, spec) for spec in specs)
-        transaction.on_commit(partial(publish_tiles, job, image, specs))
+        Tile.objects.bulk_create(Tile.from_spec(job, spec, stage) for stage, spec in tiles)
+        table = leading_table(job.stages[0], image)
+        transaction.on_commit(partial(publish_stage, job, image, 0, table))
     return job

@@ -1,4 +1,10 @@
+import io
+import uuid
+
 import pytest
+from django.core.management import call_command
+
+from imagepipe import kafka
 
 
 @pytest.fixture(autouse=True)
@@ -6,3 +12,21 @@ def media_root(settings, tmp_path):
     """Files written by a test go to its own temporary folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def kafka_prefix(settings):
+    """A fresh topic prefix on the real broker; its topics are deleted afterwards."""
+    settings.KAFKA_TOPIC_PREFIX = f"test-{uuid.uuid4().hex[:8]}-"
+    yield settings.KAFKA_TOPIC_PREFIX
+    admin = kafka.admin()
+    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.KAFKA_TOPIC_PREFIX)]
+    for future in admin.delete_topics(mine).values() if mine else ():
+        future.result()
+
+
+@pytest.fixture
+def kafka_topics(kafka_prefix):
+    """ImagePipe's topics under a fresh prefix, for code that publishes."""
+    call_command("kafka_topics", stdout=io.StringIO())
+    return kafka_prefix

@@ -21,7 +21,7 @@ from imagepipe import kafka
 from imagepipe.core.codec import CodecError, decode_tile, encode_tile
 from imagepipe.core.messages import Heartbeat, MessageError, Result, Task
 from imagepipe.core.operations import ChainError, parse_chain
-from imagepipe.core.pipeline import process_tile
+from imagepipe.core.pipeline import process_tile, tile_stats
 from imagepipe.core.tiling import Box
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,11 @@ def process_task(value: bytes, worker: str, partition: int, offset: int) -> tupl
         image = decode_tile(pixels)
         if image.size != (padded.width, padded.height):
             raise CodecError(f"tile is {image.size}, its task says {padded.width}x{padded.height}")
-        processed = process_tile(image, steps, padded, core, (task.size[0], task.size[1]))
+        processed = process_tile(image, steps, padded, core, (task.size[0], task.size[1]), task.table)
+        stats = tile_stats(processed, task.stat) if task.stat else None
         payload, error = encode_tile(processed), ""
     except (ChainError, CodecError, ValueError, OSError) as exc:
-        payload, error = b"", f"{type(exc).__name__}: {exc}"
+        payload, stats, error = b"", None, f"{type(exc).__name__}: {exc}"
     result = Result(
         job=task.job,
         index=task.index,
@@ -52,6 +53,8 @@ def process_task(value: bytes, worker: str, partition: int, offset: int) -> tupl
         duration_ms=round((time.perf_counter() - started) * 1000),
         task_partition=partition,
         task_offset=offset,
+        stage=task.stage,
+        stats=stats,
         error=error,
     )
     return task.job, result.encode(payload)

@@ -54,8 +54,11 @@ class Task:
     index: int
     core: list[int]  # [left, top, right, bottom] in image coordinates
     padded: list[int]
-    size: list[int]  # [width, height] of the whole image
-    operations: list[dict[str, Any]]
+    size: list[int]  # [width, height] of the image this stage works on
+    operations: list[dict[str, Any]]  # this stage's steps
+    stage: int = 0
+    table: list[int] | None = None  # lookup table of the stage's leading global step
+    stat: str = ""  # the statistic to report for the next stage ("" for none)
     attempt: int = 1
 
     def encode(self, pixels: bytes) -> bytes:
@@ -77,6 +80,8 @@ class Result:
     duration_ms: int
     task_partition: int
     task_offset: int
+    stage: int = 0
+    stats: list[int] | None = None
     error: str = ""
 
     def encode(self, pixels: bytes = b"") -> bytes:

@@ -71,11 +71,14 @@ def test_a_grayscale_jpeg_chain_matches_the_whole_image_reference(api, system):
     assert Job.objects.get(pk=job["id"]).finished_at is not None
 
 
-def test_a_chain_of_every_kind_but_statistics_matches_on_a_photo(api, system):
+def test_a_chain_of_every_kind_matches_on_a_photo(api, system):
     chain = [
+        {"op": "autocontrast", "cutoff": 1},
         {"op": "rotate", "angle": 90},
         {"op": "gaussian_blur", "radius": 2},
+        {"op": "equalize"},
         {"op": "pixelate", "block": 7},
+        {"op": "contrast", "factor": 1.5},
         {"op": "median", "size": 3},
         {"op": "sepia"},
         {"op": "posterize", "bits": 5},
@@ -89,3 +92,6 @@ def test_a_chain_of_every_kind_but_statistics_matches_on_a_photo(api, system):
     expected = reference(photo("coffee.png"), [s.to_dict() for s in parse_chain(chain)])
     assert result.size == (400, 600)
     assert result.tobytes() == expected.tobytes()
+    stages = Tile.objects.filter(job_id=job["id"]).values_list("stage", flat=True)
+    assert sorted(set(stages)) == [0, 1, 2]  # cut before equalize and before contrast
+    assert body["tiles_done"] == body["tiles_total"] == len(stages)

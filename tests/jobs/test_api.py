@@ -55,7 +55,7 @@ def test_a_submission_creates_the_job_and_its_tiles(client):
     assert body["operations"] == [{"op": "gaussian_blur", "radius": 4.0}]
     assert body["result_url"] is None
     job = Job.objects.get(pk=body["id"])
-    assert job.halo == 15 and job.original_name == "coffee.png"
+    assert job.stage_tiles(0)[1].padded.left == 256 - 15 and job.original_name == "coffee.png"
     assert list(Tile.objects.filter(job=job).values_list("index", flat=True)) == list(range(6))
     assert job.original.name.startswith(f"originals/{job.pk}")
 

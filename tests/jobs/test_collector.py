@@ -7,9 +7,11 @@ from django.core.files.storage import default_storage
 from PIL import Image, ImageFilter
 
 from imagepipe.core.messages import Heartbeat, MessageError, Result
+from jobs.assembly import next_stage_input
 from jobs.collector import record_heartbeat, record_result
 from jobs.dispatch import task_messages
 from jobs.models import Job, Tile
+from tests.core.reference import reference
 from tests.images import photo
 from workers.models import Worker
 from workers.worker import process_task
@@ -19,14 +21,11 @@ from .factories import make_job
 pytestmark = pytest.mark.django_db
 
 
-def results_for(job, image):
-    """Run every tile through the real worker code, as Kafka would deliver them."""
-    from imagepipe.core.tiling import tile_grid
-
-    specs = tile_grid(job.width, job.height, job.tile_size, job.halo)
+def results_for(job, image, stage=0, table=None):
+    """Run every tile of a stage through the real worker code, as Kafka would deliver them."""
     return [
         process_task(value, f"w{spec.index % 2}", spec.index % 4, spec.index)[1]
-        for spec, value in task_messages(job, image, specs)
+        for spec, value in task_messages(job, image, stage, table)
     ]
 
 
@@ -100,3 +99,27 @@ def test_a_heartbeat_records_the_worker():
     record_heartbeat(Heartbeat(worker="w1", host="box", pid=7, tiles_done=3, partitions=[1, 2]).encode())
     worker = Worker.objects.get(pk="w1")
     assert (worker.host, worker.tiles_done, worker.partitions, worker.status) == ("box", 3, [1, 2], "online")
+
+
+def test_a_global_step_runs_as_a_second_stage_from_summed_tile_histograms(django_user_model, kafka_topics):
+    owner = django_user_model.objects.create_user("stats")
+    image = photo("coffee.png").crop((0, 0, 200, 130))
+    chain = [{"op": "gaussian_blur", "radius": 2}, {"op": "equalize"}, {"op": "box_blur", "radius": 1}]
+    job = make_job(owner, image, operations=chain, tile_size=64)
+    assert [len(job.stage_tiles(stage)) for stage in (0, 1)] == [12, 12]
+    assert job.tiles_total == 24
+
+    for value in results_for(job, image):
+        record_result(value)  # the last one dispatches stage 1 to the (test) tasks topic
+    job.refresh_from_db()
+    assert (job.stage, job.tiles_done, job.status) == (1, 12, Job.Status.RUNNING)
+    assert all(len(stats) == 768 for stats in job.tiles.filter(stage=0).values_list("stats", flat=True))
+
+    intermediate, table = next_stage_input(job, 0)
+    for value in results_for(job, intermediate, 1, table):
+        record_result(value)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    with job.result.open("rb") as handle:
+        result = Image.open(io.BytesIO(handle.read()))
+        assert result.tobytes() == reference(image, chain).tobytes()

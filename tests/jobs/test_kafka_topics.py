@@ -1,23 +1,11 @@
 """`manage.py kafka_topics` against the real broker."""
 
 import io
-import uuid
 
-import pytest
 from confluent_kafka.admin import ConfigResource
 from django.core.management import call_command
 
 from imagepipe import kafka
-
-
-@pytest.fixture
-def prefix(settings):
-    settings.KAFKA_TOPIC_PREFIX = f"test-topics-{uuid.uuid4().hex[:8]}-"
-    yield settings.KAFKA_TOPIC_PREFIX
-    admin = kafka.admin()
-    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.KAFKA_TOPIC_PREFIX)]
-    for future in admin.delete_topics(mine).values():
-        future.result()
 
 
 def describe(name):
@@ -27,18 +15,18 @@ def describe(name):
     return partitions, {key: entry.value for key, entry in future.result().items()}
 
 
-def test_it_creates_every_topic_with_an_explicit_message_limit(prefix, settings):
+def test_it_creates_every_topic_with_an_explicit_message_limit(kafka_prefix, settings):
     call_command("kafka_topics", stdout=io.StringIO())
     for name, partitions in (("tasks", 4), ("results", 2), ("heartbeats", 1), ("tasks.dlq", 1)):
-        count, config = describe(prefix + name)
+        count, config = describe(kafka_prefix + name)
         assert count == partitions
         if name != "heartbeats":
             assert config["max.message.bytes"] == str(settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024)
 
 
-def test_running_it_again_grows_partitions_and_keeps_the_rest(prefix, settings):
+def test_running_it_again_grows_partitions_and_keeps_the_rest(kafka_prefix, settings):
     call_command("kafka_topics", stdout=io.StringIO())
     settings.KAFKA_TASK_PARTITIONS = 6
     call_command("kafka_topics", stdout=io.StringIO())
-    assert describe(prefix + "tasks")[0] == 6
-    assert describe(prefix + "results")[0] == 2
+    assert describe(kafka_prefix + "tasks")[0] == 6
+    assert describe(kafka_prefix + "results")[0] == 2

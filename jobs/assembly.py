@@ -1,0 +1,122 @@
+"""Turning finished tiles into images: the next stage's input, or the job's result.
+
+Stage images are rebuilt from the stored tiles, so a collector that stops
+between stages, or mid-assembly, picks up where it left off (``resume``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from imagepipe.core import statistics
+from imagepipe.core.codec import decode_tile
+from imagepipe.core.operations import chain_output_mode, colour_bands, global_table
+from imagepipe.core.pipeline import assemble, output_size
+
+from .dispatch import publish_stage
+from .events import push_status
+from .models import Job, Tile
+
+logger = logging.getLogger(__name__)
+
+
+def store_tile(tile: Tile, pixels: bytes) -> str:
+    name = f"tiles/{tile.job_id}/{tile.stage}-{tile.index}.tile"
+    default_storage.delete(name)  # an earlier, uncounted attempt may have written it
+    return default_storage.save(name, ContentFile(pixels))
+
+
+def stage_image(job: Job, stage: int) -> Image.Image:
+    """A finished stage's output, pasted together from its stored tiles."""
+    steps, size = job.stages[stage], job.stage_size(stage)
+    mode = chain_output_mode(job.mode, [s for earlier in job.stages[: stage + 1] for s in earlier])
+    tiles = job.tiles.filter(stage=stage).only("stage", "x", "y", "width", "height", "result")
+    return assemble(output_size(steps, size), mode, ((job.placed_box(tile), _read(tile)) for tile in tiles))
+
+
+def _read(tile: Tile) -> Image.Image:
+    with default_storage.open(tile.result.name, "rb") as handle:
+        return decode_tile(handle.read())
+
+
+def next_stage_input(job: Job, finished: int) -> tuple[Image.Image, list[int]]:
+    """The image the next stage cuts its tiles from, and its global step's table.
+
+    The table comes from the sum of the histograms the finished stage's tiles
+    reported: the whole image's statistics without reading the whole image.
+    """
+    image = stage_image(job, finished)
+    stats = statistics.add(job.tiles.filter(stage=finished).values_list("stats", flat=True))
+    return image, global_table(job.stages[finished + 1][0], stats, colour_bands(image).mode)
+
+
+def advance_stage(job: Job, finished: int) -> None:
+    """Dispatch the next stage once ``finished`` is complete (only one caller wins)."""
+    if not job.claim_next_stage(finished):
+        return
+    dispatch_stage(job, finished + 1)
+
+
+def dispatch_stage(job: Job, stage: int) -> None:
+    try:
+        image, table = next_stage_input(job, stage - 1)
+    except Exception as exc:
+        logger.exception("preparing stage %d of job %s failed", stage, job.pk)
+        job.fail(f"preparing stage {stage} failed: {exc}")
+        push_status(job)
+        return
+    publish_stage(job, image, stage, table)
+    logger.info("job %s: stage %d of %d dispatched", job.pk, stage, job.last_stage)
+
+
+def assemble_job(job: Job) -> None:
+    """Build, store and publish the result once every tile is in (only one caller wins)."""
+    if not job.claim_assembly():
+        return
+    push_status(job)
+    try:
+        name = _store_result(job)
+    except Exception as exc:
+        logger.exception("assembling job %s failed", job.pk)
+        job.fail(f"assembling the result failed: {exc}")
+    else:
+        job.finish(name)
+        logger.info("job %s done: %s", job.pk, name)
+        _discard_tiles(job)
+    push_status(job)
+
+
+def _store_result(job: Job) -> str:
+    image = stage_image(job, job.last_stage)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=settings.RESULT_PNG_COMPRESS_LEVEL)
+    name = f"results/{job.pk}.png"
+    default_storage.delete(name)
+    return default_storage.save(name, ContentFile(buffer.getvalue()))
+
+
+def _discard_tiles(job: Job) -> None:
+    """The stored result now holds every tile's pixels; the tile files can go."""
+    for name in job.tiles.exclude(result="").values_list("result", flat=True):
+        default_storage.delete(name)
+
+
+def resume() -> None:
+    """Finish what a stopped collector left half done: an assembly, or a stage never dispatched."""
+    for job in Job.objects.filter(status__in=[Job.Status.RUNNING, Job.Status.ASSEMBLING]):
+        if job.tiles_done == job.tiles_total:
+            Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+            job.status = Job.Status.RUNNING
+            assemble_job(job)
+        elif job.stage and not job.tiles.filter(stage=job.stage, attempts__gt=0).exists():
+            dispatch_stage(job, job.stage)
+
+
+def stage_finished(job: Job, stage: int) -> bool:
+    return stage < job.last_stage and not job.tiles.filter(stage=stage, status=Tile.Status.PENDING).exists()
