@@ -6,6 +6,7 @@ from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
 from imagepipe.core.operations import catalogue
+from imagepipe.core.output import FORMATS
 
 from .models import Job
 from .serializers import JobSerializer, TileSerializer
@@ -32,6 +33,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 request.FILES.get("image"),
                 request.data.get("operations"),
                 request.data.get("tile_size"),
+                request.data.get("output_format"),
+                request.data.get("quality"),
             )
         except UploadError as exc:
             return Response({"error": str(exc)}, status=exc.status)
@@ -49,12 +52,13 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return Response(
                 {"error": f"the job is {job.status}; no result yet"}, status=status.HTTP_409_CONFLICT
             )
-        return download(job.result, f"{job.pk}.png")
+        output = FORMATS[job.output_format]
+        return download(job.result, f"{job.pk}{output.extension}", output.content_type)
 
 
-def download(field_file, filename: str) -> FileResponse:
+def download(field_file, filename: str, content_type: str) -> FileResponse:
     try:
         handle = field_file.open("rb")
     except FileNotFoundError:
         raise Http404("file missing from storage") from None
-    return FileResponse(handle, as_attachment=True, filename=filename, content_type="image/png")
+    return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)

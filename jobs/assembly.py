@@ -6,7 +6,6 @@ between stages, or mid-assembly, picks up where it left off (``resume``).
 
 from __future__ import annotations
 
-import io
 import logging
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from PIL import Image
 from imagepipe.core import statistics
 from imagepipe.core.codec import decode_tile
 from imagepipe.core.operations import chain_output_mode, colour_bands, global_table
+from imagepipe.core.output import FORMATS, encode
 from imagepipe.core.pipeline import assemble, output_size
 
 from .dispatch import publish_stage
@@ -93,12 +93,16 @@ def assemble_job(job: Job) -> None:
 
 
 def _store_result(job: Job) -> str:
-    image = stage_image(job, job.last_stage)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=settings.RESULT_PNG_COMPRESS_LEVEL)
-    name = f"results/{job.pk}.png"
+    data = encode(
+        stage_image(job, job.last_stage),
+        job.output_format,
+        job.output_quality,
+        bytes(job.icc_profile) or None,
+        settings.RESULT_PNG_COMPRESS_LEVEL,
+    )
+    name = f"results/{job.pk}{FORMATS[job.output_format].extension}"
     default_storage.delete(name)
-    return default_storage.save(name, ContentFile(buffer.getvalue()))
+    return default_storage.save(name, ContentFile(data))
 
 
 def _discard_tiles(job: Job) -> None:

@@ -1,5 +1,7 @@
 from django import forms
 
+from imagepipe.core.output import FORMATS
+
 
 class SubmitJobForm(forms.Form):
     image = forms.FileField()
@@ -9,3 +11,7 @@ class SubmitJobForm(forms.Form):
         help_text='JSON list, e.g. [{"op": "grayscale"}, {"op": "gaussian_blur", "radius": 4}]',
     )
     tile_size = forms.IntegerField(required=False, initial=512)
+    output_format = forms.ChoiceField(
+        choices=[(name, name) for name in FORMATS], initial="png", required=False
+    )
+    quality = forms.IntegerField(required=False, help_text="jpeg (default 90) and webp (lossless if empty)")

@@ -42,6 +42,9 @@ class Job(models.Model):
     height = models.PositiveIntegerField()
     mode = models.CharField(max_length=8)
     output_mode = models.CharField(max_length=8)
+    output_format = models.CharField(max_length=8, default="png")
+    output_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    icc_profile = models.BinaryField(blank=True, default=b"")  # kept only if it fits the output
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     stage = models.PositiveSmallIntegerField(default=0)  # the stage whose tiles are in flight
     tiles_total = models.PositiveIntegerField()

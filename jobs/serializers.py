@@ -15,6 +15,8 @@ class JobSerializer(serializers.ModelSerializer):
             "original_name",
             "operations",
             "tile_size",
+            "output_format",
+            "output_quality",
             "width",
             "height",
             "tiles_total",

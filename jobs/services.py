@@ -7,19 +7,22 @@ from functools import partial
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from imagepipe.core.normalise import output_profile
 from imagepipe.core.operations import chain_output_mode
 from imagepipe.core.pipeline import leading_table
 
 from .dispatch import publish_stage
 from .models import Job, Tile
-from .uploads import clean_filename, open_image, parse_operations, parse_tile_size
+from .uploads import clean_filename, open_image, parse_operations, parse_output, parse_tile_size
 
 
-def submit_job(owner, upload, operations, tile_size=None) -> Job:
+def submit_job(owner, upload, operations, tile_size=None, output_format=None, quality=None) -> Job:
     """Create a job from an upload; raises UploadError before anything is stored."""
     steps = parse_operations(operations)
     size = parse_tile_size(tile_size)
     image, extension = open_image(upload)
+    result_mode = chain_output_mode(image.mode, steps)
+    output_format, quality = parse_output(output_format, quality, result_mode)
     job = Job(
         owner=owner,
         original_name=clean_filename(upload.name),
@@ -28,7 +31,10 @@ def submit_job(owner, upload, operations, tile_size=None) -> Job:
         width=image.width,
         height=image.height,
         mode=image.mode,
-        output_mode=chain_output_mode(image.mode, steps),
+        output_mode=result_mode,
+        output_format=output_format,
+        output_quality=quality,
+        icc_profile=output_profile(image.info.get("icc_profile"), result_mode) or b"",
     )
     tiles = job.all_tiles()
     job.tiles_total = len(tiles)

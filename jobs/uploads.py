@@ -10,10 +10,18 @@ from typing import Any
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from imagepipe.core.normalise import NormaliseError, normalise
 from imagepipe.core.operations import ChainError, Step, parse_chain
+from imagepipe.core.output import FORMATS
 
-ACCEPTED_FORMATS = {"PNG": ".png", "JPEG": ".jpg"}
-ACCEPTED_MODES = ("L", "LA", "RGB", "RGBA")
+ACCEPTED_FORMATS = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "GIF": ".gif",
+    "TIFF": ".tif",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+}
 
 
 class UploadError(ValueError):
@@ -48,6 +56,26 @@ def parse_tile_size(raw: Any) -> int:
     return size
 
 
+def parse_output(name: Any, quality: Any, mode: str) -> tuple[str, int | None]:
+    """The result's format and quality; a format that can't hold the result is refused."""
+    name = (name or "png").lower() if isinstance(name, str) or name is None else name
+    if name not in FORMATS:
+        raise UploadError(f"output_format must be one of {', '.join(FORMATS)}")
+    if name == "jpeg" and mode in ("LA", "RGBA"):
+        raise UploadError("JPEG cannot carry the alpha band of this image; choose png, webp or tiff")
+    if quality in (None, ""):
+        return name, None
+    try:
+        value = int(quality)
+    except (TypeError, ValueError):
+        raise UploadError("quality must be a whole number from 1 to 100") from None
+    if not 1 <= value <= 100:
+        raise UploadError("quality must be a whole number from 1 to 100")
+    if name not in ("jpeg", "webp"):
+        raise UploadError("quality applies to jpeg and webp only")
+    return name, value
+
+
 def open_image(upload) -> tuple[Image.Image, str]:
     """Decode an uploaded file; returns the loaded image and its file extension."""
     if upload is None:
@@ -60,20 +88,22 @@ def open_image(upload) -> tuple[Image.Image, str]:
     try:
         image = Image.open(upload, formats=list(ACCEPTED_FORMATS))
     except UnidentifiedImageError:
-        raise UploadError("the file is not a PNG or JPEG image", status=415) from None
+        names = ", ".join(sorted(ACCEPTED_FORMATS))
+        raise UploadError(f"the file is not an image in a supported format ({names})", status=415) from None
     width, height = image.size
     # Checked from the header, before a single pixel is decoded (decompression bombs).
     if width * height > settings.MAX_IMAGE_PIXELS:
         raise UploadError(f"the image has {width * height} pixels; the limit is {settings.MAX_IMAGE_PIXELS}")
     if getattr(image, "n_frames", 1) > 1:
         raise UploadError("animated or multi-frame images are not supported")
-    if image.mode not in ACCEPTED_MODES:
-        raise UploadError(f"image mode {image.mode} is not supported; use RGB, RGBA, L or LA")
+    extension = ACCEPTED_FORMATS[image.format]
     try:
         image.load()
+        return normalise(image), extension
+    except NormaliseError as exc:
+        raise UploadError(str(exc)) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UploadError(f"the image is truncated or corrupt: {exc}") from None
-    return image, ACCEPTED_FORMATS[image.format]
 
 
 def clean_filename(name: str | None) -> str:

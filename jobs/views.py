@@ -23,7 +23,14 @@ def submit(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            job = submit_job(request.user, data["image"], data["operations"], data["tile_size"])
+            job = submit_job(
+                request.user,
+                data["image"],
+                data["operations"],
+                data["tile_size"],
+                data["output_format"],
+                data["quality"],
+            )
         except UploadError as exc:
             form.add_error(None, str(exc))
         else:

@@ -23,7 +23,7 @@ def noise(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Im
     return Image.frombytes(mode, (width, height), rng.randbytes(width * height * len(mode)))
 
 
-def encoded(image: Image.Image, fmt: str = "PNG") -> bytes:
+def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    image.save(buffer, format=fmt, **options)
     return buffer.getvalue()

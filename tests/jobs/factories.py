@@ -6,10 +6,11 @@ from jobs.services import submit_job
 from tests.images import encoded
 
 
-def upload(image, name="photo.png", fmt="PNG"):
-    return SimpleUploadedFile(name, encoded(image, fmt), content_type="image/png")
+def upload(image, name="photo.png", fmt="PNG", **options):
+    return SimpleUploadedFile(name, encoded(image, fmt, **options), content_type="image/png")
 
 
-def make_job(owner, image, operations=None, tile_size=64):
+def make_job(owner, image, operations=None, tile_size=64, fmt="PNG", icc=None, **output):
     operations = operations or [{"op": "gaussian_blur", "radius": 2}]
-    return submit_job(owner, upload(image), operations, tile_size)
+    file = upload(image, fmt=fmt, **({"icc_profile": icc} if icc else {}))
+    return submit_job(owner, file, operations, tile_size, **output)

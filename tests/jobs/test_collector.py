@@ -7,11 +7,13 @@ from django.core.files.storage import default_storage
 from PIL import Image, ImageFilter
 
 from imagepipe.core.messages import Heartbeat, MessageError, Result
+from imagepipe.core.output import FORMATS, encode
 from jobs.assembly import next_stage_input
 from jobs.collector import record_heartbeat, record_result
 from jobs.dispatch import task_messages
 from jobs.models import Job, Tile
 from tests.core.reference import reference
+from tests.core.test_normalise import SRGB
 from tests.images import photo
 from workers.models import Worker
 from workers.worker import process_task
@@ -123,3 +125,36 @@ def test_a_global_step_runs_as_a_second_stage_from_summed_tile_histograms(django
     with job.result.open("rb") as handle:
         result = Image.open(io.BytesIO(handle.read()))
         assert result.tobytes() == reference(image, chain).tobytes()
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"output_format": "jpeg", "quality": 80},
+        {"output_format": "webp"},
+        {"output_format": "webp", "quality": 70},
+        {"output_format": "tiff"},
+    ],
+)
+def test_the_result_is_encoded_in_the_requested_format(django_user_model, output):
+    image = photo("coffee.png").crop((0, 0, 130, 90))
+    job = make_job(django_user_model.objects.create_user("enc"), image, **output)
+    for value in results_for(job, image):
+        record_result(value)
+    job.refresh_from_db()
+    expected = encode(
+        image.filter(ImageFilter.GaussianBlur(2)), output["output_format"], output.get("quality")
+    )
+    with job.result.open("rb") as handle:
+        assert handle.read() == expected
+    assert job.result.name.endswith(FORMATS[output["output_format"]].extension)
+
+
+def test_an_icc_profile_travels_to_the_result(django_user_model):
+    image = photo("coffee.png").crop((0, 0, 70, 50))
+    job = make_job(django_user_model.objects.create_user("icc"), image, fmt="PNG", icc=SRGB)
+    for value in results_for(job, image):
+        record_result(value)
+    job.refresh_from_db()
+    with job.result.open("rb") as handle:
+        assert Image.open(io.BytesIO(handle.read())).info["icc_profile"] == SRGB

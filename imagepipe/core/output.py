@@ -1,0 +1,49 @@
+"""Result encodings: PNG by default, JPEG, WebP or TIFF on request."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    pillow: str
+    extension: str
+    content_type: str
+    alpha: bool  # can it carry an alpha band?
+
+
+FORMATS = {
+    f.name: f
+    for f in (
+        Format("png", "PNG", ".png", "image/png", True),
+        Format("jpeg", "JPEG", ".jpg", "image/jpeg", False),
+        Format("webp", "WEBP", ".webp", "image/webp", True),
+        Format("tiff", "TIFF", ".tif", "image/tiff", True),
+    )
+}
+DEFAULT_JPEG_QUALITY = 90
+
+
+def encode(
+    image: Image.Image,
+    name: str,
+    quality: int | None = None,
+    icc_profile: bytes | None = None,
+    png_compress_level: int = 1,
+) -> bytes:
+    """The result in format ``name``; WebP is lossless unless a quality is given."""
+    options: dict = {"icc_profile": icc_profile} if icc_profile else {}
+    if name == "png":
+        options["compress_level"] = png_compress_level
+    elif name == "jpeg":
+        options["quality"] = quality or DEFAULT_JPEG_QUALITY
+    elif name == "webp":
+        options.update({"quality": quality} if quality else {"lossless": True})
+    buffer = io.BytesIO()
+    image.save(buffer, format=FORMATS[name].pillow, **options)
+    return buffer.getvalue()

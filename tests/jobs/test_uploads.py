@@ -1,0 +1,101 @@
+"""Uploads are normalised once, and refused clearly, before anything is stored or published."""
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+from rest_framework.test import APIClient
+
+from jobs.models import Job
+from tests.core.test_normalise import SRGB
+from tests.images import encoded, noise
+
+from .factories import upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client(django_user_model):
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.create_user("alice"))
+    return client
+
+
+def post(client, file, chain='[{"op": "invert"}]', **extra):
+    return client.post("/api/jobs/", {"image": file, "operations": chain, **extra}, format="multipart")
+
+
+def test_an_exif_rotated_jpeg_is_processed_upright(client):
+    tags = Image.Exif()
+    tags[0x0112] = 8  # rotate 90° counter-clockwise to display
+    body = post(client, upload(noise(60, 20), "turned.jpg", "JPEG", exif=tags.tobytes())).json()
+    assert (body["width"], body["height"]) == (20, 60)
+
+
+def test_a_16_bit_png_becomes_grayscale(client):
+    sixteen = Image.fromarray(np.full((4, 5), 40000, dtype=np.uint16))
+    response = post(client, SimpleUploadedFile("deep.png", encoded(sixteen)))
+    assert response.status_code == 201
+    assert Job.objects.get().mode == "L"
+
+
+def test_an_icc_profile_is_kept_for_colour_output_and_dropped_for_grayscale(client):
+    tagged = upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=SRGB)
+    post(client, tagged)
+    tagged.seek(0)
+    post(client, tagged, chain='[{"op": "grayscale"}]')
+    colour, gray = Job.objects.order_by("created_at")
+    assert bytes(colour.icc_profile) == SRGB and bytes(gray.icc_profile) == b""
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (
+            lambda: SimpleUploadedFile("float.tif", encoded(noise(4, 4, "L").convert("F"), "TIFF")),
+            "cannot be processed",
+        ),
+        (
+            lambda: SimpleUploadedFile(
+                "anim.gif", encoded(noise(4, 4), "GIF", save_all=True, append_images=[noise(4, 4, seed=1)])
+            ),
+            "multi-frame",
+        ),
+        (
+            lambda: SimpleUploadedFile("page.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+            "not an image",
+        ),
+    ],
+)
+def test_images_that_cannot_be_processed_are_refused(client, make, message):
+    response = post(client, make())
+    assert response.status_code in (400, 415)
+    assert message in response.json()["error"]
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "image,extra,message",
+    [
+        (noise(8, 8, "RGBA"), {"output_format": "jpeg"}, "JPEG cannot carry the alpha band"),
+        (noise(8, 8), {"output_format": "gif"}, "output_format must be one of png, jpeg, webp, tiff"),
+        (
+            noise(8, 8),
+            {"output_format": "jpeg", "quality": "101"},
+            "quality must be a whole number from 1 to 100",
+        ),
+        (noise(8, 8), {"output_format": "png", "quality": "80"}, "quality applies to jpeg and webp only"),
+    ],
+)
+def test_impossible_output_requests_are_refused(client, image, extra, message):
+    response = post(client, upload(image), **extra)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert not Job.objects.exists()
+
+
+def test_an_rgb_image_goes_to_jpeg_with_its_quality(client):
+    response = post(client, upload(noise(8, 8)), output_format="jpeg", quality="75")
+    assert response.status_code == 201
+    assert (response.json()["output_format"], response.json()["output_quality"]) == ("jpeg", 75)
