@@ -156,6 +156,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--op", default="gaussian_blur")
     parser.add_argument("--radius", type=float, default=4, help="ignored if --op has no radius")
+    parser.add_argument(
+        "--chain", help='a JSON chain, e.g. \'[{"op": "median", "size": 5}]\'; overrides --op'
+    )
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--size", default="6000x4000")
     parser.add_argument("--workers", type=int, default=2)
@@ -174,6 +177,7 @@ def main() -> None:
 
     has_radius = any(p.name == "radius" for p in OPERATIONS[args.op].params)
     operations = [{"op": args.op, "radius": args.radius} if has_radius else {"op": args.op}]
+    operations = json.loads(args.chain) if args.chain else operations
     width, height = (int(v) for v in args.size.split("x"))
     workdir = Path(tempfile.mkdtemp(prefix="imagepipe-bench-"))
     original = workdir / "original.png"
@@ -186,7 +190,7 @@ def main() -> None:
     # The baseline first, with the machine to itself (nothing of ours running yet).
     singles = [run_single(original, operations, workdir / "single.png") for _ in range(args.repeat)]
     with Image.open(workdir / "single.png") as image:
-        reference = image.tobytes()
+        reference, reference_size = image.tobytes(), image.size
     print(f"single process: {', '.join(f'{s:.2f}' for s in singles)} s")
 
     for command in ("kafka_topics", "ensure_demo_user --username bench --password bench-pass"):
@@ -207,7 +211,7 @@ def main() -> None:
             job, result, row = run_job(system, api, png, fields, JOB_TIMEOUT)
             rows.append(row)
             with Image.open(io.BytesIO(result)) as image:
-                same = image.size == (width, height) and image.tobytes() == reference
+                same = image.size == reference_size and image.tobytes() == reference
             print(
                 f"job {number} {job['id']}: {job['tiles_total']} tiles, upload->accepted "
                 f"{row[0]:.2f} s, accepted->stored {row[1]:.2f} s, identical: {same}"
