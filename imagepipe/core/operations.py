@@ -407,7 +407,7 @@ def apply_chain(
     """
     placement = placement or Placement(Box(0, 0, *image.size), image.size)
     tiled = placement.size != image.size
-    for position, step in enumerate(_fuse(list(steps))):
+    for position, step in enumerate(fuse_point_runs(list(steps))):
         if step.op.kind == "global" and tiled and (position or table is None):
             raise ValueError(f"{step.op.name} needs whole-image statistics: it must start a stage")
         image = apply_step(image, step, placement, table if position == 0 else None)
@@ -430,7 +430,7 @@ def needed_stat(stages: Sequence[Sequence[Step]], stage: int) -> str:
     return stages[stage + 1][0].op.stat if stage + 1 < len(stages) else ""
 
 
-def _fuse(steps: list[Step]) -> list[Step]:
+def fuse_point_runs(steps: list[Step]) -> list[Step]:
     """Merge runs of per-band point operations into one lookup table: one pass over the pixels."""
     fused: list[Step] = []
     for step in steps:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagepipe.core.operations import OPERATIONS, apply_chain, catalogue, parse_chain
+from imagepipe.core.operations import OPERATIONS, apply_chain, catalogue, fuse_point_runs, parse_chain
 from tests.images import noise, photo
 
 from .reference import COLOUR, GEOMETRIC, reference
@@ -97,3 +97,30 @@ def test_the_catalogue_describes_every_parameter():
     assert described["median"]["params"][0]["odd"] is True
     assert described["rotate"]["params"][0]["choices"] == [90, 180, 270]
     assert described["pixelate"]["kind"] == "position"
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chain=st.lists(steps(), min_size=1, max_size=3),
+    width=st.sampled_from([1009, 1999, 2003, 3001]),
+    height=st.sampled_from([1, 997, 1511]),
+    tile_size=st.integers(128, 700),
+    mode=st.sampled_from(["L", "RGBA"]),
+)
+def test_large_prime_sized_images_tile_invisibly_too(chain, width, height, tile_size, mode):
+    image = noise(width, height, mode)
+    assert same_pixels(tiled(image, chain, tile_size), reference(image, chain))
+
+
+def test_a_run_of_per_band_point_operations_is_one_pass():
+    chain = parse_chain(
+        [
+            {"op": "invert"},
+            {"op": "posterize", "bits": 3},
+            {"op": "solarize"},
+            {"op": "brightness", "factor": 1.3},
+            {"op": "gaussian_blur"},
+            {"op": "invert"},
+        ]
+    )
+    assert [step.op.name for step in fuse_point_runs(chain)] == ["fused", "gaussian_blur", "invert"]

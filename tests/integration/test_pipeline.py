@@ -95,3 +95,28 @@ def test_a_chain_of_every_kind_matches_on_a_photo(api, system):
     stages = Tile.objects.filter(job_id=job["id"]).values_list("stage", flat=True)
     assert sorted(set(stages)) == [0, 1, 2]  # cut before equalize and before contrast
     assert body["tiles_done"] == body["tiles_total"] == len(stages)
+
+
+def test_an_rgba_photo_keeps_its_alpha_through_statistics_and_geometry(api, system, tmp_path):
+    image = photo("coffee.png")
+    image.putalpha(photo("camera.png").resize(image.size))  # a real, uneven alpha band
+    image.save(tmp_path / "alpha.png")
+    chain = [
+        {"op": "equalize"},
+        {"op": "dilate", "size": 3},
+        {"op": "flip_vertical"},
+        {"op": "saturation", "factor": 1.5},
+    ]
+    with open(tmp_path / "alpha.png", "rb") as handle:
+        response = api.post(
+            f"{api.base}/api/jobs/",
+            files={"image": ("alpha.png", handle)},
+            data={"operations": json.dumps(chain), "tile_size": 128, "output_format": "webp"},
+        )
+    assert response.status_code == 201, response.text
+    body = wait_until_finished(api, system, response.json()["id"])
+    assert body["status"] == "done", body["error"]
+
+    result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
+    assert (result.format, result.mode) == ("WEBP", "RGBA")
+    assert result.tobytes() == reference(image, [s.to_dict() for s in parse_chain(chain)]).tobytes()
