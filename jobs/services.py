@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
@@ -13,7 +14,7 @@ from imagepipe.core.pipeline import leading_table
 
 from .dispatch import publish_stage
 from .models import Job, Tile
-from .uploads import clean_filename, open_image, parse_operations, parse_output, parse_tile_size
+from .uploads import UploadError, clean_filename, open_image, parse_operations, parse_output, parse_tile_size
 
 
 def submit_job(owner, upload, operations, tile_size=None, output_format=None, quality=None) -> Job:
@@ -38,6 +39,7 @@ def submit_job(owner, upload, operations, tile_size=None, output_format=None, qu
     )
     tiles = job.all_tiles()
     job.tiles_total = len(tiles)
+    check_message_size(tiles, len(image.mode))
     upload.seek(0)
     job.original.save(f"{job.id}{extension}", ContentFile(upload.read()), save=False)
     with transaction.atomic():
@@ -46,3 +48,13 @@ def submit_job(owner, upload, operations, tile_size=None, output_format=None, qu
         table = leading_table(job.stages[0], image)
         transaction.on_commit(partial(publish_stage, job, image, 0, table))
     return job
+
+
+def check_message_size(tiles, bands: int) -> None:
+    """Refuse a chain whose halo makes a padded tile larger than a Kafka message may be."""
+    largest = max(spec.padded.width * spec.padded.height for _, spec in tiles) * bands
+    if largest > settings.KAFKA_MAX_MESSAGE_BYTES:
+        raise UploadError(
+            f"with this chain's halo a tile would be {largest} bytes, over the "
+            f"{settings.KAFKA_MAX_MESSAGE_BYTES}-byte message limit; choose a smaller tile_size"
+        )

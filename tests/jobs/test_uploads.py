@@ -99,3 +99,12 @@ def test_an_rgb_image_goes_to_jpeg_with_its_quality(client):
     response = post(client, upload(noise(8, 8)), output_format="jpeg", quality="75")
     assert response.status_code == 201
     assert (response.json()["output_format"], response.json()["output_quality"]) == ("jpeg", 75)
+
+
+def test_a_chain_whose_halo_would_overflow_a_kafka_message_is_refused(client, settings):
+    settings.KAFKA_MAX_MESSAGE_BYTES = 100 * 100 * 3
+    blur = '[{"op": "gaussian_blur", "radius": 50}]'  # a 153-pixel halo around every tile
+    response = post(client, upload(noise(400, 400)), chain=blur, tile_size="64")
+    assert response.status_code == 400
+    assert "message limit; choose a smaller tile_size" in response.json()["error"]
+    assert post(client, upload(noise(40, 40)), chain='[{"op": "invert"}]', tile_size="64").status_code == 201
