@@ -34,7 +34,8 @@ from imagepipe.processes import BASE_DIR, MANAGE, System, start_system
 SINGLE = """import json, sys, time
 started = time.perf_counter()
 from PIL import Image
-from imagepipe.core.operations import apply_chain, parse_chain
+from imagepipe.core.chain import apply_chain
+from imagepipe.core.operations import parse_chain
 image = Image.open(sys.argv[1]); image.load()
 apply_chain(image, parse_chain(json.loads(sys.argv[2]))).save(sys.argv[3], compress_level=1)
 print(time.perf_counter() - started)"""

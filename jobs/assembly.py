@@ -14,8 +14,9 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from imagepipe.core import statistics
+from imagepipe.core.chain import colour_bands, global_table
 from imagepipe.core.codec import decode_tile
-from imagepipe.core.operations import chain_output_mode, colour_bands, global_table
+from imagepipe.core.operations import chain_output_mode
 from imagepipe.core.output import FORMATS, encode
 from imagepipe.core.pipeline import assemble, output_size
 

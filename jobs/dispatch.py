@@ -12,9 +12,9 @@ from django.utils import timezone
 from PIL import Image
 
 from imagepipe import kafka
+from imagepipe.core.chain import needed_stat
 from imagepipe.core.codec import encode_tile
 from imagepipe.core.messages import Task
-from imagepipe.core.operations import needed_stat
 from imagepipe.core.pipeline import cut_tile
 from imagepipe.core.tiling import TileSpec
 

@@ -10,7 +10,8 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from imagepipe.core.operations import Step, chain_halo, parse_chain, split_stages
+from imagepipe.core.chain import split_stages
+from imagepipe.core.operations import Step, chain_halo, parse_chain
 from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec, tile_grid
 

@@ -12,18 +12,8 @@ from collections.abc import Iterable, Sequence
 from PIL import Image
 
 from . import statistics
-from .operations import (
-    Placement,
-    Step,
-    apply_chain,
-    chain_halo,
-    chain_output_mode,
-    colour_bands,
-    global_table,
-    move,
-    needed_stat,
-    split_stages,
-)
+from .chain import apply_chain, colour_bands, global_table, move, needed_stat, split_stages
+from .operations import Placement, Step, chain_halo, chain_output_mode
 from .tiling import Box, TileSpec, tile_grid
 
 

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagepipe.core.operations import OPERATIONS, apply_chain, catalogue, fuse_point_runs, parse_chain
+from imagepipe.core.chain import apply_chain, fuse_point_runs
+from imagepipe.core.operations import OPERATIONS, catalogue, parse_chain
 from tests.images import noise, photo
 
 from .reference import COLOUR, GEOMETRIC, reference

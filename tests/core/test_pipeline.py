@@ -3,7 +3,8 @@
 import pytest
 from PIL import ImageFilter
 
-from imagepipe.core.operations import apply_chain, parse_chain
+from imagepipe.core.chain import apply_chain
+from imagepipe.core.operations import parse_chain
 from imagepipe.core.pipeline import assemble, cut_tile, process_tile, run_tiled
 from imagepipe.core.tiling import tile_grid
 from tests.images import noise, photo
