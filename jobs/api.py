@@ -8,6 +8,8 @@ from rest_framework.response import Response
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
+from . import assembly
+from .events import push_status
 from .models import Job
 from .serializers import JobSerializer, TileSerializer
 from .services import submit_job
@@ -20,7 +22,9 @@ def operations(request):
     return Response(catalogue())
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class JobViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
     serializer_class = JobSerializer
 
     def get_queryset(self):
@@ -40,6 +44,27 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return Response({"error": str(exc)}, status=exc.status)
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 
+    def destroy(self, request, pk=None):
+        """Delete the job with its original, tiles and result."""
+        assembly.delete(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        if not job.cancel():
+            return conflict(f"the job is {job.status}; only an unfinished job can be cancelled")
+        push_status(job)
+        return Response(self.get_serializer(job).data)
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        job = self.get_object()
+        if not assembly.retry(job):
+            return conflict(f"the job is {job.status}; only a failed or cancelled job can be retried")
+        job.refresh_from_db()
+        return Response(self.get_serializer(job).data)
+
     @action(detail=True, url_path="tiles", url_name="tiles")
     def tiles(self, request, pk=None):
         """Every tile of the job with who did it and where it travelled (not paginated)."""
@@ -49,11 +74,13 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def result(self, request, pk=None):
         job = self.get_object()
         if job.status != Job.Status.DONE or not job.result:
-            return Response(
-                {"error": f"the job is {job.status}; no result yet"}, status=status.HTTP_409_CONFLICT
-            )
+            return conflict(f"the job is {job.status}; no result yet")
         output = FORMATS[job.output_format]
         return download(job.result, f"{job.pk}{output.extension}", output.content_type)
+
+
+def conflict(message: str) -> Response:
+    return Response({"error": message}, status=status.HTTP_409_CONFLICT)
 
 
 def download(field_file, filename: str, content_type: str) -> FileResponse:

@@ -18,11 +18,12 @@ from imagepipe.core.chain import colour_bands, global_table
 from imagepipe.core.codec import decode_tile
 from imagepipe.core.operations import chain_output_mode
 from imagepipe.core.output import FORMATS, encode
-from imagepipe.core.pipeline import assemble, output_size
+from imagepipe.core.pipeline import assemble, leading_table, output_size
 
 from .dispatch import publish_stage
 from .events import push_status
 from .models import Job, Tile
+from .uploads import open_image
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +65,24 @@ def advance_stage(job: Job, finished: int) -> None:
     dispatch_stage(job, finished + 1)
 
 
-def dispatch_stage(job: Job, stage: int) -> None:
+def stage_input(job: Job, stage: int) -> tuple[Image.Image, list[int] | None]:
+    """What a stage's tiles are cut from: the stored original for stage 0, else the previous stage."""
+    if stage:
+        return next_stage_input(job, stage - 1)
+    with job.original.open("rb") as original:
+        image, _ = open_image(original)
+    return image, leading_table(job.stages[0], image)
+
+
+def dispatch_stage(job: Job, stage: int, only: set[int] | None = None) -> None:
     try:
-        image, table = next_stage_input(job, stage - 1)
+        image, table = stage_input(job, stage)
     except Exception as exc:
         logger.exception("preparing stage %d of job %s failed", stage, job.pk)
         job.fail(f"preparing stage {stage} failed: {exc}")
         push_status(job)
         return
-    publish_stage(job, image, stage, table)
+    publish_stage(job, image, stage, table, only)
     logger.info("job %s: stage %d of %d dispatched", job.pk, stage, job.last_stage)
 
 
@@ -110,6 +120,28 @@ def _discard_tiles(job: Job) -> None:
     """The stored result now holds every tile's pixels; the tile files can go."""
     for name in job.tiles.exclude(result="").values_list("result", flat=True):
         default_storage.delete(name)
+
+
+def retry(job: Job) -> bool:
+    """Put a failed or cancelled job back to work, re-running only the tiles not done."""
+    if not job.reopen():
+        return False
+    if job.tiles_done == job.tiles_total:
+        assemble_job(job)
+    else:
+        pending = job.tiles.filter(stage=job.stage, status=Tile.Status.PENDING)
+        dispatch_stage(job, job.stage, set(pending.values_list("index", flat=True)))
+    push_status(job)
+    return True
+
+
+def delete(job: Job) -> None:
+    """Remove a job with its original, tiles and result."""
+    _discard_tiles(job)
+    for field in (job.original, job.result):
+        if field:
+            field.delete(save=False)
+    job.delete()
 
 
 def resume() -> None:

@@ -46,12 +46,14 @@ def spread(job_id, index: int, partitions: int) -> int:
 
 
 def task_messages(
-    job: Job, image: Image.Image, stage: int, table: list[int] | None = None
+    job: Job, image: Image.Image, stage: int, table: list[int] | None = None, only: set[int] | None = None
 ) -> Iterator[tuple[TileSpec, bytes]]:
     """Each tile of a stage as a task: its padded pixels, where it belongs, the stage's steps."""
     operations = [step.to_dict() for step in job.stages[stage]]
     stat = needed_stat(job.stages, stage)
     for spec in job.stage_tiles(stage):
+        if only is not None and spec.index not in only:
+            continue
         task = Task(
             job=str(job.id),
             index=spec.index,
@@ -66,11 +68,13 @@ def task_messages(
         yield spec, task.encode(encode_tile(cut_tile(image, spec)))
 
 
-def publish_stage(job: Job, image: Image.Image, stage: int, table: list[int] | None = None) -> None:
+def publish_stage(
+    job: Job, image: Image.Image, stage: int, table: list[int] | None = None, only: set[int] | None = None
+) -> None:
     """Send every tile of a stage (core + halo) to Kafka; fail the job if the broker won't take them.
 
     ``image`` is what the stage works on: the upload for stage 0, the previous
-    stage's assembled output after that.
+    stage's assembled output after that.  ``only`` limits it to those tile indices (a retry).
     """
     producer = _producer()
     name = kafka.topic(kafka.TASKS)
@@ -83,7 +87,7 @@ def publish_stage(job: Job, image: Image.Image, stage: int, table: list[int] | N
     count = 0
     try:
         partitions = task_partitions(name)
-        for spec, value in task_messages(job, image, stage, table):
+        for spec, value in task_messages(job, image, stage, table, only):
             _produce(
                 producer,
                 name,
@@ -101,7 +105,8 @@ def publish_stage(job: Job, image: Image.Image, stage: int, table: list[int] | N
     if errors or remaining:
         job.fail(f"could not publish tiles to Kafka: {(errors or ['timed out'])[0]}")
         return
-    job.tiles.filter(stage=stage).update(attempts=F("attempts") + 1, dispatched_at=timezone.now())
+    sent = job.tiles.filter(stage=stage, **({"index__in": only} if only is not None else {}))
+    sent.update(attempts=F("attempts") + 1, dispatched_at=timezone.now())
     if stage == 0:
         job.mark_dispatched()
     logger.info("job %s: published %d tiles of stage %d over %d partitions", job.id, count, stage, partitions)

@@ -6,7 +6,7 @@ import uuid
 from functools import cached_property
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
@@ -136,15 +136,31 @@ class Job(models.Model):
 
     def fail(self, error: str) -> bool:
         """Fail a job that has not ended yet; True if this call failed it."""
-        with transaction.atomic():
-            failed = (
-                Job.objects.filter(pk=self.pk)
-                .exclude(status__in=Job.TERMINAL)
-                .update(status=Job.Status.FAILED, error=error[:2000], finished_at=timezone.now())
-            )
-        if failed:
+        return self._end(Job.Status.FAILED, error[:2000])
+
+    def cancel(self) -> bool:
+        """Cancel a job that has not ended yet; late results for it are ignored."""
+        return self._end(Job.Status.CANCELLED, "cancelled by the user")
+
+    def _end(self, status: str, error: str) -> bool:
+        ended = (
+            Job.objects.filter(pk=self.pk)
+            .exclude(status__in=Job.TERMINAL)
+            .update(status=status, error=error, finished_at=timezone.now())
+        )
+        if ended:
             self.refresh_from_db(fields=["status", "error", "finished_at"])
-        return bool(failed)
+        return bool(ended)
+
+    def reopen(self) -> bool:
+        """A failed or cancelled job goes back to work (compare-and-set); True if this call did it."""
+        status = Job.Status.RUNNING if self.tiles_done else Job.Status.QUEUED
+        reopened = Job.objects.filter(
+            pk=self.pk, status__in=[Job.Status.FAILED, Job.Status.CANCELLED]
+        ).update(status=status, error="", finished_at=None)
+        if reopened:
+            self.refresh_from_db(fields=["status", "error", "finished_at"])
+        return bool(reopened)
 
 
 class Tile(models.Model):

@@ -88,7 +88,7 @@ kafka_start() {
       || kafka_fail "storage format failed (see $KAFKA_LOGS/tools.log)"
   fi
   local mark=0; if [[ -f $KAFKA_LOGS/server.log ]]; then mark="$(wc -l <"$KAFKA_LOGS/server.log")"; fi
-  nohup java -Xms256m -Xmx768m -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.yaml" \
+  setsid nohup java -Xms256m -Xmx768m -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.yaml" \
     -Dkafka.logs.dir="$KAFKA_LOGS" -Dkafka.log.name=server kafka.Kafka "$props" \
     </dev/null >>"$KAFKA_LOGS/kafka.out" 2>&1 &
   echo $! >"$pidf"
