@@ -2,11 +2,13 @@
 
 import io
 import json
+import subprocess
 
 import pytest
 from PIL import Image, ImageFilter
 
 from imagepipe.core.operations import parse_chain
+from imagepipe.processes import MANAGE
 from jobs.models import Job, Tile
 from tests.core.reference import reference
 from tests.images import DATA, photo
@@ -120,3 +122,31 @@ def test_an_rgba_photo_keeps_its_alpha_through_statistics_and_geometry(api, syst
     result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
     assert (result.format, result.mode) == ("WEBP", "RGBA")
     assert result.tobytes() == reference(image, [s.to_dict() for s in parse_chain(chain)]).tobytes()
+
+
+def test_the_submit_command_waits_and_prints_the_result(api, system):
+    done = subprocess.run(
+        [
+            *MANAGE,
+            "submit",
+            str(DATA / "camera.png"),
+            "--op",
+            "median:size=3",
+            "--op",
+            "invert",
+            "--user",
+            "alice",
+            "--tile-size",
+            "100",
+            "--wait",
+        ],
+        env=system.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    path = done.stdout.strip().splitlines()[-1]
+    assert "36/36 tiles  done" in done.stdout
+    expected = reference(photo("camera.png"), [{"op": "median", "size": 3}, {"op": "invert"}])
+    assert Image.open(path).tobytes() == expected.tobytes()
