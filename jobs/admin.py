@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from . import assembly
 from .models import Job, Tile
 
 
@@ -12,6 +13,18 @@ class TileInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+@admin.action(description="Cancel the selected unfinished jobs")
+def cancel_jobs(modeladmin, request, queryset):
+    cancelled = sum(job.cancel() for job in queryset)
+    modeladmin.message_user(request, f"{cancelled} job(s) cancelled")
+
+
+@admin.action(description="Retry the selected failed or cancelled jobs (only tiles not done)")
+def retry_jobs(modeladmin, request, queryset):
+    retried = sum(assembly.retry(job) for job in queryset)
+    modeladmin.message_user(request, f"{retried} job(s) sent back to work")
 
 
 @admin.register(Job)
@@ -31,6 +44,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["original_name", "owner__username", "id"]
     date_hierarchy = "created_at"
     inlines = [TileInline]
+    actions = [cancel_jobs, retry_jobs]
     # Pipeline fields are the collector's to change, never an admin's.
     readonly_fields = [f.name for f in Job._meta.fields]
 

@@ -114,3 +114,16 @@ def test_deleting_a_job_removes_its_files(client, alice, django_user_model):
     assert client.delete(f"/api/jobs/{job.pk}/").status_code == 204
     assert not Job.objects.filter(pk=job.pk).exists()
     assert not any(default_storage.exists(name) for name in files)
+
+
+def test_staff_cancel_and_retry_jobs_from_the_admin(alice, django_user_model, kafka_topics):
+    from django.test import Client
+
+    job = make_job(alice, IMAGE)
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser("root", password="x"))
+    for action, status in (("cancel_jobs", Job.Status.CANCELLED), ("retry_jobs", Job.Status.QUEUED)):
+        response = admin.post("/admin/jobs/job/", {"action": action, "_selected_action": [str(job.pk)]})
+        assert response.status_code == 302
+        job.refresh_from_db()
+        assert job.status == status
