@@ -1,10 +1,8 @@
 """Cancel, retry and delete, through the API, against the real database and broker."""
 
-import io
-
 import pytest
 from django.core.files.storage import default_storage
-from PIL import Image, ImageFilter
+from PIL import ImageFilter
 from rest_framework.test import APIClient
 
 from imagepipe.core.messages import Result
@@ -12,7 +10,7 @@ from jobs.collector import record_result
 from jobs.models import Job, Tile
 from tests.images import photo
 
-from .factories import make_job
+from .factories import make_job, result_image
 from .test_collector import results_for
 
 pytestmark = pytest.mark.django_db
@@ -93,11 +91,7 @@ def test_a_job_failed_by_a_bad_tile_finishes_identically_after_a_retry(client, a
     record_result(values[5])  # the re-sent tile comes back
     job.refresh_from_db()
     assert job.status == Job.Status.DONE
-    with job.result.open("rb") as handle:
-        assert (
-            Image.open(io.BytesIO(handle.read())).tobytes()
-            == IMAGE.filter(ImageFilter.GaussianBlur(2)).tobytes()
-        )
+    assert result_image(job).tobytes() == IMAGE.filter(ImageFilter.GaussianBlur(2)).tobytes()
 
 
 def test_deleting_a_job_removes_its_files(client, alice, django_user_model):

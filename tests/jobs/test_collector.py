@@ -1,10 +1,8 @@
 """The collector's step functions, called directly against the real database."""
 
-import io
-
 import pytest
 from django.core.files.storage import default_storage
-from PIL import Image, ImageFilter
+from PIL import ImageFilter
 
 from imagepipe.core.messages import Heartbeat, MessageError, Result
 from imagepipe.core.output import FORMATS, encode
@@ -18,7 +16,7 @@ from tests.images import photo
 from workers.models import Worker
 from workers.worker import process_task
 
-from .factories import make_job
+from .factories import make_job, result_bytes, result_image
 
 pytestmark = pytest.mark.django_db
 
@@ -43,9 +41,7 @@ def test_the_last_tile_assembles_a_pixel_identical_result(job):
         record_result(value)
     job.refresh_from_db()
     assert (job.status, job.tiles_done, job.tiles_total) == (Job.Status.DONE, 6, 6)
-    with job.result.open("rb") as handle:
-        result = Image.open(io.BytesIO(handle.read()))
-        assert result.tobytes() == image.filter(ImageFilter.GaussianBlur(2)).tobytes()
+    assert result_image(job).tobytes() == image.filter(ImageFilter.GaussianBlur(2)).tobytes()
     assert job.started_at and job.finished_at
     stored = [tile.result.name for tile in job.tiles.all()]
     assert len(stored) == 6 and not any(default_storage.exists(name) for name in stored)
@@ -122,9 +118,7 @@ def test_a_global_step_runs_as_a_second_stage_from_summed_tile_histograms(django
         record_result(value)
     job.refresh_from_db()
     assert job.status == Job.Status.DONE
-    with job.result.open("rb") as handle:
-        result = Image.open(io.BytesIO(handle.read()))
-        assert result.tobytes() == reference(image, chain).tobytes()
+    assert result_image(job).tobytes() == reference(image, chain).tobytes()
 
 
 @pytest.mark.parametrize(
@@ -145,8 +139,7 @@ def test_the_result_is_encoded_in_the_requested_format(django_user_model, output
     expected = encode(
         image.filter(ImageFilter.GaussianBlur(2)), output["output_format"], output.get("quality")
     )
-    with job.result.open("rb") as handle:
-        assert handle.read() == expected
+    assert result_bytes(job) == expected
     assert job.result.name.endswith(FORMATS[output["output_format"]].extension)
 
 
@@ -156,5 +149,4 @@ def test_an_icc_profile_travels_to_the_result(django_user_model):
     for value in results_for(job, image):
         record_result(value)
     job.refresh_from_db()
-    with job.result.open("rb") as handle:
-        assert Image.open(io.BytesIO(handle.read())).info["icc_profile"] == SRGB
+    assert result_image(job).info["icc_profile"] == SRGB
