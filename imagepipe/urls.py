@@ -3,6 +3,7 @@ from django.urls import include, path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from imagepipe import api_system
 from jobs import api as job_api
 from jobs import views as job_views
 from jobs.api import JobViewSet
@@ -21,6 +22,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/system/", api_system.system, name="api-system"),
     path("api/operations/", job_api.operations, name="api-operations"),
     path("api/", include(router.urls)),
 ]

@@ -33,18 +33,27 @@ class JobAdmin(admin.ModelAdmin):
         "original_name",
         "owner",
         "status",
-        "width",
-        "height",
+        "size",
         "tiles_done",
         "tiles_total",
+        "duration_seconds",
         "created_at",
     ]
-    list_filter = ["status", "created_at"]
+    list_filter = ["status", "created_at", "owner"]
     list_select_related = ["owner"]
     search_fields = ["original_name", "owner__username", "id"]
     date_hierarchy = "created_at"
     inlines = [TileInline]
     actions = [cancel_jobs, retry_jobs]
+
+    @admin.display(description="size")
+    def size(self, job):
+        return f"{job.width}×{job.height}"
+
+    @admin.display(description="duration (s)")
+    def duration_seconds(self, job):
+        return None if job.duration is None else round(job.duration, 1)
+
     # Pipeline fields are the collector's to change, never an admin's.
     readonly_fields = [f.name for f in Job._meta.fields]
 

@@ -1,6 +1,7 @@
 """The JSON API for jobs: list, create, retrieve, download the result."""
 
-from django.http import FileResponse, Http404
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponse
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
@@ -8,9 +9,9 @@ from rest_framework.response import Response
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
-from . import assembly
+from . import assembly, previews
 from .events import push_status
-from .models import Job
+from .models import Job, Tile
 from .serializers import JobSerializer, TileSerializer
 from .services import submit_job
 from .uploads import UploadError
@@ -68,7 +69,30 @@ class JobViewSet(
     @action(detail=True, url_path="tiles", url_name="tiles")
     def tiles(self, request, pk=None):
         """Every tile of the job with who did it and where it travelled (not paginated)."""
-        return Response(TileSerializer(self.get_object().tiles.all(), many=True).data)
+        job = self.get_object()
+        tiles = list(job.tiles.all())
+        for tile in tiles:
+            tile.job = job  # one job for all: no query per tile
+        return Response(TileSerializer(tiles, many=True).data)
+
+    @action(detail=True, url_path=r"tiles/(?P<stage>\d+)/(?P<index>\d+)/preview", url_name="tile-preview")
+    def tile_preview(self, request, pk=None, stage=None, index=None):
+        """A finished tile's pixels, small, for the live mosaic (gone once the job is done)."""
+        tile = self.get_object().tiles.filter(stage=stage, index=index, status=Tile.Status.DONE).first()
+        if tile is None or not tile.result or not default_storage.exists(tile.result.name):
+            raise Http404("no stored pixels for this tile")
+        return image_response(*previews.tile_preview(tile))
+
+    @action(detail=True, url_path=r"preview/(?P<which>original|result)", url_name="preview")
+    def preview(self, request, pk=None, which=None):
+        """The original or the result, fitted in ``?size=`` 160 or 1000 pixels."""
+        job = self.get_object()
+        if which == "result" and job.status != Job.Status.DONE:
+            return conflict(f"the job is {job.status}; no result yet")
+        size = int(request.query_params.get("size", previews.SIZES[0]))
+        if size not in previews.SIZES:
+            return Response({"error": f"size must be one of {list(previews.SIZES)}"}, status=400)
+        return image_response(*previews.job_preview(job, which, size))
 
     @action(detail=True, url_path="result", url_name="result")
     def result(self, request, pk=None):
@@ -77,6 +101,12 @@ class JobViewSet(
             return conflict(f"the job is {job.status}; no result yet")
         output = FORMATS[job.output_format]
         return download(job.result, f"{job.pk}{output.extension}", output.content_type)
+
+
+def image_response(data: bytes, content_type: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 def conflict(message: str) -> Response:

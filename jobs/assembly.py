@@ -20,6 +20,7 @@ from imagepipe.core.operations import chain_output_mode
 from imagepipe.core.output import FORMATS, encode
 from imagepipe.core.pipeline import assemble, leading_table, output_size
 
+from . import previews
 from .dispatch import publish_stage
 from .events import push_status
 from .models import Job, Tile
@@ -138,6 +139,7 @@ def retry(job: Job) -> bool:
 def delete(job: Job) -> None:
     """Remove a job with its original, tiles and result."""
     _discard_tiles(job)
+    previews.discard(job)
     for field in (job.original, job.result):
         if field:
             field.delete(save=False)

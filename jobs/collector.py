@@ -63,7 +63,13 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
             job.record_tile_done()
     if not claimed:
         return
-    tile.worker, tile.job = result.worker, job
+    tile.job, tile.worker, tile.partition, tile.offset, tile.duration_ms = (
+        job,
+        result.worker,
+        result.task_partition,
+        result.task_offset,
+        result.duration_ms,
+    )
     if job.tiles_done == 1:
         push_status(job)
     push(job, tile.event())

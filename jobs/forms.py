@@ -2,6 +2,8 @@ from django import forms
 
 from imagepipe.core.output import FORMATS
 
+from .models import Job
+
 
 class SubmitJobForm(forms.Form):
     image = forms.FileField()
@@ -15,3 +17,26 @@ class SubmitJobForm(forms.Form):
         choices=[(name, name) for name in FORMATS], initial="png", required=False
     )
     quality = forms.IntegerField(required=False, help_text="jpeg (default 90) and webp (lossless if empty)")
+
+
+class HistoryFilter(forms.Form):
+    """The history page's filters: status, created between two dates, file name contains."""
+
+    status = forms.ChoiceField(
+        required=False, choices=[("", "any status")] + [(s, s) for s in Job.Status.values]
+    )
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=200, label="file name")
+
+    def apply(self, jobs):
+        if not self.is_valid():
+            return jobs
+        data = self.cleaned_data
+        lookups = {
+            "status": data["status"],
+            "created_at__date__gte": data["since"],
+            "created_at__date__lte": data["until"],
+            "original_name__icontains": data["q"],
+        }
+        return jobs.filter(**{key: value for key, value in lookups.items() if value})

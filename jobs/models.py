@@ -53,6 +53,7 @@ class Job(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    last_tile_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     result = models.FileField(upload_to="results/", blank=True)
@@ -109,11 +110,25 @@ class Job(models.Model):
     def record_tile_done(self) -> None:
         """Count one more finished tile; the first one moves the job to running."""
         now = timezone.now()
-        Job.objects.filter(pk=self.pk).update(tiles_done=F("tiles_done") + 1)
+        Job.objects.filter(pk=self.pk).update(tiles_done=F("tiles_done") + 1, last_tile_at=now)
         Job.objects.filter(pk=self.pk, status=Job.Status.QUEUED).update(
             status=Job.Status.RUNNING, started_at=now
         )
         self.refresh_from_db(fields=["tiles_done", "status", "started_at"])
+
+    @property
+    def timings(self) -> dict[str, float | None]:
+        """Seconds spent in each phase: publishing, waiting for a worker, processing, assembling."""
+        marks = [self.created_at, self.dispatched_at, self.started_at, self.last_tile_at, self.finished_at]
+        names = ["publishing", "waiting", "processing", "assembling"]
+        return {
+            name: (end - start).total_seconds() if start and end else None
+            for name, start, end in zip(names, marks, marks[1:], strict=False)
+        }
+
+    @property
+    def duration(self) -> float | None:
+        return (self.finished_at - self.created_at).total_seconds() if self.finished_at else None
 
     def claim_next_stage(self, finished: int) -> bool:
         """Compare-and-set the stage from ``finished`` to the next; True for the one caller that wins."""
@@ -229,6 +244,17 @@ class Tile(models.Model):
             "width": self.width,
             "height": self.height,
             "worker": self.worker,
+            "attempts": self.attempts,
+            "duration_ms": self.duration_ms,
+            "partition": self.partition,
+            "offset": self.offset,
+            **self.placement(),
             "tiles_done": self.job.tiles_done,
             "tiles_total": self.job.tiles_total,
         }
+
+    def placement(self) -> dict:
+        """Where the mosaic draws this tile: its box in its stage's output, and that output's size."""
+        box = self.job.placed_box(self)
+        canvas = output_size(self.job.stages[self.stage], self.job.stage_size(self.stage))
+        return {"place": [box.left, box.top, box.width, box.height], "canvas": list(canvas)}

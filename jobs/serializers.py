@@ -6,6 +6,9 @@ from .models import Job, Tile
 
 class JobSerializer(serializers.ModelSerializer):
     result_url = serializers.SerializerMethodField()
+    stages = serializers.SerializerMethodField()
+    timings = serializers.DictField(read_only=True)
+    duration = serializers.FloatField(read_only=True)
 
     class Meta:
         model = Job
@@ -26,8 +29,16 @@ class JobSerializer(serializers.ModelSerializer):
             "finished_at",
             "error",
             "result_url",
+            "stage",
+            "stages",
+            "dispatched_at",
+            "timings",
+            "duration",
         ]
         read_only_fields = fields
+
+    def get_stages(self, job: Job) -> int:
+        return len(job.stages)
 
     def get_result_url(self, job: Job) -> str | None:
         if job.status != Job.Status.DONE:
@@ -38,6 +49,9 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class TileSerializer(serializers.ModelSerializer):
+    place = serializers.SerializerMethodField()
+    canvas = serializers.SerializerMethodField()
+
     class Meta:
         model = Tile
         fields = [
@@ -56,5 +70,13 @@ class TileSerializer(serializers.ModelSerializer):
             "offset",
             "duration_ms",
             "finished_at",
+            "place",
+            "canvas",
         ]
         read_only_fields = fields
+
+    def get_place(self, tile: Tile) -> list[int]:
+        return tile.placement()["place"]
+
+    def get_canvas(self, tile: Tile) -> list[int]:
+        return tile.placement()["canvas"]

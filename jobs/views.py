@@ -1,20 +1,26 @@
 """Server-rendered pages: history, submit, job progress."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 
-from .forms import SubmitJobForm
+from .forms import HistoryFilter, SubmitJobForm
 from .models import Job
+from .serializers import JobSerializer
 from .services import submit_job
 from .uploads import UploadError
 
 
 @login_required
 def history(request):
-    jobs = Job.objects.visible_to(request.user).select_related("owner")
+    filters = HistoryFilter(request.GET)
+    jobs = filters.apply(Job.objects.visible_to(request.user).select_related("owner"))
     page = Paginator(jobs, 25).get_page(request.GET.get("page"))
-    return render(request, "jobs/history.html", {"page": page})
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"page": page, "filters": filters, "query": query.urlencode(), "statuses": Job.Status.values}
+    return render(request, "jobs/history.html", context)
 
 
 @login_required
@@ -36,10 +42,11 @@ def submit(request):
         else:
             return redirect("job-detail", job_id=job.pk)
     status = 400 if form.errors else 200
-    return render(request, "jobs/submit.html", {"form": form}, status=status)
+    limits = {"tile_min": settings.TILE_SIZE_MIN, "tile_max": settings.TILE_SIZE_MAX}
+    return render(request, "jobs/submit.html", {"form": form, **limits}, status=status)
 
 
 @login_required
 def detail(request, job_id):
     job = get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
-    return render(request, "jobs/detail.html", {"job": job})
+    return render(request, "jobs/detail.html", {"job": job, "job_data": JobSerializer(job).data})

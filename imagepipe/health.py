@@ -1,0 +1,164 @@
+"""Is each backing service answering? Plain functions for the status page and /api/system/.
+
+Each check returns a dict with ``"ok"`` and details, never raises, and gives up within a few
+seconds, so a dead service makes a slow page rather than a hung one. A failed check carries
+``"error"``, a one-line message for a human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from confluent_kafka import OFFSET_INVALID, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from imagepipe import kafka as kafka_clients
+from workers.models import Worker
+
+logger = logging.getLogger(__name__)
+
+KAFKA_TIMEOUT = 3.0
+CHANNEL_LAYER_TIMEOUT = 2.0
+# (group, topic) pairs whose backlog is worth watching: tasks waiting for a worker,
+# results waiting for the collector.
+LAG_GROUPS = (
+    (kafka_clients.WORKER_GROUP, kafka_clients.TASKS),
+    (kafka_clients.COLLECTOR_GROUP, kafka_clients.RESULTS),
+)
+
+
+def _failure(check: str, exc: BaseException, **details) -> dict:
+    logger.warning("health check %s failed: %s", check, exc)
+    reason = exc.args[0] if exc.args else None
+    # KafkaException wraps a KafkaError whose str() is a repr; its .str() is the message itself.
+    message = reason.str() if isinstance(reason, KafkaError) else str(exc)
+    return {"ok": False, **details, "error": message or type(exc).__name__}
+
+
+def kafka() -> dict:
+    try:
+        metadata = kafka_clients.admin().list_topics(timeout=KAFKA_TIMEOUT)
+    except Exception as exc:
+        return _failure("kafka", exc, brokers=0)
+    return {"ok": len(metadata.brokers) > 0, "brokers": len(metadata.brokers)}
+
+
+def consumer_lag() -> dict:
+    """Messages each group has yet to commit, summed over the partitions of its topic."""
+    # One budget for the whole check: several calls that each wait 3 s would add up.
+    deadline = time.monotonic() + KAFKA_TIMEOUT
+    probe = None
+    try:
+        admin = kafka_clients.admin()
+        # All topics rather than the two by name: naming one may auto-create it on some brokers.
+        topics = admin.list_topics(timeout=_remaining(deadline)).topics
+        # Never subscribed, so it never joins a group; it only asks partition leaders for watermarks.
+        probe = kafka_clients.consumer("health-probe", **{"enable.auto.commit": False})
+        groups = [_group_lag(admin, probe, topics, group, name, deadline) for group, name in LAG_GROUPS]
+    except Exception as exc:
+        return _failure("consumer_lag", exc, groups=[])
+    finally:
+        if probe is not None:
+            probe.close()
+    return {"ok": True, "groups": groups}
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"Kafka did not answer within {KAFKA_TIMEOUT:g} s")
+    return left
+
+
+def _group_lag(admin, probe, topics: dict, group_name: str, topic_name: str, deadline: float) -> dict:
+    group, topic = kafka_clients.group(group_name), kafka_clients.topic(topic_name)
+    if topic not in topics:
+        raise LookupError(f"topic {topic} does not exist (run manage.py kafka_topics)")
+    partitions = sorted(topics[topic].partitions)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+    (future,) = admin.list_consumer_group_offsets([request], request_timeout=_remaining(deadline)).values()
+    committed = {
+        tp.partition: tp.offset for tp in future.result(timeout=_remaining(deadline)).topic_partitions
+    }
+    lag = 0
+    for partition in partitions:
+        low, high = probe.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=_remaining(deadline)
+        )
+        offset = committed.get(partition, OFFSET_INVALID)
+        # A group that never committed here starts at the oldest retained message.
+        lag += max(0, high - (offset if offset >= 0 else low))
+    return {"group": group, "topic": topic, "lag": lag, "partitions": len(partitions)}
+
+
+def database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return _failure("database", exc)
+    return {"ok": True}
+
+
+def channel_layer() -> dict:
+    layer = get_channel_layer()
+    if layer is None:
+        return {"ok": False, "error": "no channel layer is configured"}
+    try:
+        async_to_sync(_round_trip)(layer)
+    except TimeoutError:
+        return _failure("channel_layer", TimeoutError(f"no answer within {CHANNEL_LAYER_TIMEOUT:g} s"))
+    except Exception as exc:
+        return _failure("channel_layer", exc)
+    return {"ok": True}
+
+
+async def _round_trip(layer) -> None:
+    async with asyncio.timeout(CHANNEL_LAYER_TIMEOUT):
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "health.ping"})
+        message = await layer.receive(channel)
+    if message.get("type") != "health.ping":
+        raise RuntimeError(f"sent a health.ping, received {message!r}")
+
+
+def workers() -> dict:
+    """Worker counts by status, counted in the database (rows pile up: one per worker process)."""
+    # The same boundaries as Worker.status, which tests compare this with.
+    now = timezone.now()
+    fresh = Q(stopped=False, last_seen__gte=now - timedelta(seconds=settings.WORKER_STALE_AFTER_SECONDS))
+    alive = Q(stopped=False, last_seen__gte=now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS))
+    try:
+        counts = Worker.objects.aggregate(
+            total=Count("pk"), online=Count("pk", filter=fresh), alive=Count("pk", filter=alive)
+        )
+    except Exception as exc:
+        return _failure("workers", exc, online=0, stale=0, offline=0)
+    return {
+        "ok": counts["online"] > 0,
+        "online": counts["online"],
+        "stale": counts["alive"] - counts["online"],
+        "offline": counts["total"] - counts["alive"],
+    }
+
+
+def system() -> dict:
+    broker = kafka()
+    # Without a broker the lag check would only spend its own timeout finding out again.
+    lag = consumer_lag() if broker["ok"] else {"ok": False, "groups": [], "error": "Kafka is unreachable"}
+    return {
+        "kafka": broker,
+        "lag": lag,
+        "database": database(),
+        "channel_layer": channel_layer(),
+        "workers": workers(),
+    }

@@ -1,0 +1,124 @@
+"""The dashboard in a real browser (Debian's Chromium through Playwright) against the real system.
+
+With IMAGEPIPE_SCREENSHOTS=docs set, the tests also save the README's screenshots there.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+from tests.core.reference import reference
+from tests.images import DATA, photo
+from workers.models import Worker
+
+pytestmark = pytest.mark.integration
+
+SHOTS = os.environ.get("IMAGEPIPE_SCREENSHOTS")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    # Playwright's sync API keeps an event loop running in this thread; Django then refuses
+    # ORM calls from the test unless told that this loop is not an async context of its own.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def logged_in(chromium, system, username, password):
+    page = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()
+    page.goto(f"{system.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{system.url}/")
+    return page
+
+
+def shoot(page, name):
+    if SHOTS:
+        Path(SHOTS).mkdir(exist_ok=True)
+        page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+def test_a_user_submits_a_photo_and_watches_the_mosaic_fill(api, system, chromium, tmp_path):
+    page = logged_in(chromium, system, "alice", "alice-pass")
+    frames = []
+    page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame)))
+
+    page.goto(f"{system.url}/jobs/new/")
+    page.set_input_files("#id_image", str(DATA / "rocket.jpg"))
+    page.locator("#chain li button").first.click()  # drop the default step
+    page.select_option("#add-op", "median")
+    page.locator('#chain li[data-op="median"] input[name="size"]').fill("5")
+    page.select_option("#add-op", "grayscale")
+    page.fill("#id_tile_size", "64")
+    expect(page.locator("#grid-info")).to_have_text("640 × 427 px → 10 × 7 = 70 tiles of 64 px")
+    shoot(page, "submit")
+    page.click("#start")
+
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    page.wait_for_selector("#mosaic .tile.done")
+    shoot(page, "job-running")
+    expect(page.locator("#status")).to_have_text("done", timeout=60_000)
+    expect(page.locator("#mosaic .tile.done")).to_have_count(70)
+    # Tiles that finished before the socket opened come from the API catch-up; the rest, and
+    # the final status, came through the websocket.
+    events = [json.loads(frame) for frame in frames]
+    assert any(e["type"] == "tile" for e in events)
+    assert {"type": "status", "status": "done"}.items() <= events[-1].items()
+    expect(page.locator("#count")).to_have_text("70")
+    workers_seen = set(
+        page.locator("#mosaic .tile.done").evaluate_all("cells => cells.map(c => c.dataset.worker)")
+    )
+    assert len(workers_seen) == 2
+    page.wait_for_function("document.getElementById('after').complete")
+    shoot(page, "job-done")
+
+    with page.expect_download() as download:
+        page.click("#download")
+    download.value.save_as(tmp_path / "result.png")
+    expected = reference(photo("rocket.jpg"), [{"op": "median", "size": 5}, {"op": "grayscale"}])
+    assert Image.open(tmp_path / "result.png").tobytes() == expected.tobytes()
+
+    page.goto(f"{system.url}/")
+    expect(page.locator("#history tbody tr").first).to_contain_text("rocket.jpg")
+    expect(page.locator("#history tbody tr").first).to_contain_text("median → grayscale")
+    shoot(page, "history")
+
+    page.goto(f"{system.url}/workers/")
+    names = [w.id for w in Worker.objects.all() if w.status == "online"]
+    expect(page.locator("#workers td.status.online")).to_have_count(len(names))
+    assert len(names) >= 2
+    shoot(page, "workers")
+
+
+def test_another_user_cannot_open_the_job_page_or_its_socket(api, system, chromium, django_user_model):
+    with open(DATA / "coffee.png", "rb") as handle:
+        job = api.post(
+            f"{api.base}/api/jobs/", files={"image": handle}, data={"operations": '[{"op": "invert"}]'}
+        ).json()
+    django_user_model.objects.create_user("mallory", password="mallory-pass")
+    page = logged_in(chromium, system, "mallory", "mallory-pass")
+
+    assert page.goto(f"{system.url}/jobs/{job['id']}/").status == 404
+    opened = page.evaluate(
+        """id => new Promise(done => {
+             const socket = new WebSocket(`ws://${location.host}/ws/jobs/${id}/`);
+             socket.onopen = () => done("opened");
+             socket.onclose = () => done("refused");
+           })""",
+        job["id"],
+    )
+    assert opened == "refused"

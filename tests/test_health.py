@@ -1,0 +1,147 @@
+"""imagepipe.health and GET /api/system/ against the real broker, database and channel layer."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIRequestFactory, force_authenticate
+
+from imagepipe import api_system, health, kafka
+from workers.models import Worker
+
+
+def lag_of(group_name):
+    report = health.consumer_lag()
+    assert report["ok"], report
+    (entry,) = [g for g in report["groups"] if g["group"] == kafka.group(group_name)]
+    return entry
+
+
+def test_kafka_is_ok_with_at_least_one_broker():
+    assert health.kafka() == {"ok": True, "brokers": 1}
+
+
+def test_lag_counts_messages_produced_but_not_yet_committed(kafka_topics, settings):
+    assert lag_of(kafka.WORKER_GROUP) == {
+        "group": kafka.group(kafka.WORKER_GROUP),
+        "topic": kafka.topic(kafka.TASKS),
+        "lag": 0,
+        "partitions": settings.KAFKA_TASK_PARTITIONS,
+    }
+    producer = kafka.producer()
+    for n in range(5):
+        producer.produce(kafka.topic(kafka.TASKS), value=b"task %d" % n, partition=0)
+    assert producer.flush(10) == 0
+    assert lag_of(kafka.WORKER_GROUP)["lag"] == 5
+    assert lag_of(kafka.COLLECTOR_GROUP)["lag"] == 0
+
+    consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
+    try:
+        consumer.subscribe([kafka.topic(kafka.TASKS)])
+        consumed, deadline = 0, time.monotonic() + 30
+        while consumed < 5 and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                consumer.store_offsets(message)
+                consumed += 1
+        assert consumed == 5
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    assert lag_of(kafka.WORKER_GROUP)["lag"] == 0
+
+
+def test_lag_reports_missing_topics_as_an_error(kafka_prefix):
+    report = health.consumer_lag()
+    assert report["ok"] is False
+    assert "does not exist" in report["error"]
+
+
+@pytest.mark.django_db
+def test_the_database_is_ok():
+    assert health.database() == {"ok": True}
+
+
+def test_the_channel_layer_is_ok():
+    assert health.channel_layer() == {"ok": True}
+
+
+def test_a_dead_channel_layer_is_reported_within_three_seconds_without_raising(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+        }
+    }
+    started = time.monotonic()
+    report = health.channel_layer()
+    assert time.monotonic() - started < 3
+    assert report["ok"] is False and report["error"]
+
+
+@pytest.mark.parametrize("check", [health.kafka, health.consumer_lag])
+def test_a_dead_broker_is_reported_within_five_seconds_without_raising(settings, check):
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    started = time.monotonic()
+    report = check()
+    assert time.monotonic() - started < 5
+    assert report["ok"] is False
+    assert "transport failure" in report["error"] or "timed out" in report["error"].lower()
+
+
+@pytest.mark.django_db
+def test_system_with_a_dead_broker_answers_within_five_seconds(settings):
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    started = time.monotonic()
+    report = health.system()
+    assert time.monotonic() - started < 5
+    assert report["kafka"]["ok"] is False and report["lag"]["ok"] is False
+    assert report["database"]["ok"] and report["channel_layer"]["ok"]
+
+
+@pytest.mark.django_db
+def test_workers_are_counted_by_the_same_status_a_worker_shows():
+    now = timezone.now()
+    for name, age, stopped in [
+        ("fresh-1", 0, False),
+        ("fresh-2", 5, False),
+        ("quiet", 30, False),
+        ("gone", 600, False),
+        ("said-goodbye", 0, True),
+    ]:
+        Worker.objects.create(id=name, host="h", last_seen=now - timedelta(seconds=age), stopped=stopped)
+    assert health.workers() == {"ok": True, "online": 2, "stale": 1, "offline": 2}
+    statuses = [w.status for w in Worker.objects.all()]
+    assert (statuses.count("online"), statuses.count("stale"), statuses.count("offline")) == (2, 1, 2)
+
+
+@pytest.mark.django_db
+def test_workers_are_not_ok_when_none_is_online():
+    Worker.objects.create(id="quiet", host="h", last_seen=timezone.now() - timedelta(seconds=30))
+    assert health.workers() == {"ok": False, "online": 0, "stale": 1, "offline": 0}
+
+
+def get_system(user=None):
+    request = APIRequestFactory().get("/api/system/")
+    if user is not None:
+        force_authenticate(request, user=user)
+    return api_system.system(request)
+
+
+@pytest.mark.django_db
+def test_staff_see_every_check(django_user_model, kafka_topics):
+    response = get_system(django_user_model.objects.create_user("root", is_staff=True))
+    assert response.status_code == 200
+    assert set(response.data) == {"kafka", "lag", "database", "channel_layer", "workers"}
+    assert all("ok" in check for check in response.data.values())
+    assert response.data["kafka"]["ok"] and response.data["lag"]["ok"] and response.data["database"]["ok"]
+
+
+@pytest.mark.django_db
+def test_a_user_who_is_not_staff_is_forbidden(django_user_model):
+    assert get_system(django_user_model.objects.create_user("alice")).status_code == 403
+
+
+def test_anonymous_requests_are_refused():
+    assert get_system().status_code == 401
