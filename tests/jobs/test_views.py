@@ -1,6 +1,9 @@
 """The server-rendered pages: login required, owner-scoped, form submission."""
 
+import io
+
 import pytest
+from PIL import Image
 
 from jobs.models import Job
 from tests.images import noise
@@ -55,3 +58,28 @@ def test_the_form_shows_upload_errors(client, django_user_model):
     assert response.status_code == 400
     assert "unknown operation" in response.content.decode()
     assert not Job.objects.exists()
+
+
+def test_history_filters_by_status_and_file_name(client, django_user_model):
+    alice = django_user_model.objects.create_user("alice")
+    first, second = make_job(alice, noise(10, 10)), make_job(alice, noise(10, 10))
+    Job.objects.filter(pk=first.pk).update(original_name="sunset.png")
+    Job.objects.filter(pk=second.pk).update(original_name="harbour.png", status=Job.Status.FAILED)
+    client.force_login(alice)
+    assert "harbour.png" in (page := client.get("/?status=failed").content.decode())
+    assert "sunset.png" not in page
+    found = client.get("/?q=SUN").content.decode()
+    assert "sunset.png" in found and "harbour.png" not in found
+
+
+def test_previews_are_made_once_and_scoped_to_the_owner(client, django_user_model):
+    alice, bob = (django_user_model.objects.create_user(n) for n in ("alice", "bob"))
+    job = make_job(alice, noise(400, 300))
+    client.force_login(bob)
+    assert client.get(f"/api/jobs/{job.pk}/preview/original/").status_code == 404
+    client.force_login(alice)
+    response = client.get(f"/api/jobs/{job.pk}/preview/original/?size=160")
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (160, 120)
+    assert client.get(f"/api/jobs/{job.pk}/preview/result/").status_code == 409
+    assert client.get(f"/api/jobs/{job.pk}/preview/original/?size=5").status_code == 400
