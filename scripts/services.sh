@@ -93,8 +93,9 @@ kafka_start() {
     </dev/null >>"$KAFKA_LOGS/kafka.out" 2>&1 &
   echo $! >"$pidf"
   local deadline=$((SECONDS + 90))
-  until port_open "$KAFKA_PORT" && tail -n +"$((mark + 1))" "$KAFKA_LOGS/server.log" 2>/dev/null |
-      grep -q "Kafka Server started"; do
+  # awk, not tail | grep -q: with pipefail, grep quitting early makes tail's SIGPIPE a failure.
+  until port_open "$KAFKA_PORT" && awk -v mark="$mark" 'NR > mark && /Kafka Server started/ { found = 1 }
+      END { exit !found }' "$KAFKA_LOGS/server.log" 2>/dev/null; do
     pid_alive "$pidf" kafka.Kafka || kafka_fail "broker exited during startup"
     ((SECONDS < deadline)) || kafka_fail "not ready after 90 s"
     sleep 1

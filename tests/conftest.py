@@ -19,8 +19,13 @@ def kafka_prefix(settings):
     """A fresh topic prefix on the real broker; its topics are deleted afterwards."""
     settings.KAFKA_TOPIC_PREFIX = f"test-{uuid.uuid4().hex[:8]}-"
     yield settings.KAFKA_TOPIC_PREFIX
+    delete_topics(settings.KAFKA_TOPIC_PREFIX)
+
+
+def delete_topics(prefix: str) -> None:
+    """Leave the broker as it was: a test's topics go when it is done."""
     admin = kafka.admin()
-    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.KAFKA_TOPIC_PREFIX)]
+    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
     for future in admin.delete_topics(mine).values() if mine else ():
         future.result()
 

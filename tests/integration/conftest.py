@@ -19,6 +19,7 @@ import requests
 from django.conf import settings
 
 from imagepipe.processes import BASE_DIR, start_system
+from tests.conftest import delete_topics
 from workers.models import Worker
 
 WAIT_SECONDS = 90
@@ -59,6 +60,7 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         yield running
     finally:
         running.stop_all()
+        delete_topics(env["KAFKA_TOPIC_PREFIX"])
 
 
 def two_workers_assigned(running) -> bool:
