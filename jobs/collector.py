@@ -103,10 +103,14 @@ def handle(message: Message) -> None:
         )
 
 
+def _log_assignment(consumer, partitions) -> None:
+    logger.info("collector assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+
+
 def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
     consumer = kafka.consumer(kafka.COLLECTOR_GROUP)
     topics = [kafka.topic(kafka.RESULTS), kafka.topic(kafka.HEARTBEATS)]
-    consumer.subscribe(topics)
+    consumer.subscribe(topics, on_assign=_log_assignment)
     logger.info(
         "collector consuming %s from %s as group %s",
         ", ".join(topics),
