@@ -1,5 +1,7 @@
 """GET /api/system/: the health of every backing service, for staff."""
 
+from django.http import JsonResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
@@ -7,8 +9,17 @@ from rest_framework.response import Response
 from imagepipe import health
 
 
+@extend_schema(responses=dict)
 @api_view(["GET"])
 @permission_classes([IsAdminUser])
 def system(request):
     """Kafka, consumer lag, database, channel layer and workers; each with "ok" and details."""
     return Response(health.system())
+
+
+def alive(request):
+    """GET /health/: open to all (load balancers, orchestrators); 503 when the database is down."""
+    database = health.database()
+    return JsonResponse(
+        {"status": "ok" if database["ok"] else "unavailable"}, status=200 if database["ok"] else 503
+    )

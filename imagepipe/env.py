@@ -8,6 +8,11 @@ from urllib.parse import unquote, urlparse
 from django.core.exceptions import ImproperlyConfigured
 
 
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ImproperlyConfigured(message)
+
+
 def env_str(name: str, default: str) -> str:
     """An unset or empty variable means the default."""
     return os.environ.get(name) or default

@@ -6,14 +6,30 @@ Defaults run everything on one machine: the services started by
 
 from pathlib import Path
 
-from .env import database_from_url, env_bool, env_float, env_int, env_list, env_str
+from .env import database_from_url, env_bool, env_float, env_int, env_list, env_str, require
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IMAGEPIPE_VAR", str(BASE_DIR / "var")))
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = env_bool("DEBUG", True)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# PRODUCTION=true: no debug, HTTPS only, secure cookies, HSTS, and a secret and host names that
+# must come from the environment (`manage.py check --deploy` passes; tests/test_production.py).
+PRODUCTION = env_bool("PRODUCTION", False)
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
+SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
+if PRODUCTION:
+    require(
+        SECRET_KEY != DEV_SECRET_KEY and len(SECRET_KEY) >= 50, "PRODUCTION needs SECRET_KEY, 50+ characters"
+    )
+    require(not DEBUG, "PRODUCTION runs with DEBUG off")
+    require(bool(ALLOWED_HOSTS), "PRODUCTION needs ALLOWED_HOSTS")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
+    if env_bool("TRUST_X_FORWARDED_PROTO", False):  # behind a TLS-terminating proxy
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
@@ -26,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "jobs",
     "workers",
@@ -104,6 +122,28 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "imagepipe.api_errors.json_errors",
+}
+# Per user; counted in the shared cache, so every web process counts together.
+JOB_SUBMIT_RATE = env_str("JOB_SUBMIT_RATE", "60/minute")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("CACHE_URL", "redis://127.0.0.1:6379/1"),
+        "KEY_PREFIX": "imagepipe",
+    }
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ImagePipe API",
+    "DESCRIPTION": "Submit images with an operation chain; follow jobs, tiles and workers.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Kafka: one place for addresses, topic names and sizes (imagepipe/kafka.py reads these).
@@ -121,6 +161,7 @@ TILE_SIZE_MIN = env_int("TILE_SIZE_MIN", 16)
 TILE_SIZE_MAX = env_int("TILE_SIZE_MAX", 2048)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 200_000_000)
+MAX_IMAGE_SIDE = env_int("MAX_IMAGE_SIDE", 100_000)
 RESULT_PNG_COMPRESS_LEVEL = env_int("RESULT_PNG_COMPRESS_LEVEL", 1)
 
 # Workers.

@@ -1,7 +1,12 @@
 """The JSON API for jobs: list, create, retrieve, download the result."""
 
+from pathlib import Path
+
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
@@ -12,11 +17,13 @@ from imagepipe.core.output import FORMATS
 from . import assembly, previews
 from .events import push_status
 from .models import Job, Tile
-from .serializers import JobSerializer, TileSerializer
+from .serializers import JobSerializer, SubmitSerializer, TileSerializer
 from .services import submit_job
+from .throttles import SubmitRateThrottle
 from .uploads import UploadError
 
 
+@extend_schema(responses=OpenApiTypes.OBJECT)
 @api_view(["GET"])
 def operations(request):
     """The operation catalogue: each operation's kind and parameters with type, range and default."""
@@ -27,11 +34,22 @@ class JobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = JobSerializer
+    queryset = Job.objects.none()  # for the schema's types only; get_queryset scopes every request
 
     def get_queryset(self):
         return Job.objects.visible_to(self.request.user)
 
+    def get_throttles(self):
+        return [SubmitRateThrottle()] if self.action == "create" else super().get_throttles()
+
+    @extend_schema(request={"multipart/form-data": SubmitSerializer}, responses={201: JobSerializer})
     def create(self, request):
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.MAX_UPLOAD_BYTES + 1024 * 1024:  # refused before the body is read
+            return Response(
+                {"error": f"the upload is larger than {settings.MAX_UPLOAD_BYTES} bytes"},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         try:
             job = submit_job(
                 request.user,
@@ -50,6 +68,7 @@ class JobViewSet(
         assembly.delete(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()
@@ -58,6 +77,7 @@ class JobViewSet(
         push_status(job)
         return Response(self.get_serializer(job).data)
 
+    @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         job = self.get_object()
@@ -66,6 +86,7 @@ class JobViewSet(
         job.refresh_from_db()
         return Response(self.get_serializer(job).data)
 
+    @extend_schema(responses=TileSerializer(many=True))
     @action(detail=True, url_path="tiles", url_name="tiles")
     def tiles(self, request, pk=None):
         """Every tile of the job with who did it and where it travelled (not paginated)."""
@@ -75,6 +96,7 @@ class JobViewSet(
             tile.job = job  # one job for all: no query per tile
         return Response(TileSerializer(tiles, many=True).data)
 
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
     @action(detail=True, url_path=r"tiles/(?P<stage>\d+)/(?P<index>\d+)/preview", url_name="tile-preview")
     def tile_preview(self, request, pk=None, stage=None, index=None):
         """A finished tile's pixels, small, for the live mosaic (gone once the job is done)."""
@@ -83,17 +105,30 @@ class JobViewSet(
             raise Http404("no stored pixels for this tile")
         return image_response(*previews.tile_preview(tile))
 
+    @extend_schema(
+        parameters=[OpenApiParameter("size", int, enum=list(previews.SIZES))],
+        responses={(200, "image/jpeg"): OpenApiTypes.BINARY},
+    )
     @action(detail=True, url_path=r"preview/(?P<which>original|result)", url_name="preview")
     def preview(self, request, pk=None, which=None):
         """The original or the result, fitted in ``?size=`` 160 or 1000 pixels."""
         job = self.get_object()
         if which == "result" and job.status != Job.Status.DONE:
             return conflict(f"the job is {job.status}; no result yet")
-        size = int(request.query_params.get("size", previews.SIZES[0]))
-        if size not in previews.SIZES:
+        size = request.query_params.get("size", str(previews.SIZES[0]))
+        if size not in {str(allowed) for allowed in previews.SIZES}:
             return Response({"error": f"size must be one of {list(previews.SIZES)}"}, status=400)
-        return image_response(*previews.job_preview(job, which, size))
+        return image_response(*previews.job_preview(job, which, int(size)))
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, url_path="original", url_name="original")
+    def original(self, request, pk=None):
+        """The uploaded file as it was received."""
+        job = self.get_object()
+        extension = Path(job.original.name).suffix
+        return download(job.original, f"{job.pk}-original{extension}", "application/octet-stream")
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, url_path="result", url_name="result")
     def result(self, request, pk=None):
         job = self.get_object()

@@ -1,6 +1,8 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from imagepipe.core.output import FORMATS
+
 from .models import Job, Tile
 
 
@@ -80,3 +82,13 @@ class TileSerializer(serializers.ModelSerializer):
 
     def get_canvas(self, tile: Tile) -> list[int]:
         return tile.placement()["canvas"]
+
+
+class SubmitSerializer(serializers.Serializer):
+    """What POST /api/jobs/ takes (documentation only: jobs.uploads validates)."""
+
+    image = serializers.FileField()
+    operations = serializers.CharField(help_text='a JSON list, e.g. [{"op": "gaussian_blur", "radius": 4}]')
+    tile_size = serializers.IntegerField(required=False)
+    output_format = serializers.ChoiceField(choices=list(FORMATS), required=False)
+    quality = serializers.IntegerField(required=False, min_value=1, max_value=100)

@@ -90,10 +90,11 @@ def open_image(upload) -> tuple[Image.Image, str]:
     except UnidentifiedImageError:
         names = ", ".join(sorted(ACCEPTED_FORMATS))
         raise UploadError(f"the file is not an image in a supported format ({names})", status=415) from None
-    width, height = image.size
-    # Checked from the header, before a single pixel is decoded (decompression bombs).
-    if width * height > settings.MAX_IMAGE_PIXELS:
-        raise UploadError(f"the image has {width * height} pixels; the limit is {settings.MAX_IMAGE_PIXELS}")
+    except Image.DecompressionBombError as exc:  # Pillow's own header check, for the very largest
+        raise UploadError(f"the image declares too many pixels: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UploadError(f"the image header is corrupt: {exc}") from None
+    check_dimensions(*image.size)
     if getattr(image, "n_frames", 1) > 1:
         raise UploadError("animated or multi-frame images are not supported")
     extension = ACCEPTED_FORMATS[image.format]
@@ -104,6 +105,16 @@ def open_image(upload) -> tuple[Image.Image, str]:
         raise UploadError(str(exc)) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UploadError(f"the image is truncated or corrupt: {exc}") from None
+
+
+def check_dimensions(width: int, height: int) -> None:
+    """Checked from the header, before a single pixel is decoded (decompression bombs)."""
+    if max(width, height) > settings.MAX_IMAGE_SIDE:
+        raise UploadError(
+            f"the image is {width}×{height}; no side may exceed {settings.MAX_IMAGE_SIDE} pixels"
+        )
+    if width * height > settings.MAX_IMAGE_PIXELS:
+        raise UploadError(f"the image has {width * height} pixels; the limit is {settings.MAX_IMAGE_PIXELS}")
 
 
 def clean_filename(name: str | None) -> str:

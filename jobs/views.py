@@ -9,6 +9,7 @@ from .forms import HistoryFilter, SubmitJobForm
 from .models import Job
 from .serializers import JobSerializer
 from .services import submit_job
+from .throttles import SubmitRateThrottle
 from .uploads import UploadError
 
 
@@ -26,6 +27,9 @@ def history(request):
 @login_required
 def submit(request):
     form = SubmitJobForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and not SubmitRateThrottle().allow_request(request, None):
+        form.add_error(None, "too many submissions; wait a minute and try again")
+        return render(request, "jobs/submit.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

@@ -2,9 +2,16 @@ import io
 import uuid
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 
 from imagepipe import kafka
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_throttle_counts():
+    """User ids restart with each test database; so must their submission counts."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)
