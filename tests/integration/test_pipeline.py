@@ -11,7 +11,7 @@ from imagepipe.core.operations import parse_chain
 from imagepipe.processes import MANAGE
 from jobs.models import Job, Tile
 from tests.core.reference import reference
-from tests.images import DATA, photo
+from tests.images import DATA, noise, photo
 
 from .conftest import wait_for
 
@@ -150,3 +150,22 @@ def test_the_submit_command_waits_and_prints_the_result(api, system):
     assert "36/36 tiles  done" in done.stdout
     expected = reference(photo("camera.png"), [{"op": "median", "size": 3}, {"op": "invert"}])
     assert Image.open(path).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("size,tiles", [((1, 1), 1), ((1, 100_000), 196)])
+def test_extreme_shapes_are_processed_exactly(api, system, tmp_path, size, tiles):
+    image = noise(*size, "L", seed=size[1])
+    image.save(tmp_path / "thin.png")
+    chain = [{"op": "gaussian_blur", "radius": 3}, {"op": "pixelate", "block": 7}]
+    with open(tmp_path / "thin.png", "rb") as handle:
+        response = api.post(
+            f"{api.base}/api/jobs/",
+            files={"image": ("thin.png", handle)},
+            data={"operations": json.dumps(chain)},
+        )
+    assert response.status_code == 201, response.text
+    assert response.json()["tiles_total"] == tiles
+    body = wait_until_finished(api, system, response.json()["id"])
+    assert body["status"] == "done", body["error"]
+    result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
+    assert result.tobytes() == reference(image, chain).tobytes()

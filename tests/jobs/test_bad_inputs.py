@@ -1,0 +1,154 @@
+"""Every bad submission is a clear 4xx, through the API and the form, before anything is stored."""
+
+import struct
+import time
+import zlib
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from jobs.models import Job
+from tests.images import encoded, noise, photo
+
+CHAIN = '[{"op": "invert"}]'
+
+
+def bomb_png(width=50_000, height=50_000) -> bytes:
+    """A few hundred bytes of PNG whose header declares ``width`` × ``height`` pixels."""
+
+    def chunk(kind, data):
+        return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
+
+    header = struct.pack("!IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def file(name, data):
+    return (name, data)  # a fresh upload is made per request: an upload can be read only once
+
+
+PNG = encoded(noise(40, 30))
+BAD = {
+    "not an image": ({"image": file("notes.txt", b"just some text")}, 415, "not an image"),
+    "truncated image": (
+        {"image": file("cut.png", encoded(photo("coffee.png"))[:5000])},
+        400,
+        "truncated or corrupt",
+    ),
+    "corrupt image": ({"image": file("bad.png", PNG[:60] + b"\0" * 200 + PNG[260:])}, 400, "corrupt"),
+    "empty file": ({"image": file("empty.png", b"")}, 400, "the uploaded file is empty"),
+    "extension lies": ({"image": file("photo.png", b"GIF89a? not really")}, 415, "not an image"),
+    "svg": (
+        {"image": file("x.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>')},
+        415,
+        "not an image",
+    ),
+    "html": ({"image": file("x.png", b"<!doctype html><html><body>hi</body></html>")}, 415, "not an image"),
+    "over the byte limit": ({"image": file("big.png", PNG)}, 413, "larger than 500 bytes"),
+    "over the pixel limit": (
+        {"image": file("wide.png", encoded(noise(150, 100)))},
+        400,
+        "the limit is 10000",
+    ),
+    "decompression bomb": ({"image": file("bomb.png", bomb_png())}, 400, "pixels"),
+    "over the side limit": (
+        {"image": file("tall.png", encoded(noise(5, 300)))},
+        400,
+        "no side may exceed 200",
+    ),
+    "animated image": (
+        {
+            "image": file(
+                "anim.gif", encoded(noise(4, 4), "GIF", save_all=True, append_images=[noise(4, 4, seed=2)])
+            )
+        },
+        400,
+        "multi-frame",
+    ),
+    "unknown operation": ({"operations": '[{"op": "melt"}]'}, 400, "unknown operation 'melt'"),
+    "parameter out of range": ({"operations": '[{"op": "median", "size": 4}]'}, 400, "must be odd"),
+    "parameter of the wrong type": (
+        {"operations": '[{"op": "gaussian_blur", "radius": "big"}]'},
+        400,
+        "must be a number",
+    ),
+    "chain too long": ({"operations": "[" + ",".join(['{"op": "invert"}'] * 11) + "]"}, 400, "at most 10"),
+    "tile size out of range": ({"tile_size": "9"}, 400, "tile_size must be between 16 and 2048"),
+    "malformed json": ({"operations": "[{'op': 'invert'}]"}, 400, "not valid JSON"),
+}
+
+
+def submission(overrides):
+    fields = {"image": file("ok.png", PNG), "operations": CHAIN, **overrides}
+    fields["image"] = SimpleUploadedFile(*fields["image"])
+    return fields
+
+
+def apply_limits(case, settings):
+    if case == "over the byte limit":
+        settings.MAX_UPLOAD_BYTES = 500
+    if case == "over the pixel limit":
+        settings.MAX_IMAGE_PIXELS = 10_000
+    if case == "over the side limit":
+        settings.MAX_IMAGE_SIDE = 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_the_api_refuses_it_clearly_and_keeps_nothing(case, settings, django_user_model, media_root):
+    apply_limits(case, settings)
+    fields, status, message = BAD[case]
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.create_user("alice"))
+    started = time.monotonic()
+    response = client.post("/api/jobs/", submission(fields), format="multipart")
+    assert response.status_code == status, response.content
+    assert message in response.json()["error"]
+    assert time.monotonic() - started < 5  # a bomb is refused from its header, not decoded
+    assert not Job.objects.exists()
+    assert not any(path.is_file() for path in media_root.rglob("*"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_the_form_refuses_it_clearly_and_keeps_nothing(case, settings, client, django_user_model, media_root):
+    apply_limits(case, settings)
+    fields, _, message = BAD[case]
+    client.force_login(django_user_model.objects.create_user("alice"))
+    response = client.post("/jobs/new/", submission(fields))
+    assert response.status_code == 400
+    assert message in response.content.decode().replace("&#x27;", "'")
+    assert not Job.objects.exists()
+    assert not any(path.is_file() for path in media_root.rglob("*"))
+
+
+@pytest.mark.django_db
+def test_a_file_name_is_never_used_as_a_path(django_user_model):
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.create_user("alice"))
+    name = "../../etc/pass\x07wd\\..\\evil\r\n.png"
+    response = client.post("/api/jobs/", submission({"image": file(name, PNG)}), format="multipart")
+    assert response.status_code == 201
+    job = Job.objects.get()
+    assert "/" not in job.original_name and "\\" not in job.original_name and "\x07" not in job.original_name
+    assert job.original.name == f"originals/{job.pk}.png"
+
+
+@pytest.mark.django_db
+def test_an_upload_far_over_the_limit_is_refused_before_its_body_is_read(
+    settings, django_user_model, media_root
+):
+    settings.MAX_UPLOAD_BYTES = 10
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.create_user("alice"))
+    big = file("huge.png", encoded(noise(1000, 800)))  # about 2.4 MB of noise
+    response = client.post("/api/jobs/", submission({"image": big}), format="multipart")
+    assert response.status_code == 413
+    assert response.json() == {"error": "the upload is larger than 10 bytes"}
+    assert not Job.objects.exists()
