@@ -16,6 +16,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 TASKS, RESULTS, HEARTBEATS, TASKS_DLQ = "tasks", "results", "heartbeats", "tasks.dlq"
+CANCELLATIONS = "cancellations"  # key: job id; every worker reads it all
 WORKER_GROUP, COLLECTOR_GROUP = "workers", "collector"
 
 # Passed through untouched so TLS/SASL need no code: KAFKA_SECURITY_PROTOCOL=SASL_SSL etc.
@@ -96,6 +97,10 @@ def topic_specs() -> dict[str, dict]:
         topic(TASKS): {"partitions": settings.KAFKA_TASK_PARTITIONS, "config": size},
         topic(RESULTS): {"partitions": settings.KAFKA_RESULT_PARTITIONS, "config": size},
         topic(TASKS_DLQ): {"partitions": 1, "config": size},
+        topic(CANCELLATIONS): {
+            "partitions": 1,
+            "config": {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
+        },
         topic(HEARTBEATS): {
             "partitions": 1,
             "config": {"cleanup.policy": "delete", "retention.ms": str(6 * 3600 * 1000)},

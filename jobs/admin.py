@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from . import assembly
+from .dispatch import announce_cancel
 from .models import Job, Tile
 
 
@@ -17,7 +18,11 @@ class TileInline(admin.TabularInline):
 
 @admin.action(description="Cancel the selected unfinished jobs")
 def cancel_jobs(modeladmin, request, queryset):
-    cancelled = sum(job.cancel() for job in queryset)
+    cancelled = 0
+    for job in queryset:
+        if job.cancel():
+            announce_cancel(job)
+            cancelled += 1
     modeladmin.message_user(request, f"{cancelled} job(s) cancelled")
 
 

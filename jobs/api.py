@@ -15,6 +15,7 @@ from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
 from . import assembly, previews
+from .dispatch import announce_cancel
 from .events import push_status
 from .models import Job, Tile
 from .serializers import JobSerializer, SubmitSerializer, TileSerializer
@@ -65,7 +66,10 @@ class JobViewSet(
 
     def destroy(self, request, pk=None):
         """Delete the job with its original, tiles and result."""
-        assembly.delete(self.get_object())
+        job = self.get_object()
+        if job.cancel():  # still running: the workers can stop now
+            announce_cancel(job)
+        assembly.delete(job)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=JobSerializer)
@@ -74,6 +78,7 @@ class JobViewSet(
         job = self.get_object()
         if not job.cancel():
             return conflict(f"the job is {job.status}; only an unfinished job can be cancelled")
+        announce_cancel(job)
         push_status(job)
         return Response(self.get_serializer(job).data)
 

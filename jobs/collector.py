@@ -9,11 +9,14 @@ double-counting a tile.
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 from confluent_kafka import Message
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from imagepipe import kafka
@@ -21,17 +24,19 @@ from imagepipe.core.codec import CodecError, decode_tile
 from imagepipe.core.messages import Heartbeat, MessageError, Result
 from workers.models import Worker
 
-from .assembly import advance_stage, assemble_job, resume, stage_finished, store_tile
+from .assembly import advance_stage, assemble_job, recover, resume, stage_finished, store_tile
 from .events import push, push_status
 from .models import Job, Tile
 
 logger = logging.getLogger(__name__)
+COUNTS: Counter[str] = Counter()  # malformed, duplicates, ignored: logged when the collector stops
 
 
 def record_result(value: bytes, partition: int | None = None, offset: int | None = None) -> None:
     result, pixels = Result.decode(value)
     job = Job.objects.filter(pk=result.job).first()
     if job is None or job.status in Job.TERMINAL:
+        COUNTS["ignored"] += 1
         logger.info(
             "ignoring result for tile %s of %s job %s",
             result.index,
@@ -45,7 +50,8 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
         return
     tile = job.tiles.filter(stage=result.stage, index=result.index).first()
     if tile is None or tile.status == Tile.Status.DONE:
-        return  # unknown index, or a redelivered result: nothing changes
+        COUNTS["duplicates" if tile else "ignored"] += 1
+        return  # a redelivered result, or an unknown tile: nothing changes
     _check_tile(job, tile, pixels)
     name = store_tile(tile, pixels)
     with transaction.atomic():
@@ -62,6 +68,7 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
         if claimed:
             job.record_tile_done()
     if not claimed:
+        COUNTS["duplicates"] += 1
         return
     tile.job, tile.worker, tile.partition, tile.offset, tile.duration_ms = (
         job,
@@ -98,6 +105,7 @@ def handle(message: Message) -> None:
         elif name == kafka.topic(kafka.HEARTBEATS):
             record_heartbeat(message.value())
     except (MessageError, CodecError) as exc:
+        COUNTS["malformed"] += 1
         logger.warning(
             "skipping malformed message %s[%s]@%s: %s", name, message.partition(), message.offset(), exc
         )
@@ -117,9 +125,13 @@ def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
         settings.KAFKA_BOOTSTRAP_SERVERS,
         kafka.group(kafka.COLLECTOR_GROUP),
     )
-    resume()
+    durably(resume, should_stop)
+    next_sweep = time.monotonic() + settings.COLLECTOR_SWEEP_SECONDS
     try:
         while not should_stop():
+            if time.monotonic() >= next_sweep:
+                durably(recover, should_stop)
+                next_sweep = time.monotonic() + settings.COLLECTOR_SWEEP_SECONDS
             message = consumer.poll(poll_seconds)
             if message is None:
                 close_old_connections()  # idle: drop a connection that is old or broken
@@ -127,8 +139,24 @@ def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
             if message.error():
                 logger.warning("kafka: %s", message.error())
                 continue
-            handle(message)
-            consumer.store_offsets(message)
+            if durably(partial(handle, message), should_stop):
+                consumer.store_offsets(message)  # only once the work is in the database
     finally:
         consumer.close()  # commits the offsets stored above
-        logger.info("collector stopped")
+        logger.info("collector stopped; counts: %s", dict(COUNTS))
+
+
+def durably(step: Callable[[], object], should_stop: Callable[[], bool]) -> bool:
+    """Run a step until the database takes it; False if asked to stop first (nothing stored)."""
+    delay = 0.5
+    while True:
+        try:
+            step()
+            return True
+        except (OperationalError, InterfaceError) as exc:
+            if should_stop():
+                return False
+            logger.warning("database unavailable (%s); retrying in %.1f s", str(exc).strip(), delay)
+            connections.close_all()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -120,3 +120,11 @@ def _produce(producer, topic_name, value, key, partition, on_delivery) -> None:
             return
         except BufferError:  # local queue full: let deliveries drain, then retry
             producer.poll(0.5)
+
+
+def announce_cancel(job: Job) -> None:
+    """Tell every worker to drop the job's remaining tiles (best effort: late results are ignored)."""
+    producer = _producer()
+    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"cancelled", key=str(job.id))
+    if producer.flush(5):
+        logger.warning("cancellation of job %s not yet delivered to Kafka", job.id)

@@ -12,52 +12,96 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 from django.conf import settings
 
 from imagepipe import kafka
 from imagepipe.core.codec import CodecError, decode_tile, encode_tile
 from imagepipe.core.messages import Heartbeat, MessageError, Result, Task
-from imagepipe.core.operations import ChainError, parse_chain
+from imagepipe.core.operations import parse_chain
 from imagepipe.core.pipeline import process_tile, tile_stats
 from imagepipe.core.tiling import Box
 
 logger = logging.getLogger(__name__)
 
 
+class Cancellations:
+    """Jobs cancelled by their owners, read from the compacted ``cancellations`` topic.
+
+    Every worker reads the whole topic (no consumer group), so each knows every
+    cancelled job and drops its remaining tiles without processing them.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: set[str] = set()
+        self.consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
+        name = kafka.topic(kafka.CANCELLATIONS)
+        self.consumer.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
+
+    def catch_up(self) -> None:
+        while (message := self.consumer.poll(0)) is not None:
+            if not message.error() and message.key():
+                self.jobs.add(message.key().decode())
+
+    def cancelled(self, job: str) -> bool:
+        return job in self.jobs
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def default_worker_id() -> str:
     return settings.WORKER_ID or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def process_task(value: bytes, worker: str, partition: int, offset: int) -> tuple[str, bytes]:
-    """Turn one task message into (key, result message); a bad task yields an error result."""
-    task, pixels = Task.decode(value)
+def process_task(
+    task: Task, pixels: bytes, worker: str, partition: int, offset: int, attempts: int = 1
+) -> tuple[Result, bytes]:
+    """Process one tile, trying up to ``attempts`` times; the last failure becomes an error result."""
     started = time.perf_counter()
-    try:
-        steps = parse_chain(task.operations)
-        core, padded = Box(*task.core), Box(*task.padded)
-        image = decode_tile(pixels)
-        if image.size != (padded.width, padded.height):
-            raise CodecError(f"tile is {image.size}, its task says {padded.width}x{padded.height}")
-        processed = process_tile(image, steps, padded, core, (task.size[0], task.size[1]), task.table)
+    error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            processed = _process(task, pixels)
+        except Exception as exc:  # any failing operation: retried, then dead-lettered
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "tile %s of job %s failed (attempt %d of %d): %s",
+                task.index,
+                task.job,
+                attempt,
+                attempts,
+                error,
+            )
+            continue
         stats = tile_stats(processed, task.stat) if task.stat else None
-        payload, error = encode_tile(processed), ""
-    except (ChainError, CodecError, ValueError, OSError) as exc:
-        payload, stats, error = b"", None, f"{type(exc).__name__}: {exc}"
-    result = Result(
+        return _result(task, worker, started, partition, offset, stats=stats), encode_tile(processed)
+    return _result(task, worker, started, partition, offset, error=f"failed {attempts} times: {error}"), b""
+
+
+def _process(task: Task, pixels: bytes):
+    steps = parse_chain(task.operations)
+    core, padded = Box(*task.core), Box(*task.padded)
+    image = decode_tile(pixels)
+    if image.size != (padded.width, padded.height):
+        raise CodecError(f"tile is {image.size}, its task says {padded.width}x{padded.height}")
+    return process_tile(image, steps, padded, core, (task.size[0], task.size[1]), task.table)
+
+
+def _result(task: Task, worker: str, started: float, partition: int, offset: int, **extra) -> Result:
+    return Result(
         job=task.job,
         index=task.index,
         worker=worker,
+        stage=task.stage,
         duration_ms=round((time.perf_counter() - started) * 1000),
         task_partition=partition,
         task_offset=offset,
-        stage=task.stage,
-        stats=stats,
-        error=error,
+        **extra,
     )
-    return task.job, result.encode(payload)
 
 
 class TileWorker:
@@ -69,6 +113,8 @@ class TileWorker:
         self.partitions: set[int] = set()
         self.producer = kafka.producer()
         self.consumer = kafka.consumer(kafka.WORKER_GROUP)
+        self.cancellations = Cancellations()
+        self.counters = Counter()
         self.last_beat = 0.0
 
     def _assigned(self, consumer, partitions) -> None:
@@ -80,15 +126,44 @@ class TileWorker:
         self.partitions -= {p.partition for p in partitions}
 
     def handle(self, message: Message) -> None:
+        """One task: skip it if malformed or cancelled, else process it and publish the result."""
         try:
-            key, value = process_task(message.value(), self.id, message.partition(), message.offset())
+            task, pixels = Task.decode(message.value())
         except MessageError as exc:
-            logger.warning("skipping malformed task at %s@%s: %s", message.partition(), message.offset(), exc)
+            self.dead_letter(message, f"malformed task: {exc}", "malformed")
         else:
-            self.current_job = key
-            self.publish(kafka.topic(kafka.RESULTS), key, value)
-            self.tiles_done += 1
+            if self.cancellations.cancelled(task.job):
+                self.counters["skipped"] += 1  # cheaply: no decoding, no result
+            else:
+                self.current_job = task.job
+                result, payload = process_task(
+                    task, pixels, self.id, message.partition(), message.offset(), settings.WORKER_MAX_ATTEMPTS
+                )
+                if result.error:
+                    self.dead_letter(message, result.error, "failed")
+                self.publish(kafka.topic(kafka.RESULTS), task.job, result.encode(payload))
+                self.tiles_done += not result.error
         self.consumer.store_offsets(message)
+
+    def dead_letter(self, message: Message, reason: str, counter: str) -> None:
+        """Park a task that can't be processed on tasks.dlq, with why and where it came from."""
+        logger.warning(
+            "dead-lettering task %s[%s]@%s: %s",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            reason,
+        )
+        headers = [
+            ("reason", reason.encode()[:1000]),
+            ("worker", self.id.encode()),
+            ("source", f"{message.topic()}[{message.partition()}]@{message.offset()}".encode()),
+        ]
+        self.producer.produce(
+            kafka.topic(kafka.TASKS_DLQ), message.value() or b"", key=message.key(), headers=headers
+        )
+        self.counters[counter] += 1
+        self.counters["dead_lettered"] += 1
 
     def publish(self, topic: str, key: str, value: bytes) -> None:
         """Produce and wait for the broker's acknowledgement; raise if it never comes."""
@@ -108,6 +183,7 @@ class TileWorker:
             current_job=self.current_job,
             partitions=sorted(self.partitions),
             stopping=stopping,
+            counters=dict(self.counters),
         )
         self.producer.produce(kafka.topic(kafka.HEARTBEATS), beat.encode(), key=self.id)
         self.producer.poll(0)
@@ -128,6 +204,7 @@ class TileWorker:
             while not should_stop():
                 if time.monotonic() - self.last_beat >= interval:
                     self.heartbeat()
+                self.cancellations.catch_up()
                 message = self.consumer.poll(min(1.0, interval))
                 if message is None:
                     self.current_job = ""
@@ -140,4 +217,5 @@ class TileWorker:
             self.heartbeat(stopping=True)
             self.producer.flush(10)
             self.consumer.close()  # commits the offsets stored after each delivered result
+            self.cancellations.close()
             logger.info("worker %s stopped after %d tiles", self.id, self.tiles_done)

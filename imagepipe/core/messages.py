@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 VERSION = 1
@@ -102,6 +103,7 @@ class Heartbeat:
     current_job: str = ""
     partitions: list[int] = field(default_factory=list)
     stopping: bool = False
+    counters: dict[str, int] = field(default_factory=dict)  # malformed, dead_lettered, skipped, retried
 
     def encode(self) -> bytes:
         return pack({"kind": "heartbeat", **asdict(self)})
@@ -112,10 +114,42 @@ class Heartbeat:
         return _build(cls, header, "heartbeat")
 
 
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _counts(value) -> bool:
+    return isinstance(value, list) and all(_count(item) for item in value)
+
+
+# What each annotated field type must hold, so a well-formed envelope with wrong values
+# (a negative offset, a string for an index) is refused here, not deep in a consumer.
+_VALID = {
+    "str": lambda v: isinstance(v, str),
+    "int": _count,
+    "bool": lambda v: isinstance(v, bool),
+    "list[int]": _counts,
+    "list[int] | None": lambda v: v is None or _counts(v),
+    "list[dict[str, Any]]": lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v),
+    "dict[str, int]": lambda v: (
+        isinstance(v, dict) and all(isinstance(k, str) and _count(n) for k, n in v.items())
+    ),
+}
+
+
 def _build(cls, header: dict[str, Any], kind: str):
     if header.pop("kind", None) != kind:
         raise MessageError(f"expected a {kind} message")
     try:
-        return cls(**header)
+        message = cls(**header)
     except TypeError as exc:
         raise MessageError(f"bad {kind} message: {exc}") from exc
+    for spec in fields(cls):
+        if not _VALID[spec.type](getattr(message, spec.name)):
+            raise MessageError(f"bad {kind} message: {spec.name} is not a valid {spec.type}")
+    if kind != "heartbeat":
+        try:
+            uuid.UUID(message.job)
+        except ValueError:
+            raise MessageError(f"bad {kind} message: job {message.job!r} is not a job id") from None
+    return message

@@ -4,7 +4,7 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import ImageFilter
 
-from imagepipe.core.messages import Heartbeat, MessageError, Result
+from imagepipe.core.messages import Heartbeat, MessageError, Result, Task
 from imagepipe.core.output import FORMATS, encode
 from jobs.assembly import next_stage_input
 from jobs.collector import record_heartbeat, record_result
@@ -23,10 +23,11 @@ pytestmark = pytest.mark.django_db
 
 def results_for(job, image, stage=0, table=None):
     """Run every tile of a stage through the real worker code, as Kafka would deliver them."""
-    return [
-        process_task(value, f"w{spec.index % 2}", spec.index % 4, spec.index)[1]
-        for spec, value in task_messages(job, image, stage, table)
-    ]
+    messages = []
+    for spec, value in task_messages(job, image, stage, table):
+        result, payload = process_task(*Task.decode(value), f"w{spec.index % 2}", spec.index % 4, spec.index)
+        messages.append(result.encode(payload))
+    return messages
 
 
 @pytest.fixture
