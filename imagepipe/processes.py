@@ -76,6 +76,12 @@ class System:
                 process.wait()
         return process.returncode
 
+    def kill(self, name: str) -> None:
+        """SIGKILL: no chance to flush, commit or say goodbye (the fault tests' crash)."""
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
+
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)

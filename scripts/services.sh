@@ -198,5 +198,8 @@ case "${1:-}" in
   start) redis_start; pg_start; kafka_start ;;
   stop) kafka_stop; pg_stop; redis_stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  # One service, e.g. for the fault tests: restart kafka|pg|redis.
+  restart) [[ ${2:-} =~ ^(kafka|pg|redis)$ ]] || die "usage: $0 restart kafka|pg|redis"
+           "${2}_stop"; "${2}_start" ;;
+  *) echo "usage: $0 start|stop|status|restart kafka|pg|redis" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ class WorkerSerializer(serializers.ModelSerializer):
             "tiles_done",
             "current_job",
             "partitions",
+            "counters",
         ]
 
 

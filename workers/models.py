@@ -19,6 +19,7 @@ class Worker(models.Model):
     current_job = models.CharField(max_length=64, blank=True)
     partitions = models.JSONField(default=list)
     stopped = models.BooleanField(default=False)
+    counters = models.JSONField(default=dict, blank=True)  # malformed, dead_lettered, skipped
 
     class Meta:
         ordering = ["-last_seen"]
@@ -49,6 +50,7 @@ class Worker(models.Model):
                 "current_job": beat.current_job,
                 "partitions": beat.partitions,
                 "stopped": beat.stopping,
+                "counters": beat.counters,
                 "last_seen": seen_at or timezone.now(),
             },
         )

@@ -38,13 +38,21 @@ class Cancellations:
     def __init__(self) -> None:
         self.jobs: set[str] = set()
         self.consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
-        name = kafka.topic(kafka.CANCELLATIONS)
-        self.consumer.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
+        self.partition = TopicPartition(kafka.topic(kafka.CANCELLATIONS), 0, OFFSET_BEGINNING)
+        self.consumer.assign([self.partition])
 
-    def catch_up(self) -> None:
-        while (message := self.consumer.poll(0)) is not None:
+    def read_all(self, timeout: float = 10.0) -> None:
+        """Block until every cancellation so far is known: before the first task, not after it."""
+        deadline = time.monotonic() + timeout
+        _, high = self.consumer.get_watermark_offsets(self.partition, timeout=timeout)
+        while time.monotonic() < deadline and self.consumer.position([self.partition])[0].offset < high:
+            self.catch_up(0.2)
+
+    def catch_up(self, wait: float = 0) -> None:
+        while (message := self.consumer.poll(wait)) is not None:
             if not message.error() and message.key():
                 self.jobs.add(message.key().decode())
+            wait = 0
 
     def cancelled(self, job: str) -> bool:
         return job in self.jobs
@@ -200,6 +208,7 @@ class TileWorker:
             kafka.group(kafka.WORKER_GROUP),
         )
         interval = settings.WORKER_HEARTBEAT_SECONDS
+        self.cancellations.read_all()
         try:
             while not should_stop():
                 if time.monotonic() - self.last_beat >= interval:

@@ -7,6 +7,7 @@ Tests that use them need committed data: ``transactional_db``.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from django.conf import settings
 
 from imagepipe.processes import BASE_DIR, start_system
 from tests.conftest import delete_topics
+from tests.images import DATA
 from workers.models import Worker
 
 WAIT_SECONDS = 90
@@ -43,6 +45,12 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         "KAFKA_TOPIC_PREFIX": f"test-{uuid.uuid4().hex[:8]}-",
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         "WORKER_HEARTBEAT_SECONDS": "1",
+        # Short enough for the fault tests to see recovery and liveness within seconds.
+        "TILE_DEADLINE_SECONDS": "8",
+        "COLLECTOR_SWEEP_SECONDS": "1",
+        "WORKER_STALE_AFTER_SECONDS": "3",
+        "WORKER_OFFLINE_AFTER_SECONDS": "6",
+        "WORKER_MAX_ATTEMPTS": "3",
         "LOG_LEVEL": "INFO",
     }
     log_dir = BASE_DIR / "var" / "log" / "tests"
@@ -91,3 +99,28 @@ def api(system, transactional_db, django_user_model):
     session.headers["Authorization"] = f"Token {token}"
     session.base = system.url
     return session
+
+
+def submit(api, name, operations, tile_size=None):
+    """A job through the API, from one of the committed photographs."""
+    with open(DATA / name, "rb") as handle:
+        data = {"operations": json.dumps(operations), **({"tile_size": tile_size} if tile_size else {})}
+        response = api.post(f"{api.base}/api/jobs/", files={"image": (name, handle)}, data=data)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_until_finished(api, system, job_id):
+    def finished():
+        body = api.get(f"{api.base}/api/jobs/{job_id}/").json()
+        return body if body["status"] in ("done", "failed", "cancelled") else None
+
+    return wait_for(finished, f"job {job_id} to finish", system)
+
+
+def restart_worker(system, name):
+    """Bring a stopped or killed worker back, and wait until the two share the partitions again."""
+    process = system.start_worker(name)
+    joined = Worker.objects.filter(id=name, pid=process.pid).exclude(partitions=[])
+    wait_for(joined.exists, f"{name} to rejoin the group", system)
+    wait_for(lambda: two_workers_assigned(system), "two workers sharing the partitions", system)

@@ -13,28 +13,9 @@ from jobs.models import Job, Tile
 from tests.core.reference import reference
 from tests.images import DATA, noise, photo
 
-from .conftest import wait_for
+from .conftest import submit, wait_until_finished
 
 pytestmark = pytest.mark.integration
-
-
-def submit(api, name, operations, tile_size):
-    with open(DATA / name, "rb") as handle:
-        response = api.post(
-            f"{api.base}/api/jobs/",
-            files={"image": (name, handle)},
-            data={"operations": json.dumps(operations), "tile_size": tile_size},
-        )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def wait_until_finished(api, system, job_id):
-    def finished():
-        body = api.get(f"{api.base}/api/jobs/{job_id}/").json()
-        return body if body["status"] in ("done", "failed") else None
-
-    return wait_for(finished, f"job {job_id} to finish", system)
 
 
 def test_a_photo_is_blurred_pixel_identically_by_two_workers(api, system):

@@ -1,0 +1,243 @@
+"""Faults cost time, never data: each is injected mid-job into the real processes, broker and database.
+
+Every job must end done with the whole-image result and each tile recorded once, or failed where
+failing is the point.
+"""
+
+import io
+import random
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from django.core.files import File
+from django.db import connections
+from PIL import Image
+
+from imagepipe import kafka
+from imagepipe.core.messages import Result, Task, pack
+from imagepipe.processes import BASE_DIR
+from jobs.models import Job, Tile
+from jobs.services import submit_job
+from tests.core.reference import reference
+from tests.images import DATA, photo
+from workers.models import Worker
+
+from .conftest import restart_worker, submit, two_workers_assigned, wait_for, wait_until_finished
+
+pytestmark = pytest.mark.integration
+
+CHAIN = [{"op": "median", "size": 5}, {"op": "gaussian_blur", "radius": 2}]  # 950 tiles of 16 px
+
+
+def big_job(api):
+    return submit(api, "coffee.png", CHAIN, tile_size=16)
+
+
+def mid_job(api, system, job):
+    """Wait until a random share of the job's tiles (10-50 %) are done."""
+    target = random.randint(job["tiles_total"] // 10, job["tiles_total"] // 2)
+    wait_for(
+        lambda: api.get(f"{api.base}/api/jobs/{job['id']}/").json()["tiles_done"] >= target,
+        f"{target} tiles done",
+        system,
+    )
+
+
+def assert_complete_and_exact(api, system, job):
+    body = wait_until_finished(api, system, job["id"])
+    assert body["status"] == "done", body["error"]
+    result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
+    assert result.tobytes() == reference(photo("coffee.png"), CHAIN).tobytes()
+    tiles = Tile.objects.filter(job_id=job["id"])
+    assert tiles.count() == body["tiles_done"] == body["tiles_total"]  # each tile recorded once
+    assert set(tiles.values_list("status", flat=True)) == {Tile.Status.DONE}
+
+
+def worker_names(system):
+    return sorted(name for name in system.processes if "worker" in name)
+
+
+def test_a_worker_killed_mid_tile_loses_nothing(api, system):
+    job = big_job(api)
+    mid_job(api, system, job)
+    victim = worker_names(system)[0]
+    system.kill(victim)
+    assert_complete_and_exact(api, system, job)
+    restart_worker(system, victim)
+
+
+def test_a_collector_killed_mid_job_resumes_where_it_committed(api, system):
+    job = big_job(api)
+    mid_job(api, system, job)
+    system.kill("collector")
+    time.sleep(1)
+    system.start_collector()
+    assert_complete_and_exact(api, system, job)
+
+
+def test_a_graceful_stop_finishes_the_message_in_hand_and_exits_promptly(api, system):
+    job = big_job(api)
+    mid_job(api, system, job)
+    started = time.monotonic()
+    assert system.stop("collector", timeout=15) == 0
+    assert time.monotonic() - started < 10
+    system.start_collector()
+    victim = worker_names(system)[1]
+    started = time.monotonic()
+    assert system.stop(victim, timeout=15) == 0
+    assert time.monotonic() - started < 10
+    assert_complete_and_exact(api, system, job)
+    restart_worker(system, victim)
+
+
+def test_a_broker_restart_mid_job_is_survived(api, system):
+    job = big_job(api)
+    mid_job(api, system, job)
+    subprocess.run(
+        [str(BASE_DIR / "scripts/services.sh"), "restart", "kafka"], check=True, capture_output=True
+    )
+    assert_complete_and_exact(api, system, job)
+    wait_for(
+        lambda: all(w.partitions for w in Worker.objects.filter(id__in=worker_names(system))),
+        "workers back in the group",
+        system,
+    )
+
+
+def test_a_database_restart_mid_job_is_survived(api, system):
+    job = big_job(api)
+    mid_job(api, system, job)
+    subprocess.run([str(BASE_DIR / "scripts/services.sh"), "restart", "pg"], check=True, capture_output=True)
+    connections.close_all()  # this test process's connection died with the server too
+    assert_complete_and_exact(api, system, job)
+
+
+def unpublished_job(system, settings, monkeypatch, chain, tile_size):
+    """A job recorded but never published: the web process dies between commit and publish."""
+    settings.MEDIA_ROOT = system.env["MEDIA_ROOT"]
+    monkeypatch.setattr("jobs.services.publish_stage", lambda *args: None)
+    owner = Job._meta.get_field("owner").related_model.objects.get(username="alice")
+    with open(DATA / "coffee.png", "rb") as handle:
+        return submit_job(owner, File(handle, name="coffee.png"), chain, tile_size)
+
+
+def test_a_lost_job_is_re_dispatched_from_the_stored_original(api, system, settings, monkeypatch):
+    job = unpublished_job(system, settings, monkeypatch, CHAIN, 16)
+    assert Tile.objects.filter(job=job, attempts=0).count() == job.tiles_total
+    assert_complete_and_exact(api, system, {"id": str(job.pk)})
+    assert set(Tile.objects.filter(job=job).values_list("attempts", flat=True)) == {1}
+
+
+def test_a_tile_that_keeps_failing_goes_to_the_dead_letter_topic_and_fails_its_job(
+    api, system, settings, monkeypatch
+):
+    settings.KAFKA_TOPIC_PREFIX = system.env["KAFKA_TOPIC_PREFIX"]
+    job = unpublished_job(system, settings, monkeypatch, [{"op": "invert"}], 64)
+    broken = Task(
+        job=str(job.pk),
+        index=0,
+        core=[0, 0, 64, 64],
+        padded=[0, 0, 64, 64],
+        size=[600, 400],
+        operations=[{"op": "invert"}],
+    )
+    producer = kafka.producer()
+    producer.produce(kafka.topic(kafka.TASKS), broken.encode(b"IPT1 torn pixels"), key=f"{job.pk}:0")
+    producer.flush(10)
+
+    body = wait_until_finished(api, system, str(job.pk))
+    assert body["status"] == "failed"
+    assert "tile 0 failed" in body["error"] and "failed 3 times: CodecError" in body["error"]
+    reasons = dead_letters(str(job.pk))
+    assert reasons and "CodecError" in reasons[0]
+    other = submit(api, "camera.png", [{"op": "invert"}], 128)  # the rest carries on
+    assert wait_until_finished(api, system, other["id"])["status"] == "done"
+
+
+def dead_letters(job_id):
+    consumer = kafka.consumer("test-dlq-reader", **{"enable.auto.commit": False})
+    consumer.assign([TopicPartition(kafka.topic(kafka.TASKS_DLQ), 0, OFFSET_BEGINNING)])
+    reasons, deadline = [], time.monotonic() + 15
+    while time.monotonic() < deadline and not reasons:
+        message = consumer.poll(1)
+        if message is not None and not message.error() and (message.key() or b"").startswith(job_id.encode()):
+            reasons.append(dict(message.headers())["reason"].decode())
+    consumer.close()
+    return reasons
+
+
+def test_poison_messages_are_skipped_and_nothing_crashes(api, system, settings):
+    settings.KAFKA_TOPIC_PREFIX = system.env["KAFKA_TOPIC_PREFIX"]
+    unknown = "00000000-0000-4000-8000-000000000000"
+    poison = {
+        kafka.TASKS: [
+            b"garbage",
+            b"IPM\x09\x00\x00\x00\x02{}",
+            pack({"kind": "task", "job": "x"}),
+            b"IPM\x01" + b"\xff" * 2_000_000,
+        ],
+        kafka.RESULTS: [
+            b"garbage",
+            pack({"kind": "result", "job": unknown}),
+            Result(job=unknown, index=0, worker="w", duration_ms=1, task_partition=0, task_offset=0).encode(
+                b"x"
+            ),
+        ],
+        kafka.HEARTBEATS: [
+            b"\x00",
+            pack({"kind": "heartbeat", "worker": "w", "host": "h", "pid": -1, "tiles_done": 0}),
+        ],
+    }
+    producer = kafka.producer()
+    for topic, values in poison.items():
+        for value in values:
+            producer.produce(kafka.topic(topic), value)
+    producer.flush(10)
+
+    job = submit(api, "camera.png", [{"op": "invert"}], 128)
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    system.check_alive()
+    wait_for(
+        lambda: sum(w.counters.get("malformed", 0) for w in Worker.objects.all()) >= 4,
+        "the workers to count the malformed tasks",
+        system,
+    )
+    assert "skipping malformed message" in (system.log_dir / "collector.log").read_text()
+
+
+def test_a_cancelled_jobs_tiles_are_skipped_by_the_workers(api, system):
+    # Workers outrun the collector, so tiles are cancelled while still queued: workers away.
+    names = worker_names(system)
+    for name in names:
+        system.stop(name)
+    job = big_job(api)
+    response = api.post(f"{api.base}/api/jobs/{job['id']}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    for name in names:
+        system.start_worker(name)
+    wait_for(lambda: two_workers_assigned(system), "the workers to come back", system)
+
+    def skipped():
+        return sum(w.counters.get("skipped", 0) for w in Worker.objects.filter(id__in=names))
+
+    wait_for(lambda: skipped() >= job["tiles_total"], "the workers to skip every tile of the job", system)
+    after = Job.objects.get(pk=job["id"])
+    assert after.status == Job.Status.CANCELLED and after.tiles_done == 0
+
+
+def test_a_silent_worker_turns_stale_then_offline_in_the_api(api, system):
+    victim = worker_names(system)[1]
+
+    def status():
+        workers = {w["id"]: w["status"] for w in api.get(f"{api.base}/api/workers/").json()["results"]}
+        return workers.get(victim)
+
+    wait_for(lambda: status() == "online", f"{victim} online", system)
+    system.kill(victim)
+
+    wait_for(lambda: status() == "stale", f"{victim} to turn stale", system, timeout=10)
+    wait_for(lambda: status() == "offline", f"{victim} to turn offline", system, timeout=15)
+    restart_worker(system, victim)
+    assert status() == "online"
