@@ -29,14 +29,14 @@ from .events import push, push_status
 from .models import Job, Tile
 
 logger = logging.getLogger(__name__)
-COUNTS: Counter[str] = Counter()  # malformed, duplicates, ignored: logged when the collector stops
+COUNTS: Counter[str] = Counter()  # recorded, duplicates, late, malformed, ignored: logged at stop
 
 
 def record_result(value: bytes, partition: int | None = None, offset: int | None = None) -> None:
     result, pixels = Result.decode(value)
     job = Job.objects.filter(pk=result.job).first()
     if job is None or job.status in Job.TERMINAL:
-        COUNTS["ignored"] += 1
+        COUNTS["late" if job else "ignored"] += 1  # late: for a job already finished
         logger.info(
             "ignoring result for tile %s of %s job %s",
             result.index,
@@ -67,6 +67,7 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
         )
         if claimed:
             job.record_tile_done()
+            COUNTS["recorded"] += 1
     if not claimed:
         COUNTS["duplicates"] += 1
         return
