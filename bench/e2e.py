@@ -9,7 +9,6 @@ image, and prints the timings.  Run: ``.venv/bin/python -m bench.e2e``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -120,9 +119,8 @@ def run_job(
 
 def cleanup(system: System, job_ids: list[str]) -> None:
     """Stop our processes, drop the bench topics and groups, delete the given jobs and files."""
-    from django.core.files.storage import default_storage
-
     from imagepipe import kafka
+    from jobs import assembly
     from jobs.models import Job
 
     system.stop_all()
@@ -135,12 +133,7 @@ def cleanup(system: System, job_ids: list[str]) -> None:
         if future.exception():
             print(f"cleanup: {future.exception()}")
     for job in Job.objects.filter(pk__in=job_ids):  # ~170 MB of files per 24 MP job
-        for field in [job.original, job.result, *(tile.result for tile in job.tiles.all())]:
-            if field:
-                field.delete(save=False)
-        with contextlib.suppress(OSError, NotImplementedError):  # the empty tiles/<job>/ folder
-            os.rmdir(default_storage.path(f"tiles/{job.pk}"))
-        job.delete()
+        assembly.delete(job)
 
 
 def table(header: list[str], values: list[float]) -> str:
