@@ -23,3 +23,10 @@ def alive(request):
     return JsonResponse(
         {"status": "ok" if database["ok"] else "unavailable"}, status=200 if database["ok"] else 503
     )
+
+
+def ready(request):
+    """GET /ready/: open to all; 200 once the database, Kafka and the channel layer all answer."""
+    checks = {"database": health.database(), "kafka": health.kafka(), "channel_layer": health.channel_layer()}
+    failing = sorted(name for name, check in checks.items() if not check["ok"])
+    return JsonResponse({"ready": not failing, "failing": failing}, status=503 if failing else 200)

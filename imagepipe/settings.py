@@ -127,6 +127,7 @@ REST_FRAMEWORK = {
 }
 # Per user; counted in the shared cache, so every web process counts together.
 JOB_SUBMIT_RATE = env_str("JOB_SUBMIT_RATE", "60/minute")
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
-from imagepipe import api_system
+from imagepipe import api_system, metrics
 from jobs import api as job_api
 from jobs import views as job_views
 from jobs.api import JobViewSet
@@ -27,6 +27,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("health/", api_system.alive, name="health"),
+    path("ready/", api_system.ready, name="ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/operations/", job_api.operations, name="api-operations"),
     path("api/", include(router.urls)),
 ]

@@ -1,0 +1,80 @@
+"""GET /metrics in Prometheus' text format, computed from the database (and Kafka) at each scrape.
+
+Jobs by status, tiles processed, tile latency, workers by status and consumer lag. Computed
+from the durable state rather than process-local counters, so any web process answers for the
+whole system. Open to staff, or to a scraper presenting ``Authorization: Bearer METRICS_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import CollectorRegistry
+
+from imagepipe import health
+from jobs.models import Job, Tile
+
+LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class ImagePipeCollector:
+    def collect(self):
+        by_status = dict(Job.objects.values_list("status").annotate(n=Count("id")))
+        jobs = GaugeMetricFamily("imagepipe_jobs", "Jobs by status.", labels=["status"])
+        for status in Job.Status.values:
+            jobs.add_metric([status], by_status.get(status, 0))
+        yield jobs
+
+        tiles = CounterMetricFamily("imagepipe_tiles_processed", "Tiles recorded by the collector.")
+        tiles.add_metric([], Tile.objects.filter(status=Tile.Status.DONE).count())
+        yield tiles
+        yield latency()
+
+        counts = health.workers()
+        workers = GaugeMetricFamily("imagepipe_workers", "Workers by heartbeat status.", labels=["status"])
+        for status in ("online", "stale", "offline"):
+            workers.add_metric([status], counts[status])
+        yield workers
+
+        lag = GaugeMetricFamily(
+            "imagepipe_consumer_lag", "Messages not yet committed.", labels=["group", "topic"]
+        )
+        for entry in health.consumer_lag().get("groups", []):
+            lag.add_metric([entry["group"], entry["topic"]], entry["lag"])
+        yield lag
+
+
+def latency() -> HistogramMetricFamily:
+    """Tile processing time on the workers, in seconds, over every recorded tile."""
+    done = Tile.objects.filter(status=Tile.Status.DONE, duration_ms__isnull=False)
+    buckets = {f"le{b}": Count("id", filter=Q(duration_ms__lte=b)) for b in LATENCY_BUCKETS_MS}
+    row = done.aggregate(total=Count("id"), sum=Sum("duration_ms"), **buckets)
+    histogram = HistogramMetricFamily("imagepipe_tile_duration_seconds", "Tile processing time on a worker.")
+    histogram.add_metric(
+        [],
+        [(str(b / 1000), row[f"le{b}"]) for b in LATENCY_BUCKETS_MS] + [("+Inf", row["total"])],
+        (row["sum"] or 0) / 1000,
+    )
+    return histogram
+
+
+def allowed(request) -> bool:
+    token = settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
+        return True
+    return request.user.is_authenticated and request.user.is_staff
+
+
+def metrics(request):
+    if not allowed(request):
+        status = 403 if request.user.is_authenticated else 401
+        return HttpResponse("metrics are for staff or a scraper with METRICS_TOKEN\n", status=status)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ImagePipeCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
