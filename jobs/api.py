@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -153,9 +153,26 @@ def conflict(message: str) -> Response:
     return Response({"error": message}, status=status.HTTP_409_CONFLICT)
 
 
-def download(field_file, filename: str, content_type: str) -> FileResponse:
+def download(field_file, filename: str, content_type: str) -> FileResponse | HttpResponseRedirect:
+    """After the access check: object storage hands out a short-lived signed URL, disks stream."""
+    if not _local(field_file.storage):
+        disposition = f'attachment; filename="{filename}"'
+        return HttpResponseRedirect(
+            field_file.storage.url(
+                field_file.name,
+                parameters={"ResponseContentDisposition": disposition, "ResponseContentType": content_type},
+            )
+        )
     try:
         handle = field_file.open("rb")
     except FileNotFoundError:
         raise Http404("file missing from storage") from None
     return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
+
+
+def _local(storage) -> bool:
+    try:
+        storage.path("")
+    except NotImplementedError:
+        return False
+    return True
