@@ -92,13 +92,15 @@ class System:
             raise RuntimeError(f"processes exited: {dead}; logs in {self.log_dir}")
 
 
-def wait_for_port(port: int, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 30, process: subprocess.Popen | None = None, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before port {port} opened")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listening on port {port} after {timeout} s")

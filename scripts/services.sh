@@ -9,16 +9,17 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VAR="${IMAGEPIPE_VAR:-$ROOT/var}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_HOST="${KAFKA_HOST:-127.0.0.1}"  # the address Kafka binds and advertises (a test host in a netns)
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 PGPORT="${PGPORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"
-KAFKA_DIR="$VAR/kafka"; KAFKA_LIB="$KAFKA_DIR/lib"; KAFKA_LOGS="$KAFKA_DIR/logs"
+KAFKA_DIR="$VAR/kafka"; KAFKA_LIB="${KAFKA_LIB:-$KAFKA_DIR/lib}"; KAFKA_LOGS="$KAFKA_DIR/logs"
 PG_DIR="$VAR/postgres"; PG_DATA="$PG_DIR/data"; PG_RUN="$PG_DIR/run"
 REDIS_DIR="$VAR/redis"
 
 say() { printf '%-9s %s\n' "$1:" "$2"; }
 die() { echo "services.sh: $*" >&2; exit 1; }
-port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/${2:-127.0.0.1}/$1" 2>/dev/null; }
 pid_alive() { # pidfile pattern: the pid in the file is running and its command line matches
   local pid; [[ -f $1 ]] && pid="$(head -n1 "$1")" && [[ $pid =~ ^[0-9]+$ ]] &&
     tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$2"
@@ -60,7 +61,7 @@ kafka_libs() {
 }
 kafka_ready() { # a real admin (metadata + describeConfigs) request against the broker
   printf 'request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n' >"$KAFKA_DIR/admin.properties"
-  kafka_java tools kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+  kafka_java tools kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
     --command-config "$KAFKA_DIR/admin.properties" --describe --entity-type brokers --entity-name 1 \
     >/dev/null 2>&1
 }
@@ -72,15 +73,15 @@ kafka_fail() { # report, kill the broker we just launched, show the end of its l
 }
 kafka_start() {
   local pidf="$KAFKA_DIR/kafka.pid" props="$KAFKA_DIR/server.properties"
-  if pid_alive "$pidf" kafka.Kafka && port_open "$KAFKA_PORT"; then
-    say kafka "already running (pid $(cat "$pidf")) on 127.0.0.1:$KAFKA_PORT"; return 0
+  if pid_alive "$pidf" kafka.Kafka && port_open "$KAFKA_PORT" "$KAFKA_HOST"; then
+    say kafka "already running (pid $(cat "$pidf")) on $KAFKA_HOST:$KAFKA_PORT"; return 0
   fi
   pid_alive "$pidf" kafka.Kafka && die "kafka pid $(cat "$pidf") is running but port $KAFKA_PORT is closed; run stop first"
-  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is in use by a process not started by this script"
+  port_open "$KAFKA_PORT" "$KAFKA_HOST" && die "port $KAFKA_PORT is in use by a process not started by this script"
   ensure_pkg command -v java -- openjdk-17-jre-headless
   kafka_libs
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_LOGS"
-  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+  sed -e "s|@KAFKA_HOST@|$KAFKA_HOST|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
     -e "s|@LOG_DIRS@|$KAFKA_DIR/data|g" "$ROOT/scripts/kafka/server.properties" >"$props"
   if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
     local id; id="$(kafka_java tools kafka.tools.StorageTool random-uuid | tail -n1)"
@@ -94,14 +95,14 @@ kafka_start() {
   echo $! >"$pidf"
   local deadline=$((SECONDS + 90))
   # awk, not tail | grep -q: with pipefail, grep quitting early makes tail's SIGPIPE a failure.
-  until port_open "$KAFKA_PORT" && awk -v mark="$mark" 'NR > mark && /Kafka Server started/ { found = 1 }
+  until port_open "$KAFKA_PORT" "$KAFKA_HOST" && awk -v mark="$mark" 'NR > mark && /Kafka Server started/ { found = 1 }
       END { exit !found }' "$KAFKA_LOGS/server.log" 2>/dev/null; do
     pid_alive "$pidf" kafka.Kafka || kafka_fail "broker exited during startup"
     ((SECONDS < deadline)) || kafka_fail "not ready after 90 s"
     sleep 1
   done
   kafka_ready || kafka_fail "port open but an admin request failed"
-  say kafka "started (pid $(cat "$pidf")) on 127.0.0.1:$KAFKA_PORT"
+  say kafka "started (pid $(cat "$pidf")) on $KAFKA_HOST:$KAFKA_PORT"
 }
 kafka_stop() {
   local pidf="$KAFKA_DIR/kafka.pid" pid
@@ -183,8 +184,8 @@ redis_stop() {
 # ---------------------------------------------------------------- main
 status() {
   local rc=0
-  if pid_alive "$KAFKA_DIR/kafka.pid" kafka.Kafka && port_open "$KAFKA_PORT"; then
-    say kafka "running (pid $(cat "$KAFKA_DIR/kafka.pid")) on 127.0.0.1:$KAFKA_PORT"; else say kafka "stopped"; rc=1; fi
+  if pid_alive "$KAFKA_DIR/kafka.pid" kafka.Kafka && port_open "$KAFKA_PORT" "$KAFKA_HOST"; then
+    say kafka "running (pid $(cat "$KAFKA_DIR/kafka.pid")) on $KAFKA_HOST:$KAFKA_PORT"; else say kafka "stopped"; rc=1; fi
   if have_initdb && "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; then
     say postgres "running on 127.0.0.1:$PGPORT"; else say postgres "stopped"; rc=1; fi
   if [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; then
@@ -196,7 +197,7 @@ status() {
 mkdir -p "$VAR"
 case "${1:-}" in
   start) redis_start; pg_start; kafka_start ;;
-  stop) kafka_stop; pg_stop; redis_stop ;;
+  stop) if [[ -n ${2:-} ]]; then "${2}_stop"; else kafka_stop; pg_stop; redis_stop; fi ;;
   status) status ;;
   # One service, e.g. for the fault tests: restart kafka|pg|redis.
   restart) [[ ${2:-} =~ ^(kafka|pg|redis)$ ]] || die "usage: $0 restart kafka|pg|redis"
