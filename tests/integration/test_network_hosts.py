@@ -97,7 +97,10 @@ class Forwarder:
 
 
 @pytest.fixture(scope="module")
-def hosts(django_db_setup, django_db_blocker, tmp_path_factory):
+def hosts(system, django_db_blocker, tmp_path_factory):
+    # The loopback system shares this test database; its collector's recovery sweep would take
+    # these jobs for stuck ones (their files live on the master host), so it pauses meanwhile.
+    system.stop("collector")
     remove_network()
     make_network()
     forwarder = Forwarder([5432, 6379])
@@ -120,7 +123,7 @@ def hosts(django_db_setup, django_db_blocker, tmp_path_factory):
         "KAFKA_TOPIC_PREFIX": f"nets-{uuid.uuid4().hex[:6]}-",
         "WORKER_HEARTBEAT_SECONDS": "1",
     }
-    system = System(env=env, log_dir=BASE_DIR / "var" / "log" / "network-hosts", port=8000)
+    hosts = System(env=env, log_dir=BASE_DIR / "var" / "log" / "network-hosts", port=8000)
     try:
         subprocess.run(
             netns("broker", services, "restart", "kafka"),
@@ -130,7 +133,7 @@ def hosts(django_db_setup, django_db_blocker, tmp_path_factory):
             timeout=180,
         )
         subprocess.run([*MANAGE, "kafka_topics"], cwd=BASE_DIR, env=env, check=True, capture_output=True)
-        system.spawn(
+        hosts.spawn(
             "web",
             netns(
                 "master",
@@ -144,15 +147,16 @@ def hosts(django_db_setup, django_db_blocker, tmp_path_factory):
                 "imagepipe.asgi:application",
             ),
         )
-        system.spawn("collector", netns("master", *MANAGE, "runcollector"))
+        hosts.spawn("collector", netns("master", *MANAGE, "runcollector"))
         for host in ("w1", "w2"):
-            system.spawn(host, netns(host, *MANAGE, "runworker_kafka", "--id", f"worker-on-{host}"))
+            hosts.spawn(host, netns(host, *MANAGE, "runworker_kafka", "--id", f"worker-on-{host}"))
         wait_for_port(8000, host=f"{NET}.3")
         with django_db_blocker.unblock():
-            wait_for(lambda: both_worker_hosts_assigned(), "both worker hosts in the group", system)
-        yield system
+            wait_for(both_worker_hosts_assigned, "both worker hosts in the group", hosts)
+        yield hosts
     finally:
-        system.stop_all()
+        hosts.stop_all()
+        system.start_collector()
         subprocess.run(netns("broker", services, "stop", "kafka"), env=broker_env, capture_output=True)
         forwarder.stop()
         remove_network()
