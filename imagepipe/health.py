@@ -8,13 +8,21 @@ seconds, so a dead service makes a slow page rather than a hung one. A failed ch
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
 import time
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from confluent_kafka import OFFSET_INVALID, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_INVALID,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Q
@@ -43,6 +51,24 @@ def _failure(check: str, exc: BaseException, **details) -> dict:
     return {"ok": False, **details, "error": message or type(exc).__name__}
 
 
+def _collected(check):
+    """Collect the check's dropped Kafka clients here, on this thread.
+
+    Left as cyclic garbage, a client can be collected on one of librdkafka's own threads,
+    which aborts the process (confluent-kafka-python #2129).
+    """
+
+    @functools.wraps(check)
+    def run() -> dict:
+        try:
+            return check()
+        finally:
+            gc.collect()
+
+    return run
+
+
+@_collected
 def kafka() -> dict:
     try:
         metadata = kafka_clients.admin().list_topics(timeout=KAFKA_TIMEOUT)
@@ -51,6 +77,7 @@ def kafka() -> dict:
     return {"ok": len(metadata.brokers) > 0, "brokers": len(metadata.brokers)}
 
 
+@_collected
 def consumer_lag() -> dict:
     """Messages each group has yet to commit, summed over the partitions of its topic."""
     # One budget for the whole check: several calls that each wait 3 s would add up.
@@ -90,9 +117,7 @@ def _group_lag(admin, probe, topics: dict, group_name: str, topic_name: str, dea
     }
     lag = 0
     for partition in partitions:
-        low, high = probe.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=_remaining(deadline)
-        )
+        low, high = _watermarks(probe, TopicPartition(topic, partition), deadline)
         offset = committed.get(partition, OFFSET_INVALID)
         # A group that never committed here starts at the oldest retained message.
         lag += max(0, high - (offset if offset >= 0 else low))
@@ -162,3 +187,16 @@ def system() -> dict:
         "channel_layer": channel_layer(),
         "workers": workers(),
     }
+
+
+def _watermarks(probe, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+    """Low and high offsets, retrying the broker's transient answers (a partition still electing
+    its leader just after the topic was made) until the check's time runs out."""
+    while True:
+        try:
+            return probe.get_watermark_offsets(partition, timeout=_remaining(deadline))
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not (isinstance(error, KafkaError) and error.retriable()) or _remaining(deadline) <= 0.2:
+                raise
+            time.sleep(0.1)

@@ -1,3 +1,4 @@
+import gc
 import io
 import uuid
 
@@ -35,6 +36,8 @@ def delete_topics(prefix: str) -> None:
     mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
     for future in admin.delete_topics(mine).values() if mine else ():
         future.result()
+    del admin
+    gc.collect()  # here, not on a librdkafka thread (see imagepipe.health._collected)
 
 
 @pytest.fixture
