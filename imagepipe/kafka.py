@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
@@ -84,6 +84,19 @@ def consumer(group_id: str, **overrides) -> Consumer:
             **overrides,
         }
     )
+
+
+def where(message: Message) -> str:
+    """A message's place, as logs name it: topic[partition]@offset."""
+    return f"{message.topic()}[{message.partition()}]@{message.offset()}"
+
+
+def store_offset(consumer: Consumer, message: Message) -> None:
+    """Mark a message done; if its partition moved to another member meanwhile, that one redoes it."""
+    try:
+        consumer.store_offsets(message)
+    except KafkaException as exc:
+        logger.info("offset of %s not stored (partition no longer ours): %s", where(message), exc)
 
 
 def admin() -> AdminClient:

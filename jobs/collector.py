@@ -29,7 +29,7 @@ from .events import push, push_status
 from .models import Job, Tile
 
 logger = logging.getLogger(__name__)
-COUNTS: Counter[str] = Counter()  # recorded, duplicates, late, malformed, ignored: logged at stop
+COUNTS: Counter[str] = Counter()  # recorded, duplicates, late, malformed, failed, ignored: logged at stop
 
 
 def record_result(value: bytes, partition: int | None = None, offset: int | None = None) -> None:
@@ -88,9 +88,13 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
 
 
 def _check_tile(job: Job, tile: Tile, pixels: bytes) -> None:
-    image, box = decode_tile(pixels), job.placed_box(tile)
+    try:
+        image = decode_tile(pixels)
+    except CodecError as exc:
+        raise MessageError(f"tile {tile.index}: {exc}") from None
+    box = job.placed_box(tile)
     if image.size != (box.width, box.height):
-        raise CodecError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
+        raise MessageError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
 
 
 def record_heartbeat(value: bytes) -> None:
@@ -98,18 +102,23 @@ def record_heartbeat(value: bytes) -> None:
 
 
 def handle(message: Message) -> None:
-    """Route one message to its step; malformed messages are logged and skipped."""
-    name = message.topic()
+    """Route one message to its step. Whatever the message holds, it is recorded or skipped:
+    only an unreachable database escapes (``durably`` retries it), so no message can stop the
+    collector or come back after a restart."""
+    name, where = message.topic(), kafka.where(message)
     try:
         if name == kafka.topic(kafka.RESULTS):
             record_result(message.value(), message.partition(), message.offset())
         elif name == kafka.topic(kafka.HEARTBEATS):
             record_heartbeat(message.value())
-    except (MessageError, CodecError) as exc:
+    except (OperationalError, InterfaceError):
+        raise
+    except MessageError as exc:
         COUNTS["malformed"] += 1
-        logger.warning(
-            "skipping malformed message %s[%s]@%s: %s", name, message.partition(), message.offset(), exc
-        )
+        logger.warning("skipping malformed message %s: %s", where, exc)
+    except Exception:  # a bug or a message nobody foresaw: skipped, not a crash loop
+        COUNTS["failed"] += 1
+        logger.exception("skipping message %s that could not be handled", where)
 
 
 def _log_assignment(consumer, partitions) -> None:
@@ -141,7 +150,7 @@ def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
                 logger.warning("kafka: %s", message.error())
                 continue
             if durably(partial(handle, message), should_stop):
-                consumer.store_offsets(message)  # only once the work is in the database
+                kafka.store_offset(consumer, message)  # only once the work is in the database
     finally:
         consumer.close()  # commits the offsets stored above
         logger.info("collector stopped; counts: %s", dict(COUNTS))

@@ -64,6 +64,7 @@ def task_messages(
             stage=stage,
             table=table,
             stat=stat,
+            generation=job.generation,
         )
         yield spec, task.encode(encode_tile(cut_tile(image, spec)))
 
@@ -123,8 +124,12 @@ def _produce(producer, topic_name, value, key, partition, on_delivery) -> None:
 
 
 def announce_cancel(job: Job) -> None:
-    """Tell every worker to drop the job's remaining tiles (best effort: late results are ignored)."""
+    """Tell every worker to drop the job's remaining tiles (best effort: late results are ignored).
+
+    The value is the job's generation: a retry sends its tiles with a higher one, which this
+    cancellation does not cover, so a job can be cancelled and retried any number of times.
+    """
     producer = _producer()
-    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"cancelled", key=str(job.id))
+    producer.produce(kafka.topic(kafka.CANCELLATIONS), str(job.generation).encode(), key=str(job.id))
     if producer.flush(5):
         logger.warning("cancellation of job %s not yet delivered to Kafka", job.id)

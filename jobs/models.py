@@ -48,6 +48,9 @@ class Job(models.Model):
     icc_profile = models.BinaryField(blank=True, default=b"")  # kept only if it fits the output
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     stage = models.PositiveSmallIntegerField(default=0)  # the stage whose tiles are in flight
+    # Retries so far. Tasks carry it and a cancellation names it, so workers drop the tiles of a
+    # cancelled round but not those a later retry sends.
+    generation = models.PositiveIntegerField(default=0)
     tiles_total = models.PositiveIntegerField()
     tiles_done = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -172,9 +175,9 @@ class Job(models.Model):
         status = Job.Status.RUNNING if self.tiles_done else Job.Status.QUEUED
         reopened = Job.objects.filter(
             pk=self.pk, status__in=[Job.Status.FAILED, Job.Status.CANCELLED]
-        ).update(status=status, error="", finished_at=None)
+        ).update(status=status, error="", finished_at=None, generation=F("generation") + 1)
         if reopened:
-            self.refresh_from_db(fields=["status", "error", "finished_at"])
+            self.refresh_from_db(fields=["status", "error", "finished_at", "generation"])
         return bool(reopened)
 
 

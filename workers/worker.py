@@ -15,17 +15,25 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 
 from imagepipe import kafka
 from imagepipe.core.codec import CodecError, decode_tile, encode_tile
-from imagepipe.core.messages import Heartbeat, MessageError, Result, Task
+from imagepipe.core.messages import Cancellation, Heartbeat, MessageError, Result, Task
 from imagepipe.core.operations import parse_chain
 from imagepipe.core.pipeline import process_tile, tile_stats
 from imagepipe.core.tiling import Box
 
 logger = logging.getLogger(__name__)
+
+
+# Delivery failures that say "the broker is away", not "this message is refused".
+_UNAVAILABLE = {KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN}
+
+
+class NotDelivered(Exception):
+    """The broker did not acknowledge a result: the task must be read again."""
 
 
 class Cancellations:
@@ -35,8 +43,9 @@ class Cancellations:
     cancelled job and drops its remaining tiles without processing them.
     """
 
-    def __init__(self) -> None:
-        self.jobs: set[str] = set()
+    def __init__(self, counters: Counter | None = None) -> None:
+        self.jobs: dict[str, int] = {}  # job id -> the last generation cancelled
+        self.counters = Counter() if counters is None else counters
         self.consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
         self.partition = TopicPartition(kafka.topic(kafka.CANCELLATIONS), 0, OFFSET_BEGINNING)
         self.consumer.assign([self.partition])
@@ -50,12 +59,32 @@ class Cancellations:
 
     def catch_up(self, wait: float = 0) -> None:
         while (message := self.consumer.poll(wait)) is not None:
-            if not message.error() and message.key():
-                self.jobs.add(message.key().decode())
+            if not message.error():
+                self.read(message)
             wait = 0
 
-    def cancelled(self, job: str) -> bool:
-        return job in self.jobs
+    def read(self, message: Message) -> None:
+        """One record; one that can't be read is counted and passed over, never read twice."""
+        try:
+            self.apply(Cancellation.decode(message.key(), message.value()))
+        except MessageError as exc:
+            self.counters["malformed"] += 1
+            logger.warning(
+                "skipping malformed cancellation %s[%s]@%s: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                exc,
+            )
+
+    def apply(self, cancellation: Cancellation) -> None:
+        if cancellation.generation is None:
+            self.jobs.pop(cancellation.job, None)
+        else:
+            self.jobs[cancellation.job] = cancellation.generation
+
+    def cancelled(self, task: Task) -> bool:
+        return task.generation <= self.jobs.get(task.job, -1)
 
     def close(self) -> None:
         self.consumer.close()
@@ -121,8 +150,8 @@ class TileWorker:
         self.partitions: set[int] = set()
         self.producer = kafka.producer()
         self.consumer = kafka.consumer(kafka.WORKER_GROUP)
-        self.cancellations = Cancellations()
         self.counters = Counter()
+        self.cancellations = Cancellations(self.counters)
         self.last_beat = 0.0
 
     def _assigned(self, consumer, partitions) -> None:
@@ -134,53 +163,82 @@ class TileWorker:
         self.partitions -= {p.partition for p in partitions}
 
     def handle(self, message: Message) -> None:
-        """One task: skip it if malformed or cancelled, else process it and publish the result."""
+        """One task: skip it if malformed or cancelled, else process it and publish the result.
+
+        Never raises on account of the message: whatever it holds, it is dealt with (processed,
+        skipped or dead-lettered) and its offset stored, so no task can stop a worker or come back
+        after a restart. Only a broker that won't take the result leaves the offset unstored; the
+        task is then read again.
+        """
+        try:
+            self.process(message)
+        except NotDelivered as exc:
+            logger.warning(
+                "result of %s not delivered (%s); reading the task again", kafka.where(message), exc
+            )
+            self.rewind(message)
+            return
+        except Exception as exc:  # a bug or a message nobody foresaw: never a crash loop
+            logger.exception("task %s could not be handled", kafka.where(message))
+            self.dead_letter(message, f"unhandled {type(exc).__name__}: {exc}", "failed")
+        kafka.store_offset(self.consumer, message)
+
+    def process(self, message: Message) -> None:
         try:
             task, pixels = Task.decode(message.value())
         except MessageError as exc:
             self.dead_letter(message, f"malformed task: {exc}", "malformed")
-        else:
-            if self.cancellations.cancelled(task.job):
-                self.counters["skipped"] += 1  # cheaply: no decoding, no result
-            else:
-                self.current_job = task.job
-                result, payload = process_task(
-                    task, pixels, self.id, message.partition(), message.offset(), settings.WORKER_MAX_ATTEMPTS
-                )
-                if result.error:
-                    self.dead_letter(message, result.error, "failed")
-                self.publish(kafka.topic(kafka.RESULTS), task.job, result.encode(payload))
-                self.tiles_done += not result.error
-        self.consumer.store_offsets(message)
+            return
+        if self.cancellations.cancelled(task):
+            self.counters["skipped"] += 1  # cheaply: no decoding, no result
+            return
+        self.current_job = task.job
+        result, payload = process_task(
+            task, pixels, self.id, message.partition(), message.offset(), settings.WORKER_MAX_ATTEMPTS
+        )
+        if result.error:
+            self.dead_letter(message, result.error, "failed")
+        self.publish(kafka.topic(kafka.RESULTS), task.job, result.encode(payload))
+        self.tiles_done += not result.error
+
+    def rewind(self, message: Message) -> None:
+        """Poll this task again (unless its partition has moved on to another worker meanwhile)."""
+        try:
+            self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+        except KafkaException as exc:
+            logger.info("could not rewind to %s: %s", kafka.where(message), exc)
 
     def dead_letter(self, message: Message, reason: str, counter: str) -> None:
         """Park a task that can't be processed on tasks.dlq, with why and where it came from."""
-        logger.warning(
-            "dead-lettering task %s[%s]@%s: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
-        )
+        logger.warning("dead-lettering task %s: %s", kafka.where(message), reason)
         headers = [
-            ("reason", reason.encode()[:1000]),
+            ("reason", reason.encode(errors="replace")[:1000]),
             ("worker", self.id.encode()),
-            ("source", f"{message.topic()}[{message.partition()}]@{message.offset()}".encode()),
+            ("source", kafka.where(message).encode()),
         ]
-        self.producer.produce(
-            kafka.topic(kafka.TASKS_DLQ), message.value() or b"", key=message.key(), headers=headers
-        )
         self.counters[counter] += 1
+        try:
+            self.producer.produce(
+                kafka.topic(kafka.TASKS_DLQ), message.value() or b"", key=message.key(), headers=headers
+            )
+        except (BufferError, KafkaException) as exc:  # parking is best effort; skipping is not
+            logger.error("could not dead-letter task %s: %s", kafka.where(message), exc)
+            return
         self.counters["dead_lettered"] += 1
 
     def publish(self, topic: str, key: str, value: bytes) -> None:
-        """Produce and wait for the broker's acknowledgement; raise if it never comes."""
-        failures: list = []
+        """Produce and wait for the broker's acknowledgement; NotDelivered if it never comes."""
+        failures: list[KafkaError] = []
         self.producer.produce(
             topic, value, key=key, on_delivery=lambda err, msg: err and failures.append(err)
         )
-        if self.producer.flush(60) or failures:
-            raise KafkaException(failures[0] if failures else "result not delivered in 60 s")
+        if self.producer.flush(60):
+            raise NotDelivered("no acknowledgement from the broker in 60 s")
+        if failures:
+            error = failures[0]
+            if error.retriable() or error.code() in _UNAVAILABLE:
+                raise NotDelivered(error.str())
+            raise KafkaException(error)  # this message will never go through: dead-lettered
 
     def heartbeat(self, stopping: bool = False) -> None:
         beat = Heartbeat(

@@ -4,7 +4,9 @@ Messages carry ids and plain values, never model objects.  Layout of a value::
 
     b"IPM" | version (1 byte) | header length (4 bytes, big endian) | header JSON | payload
 
-Anything that does not parse raises ``MessageError``; consumers log and skip it.
+Anything that does not parse, or holds a value the database could not store (an integer out
+of range, an over-long string, a NUL, a lone surrogate), raises ``MessageError`` and nothing
+else: consumers count it, log it and skip it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import json
 import struct
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 VERSION = 1
 _PREFIX = struct.Struct("!3sBI")
 _MAGIC = b"IPM"
+MAX_HEADER_BYTES = 1 << 20  # a task's header holds a chain and a lookup table: a few KB
+INT32 = 2**31 - 1  # Postgres integer columns
+INT64 = 2**63 - 1  # Postgres bigint, and any integer inside a JSON column
+TEXT = 255  # the longest string a message may carry unless its field says otherwise
 
 
 class MessageError(ValueError):
@@ -37,14 +43,27 @@ def unpack(value: bytes | None) -> tuple[dict[str, Any], bytes]:
         raise MessageError("not an ImagePipe message")
     if version != VERSION:
         raise MessageError(f"unsupported message version {version}")
+    if length > MAX_HEADER_BYTES:
+        raise MessageError(f"message header of {length} bytes is over {MAX_HEADER_BYTES}")
     end = _PREFIX.size + length
     try:
-        header = json.loads(value[_PREFIX.size : end])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"bad message header: {exc}") from exc
+        header = json.loads(value[_PREFIX.size : end], parse_constant=_refuse_constant)
+    # ValueError: bad JSON, bad UTF-8, an integer of thousands of digits; RecursionError: nesting
+    # thousands deep. Either would otherwise escape and end the consumer.
+    except (ValueError, RecursionError) as exc:
+        raise MessageError(f"bad message header: {str(exc)[:200]}") from None
     if not isinstance(header, dict):
         raise MessageError("message header is not an object")
     return header, value[end:]
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number a message may carry")
+
+
+def _limit(default: Any = MISSING, **limits) -> Any:
+    """Bounds on one field beyond its type: ``max`` for integers, ``length`` for strings."""
+    return field(default=default, metadata=limits)
 
 
 @dataclass
@@ -61,6 +80,7 @@ class Task:
     table: list[int] | None = None  # lookup table of the stage's leading global step
     stat: str = ""  # the statistic to report for the next stage ("" for none)
     attempt: int = 1
+    generation: int = 0  # the job's retry count when this was sent: a cancel covers those before it
 
     def encode(self, pixels: bytes) -> bytes:
         return pack({"kind": "task", **asdict(self)}, pixels)
@@ -80,10 +100,10 @@ class Result:
     worker: str
     duration_ms: int
     task_partition: int
-    task_offset: int
+    task_offset: int = _limit(max=INT64)
     stage: int = 0
     stats: list[int] | None = None
-    error: str = ""
+    error: str = _limit(default="", length=10_000)
 
     def encode(self, pixels: bytes = b"") -> bytes:
         return pack({"kind": "result", **asdict(self)}, pixels)
@@ -100,7 +120,7 @@ class Heartbeat:
     host: str
     pid: int
     tiles_done: int
-    current_job: str = ""
+    current_job: str = _limit(default="", length=64)
     partitions: list[int] = field(default_factory=list)
     stopping: bool = False
     counters: dict[str, int] = field(default_factory=dict)  # malformed, dead_lettered, skipped, retried
@@ -114,25 +134,37 @@ class Heartbeat:
         return _build(cls, header, "heartbeat")
 
 
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _count(value, top: int = INT32) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
 
 
 def _counts(value) -> bool:
-    return isinstance(value, list) and all(_count(item) for item in value)
+    return isinstance(value, list) and all(_count(item, INT64) for item in value)
+
+
+def _text(value, length: int = TEXT) -> bool:
+    """A string Postgres can store: UTF-8 encodable (no lone surrogate), no NUL, not too long."""
+    if not isinstance(value, str) or len(value) > length or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # What each annotated field type must hold, so a well-formed envelope with wrong values
-# (a negative offset, a string for an index) is refused here, not deep in a consumer.
+# (a negative offset, a string for an index, a pid past 2**31) is refused here, not deep in
+# a consumer or by the database.
 _VALID = {
-    "str": lambda v: isinstance(v, str),
-    "int": _count,
-    "bool": lambda v: isinstance(v, bool),
-    "list[int]": _counts,
-    "list[int] | None": lambda v: v is None or _counts(v),
-    "list[dict[str, Any]]": lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v),
-    "dict[str, int]": lambda v: (
-        isinstance(v, dict) and all(isinstance(k, str) and _count(n) for k, n in v.items())
+    "str": lambda v, limits: _text(v, limits.get("length", TEXT)),
+    "int": lambda v, limits: _count(v, limits.get("max", INT32)),
+    "bool": lambda v, limits: isinstance(v, bool),
+    "list[int]": lambda v, limits: _counts(v),
+    "list[int] | None": lambda v, limits: v is None or _counts(v),
+    "list[dict[str, Any]]": lambda v, limits: isinstance(v, list) and all(isinstance(i, dict) for i in v),
+    "dict[str, int]": lambda v, limits: (
+        isinstance(v, dict) and len(v) <= 64 and all(_text(k, 64) and _count(n, INT64) for k, n in v.items())
     ),
 }
 
@@ -143,13 +175,39 @@ def _build(cls, header: dict[str, Any], kind: str):
     try:
         message = cls(**header)
     except TypeError as exc:
-        raise MessageError(f"bad {kind} message: {exc}") from exc
+        raise MessageError(f"bad {kind} message: {str(exc)[:200]}") from None
     for spec in fields(cls):
-        if not _VALID[spec.type](getattr(message, spec.name)):
+        if not _VALID[spec.type](getattr(message, spec.name), spec.metadata):
             raise MessageError(f"bad {kind} message: {spec.name} is not a valid {spec.type}")
     if kind != "heartbeat":
         try:
-            uuid.UUID(message.job)
+            message.job = str(uuid.UUID(message.job))  # one spelling, as the database and cancels use
         except ValueError:
-            raise MessageError(f"bad {kind} message: job {message.job!r} is not a job id") from None
+            raise MessageError(f"bad {kind} message: job {message.job[:64]!r} is not a job id") from None
     return message
+
+
+@dataclass
+class Cancellation:
+    """A record of the compacted ``cancellations`` topic: key the job id, value its generation.
+
+    A job cancelled at generation ``g`` has its tiles of generations up to ``g`` dropped; a retry
+    raises the job's generation, so the tiles it sends run. No value (a tombstone) forgets the job.
+    """
+
+    job: str
+    generation: int | None
+
+    @classmethod
+    def decode(cls, key: bytes | None, value: bytes | None) -> Cancellation:
+        try:
+            job = str(uuid.UUID((key or b"").decode("ascii")))
+        except (UnicodeDecodeError, ValueError):
+            raise MessageError(f"cancellation key {(key or b'')[:64]!r} is not a job id") from None
+        if value is None:
+            return cls(job, None)
+        if value == b"cancelled":  # written before generations existed: the first round
+            return cls(job, 0)
+        if not (value.isdigit() and len(value) <= 10 and int(value) <= INT32):
+            raise MessageError(f"cancellation of {job} has no generation: {value[:64]!r}")
+        return cls(job, int(value))

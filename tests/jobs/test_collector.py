@@ -1,18 +1,23 @@
 """The collector's step functions, called directly against the real database."""
 
 import pytest
+from confluent_kafka import Message
 from django.core.files.storage import default_storage
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import ImageFilter
 
-from imagepipe.core.messages import Heartbeat, MessageError, Result, Task
+from imagepipe import kafka
+from imagepipe.core.messages import Heartbeat, MessageError, Result, Task, pack
 from imagepipe.core.output import FORMATS, encode
 from jobs.assembly import next_stage_input
-from jobs.collector import record_heartbeat, record_result
+from jobs.collector import COUNTS, handle, record_heartbeat, record_result
 from jobs.dispatch import task_messages
 from jobs.models import Job, Tile
 from tests.core.reference import reference
 from tests.core.test_normalise import SRGB
 from tests.images import photo
+from tests.strategies import envelopes, integers, json_values
 from workers.models import Worker
 from workers.worker import process_task
 
@@ -151,3 +156,57 @@ def test_an_icc_profile_travels_to_the_result(django_user_model):
         record_result(value)
     job.refresh_from_db()
     assert result_image(job).info["icc_profile"] == SRGB
+
+
+# Hypothesis runs many examples in one test's transaction: the rows they leave are the point.
+ANY_MESSAGE = settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@ANY_MESSAGE
+@given(data=st.data())
+def test_any_result_is_recorded_or_refused_with_message_error_only(job, data):
+    tile = job.tiles.first()
+    known = {
+        "job": st.just(str(job.pk)) | json_values,
+        "index": st.just(tile.index) | integers,
+        "stage": st.just(0) | integers,
+    }
+    try:
+        record_result(data.draw(envelopes(Result, **known)))
+    except MessageError:
+        pass
+    job.refresh_from_db()
+    assert job.tiles_done == job.tiles.filter(status=Tile.Status.DONE).count()
+
+
+@ANY_MESSAGE
+@given(value=envelopes(Heartbeat))
+def test_any_heartbeat_is_recorded_or_refused_with_message_error_only(db, value):
+    try:
+        record_heartbeat(value)
+    except MessageError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"pid": 2**31}, {"worker": "w" * 300}, {"host": "a\x00b"}, {"counters": {"skipped": 2**64}}],
+)
+def test_a_heartbeat_the_database_cannot_hold_is_counted_and_skipped(values):
+    header = {"kind": "heartbeat", "worker": "w", "host": "h", "pid": 1, "tiles_done": 0, **values}
+    message = Message(topic=kafka.topic(kafka.HEARTBEATS), partition=0, offset=7, value=pack(header))
+    before = COUNTS["malformed"]
+    handle(message)
+    assert COUNTS["malformed"] == before + 1
+    assert not Worker.objects.exists()
+
+
+def test_a_step_that_fails_unexpectedly_is_counted_and_skipped(monkeypatch, caplog):
+    def broken(value, partition, offset):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("jobs.collector.record_result", broken)
+    before = COUNTS["failed"]
+    handle(Message(topic=kafka.topic(kafka.RESULTS), partition=1, offset=9, value=b"x"))
+    assert COUNTS["failed"] == before + 1
+    assert "results[1]@9" in caplog.text
