@@ -1,5 +1,6 @@
 # One application image, three roles (see docker-compose.yml):
-#   web        daphne -b 0.0.0.0 -p 8000 imagepipe.asgi:application   (the default CMD)
+#   web        python -m imagepipe.webserver -b 0.0.0.0 -p 8000 imagepipe.asgi:application
+#              (the default CMD: daphne, refusing request bodies too large or too slow)
 #   collector  python manage.py runcollector
 #   worker     python manage.py runworker_kafka
 # Static files need no collectstatic: SERVE_STATIC=true (the default) lets daphne serve /static/.
@@ -28,4 +29,4 @@ COPY --chown=imagepipe:imagepipe . .
 USER imagepipe
 EXPOSE 8000
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "imagepipe.asgi:application"]
+CMD ["python", "-m", "imagepipe.webserver", "-b", "0.0.0.0", "-p", "8000", "imagepipe.asgi:application"]

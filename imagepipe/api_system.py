@@ -26,7 +26,16 @@ def alive(request):
 
 
 def ready(request):
-    """GET /ready/: open to all; 200 once the database, Kafka and the channel layer all answer."""
-    checks = {"database": health.database(), "kafka": health.kafka(), "channel_layer": health.channel_layer()}
+    """GET /ready/: open to all; 200 once the database, Kafka and the channel layer all answer
+    and a collector is consuming (without one, jobs are accepted but never finish)."""
+    checks = {
+        "database": health.database(),
+        "kafka": health.kafka(),
+        "channel_layer": health.channel_layer(),
+        "collector": health.collector(),
+    }
     failing = sorted(name for name, check in checks.items() if not check["ok"])
-    return JsonResponse({"ready": not failing, "failing": failing}, status=503 if failing else 200)
+    errors = {name: checks[name].get("error", "") for name in failing}
+    return JsonResponse(
+        {"ready": not failing, "failing": failing, "errors": errors}, status=503 if failing else 200
+    )

@@ -29,6 +29,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from imagepipe import kafka as kafka_clients
+from jobs.models import Collector
 from workers.models import Worker
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,11 @@ def consumer_lag() -> dict:
     finally:
         if probe is not None:
             probe.close()
+    # Messages waiting for a group nobody is in: they will wait for ever.
+    orphaned = [g for g in groups if g["lag"] and not g["members"]]
+    if orphaned:
+        names = ", ".join(f"{g['group']} ({g['lag']} waiting)" for g in orphaned)
+        return {"ok": False, "groups": groups, "error": f"no consumer in group {names}"}
     return {"ok": True, "groups": groups}
 
 
@@ -121,7 +127,16 @@ def _group_lag(admin, probe, topics: dict, group_name: str, topic_name: str, dea
         offset = committed.get(partition, OFFSET_INVALID)
         # A group that never committed here starts at the oldest retained message.
         lag += max(0, high - (offset if offset >= 0 else low))
-    return {"group": group, "topic": topic, "lag": lag, "partitions": len(partitions)}
+    (described,) = admin.describe_consumer_groups([group], request_timeout=_remaining(deadline)).values()
+    description = described.result(timeout=_remaining(deadline))
+    return {
+        "group": group,
+        "topic": topic,
+        "lag": lag,
+        "partitions": len(partitions),
+        "members": len(description.members),
+        "state": description.state.name.lower(),
+    }
 
 
 def database() -> dict:
@@ -176,6 +191,39 @@ def workers() -> dict:
     }
 
 
+def collector() -> dict:
+    """Is a collector consuming? From the reports collectors write of themselves (jobs.Collector)."""
+    try:
+        live = list(Collector.objects.live())
+    except Exception as exc:
+        return _failure("collector", exc, consuming=0, collectors=[])
+    consuming = [c for c in live if c.consuming]
+    details = {
+        "consuming": len(consuming),
+        "collectors": [
+            {
+                "id": c.id,
+                "partitions": c.partitions,
+                "lag": c.lag,
+                "rebuilds": c.rebuilds,
+                "stalled": c.stalled,
+                "consuming": c.consuming,
+                "last_seen": c.last_seen.isoformat(),
+            }
+            for c in live
+        ],
+    }
+    if consuming:
+        return {"ok": True, **details}
+    if not live:
+        error = f"no collector has reported in the last {settings.COLLECTOR_STALE_SECONDS:g} s"
+    elif any(c.partitions for c in live):
+        error = "the collector holds its partitions but has stopped consuming"
+    else:
+        error = "no collector holds a partition of results or heartbeats"
+    return {"ok": False, **details, "error": error}
+
+
 def system() -> dict:
     broker = kafka()
     # Without a broker the lag check would only spend its own timeout finding out again.
@@ -185,6 +233,7 @@ def system() -> dict:
         "lag": lag,
         "database": database(),
         "channel_layer": channel_layer(),
+        "collector": collector(),
         "workers": workers(),
     }
 

@@ -44,9 +44,33 @@ class ImagePipeCollector:
         lag = GaugeMetricFamily(
             "imagepipe_consumer_lag", "Messages not yet committed.", labels=["group", "topic"]
         )
+        members = GaugeMetricFamily(
+            "imagepipe_consumer_group_members", "Members of each consumer group.", labels=["group"]
+        )
         for entry in health.consumer_lag().get("groups", []):
             lag.add_metric([entry["group"], entry["topic"]], entry["lag"])
+            members.add_metric([entry["group"]], entry["members"])
         yield lag
+        yield members
+        yield from collectors()
+
+
+def collectors():
+    """Collectors consuming (0 means results pile up unrecorded), and their watchdogs' rebuilds."""
+    check = health.collector()
+    consuming = GaugeMetricFamily(
+        "imagepipe_collectors_consuming", "Live collectors holding partitions and consuming."
+    )
+    consuming.add_metric([], check["consuming"])
+    yield consuming
+    rebuilds = GaugeMetricFamily(
+        "imagepipe_collector_rebuilds",
+        "Consumer rebuilds by a live collector's watchdog.",
+        labels=["collector"],
+    )
+    for entry in check["collectors"]:
+        rebuilds.add_metric([entry["id"]], entry["rebuilds"])
+    yield rebuilds
 
 
 def latency() -> HistogramMetricFamily:

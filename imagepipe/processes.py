@@ -48,7 +48,7 @@ class System:
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "imagepipe.webserver",
                 "-b",
                 "127.0.0.1",
                 "-p",

@@ -85,10 +85,17 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every websocket of one web process reads from one Redis queue, and group_send silently drops
+# an event once that queue holds `capacity` of them. At the default 100, a process that stalled
+# while a job sent 2,000 tile events got 101 of them and no final status; even reading along it
+# lost a quarter (tests/jobs/test_consumers.py). 10,000 holds two whole jobs of MAX_TILES_PER_JOB
+# (~4 MB in Redis). `expiry` drops events a stalled process has not read within a minute, and
+# with them the queue of a process that died. A client that loses events all the same sees the
+# gap in tiles_done, or a long silence, and asks for a snapshot (README "Websocket").
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 10_000, "expiry": 60},
     }
 }
 
@@ -182,6 +189,8 @@ TILE_SIZE_MAX = env_int("TILE_SIZE_MAX", 2048)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 200_000_000)
 MAX_IMAGE_SIDE = env_int("MAX_IMAGE_SIDE", 100_000)
+MAX_TILES_PER_JOB = env_int("MAX_TILES_PER_JOB", 4096)  # every stage's tiles, counted together
+MAX_ICC_PROFILE_BYTES = env_int("MAX_ICC_PROFILE_BYTES", 512 * 1024)  # larger profiles are dropped
 RESULT_PNG_COMPRESS_LEVEL = env_int("RESULT_PNG_COMPRESS_LEVEL", 1)
 
 # Workers.
@@ -195,6 +204,25 @@ WORKER_MAX_ATTEMPTS = env_int("WORKER_MAX_ATTEMPTS", 3)  # tries per tile before
 TILE_DEADLINE_SECONDS = env_float("TILE_DEADLINE_SECONDS", 300.0)  # no progress this long: re-dispatch
 TILE_MAX_DISPATCHES = env_int("TILE_MAX_DISPATCHES", 5)  # then the job fails
 COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
+
+# Every consumer's watchdog (imagepipe/watchdog.py): rebuilt when stuck this long (3 session
+# timeouts); the collector's own report in the database is stale after COLLECTOR_STALE_SECONDS.
+CONSUMER_STALL_SECONDS = env_float("CONSUMER_STALL_SECONDS", 30.0)
+CONSUMER_CHECK_SECONDS = env_float("CONSUMER_CHECK_SECONDS", 5.0)
+COLLECTOR_REPORT_SECONDS = env_float("COLLECTOR_REPORT_SECONDS", 2.0)
+COLLECTOR_STALE_SECONDS = env_float("COLLECTOR_STALE_SECONDS", 30.0)
+
+# Web server and logins.
+# imagepipe/webserver.py refuses a body past this while it arrives (413), the upload plus room for
+# the multipart framing and the other fields, and one that takes longer than the timeout (408).
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", MAX_UPLOAD_BYTES + 1024 * 1024)
+REQUEST_BODY_TIMEOUT_SECONDS = env_float("REQUEST_BODY_TIMEOUT_SECONDS", 60.0)
+# Wrong passwords, counted in the shared cache per username and per client address; past either
+# limit every login there is refused, the right password too, until the window has passed.
+AUTHENTICATION_BACKENDS = ["imagepipe.logins.ThrottledModelBackend"]
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 
 LOGGING = {
     "version": 1,

@@ -9,8 +9,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from imagepipe.api_errors import NestingJSONParser
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
@@ -35,6 +37,7 @@ class JobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = JobSerializer
+    parser_classes = [NestingJSONParser, FormParser, MultiPartParser]
     queryset = Job.objects.none()  # for the schema's types only; get_queryset scopes every request
 
     def get_queryset(self):
@@ -62,7 +65,9 @@ class JobViewSet(
             )
         except UploadError as exc:
             return Response({"error": str(exc)}, status=exc.status)
-        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+        # Notes such as a dropped ICC profile are told once, here; the job row does not keep them.
+        warnings = {"warnings": job.notes} if job.notes else {}
+        return Response({**self.get_serializer(job).data, **warnings}, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
         """Delete the job with its original, tiles and result."""

@@ -9,24 +9,35 @@ double-counting a tile.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
 from confluent_kafka import Message
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connections, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 from imagepipe import kafka
 from imagepipe.core.codec import CodecError, decode_tile
 from imagepipe.core.messages import Heartbeat, MessageError, Result
+from imagepipe.watchdog import WatchedConsumer
 from workers.models import Worker
 
 from .assembly import advance_stage, assemble_job, recover, resume, stage_finished, store_tile
 from .events import push, push_status
-from .models import Job, Tile
+from .models import Collector, Job, Tile
 
 logger = logging.getLogger(__name__)
 COUNTS: Counter[str] = Counter()  # recorded, duplicates, late, malformed, failed, ignored: logged at stop
@@ -125,23 +136,33 @@ def _log_assignment(consumer, partitions) -> None:
     logger.info("collector assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
 
 
-def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
-    consumer = kafka.consumer(kafka.COLLECTOR_GROUP)
+def watched_consumer() -> WatchedConsumer:
     topics = [kafka.topic(kafka.RESULTS), kafka.topic(kafka.HEARTBEATS)]
-    consumer.subscribe(topics, on_assign=_log_assignment)
+    return WatchedConsumer(kafka.COLLECTOR_GROUP, topics, "collector", on_assign=_log_assignment)
+
+
+def run(
+    should_stop: Callable[[], bool], poll_seconds: float = 1.0, consumer: WatchedConsumer | None = None
+) -> None:
+    consumer = consumer or watched_consumer()
+    consumer.subscribe()
     logger.info(
         "collector consuming %s from %s as group %s",
-        ", ".join(topics),
+        ", ".join(consumer.topics),
         settings.KAFKA_BOOTSTRAP_SERVERS,
         kafka.group(kafka.COLLECTOR_GROUP),
     )
     durably(resume, should_stop)
-    next_sweep = time.monotonic() + settings.COLLECTOR_SWEEP_SECONDS
+    next_sweep = next_report = time.monotonic()
     try:
         while not should_stop():
-            if time.monotonic() >= next_sweep:
+            now = time.monotonic()
+            if now >= next_sweep:
                 durably(recover, should_stop)
-                next_sweep = time.monotonic() + settings.COLLECTOR_SWEEP_SECONDS
+                next_sweep = now + settings.COLLECTOR_SWEEP_SECONDS
+            if now >= next_report:
+                report(consumer)
+                next_report = now + settings.COLLECTOR_REPORT_SECONDS
             message = consumer.poll(poll_seconds)
             if message is None:
                 close_old_connections()  # idle: drop a connection that is old or broken
@@ -150,10 +171,38 @@ def run(should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
                 logger.warning("kafka: %s", message.error())
                 continue
             if durably(partial(handle, message), should_stop):
-                kafka.store_offset(consumer, message)  # only once the work is in the database
+                consumer.store_offset(message)  # only once the work is in the database
     finally:
         consumer.close()  # commits the offsets stored above
+        report(consumer, stopped=True)
         logger.info("collector stopped; counts: %s", dict(COUNTS))
+
+
+def report(consumer: WatchedConsumer, stopped: bool = False) -> None:
+    """Write this collector's own state where /ready/, the system strip and /metrics read it."""
+    quiet = timedelta(seconds=time.monotonic() - consumer.last_message)
+    try:
+        held = [] if stopped else [f"{tp.topic}[{tp.partition}]" for tp in consumer.consumer.assignment()]
+    except RuntimeError:  # closed behind the loop's back: the watchdog rebuilds it next poll
+        held = []
+    try:
+        Collector.objects.update_or_create(
+            id=f"{socket.gethostname()}-{os.getpid()}",
+            create_defaults={"host": socket.gethostname(), "pid": os.getpid()},
+            defaults={
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "last_seen": timezone.now(),
+                "last_message_at": timezone.now() - quiet,
+                "partitions": held,
+                "lag": consumer.lag,
+                "rebuilds": consumer.rebuilds,
+                "stalled": consumer.stalled[:255],
+                "stopped": stopped,
+            },
+        )
+    except (DatabaseError, InterfaceError) as exc:  # the report can wait; the work must not
+        logger.warning("could not report the collector's state: %s", str(exc).strip())
 
 
 def durably(step: Callable[[], object], should_stop: Callable[[], bool]) -> bool:

@@ -1,14 +1,25 @@
-"""Progress events pushed to a job's Channels group (relayed by JobConsumer)."""
+"""The websocket's messages: events pushed to a job's Channels group (relayed by JobConsumer),
+and the snapshot a socket gets when it opens or asks to re-sync."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from functools import cache
 
 from channels.layers import get_channel_layer
 
+from imagepipe.core.pipeline import output_size
+
+from .models import Job, Tile
+
 logger = logging.getLogger(__name__)
+
+# One row per finished tile in a snapshot: arrays, not dicts, so 16k tiles stay a few hundred KB.
+# "worker" is an index into the snapshot's "workers"; left/top/width/height is where the mosaic
+# draws the tile on its stage's canvas.
+TILE_FIELDS = ("stage", "index", "left", "top", "width", "height", "worker", "attempts", "duration_ms")
 
 
 @cache
@@ -20,7 +31,7 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 
 def push(job, event: dict) -> None:
-    """Best effort: a browser missing an event catches up from the API; the pipeline goes on."""
+    """Best effort: a client that misses an event sees the gap in tiles_done and asks for a snapshot."""
     try:
         send = get_channel_layer().group_send(job.group_name, {"type": "job.event", "event": event})
         _loop().run_until_complete(send)
@@ -29,13 +40,52 @@ def push(job, event: dict) -> None:
 
 
 def push_status(job) -> None:
-    push(
-        job,
-        {
-            "type": "status",
-            "status": job.status,
-            "error": job.error,
-            "tiles_done": job.tiles_done,
-            "tiles_total": job.tiles_total,
-        },
+    push(job, status_event(job))
+
+
+def status_event(job: Job) -> dict:
+    return {
+        "type": "status",
+        "status": job.status,
+        "error": job.error,
+        "stage": job.stage,
+        "tiles_done": job.tiles_done,
+        "tiles_total": job.tiles_total,
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+def snapshot(job_id) -> dict | None:
+    """The job as it stands, with every finished tile: two queries whatever the tile count."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return None
+    # "job" too: the related manager sets each tile's job, which would load a deferred job_id.
+    tiles = job.tiles.filter(status=Tile.Status.DONE).only(
+        "job", "stage", "index", "x", "y", "width", "height", "worker", "attempts", "duration_ms"
     )
+    workers: dict[str, int] = {}  # name -> its index in "workers", filled as tiles name them
+    rows = [_row(job, tile, workers) for tile in tiles]
+    return {
+        **status_event(job),
+        "type": "snapshot",
+        "timings": job.timings,
+        # The size of each stage's output: the mosaic's canvas while that stage's tiles come in.
+        "canvases": [output_size(steps, job.stage_size(s)) for s, steps in enumerate(job.stages)],
+        "workers": list(workers),
+        "tile_fields": TILE_FIELDS,
+        "tiles": rows,
+    }
+
+
+def _row(job: Job, tile: Tile, workers: dict[str, int]) -> list:
+    """One finished tile as TILE_FIELDS."""
+    box = job.placed_box(tile)
+    worker = workers.setdefault(tile.worker, len(workers))
+    place = [box.left, box.top, box.width, box.height]
+    return [tile.stage, tile.index, *place, worker, tile.attempts, tile.duration_ms]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import timedelta
 from functools import cached_property
 
 from django.conf import settings
@@ -13,7 +15,7 @@ from django.utils import timezone
 from imagepipe.core.chain import split_stages
 from imagepipe.core.operations import Step, chain_halo, parse_chain
 from imagepipe.core.pipeline import final_placement, output_size
-from imagepipe.core.tiling import Box, TileSpec, tile_grid
+from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
 
 
 class JobQuerySet(models.QuerySet):
@@ -90,6 +92,11 @@ class Job(models.Model):
     def stage_tiles(self, stage: int) -> list[TileSpec]:
         width, height = self.stage_size(stage)
         return tile_grid(width, height, self.tile_size, chain_halo(self.stages[stage]))
+
+    def tile_count(self, tile_size: int | None = None) -> int:
+        """Every stage's tiles at ``tile_size`` (the job's own by default), from the geometry alone."""
+        size = tile_size or self.tile_size
+        return sum(math.prod(grid_shape(*self.stage_size(stage), size)) for stage in range(len(self.stages)))
 
     def all_tiles(self) -> list[tuple[int, TileSpec]]:
         return [(stage, spec) for stage in range(len(self.stages)) for spec in self.stage_tiles(stage)]
@@ -261,3 +268,46 @@ class Tile(models.Model):
         box = self.job.placed_box(self)
         canvas = output_size(self.job.stages[self.stage], self.job.stage_size(self.stage))
         return {"place": [box.left, box.top, box.width, box.height], "canvas": list(canvas)}
+
+
+class CollectorQuerySet(models.QuerySet):
+    def live(self) -> CollectorQuerySet:
+        """Collectors that reported within COLLECTOR_STALE_SECONDS and have not stopped."""
+        since = timezone.now() - timedelta(seconds=settings.COLLECTOR_STALE_SECONDS)
+        return self.filter(stopped=False, last_seen__gte=since)
+
+
+class Collector(models.Model):
+    """A running collector's report of itself, rewritten every COLLECTOR_REPORT_SECONDS.
+
+    Workers are seen through the heartbeats the collector records; the collector itself is seen
+    through this row, so a collector that stops consuming is visible even though it is alive.
+    """
+
+    id = models.CharField(primary_key=True, max_length=255)  # <host>-<pid>
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    partitions = models.JSONField(default=list)  # "topic[partition]" held now
+    lag = models.BigIntegerField(default=0)  # messages waiting in those partitions
+    rebuilds = models.PositiveIntegerField(default=0)  # times its watchdog rebuilt its consumer
+    stalled = models.CharField(max_length=255, blank=True)  # why the last rebuild happened
+    stopped = models.BooleanField(default=False)
+
+    objects = CollectorQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def consuming(self) -> bool:
+        """Holds partitions and is not sitting on waiting messages past the watchdog's bound."""
+        if not self.partitions:
+            return False
+        quiet = timezone.now() - (self.last_message_at or self.started_at)
+        return not (self.lag and quiet > timedelta(seconds=settings.CONSUMER_STALL_SECONDS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from django.conf import settings
@@ -16,9 +17,14 @@ from .dispatch import publish_stage
 from .models import Job, Tile
 from .uploads import UploadError, clean_filename, open_image, parse_operations, parse_output, parse_tile_size
 
+logger = logging.getLogger(__name__)
+
 
 def submit_job(owner, upload, operations, tile_size=None, output_format=None, quality=None) -> Job:
-    """Create a job from an upload; raises UploadError before anything is stored."""
+    """Create a job from an upload; raises UploadError before anything is stored.
+
+    ``job.notes`` lists what the submitter should know that did not stop the job (not stored).
+    """
     steps = parse_operations(operations)
     size = parse_tile_size(tile_size)
     image, extension = open_image(upload)
@@ -35,8 +41,9 @@ def submit_job(owner, upload, operations, tile_size=None, output_format=None, qu
         output_mode=result_mode,
         output_format=output_format,
         output_quality=quality,
-        icc_profile=output_profile(image.info.get("icc_profile"), result_mode) or b"",
     )
+    job.icc_profile, job.notes = kept_profile(image.info.get("icc_profile"), result_mode)
+    check_tile_count(job)  # before building the tile list, whose size it bounds
     tiles = job.all_tiles()
     job.tiles_total = len(tiles)
     check_message_size(tiles, len(image.mode))
@@ -48,6 +55,35 @@ def submit_job(owner, upload, operations, tile_size=None, output_format=None, qu
         table = leading_table(job.stages[0], image)
         transaction.on_commit(partial(publish_stage, job, image, 0, table))
     return job
+
+
+def kept_profile(profile: bytes | None, mode: str) -> tuple[bytes, list[str]]:
+    """The ICC profile the result will carry, and a note for the submitter if one was dropped.
+
+    The profile is kept in the job row and written into the result; a colour profile is a few
+    KB, so one past MAX_ICC_PROFILE_BYTES is dropped: the job runs, its result has no profile.
+    """
+    profile = output_profile(profile, mode)
+    if profile is None or len(profile) <= settings.MAX_ICC_PROFILE_BYTES:
+        return profile or b"", []
+    note = (
+        f"the image's {len(profile)}-byte ICC profile is over the "
+        f"{settings.MAX_ICC_PROFILE_BYTES}-byte limit; the result is written without it"
+    )
+    logger.warning("dropped an ICC profile: %s", note)
+    return b"", [note]
+
+
+def check_tile_count(job: Job) -> None:
+    """Refuse a job with more tiles than MAX_TILES_PER_JOB, naming the smallest tile size that fits."""
+    count, limit = job.tile_count(), settings.MAX_TILES_PER_JOB
+    if count <= limit:
+        return
+    # Fewer tiles for every larger size, so the first size that fits is the smallest.
+    sizes = range(job.tile_size + 1, settings.TILE_SIZE_MAX + 1)
+    fitting = next((size for size in sizes if job.tile_count(size) <= limit), None)
+    advice = f"A tile_size of {fitting} or more fits" if fitting else "No tile_size fits: use a smaller image"
+    raise UploadError(f"this job would make {count} tiles; the limit is {limit}. {advice}")
 
 
 def check_message_size(tiles, bands: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
@@ -35,22 +36,34 @@ class UploadError(ValueError):
 def parse_operations(raw: Any) -> list[Step]:
     if isinstance(raw, (str, bytes)):
         try:
-            raw = json.loads(raw)
+            raw = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError as exc:
             raise UploadError(f"operations is not valid JSON: {exc}") from None
+        except RecursionError:  # json's C scanner gives up on deep nesting with this, not a ValueError
+            raise UploadError("operations is nested too deeply to be an operation chain") from None
     try:
         return parse_chain(raw)
     except ChainError as exc:
         raise UploadError(str(exc)) from None
 
 
+def _refuse_constant(name: str) -> None:
+    """Python's json reads NaN, Infinity and -Infinity; JSON has no such numbers."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def whole_number(raw: Any, message: str) -> int:
+    """``raw`` as an int, or UploadError(message); 1e400 from a JSON body is inf, whose int() overflows."""
+    try:
+        return int(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise UploadError(message) from None
+
+
 def parse_tile_size(raw: Any) -> int:
     if raw in (None, ""):
         return settings.TILE_SIZE_DEFAULT
-    try:
-        size = int(raw)
-    except (TypeError, ValueError):
-        raise UploadError("tile_size must be a whole number") from None
+    size = whole_number(raw, "tile_size must be a whole number")
     if not settings.TILE_SIZE_MIN <= size <= settings.TILE_SIZE_MAX:
         raise UploadError(f"tile_size must be between {settings.TILE_SIZE_MIN} and {settings.TILE_SIZE_MAX}")
     return size
@@ -65,10 +78,7 @@ def parse_output(name: Any, quality: Any, mode: str) -> tuple[str, int | None]:
         raise UploadError("JPEG cannot carry the alpha band of this image; choose png, webp or tiff")
     if quality in (None, ""):
         return name, None
-    try:
-        value = int(quality)
-    except (TypeError, ValueError):
-        raise UploadError("quality must be a whole number from 1 to 100") from None
+    value = whole_number(quality, "quality must be a whole number from 1 to 100")
     if not 1 <= value <= 100:
         raise UploadError("quality must be a whole number from 1 to 100")
     if name not in ("jpeg", "webp"):
@@ -95,6 +105,7 @@ def open_image(upload) -> tuple[Image.Image, str]:
     except (OSError, SyntaxError, ValueError) as exc:
         raise UploadError(f"the image header is corrupt: {exc}") from None
     check_dimensions(*image.size)
+    check_pixel_data(image.format, *image.size, upload.size)
     if getattr(image, "n_frames", 1) > 1:
         raise UploadError("animated or multi-frame images are not supported")
     extension = ACCEPTED_FORMATS[image.format]
@@ -115,6 +126,44 @@ def check_dimensions(width: int, height: int) -> None:
         )
     if width * height > settings.MAX_IMAGE_PIXELS:
         raise UploadError(f"the image has {width * height} pixels; the limit is {settings.MAX_IMAGE_PIXELS}")
+
+
+def check_pixel_data(fmt: str, width: int, height: int, size: int) -> None:
+    """Refuse, from the header and the file size, a file too small to hold the pixels it declares.
+
+    A 633-byte JPEG claiming 14142 × 14142 has its end marker, so Pillow meets no early end of
+    file (which it refuses, LOAD_TRUNCATED_IMAGES being off); its scan is only a few bytes, and
+    libjpeg fills the missing blocks with grey, warning in a way Pillow does not report. It
+    decodes "fine" into 600 MB, and only decoding all of it would show anything. The size of
+    the file shows it at once: no encoder could have made that image so small.
+    """
+    least = least_bytes(fmt, width, height)
+    if size < least:
+        raise UploadError(
+            f"the image's pixel data is missing: a {width}×{height} {fmt} holds at least "
+            f"{least} bytes, this file has {size}"
+        )
+
+
+def least_bytes(fmt: str, width: int, height: int) -> int:
+    """The fewest bytes any complete file of this format can hold for ``width`` × ``height``.
+
+    Lower bounds from each codec, so no real image falls under them, however uniform.
+    """
+    if fmt == "JPEG":
+        # Each 8 × 8 block of a full-resolution component has a Huffman-coded DC value, one bit
+        # at least, in the baseline scan or a progressive file's first. (Arithmetic-coded JPEGs,
+        # rare, can go lower: a near-uniform one this large would be refused.)
+        return math.ceil(width / 8) * math.ceil(height / 8) // 8
+    if fmt == "PNG":
+        # deflate expands 1032:1 at most, and a row is a filter byte and at least a bit a pixel.
+        return height * (1 + math.ceil(width / 8)) // 1032
+    if fmt == "GIF":
+        # An LZW code of w bits stands for at most 2**w pixels: at most 4096 pixels per 12 bits.
+        return width * height * 12 // (4096 * 8)
+    # BMP (run-length codes may skip pixels), TIFF (fax, LZW) and WebP (a one-symbol lossless
+    # code costs no bits) have no useful bound: MAX_IMAGE_PIXELS is their only cap.
+    return 0
 
 
 def clean_filename(name: str | None) -> str:

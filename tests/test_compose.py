@@ -19,6 +19,8 @@ import pytest
 import yaml
 from django.core.management import get_commands
 
+from imagepipe.webserver import LimitedCommandLineInterface
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -95,13 +97,15 @@ def test_every_compose_command_exists(compose):
     assert sorted(n for n in named if n not in known) == []
 
 
-def test_the_daphne_application_path_is_importable(compose):
-    paths = [argv[-1] for argv in commands(compose).values() if argv[0] == "daphne"]
+def test_the_web_server_and_its_application_path_are_importable(compose):
+    web_server = ["python", "-m", "imagepipe.webserver"]  # daphne with the request body limits
     cmd = re.search(r"^CMD\s+(\[.*\])\s*$", DOCKERFILE.read_text(), re.MULTILINE)
     assert cmd, "the Dockerfile has no exec-form CMD"
-    assert json.loads(cmd.group(1))[0] == "daphne"
-    paths.append(json.loads(cmd.group(1))[-1])
-    assert set(paths) == {"imagepipe.asgi:application"}
+    web_commands = [commands(compose)["web"], json.loads(cmd.group(1))]
+    assert [argv[:3] for argv in web_commands] == [web_server, web_server]
+    assert {argv[-1] for argv in web_commands} == {"imagepipe.asgi:application"}
+    for argv in web_commands:  # daphne's arguments, parsed as the server parses them
+        LimitedCommandLineInterface().parser.parse_args(argv[3:])
     assert importlib.util.find_spec("imagepipe.asgi") is not None
     assert callable(importlib.import_module("imagepipe.asgi").application)
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from imagepipe import api_system, health, kafka
+from jobs.models import Collector
 from workers.models import Worker
 
 
@@ -28,13 +29,17 @@ def test_lag_counts_messages_produced_but_not_yet_committed(kafka_topics, settin
         "topic": kafka.topic(kafka.TASKS),
         "lag": 0,
         "partitions": settings.KAFKA_TASK_PARTITIONS,
+        "members": 0,
+        "state": "dead",
     }
     producer = kafka.producer()
     for n in range(5):
         producer.produce(kafka.topic(kafka.TASKS), value=b"task %d" % n, partition=0)
     assert producer.flush(10) == 0
-    assert lag_of(kafka.WORKER_GROUP)["lag"] == 5
-    assert lag_of(kafka.COLLECTOR_GROUP)["lag"] == 0
+    report = health.consumer_lag()
+    assert report["ok"] is False  # five tasks, and nobody in the workers' group to take them
+    assert report["error"] == f"no consumer in group {kafka.group(kafka.WORKER_GROUP)} (5 waiting)"
+    assert [g["lag"] for g in report["groups"]] == [5, 0]
 
     consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
     try:
@@ -133,7 +138,7 @@ def get_system(user=None):
 def test_staff_see_every_check(django_user_model, kafka_topics):
     response = get_system(django_user_model.objects.create_user("root", is_staff=True))
     assert response.status_code == 200
-    assert set(response.data) == {"kafka", "lag", "database", "channel_layer", "workers"}
+    assert set(response.data) == {"kafka", "lag", "database", "channel_layer", "collector", "workers"}
     assert all("ok" in check for check in response.data.values())
     assert response.data["kafka"]["ok"] and response.data["lag"]["ok"] and response.data["database"]["ok"]
 
@@ -145,3 +150,62 @@ def test_a_user_who_is_not_staff_is_forbidden(django_user_model):
 
 def test_anonymous_requests_are_refused():
     assert get_system().status_code == 401
+
+
+def test_lag_names_the_members_of_a_group(kafka_topics):
+    consumer = kafka.consumer(kafka.WORKER_GROUP)
+    consumer.subscribe([kafka.topic(kafka.TASKS)])
+    try:
+        deadline = time.monotonic() + 30
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.2)
+        entry = lag_of(kafka.WORKER_GROUP)
+        assert (entry["members"], entry["state"]) == (1, "stable")
+    finally:
+        consumer.close()
+
+
+def reported(name, age=0, partitions=("results[0]",), lag=0, quiet=0, stopped=False):
+    now = timezone.now()
+    return Collector.objects.create(
+        id=name,
+        host="h",
+        pid=1,
+        started_at=now - timedelta(seconds=600),
+        last_seen=now - timedelta(seconds=age),
+        last_message_at=now - timedelta(seconds=quiet),
+        partitions=list(partitions),
+        lag=lag,
+        stopped=stopped,
+    )
+
+
+@pytest.mark.django_db
+def test_a_collector_that_reports_and_consumes_is_ok():
+    reported("c1", lag=40, quiet=1)  # busy: messages wait, but they are moving
+    assert health.collector()["ok"] and health.collector()["consuming"] == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "report,error",
+    [
+        ({}, "no collector has reported in the last 30 s"),
+        ({"age": 60}, "no collector has reported in the last 30 s"),
+        ({"stopped": True}, "no collector has reported in the last 30 s"),
+        ({"lag": 199, "quiet": 120}, "the collector holds its partitions but has stopped consuming"),
+        ({"partitions": ()}, "no collector holds a partition of results or heartbeats"),
+    ],
+)
+def test_a_collector_that_is_gone_or_stopped_consuming_is_not_ok(report, error):
+    if report:
+        reported("c1", **report)
+    check = health.collector()
+    assert (check["ok"], check["consuming"], check["error"]) == (False, 0, error)
+
+
+@pytest.mark.django_db
+def test_one_spare_collector_without_partitions_beside_a_consuming_one_is_ok():
+    reported("c1")
+    reported("c2", partitions=())
+    assert health.collector()["ok"]

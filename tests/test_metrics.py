@@ -1,9 +1,13 @@
 """/metrics in Prometheus' text format, /ready/ and /health/ for orchestrators."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.collector import record_result
+from jobs.models import Collector
 from tests.images import photo
 from tests.jobs.factories import make_job
 from tests.jobs.test_collector import results_for
@@ -23,6 +27,7 @@ def test_metrics_describe_jobs_tiles_latency_workers_and_lag(client, django_user
     for value in results_for(job, image):
         record_result(value)
     make_job(job.owner, image)  # a second one, still queued
+    consuming_collector()
     client.force_login(django_user_model.objects.create_user("root", is_staff=True))
     families = scrape(client)
 
@@ -35,6 +40,12 @@ def test_metrics_describe_jobs_tiles_latency_workers_and_lag(client, django_user
         s.labels["status"] for s in families["imagepipe_workers"].samples
     }
     assert {s.labels["group"] for s in families["imagepipe_consumer_lag"].samples} == {"workers", "collector"}
+    assert {s.labels["group"] for s in families["imagepipe_consumer_group_members"].samples} == {
+        "workers",
+        "collector",
+    }
+    assert families["imagepipe_collectors_consuming"].samples[0].value == 1
+    assert families["imagepipe_collector_rebuilds"].samples[0].labels == {"collector": "c1"}
 
 
 def test_metrics_are_for_staff_or_the_scraper_token(client, settings, django_user_model):
@@ -47,8 +58,35 @@ def test_metrics_are_for_staff_or_the_scraper_token(client, settings, django_use
     assert "imagepipe_jobs" in scrape(client, HTTP_AUTHORIZATION="Bearer scrape-secret")
 
 
+def consuming_collector():
+    return Collector.objects.create(id="c1", host="h", pid=1, partitions=["results[0]"])
+
+
 def test_ready_says_which_service_is_missing(client, settings):
-    assert client.get("/ready/").json() == {"ready": True, "failing": []}
+    consuming_collector()
+    assert client.get("/ready/").json() == {"ready": True, "failing": [], "errors": {}}
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
     response = client.get("/ready/")
-    assert response.status_code == 503 and response.json() == {"ready": False, "failing": ["kafka"]}
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["kafka"]
+
+
+def test_ready_is_not_ready_while_no_collector_consumes(client, settings):
+    response = client.get("/ready/")
+    assert response.status_code == 503
+    assert response.json() == {
+        "ready": False,
+        "failing": ["collector"],
+        "errors": {"collector": "no collector has reported in the last 30 s"},
+    }
+    Collector.objects.create(
+        id="c1",
+        host="h",
+        pid=1,
+        partitions=["results[0]"],
+        lag=199,
+        last_message_at=timezone.now() - timedelta(minutes=25),
+    )
+    assert client.get("/ready/").json()["errors"] == {
+        "collector": "the collector holds its partitions but has stopped consuming"
+    }

@@ -24,6 +24,7 @@ from imagepipe.core.messages import Cancellation, Heartbeat, MessageError, Resul
 from imagepipe.core.operations import parse_chain
 from imagepipe.core.pipeline import process_tile, tile_stats
 from imagepipe.core.tiling import Box
+from imagepipe.watchdog import WatchedConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,13 @@ class TileWorker:
         self.current_job = ""
         self.partitions: set[int] = set()
         self.producer = kafka.producer()
-        self.consumer = kafka.consumer(kafka.WORKER_GROUP)
+        self.consumer = WatchedConsumer(
+            kafka.WORKER_GROUP,
+            [kafka.topic(kafka.TASKS)],
+            f"worker {self.id}",
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+        )
         self.counters = Counter()
         self.cancellations = Cancellations(self.counters)
         self.last_beat = 0.0
@@ -176,12 +183,12 @@ class TileWorker:
             logger.warning(
                 "result of %s not delivered (%s); reading the task again", kafka.where(message), exc
             )
-            self.rewind(message)
+            self.consumer.seek(message)
             return
         except Exception as exc:  # a bug or a message nobody foresaw: never a crash loop
             logger.exception("task %s could not be handled", kafka.where(message))
             self.dead_letter(message, f"unhandled {type(exc).__name__}: {exc}", "failed")
-        kafka.store_offset(self.consumer, message)
+        self.consumer.store_offset(message)
 
     def process(self, message: Message) -> None:
         try:
@@ -200,13 +207,6 @@ class TileWorker:
             self.dead_letter(message, result.error, "failed")
         self.publish(kafka.topic(kafka.RESULTS), task.job, result.encode(payload))
         self.tiles_done += not result.error
-
-    def rewind(self, message: Message) -> None:
-        """Poll this task again (unless its partition has moved on to another worker meanwhile)."""
-        try:
-            self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
-        except KafkaException as exc:
-            logger.info("could not rewind to %s: %s", kafka.where(message), exc)
 
     def dead_letter(self, message: Message, reason: str, counter: str) -> None:
         """Park a task that can't be processed on tasks.dlq, with why and where it came from."""
@@ -249,19 +249,21 @@ class TileWorker:
             current_job=self.current_job,
             partitions=sorted(self.partitions),
             stopping=stopping,
-            counters=dict(self.counters),
+            counters={
+                **self.counters,
+                **({"rebuilds": self.consumer.rebuilds} if self.consumer.rebuilds else {}),
+            },
         )
         self.producer.produce(kafka.topic(kafka.HEARTBEATS), beat.encode(), key=self.id)
         self.producer.poll(0)
         self.last_beat = time.monotonic()
 
     def run(self, should_stop: Callable[[], bool]) -> None:
-        name = kafka.topic(kafka.TASKS)
-        self.consumer.subscribe([name], on_assign=self._assigned, on_revoke=self._revoked)
+        self.consumer.subscribe()
         logger.info(
             "worker %s consuming %s from %s as group %s",
             self.id,
-            name,
+            ", ".join(self.consumer.topics),
             settings.KAFKA_BOOTSTRAP_SERVERS,
             kafka.group(kafka.WORKER_GROUP),
         )

@@ -56,11 +56,14 @@ class Param:
         # bool is an int subclass; "radius": true is a mistake, not 1.
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             raise ChainError(f"{op}: parameter '{self.name}' must be a number")
+        # NaN and infinity (JSON's 1e400) fit no range, and int() of either raises.
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ChainError(f"{op}: parameter '{self.name}' must be a finite number")
         if self.kind is int and raw != int(raw):
             raise ChainError(f"{op}: parameter '{self.name}' must be a whole number")
         if self.choices and raw not in self.choices:
             raise ChainError(f"{op}: parameter '{self.name}' must be one of {list(self.choices)}")
-        if not (self.minimum <= raw <= self.maximum):  # also rejects NaN
+        if not (self.minimum <= raw <= self.maximum):
             raise ChainError(
                 f"{op}: parameter '{self.name}' must be between {self.minimum} and {self.maximum}"
             )
@@ -313,11 +316,12 @@ def _parse_step(position: int, item: Any) -> Step:
     name = item["op"]
     op = OPERATIONS.get(name)
     if op is None:
-        raise ChainError(f"unknown operation '{name}'; known: {', '.join(sorted(OPERATIONS))}")
+        # repr(): the name is the client's text, maybe a lone surrogate that no encoder can write.
+        raise ChainError(f"unknown operation {name!r}; known: {', '.join(sorted(OPERATIONS))}")
     known = {param.name for param in op.params}
     unexpected = sorted(set(item) - known - {"op"})
     if unexpected:
-        raise ChainError(f"{name}: unexpected parameter(s) {', '.join(unexpected)}")
+        raise ChainError(f"{name}: unexpected parameter(s) {', '.join(map(repr, unexpected))}")
     return Step(op, {param.name: param.clean(name, item.get(param.name)) for param in op.params})
 
 

@@ -39,11 +39,22 @@ def test_grayscale_turns_the_output_mode_to_l():
         ([{"op": "gaussian_blur", "radius": -1}], "between 0 and 50"),
         ([{"op": "gaussian_blur", "radius": "4"}], "must be a number"),
         ([{"op": "gaussian_blur", "radius": True}], "must be a number"),
-        ([{"op": "gaussian_blur", "radius": float("nan")}], "between 0 and 50"),
-        ([{"op": "gaussian_blur", "sigma": 3}], "unexpected parameter(s) sigma"),
+        ([{"op": "gaussian_blur", "radius": float("nan")}], "'radius' must be a finite number"),
+        ([{"op": "gaussian_blur", "radius": float("-inf")}], "'radius' must be a finite number"),
+        ([{"op": "posterize", "bits": float("nan")}], "'bits' must be a finite number"),
+        ([{"op": "posterize", "bits": float("inf")}], "'bits' must be a finite number"),
+        ([{"op": "posterize", "bits": 10**400}], "'bits' must be between 1 and 8"),
+        ([{"op": "gaussian_blur", "sigma": 3}], "unexpected parameter(s) 'sigma'"),
         ([{"op": "grayscale"}] * (MAX_CHAIN_LENGTH + 1), "at most 10 operations"),
     ],
 )
 def test_it_rejects_bad_chains_with_a_clear_message(chain, message):
     with pytest.raises(ChainError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_chain(chain)
+
+
+@pytest.mark.parametrize("chain", [[{"op": "\ud800"}], [{"op": "invert", "\udfff": 1}]])
+def test_a_message_quotes_the_clients_text_so_it_can_always_be_sent(chain):
+    with pytest.raises(ChainError) as refused:
+        parse_chain(chain)
+    str(refused.value).encode("utf-8")  # a lone surrogate, echoed raw, would fail here

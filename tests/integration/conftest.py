@@ -51,9 +51,12 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         "WORKER_STALE_AFTER_SECONDS": "3",
         "WORKER_OFFLINE_AFTER_SECONDS": "6",
         "WORKER_MAX_ATTEMPTS": "3",
+        # Schemathesis guesses passwords at /api/auth/token/ from 127.0.0.1, where every later
+        # test logs in too; tests/test_logins.py proves the per-address limit.
+        "LOGIN_FAILURES_PER_ADDRESS": "1000000",
         "LOG_LEVEL": "INFO",
     }
-    log_dir = BASE_DIR / "var" / "log" / "tests"
+    log_dir = BASE_DIR / "var" / "log" / "tests" / env["KAFKA_TOPIC_PREFIX"].strip("-")  # one per session
     subprocess.run(
         [sys.executable, "manage.py", "kafka_topics"],
         cwd=BASE_DIR,

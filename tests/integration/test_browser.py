@@ -56,6 +56,8 @@ def test_a_user_submits_a_photo_and_watches_the_mosaic_fill(api, system, chromiu
     page = logged_in(chromium, system, "alice", "alice-pass")
     frames = []
     page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame)))
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url))
 
     page.goto(f"{system.url}/jobs/new/")
     page.set_input_files("#id_image", str(DATA / "rocket.jpg"))
@@ -73,11 +75,16 @@ def test_a_user_submits_a_photo_and_watches_the_mosaic_fill(api, system, chromiu
     shoot(page, "job-running")
     expect(page.locator("#status")).to_have_text("done", timeout=60_000)
     expect(page.locator("#mosaic .tile.done")).to_have_count(70)
-    # Tiles that finished before the socket opened come from the API catch-up; the rest, and
-    # the final status, came through the websocket.
+    # The final timings come from the snapshot the page asks for when the job ends.
+    expect(page.locator("#timings")).to_contain_text("assembling")
+    # Everything came through the websocket: a snapshot of the tiles done before it opened,
+    # then the rest and the final status as events, then that closing snapshot.
     events = [json.loads(frame) for frame in frames]
+    assert events[0]["type"] == "snapshot"
     assert any(e["type"] == "tile" for e in events)
-    assert {"type": "status", "status": "done"}.items() <= events[-1].items()
+    assert {"type": "status", "status": "done"}.items() <= events[-2].items()
+    assert {"type": "snapshot", "status": "done", "tiles_done": 70}.items() <= events[-1].items()
+    assert not [url for url in fetched if url.endswith("/tiles/")]  # no catch-up through the API
     expect(page.locator("#count")).to_have_text("70")
     workers_seen = set(
         page.locator("#mosaic .tile.done").evaluate_all("cells => cells.map(c => c.dataset.worker)")

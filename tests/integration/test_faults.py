@@ -5,8 +5,10 @@ failing is the point.
 """
 
 import io
+import os
 import random
 import subprocess
+import threading
 import time
 
 import pytest
@@ -18,7 +20,8 @@ from PIL import Image
 from imagepipe import kafka
 from imagepipe.core.messages import Result, Task, pack
 from imagepipe.processes import BASE_DIR
-from jobs.models import Job, Tile
+from jobs import collector
+from jobs.models import Collector, Job, Tile
 from jobs.services import submit_job
 from tests.core.reference import reference
 from tests.images import DATA, photo
@@ -72,7 +75,6 @@ def test_a_collector_killed_mid_job_resumes_where_it_committed(api, system):
     job = big_job(api)
     mid_job(api, system, job)
     system.kill("collector")
-    time.sleep(1)
     system.start_collector()
     assert_complete_and_exact(api, system, job)
 
@@ -168,7 +170,17 @@ def dead_letters(job_id):
     return reasons
 
 
-def test_poison_messages_are_skipped_and_nothing_crashes(api, system, settings):
+def nested(depth: int) -> bytes:
+    """An envelope whose header is a JSON array nested ``depth`` levels deep."""
+    body = b"[" * depth + b"]" * depth
+    return b"IPM\x01" + len(body).to_bytes(4, "big") + body
+
+
+def heartbeat(**values) -> bytes:
+    return pack({"kind": "heartbeat", "worker": "w", "host": "h", "pid": 1, "tiles_done": 0, **values})
+
+
+def test_poison_on_every_topic_stops_nothing_even_across_restarts(api, system, settings):
     settings.KAFKA_TOPIC_PREFIX = system.env["KAFKA_TOPIC_PREFIX"]
     unknown = "00000000-0000-4000-8000-000000000000"
     poison = {
@@ -177,34 +189,94 @@ def test_poison_messages_are_skipped_and_nothing_crashes(api, system, settings):
             b"IPM\x09\x00\x00\x00\x02{}",
             pack({"kind": "task", "job": "x"}),
             b"IPM\x01" + b"\xff" * 2_000_000,
+            nested(100_000),
+            b'IPM\x01\x00\x00\x00\x1b{"kind":"task","index":NaN}',
+            pack(
+                {
+                    "kind": "task",
+                    "job": unknown,
+                    "index": 0,
+                    "core": "x",
+                    "padded": [],
+                    "size": [],
+                    "operations": [],
+                }
+            ),
         ],
         kafka.RESULTS: [
             b"garbage",
+            nested(100_000),
             pack({"kind": "result", "job": unknown}),
             Result(job=unknown, index=0, worker="w", duration_ms=1, task_partition=0, task_offset=0).encode(
                 b"x"
             ),
+            pack(
+                {
+                    "kind": "result",
+                    "job": unknown,
+                    "index": 2**40,
+                    "worker": "w\x00",
+                    "duration_ms": 0,
+                    "task_partition": 0,
+                    "task_offset": 0,
+                }
+            ),
         ],
         kafka.HEARTBEATS: [
             b"\x00",
-            pack({"kind": "heartbeat", "worker": "w", "host": "h", "pid": -1, "tiles_done": 0}),
+            heartbeat(pid=-1),
+            heartbeat(pid=2**31),
+            heartbeat(worker="w" * 300),
+            heartbeat(host="a\x00b"),
+            heartbeat(host="\ud800"),
+            heartbeat(counters={"x": 10**30}),
+            nested(100_000),
         ],
     }
+    log = system.log_dir / "collector.log"
+    start = log.stat().st_size
     producer = kafka.producer()
     for topic, values in poison.items():
         for value in values:
             producer.produce(kafka.topic(topic), value)
+    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"0", key=b"\xff\xfe")
+    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"\xff", key=unknown.encode())
     producer.flush(10)
 
     job = submit(api, "camera.png", [{"op": "invert"}], 128)
     assert wait_until_finished(api, system, job["id"])["status"] == "done"
     system.check_alive()
     wait_for(
-        lambda: sum(w.counters.get("malformed", 0) for w in Worker.objects.all()) >= 4,
-        "the workers to count the malformed tasks",
+        lambda: (
+            sum(w.counters.get("malformed", 0) for w in Worker.objects.all())
+            >= 2 * 2 + len(poison[kafka.TASKS])
+        ),
+        "the workers to count the malformed tasks and cancellations",
         system,
     )
-    assert "skipping malformed message" in (system.log_dir / "collector.log").read_text()
+
+    def skipped():
+        return log.read_text()[start:].count("skipping malformed message")
+
+    # Every heartbeat and every result but the one for an unknown job (ignored, not malformed).
+    malformed = len(poison[kafka.RESULTS]) - 1 + len(poison[kafka.HEARTBEATS])
+    wait_for(lambda: skipped() == malformed, "the collector to skip the malformed messages", system)
+
+    # Restarted, nothing reads the poison again: every offset was stored.
+    victim = worker_names(system)[0]
+    system.stop(victim)
+    system.stop("collector")
+    system.start_collector()
+    restart_worker(system, victim)
+    exact = submit(api, "coffee.png", CHAIN, tile_size=64)
+    body = wait_until_finished(api, system, exact["id"])
+    assert body["status"] == "done", body["error"]
+    result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
+    assert result.tobytes() == reference(photo("coffee.png"), CHAIN).tobytes()
+    assert skipped() == malformed
+    # A worker reads the compacted cancellations in full at each start: only those two again.
+    assert Worker.objects.get(id=victim).counters.get("malformed") == 2
+    system.check_alive()
 
 
 def test_a_cancelled_jobs_tiles_are_skipped_by_the_workers(api, system):
@@ -225,6 +297,52 @@ def test_a_cancelled_jobs_tiles_are_skipped_by_the_workers(api, system):
     wait_for(lambda: skipped() >= job["tiles_total"], "the workers to skip every tile of the job", system)
     after = Job.objects.get(pk=job["id"])
     assert after.status == Job.Status.CANCELLED and after.tiles_done == 0
+
+
+def test_a_cancelled_job_retried_and_cancelled_again_still_finishes_exact(api, system):
+    job = big_job(api)
+    url = f"{api.base}/api/jobs/{job['id']}"
+    for round_ in (1, 2):
+        target = round_ * job["tiles_total"] // 4
+        done = lambda n=target: api.get(f"{url}/").json()["tiles_done"] >= n  # noqa: E731
+        wait_for(done, f"{target} tiles done", system)
+        assert api.post(f"{url}/cancel/").json()["status"] == "cancelled"
+        retried = api.post(f"{url}/retry/")
+        assert retried.status_code == 200 and retried.json()["status"] == "running"
+    assert_complete_and_exact(api, system, job)
+    assert Job.objects.get(pk=job["id"]).generation == 2
+
+
+def test_a_collector_whose_consumer_stops_is_rebuilt_by_its_watchdog_and_the_job_finishes(
+    api, system, settings
+):
+    # The stuck state lives inside a consumer, so the collector runs here, in a thread, where the
+    # test can reach its consumer; web, workers, broker and database are the real ones.
+    settings.KAFKA_TOPIC_PREFIX = system.env["KAFKA_TOPIC_PREFIX"]
+    settings.MEDIA_ROOT = system.env["MEDIA_ROOT"]
+    settings.CONSUMER_STALL_SECONDS, settings.CONSUMER_CHECK_SECONDS = 4, 0.5
+    system.stop("collector")
+    consumer, stop = collector.watched_consumer(), threading.Event()
+
+    def run():
+        try:
+            collector.run(stop.is_set, poll_seconds=0.2, consumer=consumer)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        wait_for(lambda: consumer.consumer.assignment(), "the collector to be assigned", system)
+        consumer.consumer.pause(consumer.consumer.assignment())  # alive, polling, consuming nothing
+        job = submit(api, "coffee.png", CHAIN, tile_size=64)
+        assert_complete_and_exact(api, system, job)
+        report = Collector.objects.get(pid=os.getpid())
+        assert report.rebuilds >= 1 and "messages wait in its partitions" in report.stalled
+    finally:
+        stop.set()
+        thread.join(30)
+        system.start_collector()
 
 
 def test_a_silent_worker_turns_stale_then_offline_in_the_api(api, system):

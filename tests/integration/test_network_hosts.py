@@ -139,7 +139,7 @@ def hosts(system, django_db_blocker, tmp_path_factory):
                 "master",
                 sys.executable,
                 "-m",
-                "daphne",
+                "imagepipe.webserver",
                 "-b",
                 f"{NET}.3",
                 "-p",

@@ -1,6 +1,8 @@
 """Live progress over the real websocket, served by daphne, fed by the real collector."""
 
 import json
+import os
+import signal
 
 import pytest
 from django.test import Client
@@ -9,7 +11,7 @@ from websockets.sync.client import connect
 
 from tests.images import DATA
 
-from .conftest import wait_for
+from .conftest import submit, wait_for, wait_until_finished
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +57,7 @@ def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, d
         while not events or events[-1].get("status") not in ("done", "failed"):
             events.append(json.loads(socket.recv(timeout=60)))
 
+    assert events[0]["type"] == "snapshot" and events[0]["tiles"] == []
     tiles = [e for e in events if e["type"] == "tile"]
     assert sorted(e["index"] for e in tiles) == list(range(9))
     assert [e["tiles_done"] for e in tiles] == list(range(1, 10))
@@ -67,3 +70,58 @@ def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, d
         "the API to agree",
         system,
     )
+
+
+def follow(socket) -> list[dict]:
+    """Every message until the job has ended."""
+    messages = [json.loads(socket.recv(timeout=60))]
+    while messages[-1]["type"] != "status" or messages[-1]["status"] not in ("done", "failed"):
+        messages.append(json.loads(socket.recv(timeout=60)))
+    return messages
+
+
+def finished_tiles(messages: list[dict]) -> set[tuple[int, int]]:
+    """What a client knows from snapshots and tile events, deduplicated by (stage, index)."""
+    known = {(m["stage"], m["index"]) for m in messages if m["type"] == "tile"}
+    for state in (m for m in messages if m["type"] == "snapshot"):
+        known |= {(row[0], row[1]) for row in state["tiles"]}
+    return known
+
+
+def test_a_socket_opened_mid_job_gets_a_snapshot_then_every_later_tile(api, system, django_user_model):
+    owner = django_user_model.objects.get(username="alice")
+    job = submit(api, "camera.png", [{"op": "median", "size": 5}], tile_size=32)  # 16 x 16 tiles
+    url = f"{api.base}/api/jobs/{job['id']}/"
+    wait_for(lambda: api.get(url).json()["tiles_done"] > 0, "the first tiles", system)
+
+    # The collector pauses while the socket opens, so the snapshot is surely taken mid-job.
+    collector = system.processes["collector"]
+    os.kill(collector.pid, signal.SIGSTOP)
+    try:
+        socket = open_socket(system, job["id"], session_cookie(owner))
+    finally:
+        os.kill(collector.pid, signal.SIGCONT)
+    with socket:
+        messages = follow(socket)
+
+    first = messages[0]
+    assert first["type"] == "snapshot" and first["tiles_total"] == 256
+    assert 0 < len(first["tiles"]) == first["tiles_done"] < 256
+    assert any(m["type"] == "tile" for m in messages)
+    assert finished_tiles(messages) == {(0, index) for index in range(256)}
+    assert messages[-1]["status"] == "done"
+
+
+def test_a_socket_opened_on_a_finished_job_gets_its_final_state(api, system, django_user_model):
+    owner = django_user_model.objects.get(username="alice")
+    job = submit(api, "coffee.png", [{"op": "invert"}], tile_size=200)  # 3 x 2 tiles
+    wait_until_finished(api, system, job["id"])
+
+    with open_socket(system, job["id"], session_cookie(owner)) as socket:
+        state = json.loads(socket.recv(timeout=10))
+        with pytest.raises(TimeoutError):
+            socket.recv(timeout=1)  # and nothing more: the job has ended
+
+    assert (state["type"], state["status"], state["tiles_done"]) == ("snapshot", "done", 6)
+    assert finished_tiles([state]) == {(0, index) for index in range(6)}
+    assert state["finished_at"] and state["timings"]["assembling"] is not None

@@ -6,6 +6,7 @@ import zlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 from rest_framework.test import APIClient
 
 from jobs.models import Job
@@ -27,6 +28,14 @@ def bomb_png(width=50_000, height=50_000) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+def missing_data_jpeg(width=14142, height=14142) -> bytes:
+    """A real 8 × 8 JPEG whose frame header claims ``width`` × ``height``: libjpeg pads the rest."""
+    data = bytearray(encoded(Image.new("RGB", (8, 8), (200, 30, 30)), "JPEG"))
+    frame = data.index(b"\xff\xc0")  # SOF0: length, precision, then height and width
+    data[frame + 5 : frame + 9] = struct.pack("!HH", height, width)
+    return bytes(data)
 
 
 def file(name, data):
@@ -81,6 +90,53 @@ BAD = {
     "chain too long": ({"operations": "[" + ",".join(['{"op": "invert"}'] * 11) + "]"}, 400, "at most 10"),
     "tile size out of range": ({"tile_size": "9"}, 400, "tile_size must be between 16 and 2048"),
     "malformed json": ({"operations": "[{'op': 'invert'}]"}, 400, "not valid JSON"),
+    "NaN parameter": (
+        {"operations": '[{"op": "posterize", "bits": NaN}]'},
+        400,
+        "operations is not valid JSON: NaN is not a JSON number",
+    ),
+    "Infinity parameter": (
+        {"operations": '[{"op": "posterize", "bits": -Infinity}]'},
+        400,
+        "operations is not valid JSON: -Infinity is not a JSON number",
+    ),
+    "1e400 whole-number parameter": (
+        {"operations": '[{"op": "posterize", "bits": 1e400}]'},
+        400,
+        "posterize: parameter 'bits' must be a finite number",
+    ),
+    "1e400 decimal parameter": (
+        {"operations": '[{"op": "gaussian_blur", "radius": -1e400}]'},
+        400,
+        "gaussian_blur: parameter 'radius' must be a finite number",
+    ),
+    "huge whole-number parameter": (
+        {"operations": '[{"op": "posterize", "bits": 1' + "0" * 400 + "}]"},
+        400,
+        "posterize: parameter 'bits' must be between 1 and 8",
+    ),
+    "deeply nested operations": (
+        {"operations": "[" * 5000 + "]" * 5000},
+        400,
+        "operations is nested too deeply to be an operation chain",
+    ),
+    "lone surrogate": ({"operations": '[{"op": "\\ud800"}]'}, 400, "unknown operation '\\ud800'"),
+    "lone surrogate parameter": (
+        {"operations": '[{"op": "invert", "\\udfff": 1}]'},
+        400,
+        "invert: unexpected parameter(s) '\\udfff'",
+    ),
+    "pixel data missing": ({"image": file("hollow.jpg", missing_data_jpeg())}, 400, "pixel data is missing"),
+    "too many tiles": (
+        {"image": file("black.png", encoded(Image.new("L", (2048, 2048)))), "tile_size": "16"},
+        400,
+        "this job would make 16384 tiles; the limit is 4096. A tile_size of 32 or more fits",
+    ),
+    "too many tiles over its stages": (
+        {"operations": '[{"op": "invert"}, {"op": "equalize"}]', "tile_size": "16"},
+        400,
+        "this job would make 12 tiles; the limit is 10. A tile_size of 20 or more fits",
+    ),
 }
 
 
@@ -97,6 +153,8 @@ def apply_limits(case, settings):
         settings.MAX_IMAGE_PIXELS = 10_000
     if case == "over the side limit":
         settings.MAX_IMAGE_SIDE = 200
+    if case == "too many tiles over its stages":
+        settings.MAX_TILES_PER_JOB = 10  # 40 × 30 at 16: 3 × 2 tiles in each of 2 stages; at 20, 2 × 2
 
 
 @pytest.mark.django_db
@@ -152,3 +210,101 @@ def test_an_upload_far_over_the_limit_is_refused_before_its_body_is_read(
     assert response.status_code == 413
     assert response.json() == {"error": "the upload is larger than 10 bytes"}
     assert not Job.objects.exists()
+
+
+def alice_api(django_user_model) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.create_user("alice"))
+    return client
+
+
+TOO_MANY_FIELDS = "The number of GET/POST parameters exceeded settings.DATA_UPLOAD_MAX_NUMBER_FIELDS."
+
+
+def many_fields(count: int) -> dict:
+    return submission({}) | {f"f{n}": "x" for n in range(count)}
+
+
+def many_files(count: int) -> dict:
+    return submission({}) | {f"extra{n}": SimpleUploadedFile(f"{n}.png", PNG) for n in range(count)}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body,content_type,status,message",
+    [
+        (
+            b"--x\r\n",
+            "multipart/form-data",
+            400,
+            "Multipart form parse error - Invalid boundary in multipart: None",
+        ),
+        (
+            b'{"operations": [{"op": "invert"}], "tile_size": 1e400}',
+            "application/json",
+            400,
+            "tile_size must be a whole number",
+        ),
+        (
+            b'{"operations": %s}' % (b"[" * 100_000 + b"]" * 100_000),
+            "application/json",
+            400,
+            "JSON parse error - nested too deeply",
+        ),
+        (
+            b'{"operations": [{"op": "posterize", "bits": NaN}]}',
+            "application/json",
+            400,
+            "JSON parse error - Out of range float values are not JSON compliant: 'NaN'",
+        ),
+    ],
+)
+def test_a_malformed_body_is_a_json_error(body, content_type, status, message, django_user_model):
+    response = alice_api(django_user_model).post("/api/jobs/", body, content_type=content_type)
+    assert response.status_code == status, response.content
+    assert response.json() == {"error": message}
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields,status,message",
+    [
+        (many_fields(1001), 400, TOO_MANY_FIELDS),
+        (many_files(100), 400, "The number of files exceeded settings.DATA_UPLOAD_MAX_NUMBER_FILES."),
+    ],
+)
+def test_a_multipart_body_over_django_limits_is_a_json_error(fields, status, message, django_user_model):
+    response = alice_api(django_user_model).post("/api/jobs/", fields, format="multipart")
+    assert response.status_code == status, response.content
+    assert response.json() == {"error": message}
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_multipart_field_over_the_memory_limit_is_a_json_413(settings, django_user_model):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    fields = {"image": SimpleUploadedFile("ok.png", PNG), "operations": CHAIN + " " * 2000}
+    response = alice_api(django_user_model).post("/api/jobs/", fields, format="multipart")
+    assert response.status_code == 413, response.content
+    assert response.json() == {"error": "Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE."}
+
+
+@pytest.mark.django_db
+def test_a_browser_session_gets_the_json_error_too(django_user_model):
+    client = APIClient(enforce_csrf_checks=True)  # the CSRF check reads the body during authentication
+    client.force_login(django_user_model.objects.create_user("alice"))
+    client.get("/jobs/new/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post("/api/jobs/", many_fields(1001), format="multipart", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 400, response.content
+    assert response.json() == {"error": TOO_MANY_FIELDS}
+
+
+@pytest.mark.django_db
+def test_a_job_with_exactly_the_most_tiles_is_accepted(settings, django_user_model):
+    settings.MAX_TILES_PER_JOB = 12  # 40 × 30 at 16: 3 × 2 tiles in each of 2 stages
+    chain = {"operations": '[{"op": "invert"}, {"op": "equalize"}]', "tile_size": "16"}
+    response = alice_api(django_user_model).post("/api/jobs/", submission(chain), format="multipart")
+    assert response.status_code == 201, response.content
+    assert response.json()["tiles_total"] == 12

@@ -1,5 +1,7 @@
 """Uploads are normalised once, and refused clearly, before anything is stored or published."""
 
+import io
+
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -7,8 +9,9 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from jobs.models import Job
+from jobs.uploads import UploadError, check_pixel_data, least_bytes
 from tests.core.test_normalise import SRGB
-from tests.images import encoded, noise
+from tests.images import DATA, encoded, noise
 
 from .factories import upload
 
@@ -108,3 +111,62 @@ def test_a_chain_whose_halo_would_overflow_a_kafka_message_is_refused(client, se
     assert response.status_code == 400
     assert "message limit; choose a smaller tile_size" in response.json()["error"]
     assert post(client, upload(noise(40, 40)), chain='[{"op": "invert"}]', tile_size="64").status_code == 201
+
+
+def test_an_icc_profile_over_the_limit_is_dropped_and_the_submitter_told(client, caplog):
+    huge = SRGB + bytes(600 * 1024)  # a colour profile is a few KB; past 512 KiB it goes
+    response = post(client, upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=huge))
+    assert response.status_code == 201
+    note = (
+        f"the image's {len(huge)}-byte ICC profile is over the 524288-byte limit; "
+        "the result is written without it"
+    )
+    assert response.json()["warnings"] == [note]
+    assert note in caplog.text
+    assert bytes(Job.objects.get().icc_profile) == b""
+
+
+def test_a_profile_within_the_limit_brings_no_warning(client):
+    response = post(client, upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=SRGB))
+    assert "warnings" not in response.json()
+
+
+def black(mode, size=(2048, 2048)):
+    return Image.new(mode, size)
+
+
+def data_file(name):
+    return lambda: (DATA / name).read_bytes()
+
+
+# The most compressible files each format can make: the least-bytes bound must let them all through.
+COMPLETE = {
+    "1-bit PNG": lambda: encoded(black("1"), "PNG", optimize=True),
+    "palette PNG": lambda: encoded(black("P"), "PNG", optimize=True),
+    "RGBA PNG": lambda: encoded(black("RGBA"), "PNG", compress_level=9),
+    "progressive JPEG": lambda: encoded(black("L"), "JPEG", progressive=True, optimize=True, quality=1),
+    "baseline JPEG": lambda: encoded(black("RGB"), "JPEG", optimize=True, quality=1),
+    "JPEG of a thin strip": lambda: encoded(black("L", (60000, 8)), "JPEG", optimize=True),
+    "GIF": lambda: encoded(black("P"), "GIF"),
+    "camera.png": data_file("camera.png"),
+    "coffee.png": data_file("coffee.png"),
+    "rocket.jpg": data_file("rocket.jpg"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMPLETE))
+def test_a_complete_image_has_at_least_its_formats_least_bytes(case):
+    data = COMPLETE[case]()
+    with Image.open(io.BytesIO(data)) as image:
+        assert len(data) >= least_bytes(image.format, *image.size)
+
+
+def test_a_large_black_progressive_jpeg_is_accepted(client):
+    file = SimpleUploadedFile("night.jpg", COMPLETE["progressive JPEG"]())
+    assert post(client, file).status_code == 201
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF"])
+def test_a_file_too_small_for_its_declared_size_is_refused_before_decoding(fmt):
+    with pytest.raises(UploadError, match=f"pixel data is missing: a 14142×14142 {fmt} holds at least"):
+        check_pixel_data(fmt, 14142, 14142, 633)

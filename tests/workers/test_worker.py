@@ -21,7 +21,7 @@ JOB = str(uuid.uuid4())
 def worker(kafka_topics):
     worker = TileWorker("test-worker")
     # Own every tasks partition, as after a rebalance, so handle() may store offsets.
-    worker.consumer.assign([TopicPartition(kafka.topic(kafka.TASKS), p) for p in range(4)])
+    worker.consumer.consumer.assign([TopicPartition(kafka.topic(kafka.TASKS), p) for p in range(4)])
     yield worker
     worker.producer.flush(10)
     worker.consumer.close()

@@ -1,3 +1,5 @@
+import time
+
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -42,11 +44,35 @@ class Command(BaseCommand):
         wait(created and admin.create_topics(created), "create")
         wait(grown and admin.create_partitions(grown), "add partitions to")
         wait(configured and admin.incremental_alter_configs(configured), "configure")
+        await_metadata(admin, {name: spec["partitions"] for name, spec in specs.items()})
         for name, spec in specs.items():
             state = "exists" if name in existing else "created"
             partitions = max(existing.get(name, 0), spec["partitions"])
             self.stdout.write(f"{name}: {state}, {partitions} partitions, {spec['config']}")
         self.stdout.write(f"broker: {settings.KAFKA_BOOTSTRAP_SERVERS}")
+
+
+def await_metadata(admin, partitions: dict[str, int], timeout: float = 30) -> None:
+    """Return once the broker's metadata shows every topic with its partitions, each with a leader.
+
+    Creating topics or partitions is acknowledged before the metadata says so; whatever starts
+    next (a worker, a test reading the count) would otherwise see the old shape.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        behind = [
+            name
+            for name, count in partitions.items()
+            if name not in topics
+            or len(topics[name].partitions) < count
+            or any(p.leader < 0 for p in topics[name].partitions.values())
+        ]
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise CommandError(f"the broker's metadata still lacks {', '.join(behind)} after {timeout:g} s")
+        time.sleep(0.2)
 
 
 def wait(futures, verb: str) -> None:

@@ -1,4 +1,7 @@
-// The job page: a live mosaic over the websocket /ws/jobs/{id}/, catching up from the API.
+// The job page: a live mosaic over the websocket /ws/jobs/{id}/. The socket opens with a
+// snapshot of the job and every finished tile, then relays live events; the page asks for a
+// fresh snapshot when it sees a gap (tiles_done ahead of the tiles it knows), when the job
+// ends, and after a long silence, so it always ends with the true state.
 (() => {
   const $ = id => document.getElementById(id);
   let job = JSON.parse($("job-data").textContent);
@@ -7,14 +10,19 @@
   const mosaic = $("mosaic");
   const TERMINAL = ["done", "failed", "cancelled"];
   const PREVIEW_LIMIT = 1000; // beyond this many tiles the mosaic shows outlines, not pixels
+  const QUIET_MS = 20000; // no message for this long on an unfinished job: the final one may be lost
   const colours = new Map();
   const colour = worker => {
     if (!colours.has(worker)) colours.set(worker, `hsl(${(colours.size * 137) % 360} 70% 45%)`);
     return colours.get(worker);
   };
   const view = {stage: null, scale: 1, tiles: new Map()};
+  const known = new Set(); // "stage:index" of every finished tile the page has, all stages
   let queue = [];
   let done = job.tiles_done;
+  let socket = null;
+  let asked = false; // a snapshot request is on its way
+  let lastMessage = Date.now();
 
   function layout(stage, canvas) {
     view.stage = stage;
@@ -41,8 +49,9 @@
     cell.classList.add("done");
     cell.style.setProperty("--worker", colour(t.worker));
     cell.dataset.worker = t.worker;
+    const where = t.partition === undefined ? "" : ` · partition ${t.partition}, offset ${t.offset}`;
     cell.title = `tile ${t.index}${t.stage ? ` (stage ${t.stage})` : ""} · ${t.worker} · ` +
-      `attempts ${t.attempts} · ${t.duration_ms} ms · partition ${t.partition}, offset ${t.offset}`;
+      `attempts ${t.attempts} · ${t.duration_ms} ms${where}`;
     if (job.status !== "done" && job.tiles_total <= PREVIEW_LIMIT) {
       cell.style.backgroundImage = `url(${api}tiles/${t.stage}/${t.index}/preview/)`;
     }
@@ -77,22 +86,50 @@
     $("progress").value = done;
   }
 
+  function addTile(t) {
+    known.add(`${t.stage}:${t.index}`);
+    drawTile(t);
+  }
+
+  // A snapshot's tiles are rows of tile_fields; only the latest stage's are drawn.
+  function applySnapshot(snapshot) {
+    const {type, tiles, tile_fields, workers, canvases, ...state} = snapshot;
+    showStatus(state);
+    const rows = tiles.map(row => Object.fromEntries(tile_fields.map((field, i) => [field, row[i]])));
+    const stage = rows.reduce((latest, t) => Math.max(latest, t.stage), view.stage ?? 0);
+    for (const t of rows) {
+      known.add(`${t.stage}:${t.index}`);
+      if (t.stage !== stage) continue;
+      drawTile({...t, place: [t.left, t.top, t.width, t.height], canvas: canvases[t.stage],
+        worker: workers[t.worker]});
+    }
+    asked = false;
+  }
+
+  function resync() {
+    if (asked || !socket || socket.readyState !== WebSocket.OPEN) return;
+    asked = true;
+    socket.send(JSON.stringify({type: "snapshot"}));
+  }
+
   // Bursts of events are applied once per frame, so a 2,000-tile job doesn't freeze the tab.
   function flush() {
     const events = queue;
     queue = [];
-    let statusChanged = false;
+    let ended = false;
     for (const e of events) {
-      if (e.type === "tile") {
-        drawTile(e);
-        done = Math.max(done, e.tiles_done);
-      } else if (e.type === "status") {
-        showStatus({status: e.status, error: e.error});
-        statusChanged = true;
+      if (e.type === "snapshot") applySnapshot(e);
+      else if (e.type === "tile") addTile(e);
+      else if (e.type === "status") {
+        const {type, ...state} = e;
+        showStatus(state);
+        ended = TERMINAL.includes(e.status);
       }
+      done = Math.max(done, e.tiles_done);
     }
     showCount();
-    if (statusChanged) refreshJob();
+    // A gap means events were dropped on the way; an end means the timings are final.
+    if (done > known.size || ended) resync();
   }
   const enqueue = e => {
     if (!queue.length) requestAnimationFrame(flush);
@@ -106,23 +143,19 @@
     showCount();
   }
 
-  async function catchUp() {
-    const [tiles] = await Promise.all([(await fetch(`${api}tiles/`)).json(), refreshJob()]);
-    const finished = tiles.filter(t => t.status === "done");
-    const stage = Math.max(0, ...finished.map(t => t.stage));
-    finished.filter(t => t.stage === stage).forEach(drawTile);
-    if (job.status === "done") showResult();
-  }
-
   let delay = 500;
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${job.id}/`);
-    socket.onopen = () => { delay = 500; catchUp(); };
-    socket.onmessage = m => enqueue(JSON.parse(m.data));
+    socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${job.id}/`);
+    asked = false;
+    socket.onopen = () => { delay = 500; };  // the server sends a snapshot first
+    socket.onmessage = m => {
+      lastMessage = Date.now();
+      enqueue(JSON.parse(m.data));
+    };
     socket.onclose = () => {
       if (TERMINAL.includes(job.status) && job.status !== "cancelled") return;
-      setTimeout(connect, delay);  // the socket dropped: reconnect, then catch up
+      setTimeout(connect, delay);  // the socket dropped: reconnect, and get a fresh snapshot
       delay = Math.min(delay * 2, 10000);
     };
   }
@@ -136,6 +169,10 @@
     } else {
       $("eta").textContent = TERMINAL.includes(job.status) ? "–" : "…";
     }
+    if (!TERMINAL.includes(job.status) && Date.now() - lastMessage > QUIET_MS) {
+      lastMessage = Date.now();
+      resync();
+    }
   }
 
   async function act(method, path) {
@@ -147,7 +184,12 @@
     return response;
   }
   $("cancel").onclick = async () => { if (await act("POST", "cancel/")) refreshJob(); };
-  $("retry").onclick = async () => { if (await act("POST", "retry/")) { refreshJob(); connect(); } };
+  $("retry").onclick = async () => {
+    if (await act("POST", "retry/")) {
+      refreshJob();
+      if (socket.readyState === WebSocket.CLOSED) connect();
+    }
+  };
   $("delete").onclick = async () => {
     if (confirm("Delete this job and its files?") && await act("DELETE", "")) location.href = "/";
   };

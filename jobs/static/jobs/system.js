@@ -3,9 +3,13 @@
   const strip = document.getElementById("system-strip");
   const text = {
     kafka: s => s.ok ? `Kafka: ${s.brokers} broker(s)` : `Kafka: ${s.error}`,
-    lag: s => s.ok ? "lag: " + s.groups.map(g => `${g.group}/${g.topic} ${g.lag}`).join(", ") : `lag: ${s.error}`,
+    lag: s => s.groups.length
+      ? "lag: " + s.groups.map(g => `${g.group}/${g.topic} ${g.lag} (${g.members} in group)`).join(", ")
+        + (s.ok ? "" : ` — ${s.error}`)
+      : `lag: ${s.error}`,
     database: s => s.ok ? "database: ok" : `database: ${s.error}`,
     channel_layer: s => s.ok ? "channel layer: ok" : `channel layer: ${s.error}`,
+    collector: s => s.ok ? `collector: consuming (${s.consuming})` : `collector: ${s.error}`,
     workers: s => `workers: ${s.online} online, ${s.stale} stale, ${s.offline} offline`,
   };
   const refresh = async () => {

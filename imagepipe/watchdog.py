@@ -1,0 +1,160 @@
+"""A group consumer that watches its own progress and rebuilds itself when it has stopped.
+
+A consumer can fall out of its group and never come back while its process stays alive and
+polling: observed once under heavy load (the session timed out, the collector's group stayed
+empty for 25 minutes, and nothing said so). Waiting for luck is not a plan, so every
+long-running consumer (collector, worker) polls through ``WatchedConsumer``, which every
+``CONSUMER_CHECK_SECONDS`` asks two questions:
+
+* **stalled**: messages are waiting in the partitions it holds, yet none has arrived for
+  ``CONSUMER_STALL_SECONDS``;
+* **orphaned**: it has held no partition for ``CONSUMER_STALL_SECONDS`` and the broker does not
+  list it as a member of its group (a spare member of a busy group, one of five workers on four
+  partitions, is a member and is left alone).
+
+Either way it logs why and rebuilds the consumer in place (close, new consumer, subscribe),
+which rejoins the group with a fresh member id. Rebuilding in place, rather than exiting for a
+supervisor to restart, keeps the process's other state (a worker's cancellations, counters)
+and needs no supervisor; offsets stored before the rebuild are committed by ``close()``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
+from django.conf import settings
+
+from imagepipe import kafka
+
+logger = logging.getLogger(__name__)
+
+WATERMARK_TIMEOUT = 2.0
+
+
+class WatchedConsumer:
+    def __init__(
+        self,
+        group: str,
+        topics: list[str],
+        name: str,
+        on_assign: Callable | None = None,
+        on_revoke: Callable | None = None,
+    ) -> None:
+        self.group, self.topics, self.name = group, topics, name
+        self.callbacks = {"on_assign": on_assign or _ignore, "on_revoke": on_revoke or _ignore}
+        self.rebuilds = 0
+        self.stalled = ""  # why the last rebuild happened, for the operators' views
+        self.lag = 0  # messages waiting in the partitions held, as of the last check
+        self.last_message = time.monotonic()
+        self.consumer: Consumer = kafka.consumer(self.group)
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe(
+            self.topics,
+            on_assign=self.callbacks["on_assign"],
+            on_revoke=self.callbacks["on_revoke"],
+            on_lost=self.callbacks["on_revoke"],
+        )
+        now = time.monotonic()
+        self.last_message = self.unassigned_since = now
+        self.next_check = now + settings.CONSUMER_CHECK_SECONDS
+
+    def poll(self, timeout: float) -> Message | None:
+        try:
+            message = self.consumer.poll(timeout)
+        except RuntimeError as exc:  # closed behind the loop's back
+            self.rebuild(f"its consumer is unusable ({exc})")
+            return None
+        now = time.monotonic()
+        if message is not None and not message.error():
+            self.last_message = now
+        if now >= self.next_check:
+            self.next_check = now + settings.CONSUMER_CHECK_SECONDS
+            self.check(now)
+        return message
+
+    def check(self, now: float) -> None:
+        try:
+            reason = self.stuck(now)
+        except (KafkaException, RuntimeError) as exc:  # the broker is away: nothing to decide yet
+            logger.info("%s: watchdog check skipped: %s", self.name, exc)
+            return
+        if reason:
+            self.rebuild(reason)
+
+    def stuck(self, now: float) -> str:
+        """Why this consumer is stuck, or "" if it is not."""
+        bound = settings.CONSUMER_STALL_SECONDS
+        held = self.consumer.assignment()
+        self.lag = self.waiting(held)
+        if held:
+            self.unassigned_since = now
+        if self.lag and now - self.last_message > bound:
+            return f"{self.lag} messages wait in its partitions but none arrived for {bound:g} s"
+        if not held and now - self.unassigned_since > bound and not self.in_group():
+            return f"it has held no partition for {bound:g} s and is not a member of its group"
+        return ""
+
+    def waiting(self, held: list[TopicPartition]) -> int:
+        """Messages between this consumer's position and the end of each partition it holds."""
+        if not held:
+            return 0
+        positions = self.consumer.position(held)
+        unread = [tp for tp in positions if tp.offset == OFFSET_INVALID]
+        committed: dict[tuple[str, int], int] = {}
+        if unread:  # nothing consumed there yet: it starts from the committed offset
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self.consumer.committed(unread, timeout=WATERMARK_TIMEOUT)
+            }
+        lag = 0
+        for tp in positions:
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=WATERMARK_TIMEOUT)
+            offset = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+            lag += max(0, high - (offset if offset >= 0 else low))
+        return lag
+
+    def in_group(self) -> bool:
+        member = self.consumer.memberid()
+        if not member:
+            return False
+        admin = kafka.admin()
+        try:
+            (future,) = admin.describe_consumer_groups([kafka.group(self.group)]).values()
+            members = future.result(timeout=WATERMARK_TIMEOUT * 2).members
+        finally:
+            del admin
+            gc.collect()  # here, not on a librdkafka thread (see imagepipe.health._collected)
+        return any(m.member_id == member for m in members)
+
+    def rebuild(self, reason: str) -> None:
+        self.rebuilds += 1
+        self.stalled = reason
+        logger.error("%s: %s; rebuilding its consumer (rebuild %d)", self.name, reason, self.rebuilds)
+        self.close()
+        self.consumer = kafka.consumer(self.group)
+        self.subscribe()
+
+    def store_offset(self, message: Message) -> None:
+        kafka.store_offset(self.consumer, message)
+
+    def seek(self, message: Message) -> None:
+        """Read this message again next (unless its partition has moved to another member)."""
+        try:
+            self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+        except KafkaException as exc:
+            logger.info("%s: could not rewind to %s: %s", self.name, kafka.where(message), exc)
+
+    def close(self) -> None:
+        try:
+            self.consumer.close()  # commits the offsets stored so far
+        except RuntimeError:
+            pass  # already closed
+
+
+def _ignore(consumer, partitions) -> None:
+    pass

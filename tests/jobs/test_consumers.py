@@ -1,0 +1,182 @@
+"""The job websocket consumer on the real Redis channel layer: snapshot, re-sync, bursts.
+
+Committed data (transaction=True): Channels closes the connection of an open transaction
+around each of the consumer's database calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from jobs.consumers import SNAPSHOT_REQUEST, JobConsumer
+from jobs.events import push, status_event
+from jobs.models import Job, Tile
+from tests.images import noise
+
+from .factories import make_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TERMINAL = {"done", "failed", "cancelled"}
+
+
+class Page:
+    """What the job page does with the socket: apply snapshots and tiles, re-sync on a gap."""
+
+    def __init__(self, communicator: WebsocketCommunicator):
+        self.communicator = communicator
+        self.tiles: set[tuple[int, int]] = set()
+        self.status = None
+        self.received: Counter[str] = Counter()
+        self.asked = False
+
+    async def read(self, timeout: float = 2) -> bool:
+        """Apply the next message; False once none comes within ``timeout``."""
+        if await self.communicator.receive_nothing(timeout):
+            return False  # (a receive that timed out would cancel the consumer)
+        message = await self.communicator.receive_json_from()
+        self.received[message["type"]] += 1
+        if message["type"] == "snapshot":
+            self.tiles |= {(row[0], row[1]) for row in message["tiles"]}
+            self.asked = False
+        elif message["type"] == "tile":
+            self.tiles.add((message["stage"], message["index"]))
+        self.status = message.get("status", self.status)
+        ended = message["type"] == "status" and self.status in TERMINAL
+        if (message["tiles_done"] > len(self.tiles) or ended) and not self.asked:
+            await self.communicator.send_json_to(SNAPSHOT_REQUEST)
+            self.asked = True
+        return True
+
+    async def read_all(self) -> None:
+        while await self.read():
+            pass
+
+
+def socket(job: Job, user=None) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(JobConsumer.as_asgi(), f"/ws/jobs/{job.pk}/")
+    communicator.scope["user"] = user or job.owner
+    communicator.scope["url_route"] = {"kwargs": {"job_id": job.pk}}
+    return communicator
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    """These tests are about the socket: submitted jobs publish no tasks."""
+    monkeypatch.setattr("jobs.services.publish_stage", lambda *args: None)
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("owner")
+
+
+@pytest.fixture
+def big_job(owner) -> Job:
+    return make_job(owner, noise(800, 640), tile_size=16)  # 50 x 40 = 2,000 tiles
+
+
+def finish_every_tile(job: Job) -> list[dict]:
+    """Mark every tile done, as the collector would, and return its events in order."""
+    job.tiles.update(status=Tile.Status.DONE, worker="host-a-worker-1", attempts=1)
+    events = []
+    for done, tile in enumerate(job.tiles.all(), start=1):
+        job.tiles_done = done
+        tile.job = job
+        events.append(tile.event())
+    Job.objects.filter(pk=job.pk).update(tiles_done=job.tiles_total, status=Job.Status.DONE)
+    job.refresh_from_db()
+    return events
+
+
+def burst(job: Job, events: list[dict]) -> None:
+    """Push every event from another thread, as the collector does, while this one waits.
+
+    Called from the test's coroutine, the wait blocks the event loop the consumer runs on:
+    a web process too busy to read for as long as the burst lasts.
+    """
+    sender = threading.Thread(target=lambda: [push(job, event) for event in events])
+    sender.start()
+    sender.join()
+
+
+async def connected(job: Job, user=None) -> Page:
+    """An open socket on ``job`` and the page reading it, past the snapshot sent on connect."""
+    communicator = socket(job, user)
+    accepted, _ = await communicator.connect()
+    assert accepted
+    page = Page(communicator)
+    assert await page.read() and page.received == {"snapshot": 1}
+    return page
+
+
+def test_a_stalled_socket_receives_a_burst_of_thousands_of_events_whole(big_job):
+    async def conversation() -> tuple[Page, int]:
+        page = await connected(big_job)
+        events = await database_sync_to_async(finish_every_tile)(big_job)
+        burst(big_job, [*events, status_event(big_job)])
+        await page.read_all()
+        await page.communicator.disconnect()
+        return page, len(events)
+
+    page, sent = async_to_sync(conversation)()
+    assert sent == big_job.tiles_total == 2000
+    assert page.received["tile"] == sent
+    assert page.tiles == set(big_job.tiles.values_list("stage", "index"))
+    assert page.status == "done"
+
+
+def test_a_socket_that_lost_events_to_a_full_queue_re_syncs_to_the_true_state(big_job, settings):
+    config = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {"default": {**config, "CONFIG": {**config["CONFIG"], "capacity": 100}}}
+
+    async def conversation() -> Page:
+        page = await connected(big_job)
+        events = await database_sync_to_async(finish_every_tile)(big_job)
+        burst(big_job, events)
+        await page.read_all()
+        assert 0 < page.received["tile"] < len(events)  # the rest were dropped
+        burst(big_job, [status_event(big_job)])  # the collector's "done", once assembly is over
+        await page.read_all()
+        await page.communicator.disconnect()
+        return page
+
+    page = async_to_sync(conversation)()
+    assert page.received["snapshot"] == 2
+    assert page.tiles == set(big_job.tiles.values_list("stage", "index"))
+    assert page.status == "done"
+
+
+def test_a_snapshot_request_is_answered_and_anything_else_ignored(owner):
+    job = make_job(owner, noise(64, 64), tile_size=32)
+
+    async def conversation() -> list[dict]:
+        page = await connected(job)
+        for junk in ["not json", "[" * 5000, '{"type": "tile"}', '"snapshot"']:
+            await page.communicator.send_to(text_data=junk)
+        await page.communicator.send_to(bytes_data=b"\xff")
+        await page.communicator.send_json_to(SNAPSHOT_REQUEST)
+        answer = await page.communicator.receive_json_from(timeout=3)
+        assert await page.communicator.receive_nothing()
+        await page.communicator.disconnect()
+        return answer
+
+    answer = async_to_sync(conversation)()
+    assert answer["type"] == "snapshot" and answer["tiles_total"] == 4
+
+
+def test_a_stranger_is_refused_before_any_snapshot(owner, django_user_model):
+    job = make_job(owner, noise(64, 64), tile_size=32)
+    stranger = django_user_model.objects.create_user("stranger")
+
+    async def conversation() -> bool:
+        accepted, _ = await socket(job, stranger).connect()
+        return accepted
+
+    assert not async_to_sync(conversation)()

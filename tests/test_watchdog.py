@@ -1,0 +1,98 @@
+"""imagepipe.watchdog against the real broker: a consumer that stopped consuming rebuilds itself."""
+
+import time
+
+import pytest
+
+from imagepipe import kafka
+from imagepipe.watchdog import WatchedConsumer
+
+
+@pytest.fixture(autouse=True)
+def quick_watchdog(settings):
+    settings.CONSUMER_STALL_SECONDS = 3
+    settings.CONSUMER_CHECK_SECONDS = 0.5
+
+
+@pytest.fixture
+def watched(kafka_topics):
+    consumers = []
+
+    def make(name="test"):
+        consumer = WatchedConsumer(kafka.COLLECTOR_GROUP, [kafka.topic(kafka.HEARTBEATS)], name)
+        consumer.subscribe()
+        consumers.append(consumer)
+        return consumer
+
+    yield make
+    for consumer in consumers:
+        consumer.close()
+
+
+def poll_until(consumers, condition, timeout=40):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = [c.poll(0.2) for c in consumers]
+        if condition(messages):
+            return messages
+    raise AssertionError("timed out")
+
+
+def publish(count=3):
+    producer = kafka.producer()
+    for n in range(count):
+        producer.produce(kafka.topic(kafka.HEARTBEATS), b"beat %d" % n)
+    assert producer.flush(10) == 0
+
+
+def received(messages):
+    return any(m is not None and not m.error() for m in messages)
+
+
+def test_a_paused_consumer_with_messages_waiting_rebuilds_and_reads_them(watched, caplog):
+    consumer = watched()
+    poll_until([consumer], lambda _: consumer.consumer.assignment())
+    consumer.consumer.pause(consumer.consumer.assignment())  # stuck: assigned, fetching nothing
+    publish()
+    poll_until([consumer], received)
+    assert consumer.rebuilds == 1
+    assert consumer.stalled == "3 messages wait in its partitions but none arrived for 3 s"
+    assert "rebuilding its consumer (rebuild 1)" in caplog.text
+
+
+def test_a_consumer_closed_behind_the_loops_back_is_rebuilt(watched):
+    consumer = watched()
+    poll_until([consumer], lambda _: consumer.consumer.assignment())
+    consumer.consumer.close()
+    publish()
+    poll_until([consumer], received)
+    assert consumer.rebuilds == 1 and consumer.stalled.startswith("its consumer is unusable")
+
+
+def test_a_spare_member_without_partitions_is_left_alone(watched):
+    first, second = watched("first"), watched("second")  # one partition between two members
+    poll_until([first, second], lambda _: first.consumer.assignment() or second.consumer.assignment())
+    spare = second if first.consumer.assignment() else first
+    started = time.monotonic()
+    while time.monotonic() - started < 6:  # twice the bound
+        first.poll(0.2), second.poll(0.2)
+    assert not spare.consumer.assignment() and (first.rebuilds, second.rebuilds) == (0, 0)
+
+
+def test_a_quiet_consumer_with_nothing_waiting_is_left_alone(watched):
+    consumer = watched()
+    poll_until([consumer], lambda _: consumer.consumer.assignment())
+    started = time.monotonic()
+    while time.monotonic() - started < 5:
+        consumer.poll(0.2)
+    assert consumer.rebuilds == 0 and consumer.lag == 0
+
+
+def test_a_consumer_that_left_its_group_behind_the_loops_back_rejoins(watched):
+    consumer = watched()
+    poll_until([consumer], lambda _: consumer.consumer.assignment())
+    consumer.consumer.unsubscribe()  # out of the group, polling on, as the stalled collector was
+    publish()
+    poll_until([consumer], received)
+    assert consumer.rebuilds == 1
+    assert consumer.stalled == "it has held no partition for 3 s and is not a member of its group"
