@@ -76,9 +76,9 @@ def consumer(group_id: str, **overrides) -> Consumer:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
-            # A member that dies is noticed in 10 s, and its partitions move on.
-            "session.timeout.ms": 10000,
-            "heartbeat.interval.ms": 2000,
+            # A member that dies is noticed this long after, and its partitions move on.
+            "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": settings.KAFKA_SESSION_TIMEOUT_MS // 5,
             "fetch.max.bytes": max(52428800, settings.KAFKA_MAX_MESSAGE_BYTES * 2),
             "max.partition.fetch.bytes": settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024,
             **overrides,

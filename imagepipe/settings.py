@@ -181,6 +181,8 @@ KAFKA_RESULT_PARTITIONS = env_int("KAFKA_RESULT_PARTITIONS", 2)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1)
 KAFKA_MAX_MESSAGE_BYTES = env_int("KAFKA_MAX_MESSAGE_BYTES", 32 * 1024 * 1024)
 KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "lz4")
+# A consumer silent this long leaves its group and its partitions move on (a killed worker's, say).
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000)
 
 # Jobs and tiles.
 TILE_SIZE_DEFAULT = env_int("TILE_SIZE_DEFAULT", 512)
@@ -206,8 +208,8 @@ TILE_MAX_DISPATCHES = env_int("TILE_MAX_DISPATCHES", 5)  # then the job fails
 COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
 
 # Every consumer's watchdog (imagepipe/watchdog.py): rebuilt when stuck this long (3 session
-# timeouts); the collector's own report in the database is stale after COLLECTOR_STALE_SECONDS.
-CONSUMER_STALL_SECONDS = env_float("CONSUMER_STALL_SECONDS", 30.0)
+# timeouts by default); the collector's report in the database is stale after COLLECTOR_STALE_SECONDS.
+CONSUMER_STALL_SECONDS = env_float("CONSUMER_STALL_SECONDS", 3 * KAFKA_SESSION_TIMEOUT_MS / 1000)
 CONSUMER_CHECK_SECONDS = env_float("CONSUMER_CHECK_SECONDS", 5.0)
 COLLECTOR_REPORT_SECONDS = env_float("COLLECTOR_REPORT_SECONDS", 2.0)
 COLLECTOR_STALE_SECONDS = env_float("COLLECTOR_STALE_SECONDS", 30.0)

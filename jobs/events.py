@@ -9,6 +9,7 @@ from datetime import datetime
 from functools import cache
 
 from channels.layers import get_channel_layer
+from django.db import connection, transaction
 
 from imagepipe.core.pipeline import output_size
 
@@ -57,14 +58,25 @@ def status_event(job: Job) -> dict:
 
 
 def snapshot(job_id) -> dict | None:
-    """The job as it stands, with every finished tile: two queries whatever the tile count."""
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        return None
-    # "job" too: the related manager sets each tile's job, which would load a deferred job_id.
-    tiles = job.tiles.filter(status=Tile.Status.DONE).only(
-        "job", "stage", "index", "x", "y", "width", "height", "worker", "attempts", "duration_ms"
-    )
+    """The job as it stands, with every finished tile: two queries whatever the tile count.
+
+    Both read one snapshot of the database (repeatable read), so the counts and the tiles agree
+    even while the collector records more between the two queries.
+    """
+    outermost = not connection.in_atomic_block  # inside another transaction it can't be set
+    with transaction.atomic(savepoint=False):
+        if outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        job = Job.objects.filter(pk=job_id).first()
+        if job is None:
+            return None
+        # "job" too: the related manager sets each tile's job, which would load a deferred job_id.
+        tiles = list(
+            job.tiles.filter(status=Tile.Status.DONE).only(
+                "job", "stage", "index", "x", "y", "width", "height", "worker", "attempts", "duration_ms"
+            )
+        )
     workers: dict[str, int] = {}  # name -> its index in "workers", filled as tiles name them
     rows = [_row(job, tile, workers) for tile in tiles]
     return {

@@ -10,8 +10,8 @@ from imagepipe.watchdog import WatchedConsumer
 
 @pytest.fixture(autouse=True)
 def quick_watchdog(settings):
-    settings.CONSUMER_STALL_SECONDS = 3
-    settings.CONSUMER_CHECK_SECONDS = 0.5
+    settings.CONSUMER_STALL_SECONDS = 2
+    settings.CONSUMER_CHECK_SECONDS = 0.25
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_a_paused_consumer_with_messages_waiting_rebuilds_and_reads_them(watched
     publish()
     poll_until([consumer], received)
     assert consumer.rebuilds == 1
-    assert consumer.stalled == "3 messages wait in its partitions but none arrived for 3 s"
+    assert consumer.stalled == "3 messages wait in its partitions but none arrived for 2 s"
     assert "rebuilding its consumer (rebuild 1)" in caplog.text
 
 
@@ -74,7 +74,7 @@ def test_a_spare_member_without_partitions_is_left_alone(watched):
     poll_until([first, second], lambda _: first.consumer.assignment() or second.consumer.assignment())
     spare = second if first.consumer.assignment() else first
     started = time.monotonic()
-    while time.monotonic() - started < 6:  # twice the bound
+    while time.monotonic() - started < 4:  # twice the bound
         first.poll(0.2), second.poll(0.2)
     assert not spare.consumer.assignment() and (first.rebuilds, second.rebuilds) == (0, 0)
 
@@ -83,7 +83,7 @@ def test_a_quiet_consumer_with_nothing_waiting_is_left_alone(watched):
     consumer = watched()
     poll_until([consumer], lambda _: consumer.consumer.assignment())
     started = time.monotonic()
-    while time.monotonic() - started < 5:
+    while time.monotonic() - started < 4:  # twice the bound
         consumer.poll(0.2)
     assert consumer.rebuilds == 0 and consumer.lag == 0
 
@@ -95,4 +95,4 @@ def test_a_consumer_that_left_its_group_behind_the_loops_back_rejoins(watched):
     publish()
     poll_until([consumer], received)
     assert consumer.rebuilds == 1
-    assert consumer.stalled == "it has held no partition for 3 s and is not a member of its group"
+    assert consumer.stalled == "it has held no partition for 2 s and is not a member of its group"

@@ -31,11 +31,11 @@ from .conftest import restart_worker, submit, two_workers_assigned, wait_for, wa
 
 pytestmark = pytest.mark.integration
 
-CHAIN = [{"op": "median", "size": 5}, {"op": "gaussian_blur", "radius": 2}]  # 950 tiles of 16 px
+CHAIN = [{"op": "median", "size": 5}, {"op": "gaussian_blur", "radius": 2}]  # 247 tiles of 32 px
 
 
 def big_job(api):
-    return submit(api, "coffee.png", CHAIN, tile_size=16)
+    return submit(api, "coffee.png", CHAIN, tile_size=32)
 
 
 def mid_job(api, system, job):
@@ -126,7 +126,7 @@ def unpublished_job(system, settings, monkeypatch, chain, tile_size):
 
 
 def test_a_lost_job_is_re_dispatched_from_the_stored_original(api, system, settings, monkeypatch):
-    job = unpublished_job(system, settings, monkeypatch, CHAIN, 16)
+    job = unpublished_job(system, settings, monkeypatch, CHAIN, 32)
     assert Tile.objects.filter(job=job, attempts=0).count() == job.tiles_total
     assert_complete_and_exact(api, system, {"id": str(job.pk)})
     assert set(Tile.objects.filter(job=job).values_list("attempts", flat=True)) == {1}
