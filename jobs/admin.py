@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from . import assembly
 from .dispatch import announce_cancel
-from .models import Job, Tile
+from .models import Collector, Job, Tile
 
 
 class TileInline(admin.TabularInline):
@@ -69,3 +69,14 @@ class TileAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["job"]
     readonly_fields = [f.name for f in Tile._meta.fields]
+
+
+@admin.register(Collector)
+class CollectorAdmin(admin.ModelAdmin):
+    list_display = ["id", "consuming", "partitions", "lag", "rebuilds", "stalled", "last_seen", "stopped"]
+    list_filter = ["stopped"]
+    readonly_fields = [f.name for f in Collector._meta.fields]
+
+    @admin.display(boolean=True)
+    def consuming(self, collector):
+        return collector.consuming

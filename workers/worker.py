@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 
 from imagepipe import kafka
@@ -41,28 +41,76 @@ class Cancellations:
     """Jobs cancelled by their owners, read from the compacted ``cancellations`` topic.
 
     Every worker reads the whole topic (no consumer group), so each knows every
-    cancelled job and drops its remaining tiles without processing them.
+    cancelled job and drops its remaining tiles without processing them. Like every consumer
+    it watches itself (``check``): records waiting past its position with none arriving for
+    CONSUMER_STALL_SECONDS reopen the reader where it stopped.
     """
 
     def __init__(self, counters: Counter | None = None) -> None:
         self.jobs: dict[str, int] = {}  # job id -> the last generation cancelled
         self.counters = Counter() if counters is None else counters
-        self.consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
         self.partition = TopicPartition(kafka.topic(kafka.CANCELLATIONS), 0, OFFSET_BEGINNING)
-        self.consumer.assign([self.partition])
+        self.next_offset = OFFSET_BEGINNING  # after the last record read
+        self.behind_since: float | None = None
+        self.next_check = time.monotonic() + settings.CONSUMER_CHECK_SECONDS
+        self.consumer = self.open()
+
+    def open(self) -> Consumer:
+        consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
+        consumer.assign([TopicPartition(self.partition.topic, 0, self.next_offset)])
+        return consumer
 
     def read_all(self, timeout: float = 10.0) -> None:
-        """Block until every cancellation so far is known: before the first task, not after it."""
+        """Block until every cancellation so far is known: before the first task, not after it.
+
+        Gives up after ``timeout`` (a broker still electing leaders, say) and reads on as they come.
+        """
         deadline = time.monotonic() + timeout
-        _, high = self.consumer.get_watermark_offsets(self.partition, timeout=timeout)
-        while time.monotonic() < deadline and self.consumer.position([self.partition])[0].offset < high:
-            self.catch_up(0.2)
+        while time.monotonic() < deadline:
+            try:
+                low, high = self.consumer.get_watermark_offsets(self.partition, timeout=1.0)
+            except KafkaException as exc:
+                logger.info("cancellations: %s; asking again", exc)
+                time.sleep(0.2)
+                continue
+            while high > low and self.consumer.position([self.partition])[0].offset < high:
+                if time.monotonic() > deadline:
+                    break
+                self.catch_up(0.2)
+            else:
+                return
+        logger.warning("cancellations not all read in %g s; reading on as they come", timeout)
 
     def catch_up(self, wait: float = 0) -> None:
         while (message := self.consumer.poll(wait)) is not None:
             if not message.error():
                 self.read(message)
+                self.next_offset = message.offset() + 1
             wait = 0
+        if time.monotonic() >= self.next_check:
+            self.check()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        self.next_check = now + settings.CONSUMER_CHECK_SECONDS
+        try:
+            low, high = self.consumer.get_watermark_offsets(self.partition, timeout=1.0)
+        except KafkaException as exc:  # the broker is away: nothing to decide yet
+            logger.info("cancellations: watchdog check skipped: %s", exc)
+            return
+        if high <= max(low, self.next_offset):
+            self.behind_since = None
+            return
+        self.behind_since = self.behind_since or now
+        if now - self.behind_since > settings.CONSUMER_STALL_SECONDS:
+            logger.error(
+                "cancellations: %d records wait but none arrived for %g s; reopening the reader",
+                high - max(low, self.next_offset),
+                settings.CONSUMER_STALL_SECONDS,
+            )
+            self.counters["rebuilds"] += 1
+            self.close()
+            self.consumer, self.behind_since = self.open(), None
 
     def read(self, message: Message) -> None:
         """One record; one that can't be read is counted and passed over, never read twice."""
@@ -249,10 +297,7 @@ class TileWorker:
             current_job=self.current_job,
             partitions=sorted(self.partitions),
             stopping=stopping,
-            counters={
-                **self.counters,
-                **({"rebuilds": self.consumer.rebuilds} if self.consumer.rebuilds else {}),
-            },
+            counters=dict(+(self.counters + Counter(rebuilds=self.consumer.rebuilds))),
         )
         self.producer.produce(kafka.topic(kafka.HEARTBEATS), beat.encode(), key=self.id)
         self.producer.poll(0)

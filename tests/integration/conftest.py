@@ -92,17 +92,20 @@ def wait_for(condition, what: str, running, timeout: float = WAIT_SECONDS):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; logs in {running.log_dir}")
 
 
+def token_session(base: str, username: str, password: str) -> requests.Session:
+    """A requests session that presents the user's API token, fetched from ``base``."""
+    session = requests.Session()
+    token = session.post(f"{base}/api/auth/token/", data={"username": username, "password": password})
+    session.headers["Authorization"] = f"Token {token.json()['token']}"
+    session.base = base
+    return session
+
+
 @pytest.fixture
 def api(system, transactional_db, django_user_model):
     """A requests session authenticated with a fresh user's API token."""
     django_user_model.objects.create_user("alice", password="alice-pass")
-    session = requests.Session()
-    token = session.post(
-        f"{system.url}/api/auth/token/", data={"username": "alice", "password": "alice-pass"}
-    ).json()["token"]
-    session.headers["Authorization"] = f"Token {token}"
-    session.base = system.url
-    return session
+    return token_session(system.url, "alice", "alice-pass")
 
 
 def submit(api, name, operations, tile_size=None):

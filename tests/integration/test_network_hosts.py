@@ -19,7 +19,6 @@ import time
 import uuid
 
 import pytest
-import requests
 from PIL import Image, ImageFilter
 
 from imagepipe.processes import BASE_DIR, MANAGE, System, wait_for_port
@@ -27,7 +26,7 @@ from jobs.models import Tile
 from tests.images import DATA, photo
 from workers.models import Worker
 
-from .conftest import database_url, wait_for
+from .conftest import database_url, token_session, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -173,9 +172,7 @@ def test_a_job_crosses_four_hosts_and_survives_losing_a_worker_host(
 ):
     django_user_model.objects.create_user("alice", password="alice-pass")
     base = f"http://{NET}.3:8000"
-    api = requests.Session()
-    token = api.post(f"{base}/api/auth/token/", data={"username": "alice", "password": "alice-pass"}).json()
-    api.headers["Authorization"] = f"Token {token['token']}"
+    api = token_session(base, "alice", "alice-pass")
 
     def run(chain, tile_size, cut=None):
         with open(DATA / "coffee.png", "rb") as handle:

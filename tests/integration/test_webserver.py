@@ -21,7 +21,7 @@ from imagepipe.processes import BASE_DIR, System
 from tests.conftest import delete_topics
 from tests.images import DATA
 
-from .conftest import database_url, free_port
+from .conftest import database_url, free_port, token_session
 
 pytestmark = pytest.mark.integration
 
@@ -156,14 +156,10 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(web):
 
 def test_a_normal_upload_still_works(web, transactional_db, django_user_model):
     django_user_model.objects.create_user("uploader", password="uploader-pass")
-    session = requests.Session()
-    token = session.post(
-        f"{web.url}/api/auth/token/", data={"username": "uploader", "password": "uploader-pass"}
-    ).json()["token"]
+    session = token_session(web.url, "uploader", "uploader-pass")
     with open(DATA / "rocket.jpg", "rb") as image:
         response = session.post(
             f"{web.url}/api/jobs/",
-            headers={"Authorization": f"Token {token}"},
             files={"image": ("rocket.jpg", image)},
             data={"operations": json.dumps([{"op": "grayscale"}])},
         )

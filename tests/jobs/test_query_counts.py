@@ -4,13 +4,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from jobs.models import Collector
 from tests.images import noise
 
 from .factories import make_job
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/admin/jobs/job/", "/admin/jobs/tile/", "/admin/workers/worker/"]
+PAGES = ["/", "/admin/jobs/job/", "/admin/jobs/tile/", "/admin/workers/worker/", "/admin/jobs/collector/"]
 
 
 def queries(client, url) -> int:
@@ -31,6 +32,7 @@ def test_a_list_page_does_not_query_per_row(client, django_user_model, url):
         for n in range(count):
             make_job(owners[n % 3], noise(20, 20), tile_size=16)
             Worker.objects.create(id=f"w{Worker.objects.count()}", host="h")
+            Collector.objects.create(id=f"c{Collector.objects.count()}", host="h", pid=1)
 
     add(3)
     few = queries(client, url)

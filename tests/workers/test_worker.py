@@ -1,9 +1,11 @@
 """The tile worker's steps against the real broker: any task is processed, skipped or parked."""
 
+import time
 import uuid
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +133,30 @@ def test_a_heartbeat_reports_the_counters(worker):
     worker.producer.flush(10)
     (beat,) = read_topic(kafka.HEARTBEATS, 1)
     assert b'"malformed":1' in beat.value()
+
+
+def test_a_worker_id_its_heartbeats_could_not_carry_is_refused_at_start():
+    with pytest.raises(CommandError, match="at most 255 characters"):
+        call_command("runworker_kafka", "--id", "w" * 256)
+
+
+def test_a_cancellations_reader_that_stopped_reading_reopens_where_it_was(kafka_topics, settings):
+    settings.CONSUMER_STALL_SECONDS, settings.CONSUMER_CHECK_SECONDS = 1, 0.1
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    producer = kafka.producer()
+    cancellations = Cancellations()
+
+    def cancel_and_read(job):
+        producer.produce(kafka.topic(kafka.CANCELLATIONS), b"0", key=job.encode())
+        producer.flush(10)
+        deadline = time.monotonic() + 20
+        while job not in cancellations.jobs and time.monotonic() < deadline:
+            cancellations.catch_up(0.1)
+
+    try:
+        cancel_and_read(first)
+        cancellations.consumer.pause([TopicPartition(kafka.topic(kafka.CANCELLATIONS), 0)])  # stuck
+        cancel_and_read(second)
+        assert cancellations.jobs == {first: 0, second: 0} and cancellations.counters["rebuilds"] == 1
+    finally:
+        cancellations.close()

@@ -1,7 +1,8 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from imagepipe.core.messages import TEXT
 from imagepipe.signals import StopFlag
-from workers.worker import TileWorker
+from workers.worker import TileWorker, default_worker_id
 
 
 class Command(BaseCommand):
@@ -11,4 +12,8 @@ class Command(BaseCommand):
         parser.add_argument("--id", help="worker id (default: WORKER_ID or <host>-<pid>)")
 
     def handle(self, *args, **options):
-        TileWorker(options["id"]).run(StopFlag().install())
+        worker_id = options["id"] or default_worker_id()
+        if len(worker_id) > TEXT or "\x00" in worker_id:
+            # Its heartbeats would be refused as malformed: it would work on, never seen.
+            raise CommandError(f"a worker id is at most {TEXT} characters, without NUL")
+        TileWorker(worker_id).run(StopFlag().install())
