@@ -99,6 +99,13 @@ def store_offset(consumer: Consumer, message: Message) -> None:
         logger.info("offset of %s not stored (partition no longer ours): %s", where(message), exc)
 
 
+def probe(group_id: str) -> Consumer:
+    """A consumer that never subscribes or fetches: it asks for watermarks and the group's
+    committed offsets on connections no fetch is waiting on (a consumer's own would queue the
+    question behind its fetch in flight, up to fetch.wait.max.ms per partition)."""
+    return consumer(group_id, **{"enable.auto.commit": False})
+
+
 def admin() -> AdminClient:
     return AdminClient(_common())
 

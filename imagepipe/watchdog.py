@@ -51,6 +51,7 @@ class WatchedConsumer:
         self.lag = 0  # messages waiting in the partitions held, as of the last check
         self.last_message = time.monotonic()
         self.consumer: Consumer = kafka.consumer(self.group)
+        self.probe = kafka.probe(self.group)  # the broker's answers, without waiting on a fetch
 
     def subscribe(self) -> None:
         self.consumer.subscribe(
@@ -109,11 +110,11 @@ class WatchedConsumer:
         if unread:  # nothing consumed there yet: it starts from the committed offset
             committed = {
                 (tp.topic, tp.partition): tp.offset
-                for tp in self.consumer.committed(unread, timeout=WATERMARK_TIMEOUT)
+                for tp in self.probe.committed(unread, timeout=WATERMARK_TIMEOUT)
             }
         lag = 0
         for tp in positions:
-            low, high = self.consumer.get_watermark_offsets(tp, timeout=WATERMARK_TIMEOUT)
+            low, high = self.probe.get_watermark_offsets(tp, timeout=WATERMARK_TIMEOUT)
             offset = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
             lag += max(0, high - (offset if offset >= 0 else low))
         return lag
@@ -150,10 +151,15 @@ class WatchedConsumer:
             logger.info("%s: could not rewind to %s: %s", self.name, kafka.where(message), exc)
 
     def close(self) -> None:
+        """Close the consumer (committing the offsets stored so far); ``rebuild`` keeps the probe."""
         try:
-            self.consumer.close()  # commits the offsets stored so far
+            self.consumer.close()
         except RuntimeError:
             pass  # already closed
+
+    def stop(self) -> None:
+        self.close()
+        self.probe.close()
 
 
 def _ignore(consumer, partitions) -> None:

@@ -173,7 +173,7 @@ def run(
             if durably(partial(handle, message), should_stop):
                 consumer.store_offset(message)  # only once the work is in the database
     finally:
-        consumer.close()  # commits the offsets stored above
+        consumer.stop()  # commits the offsets stored above
         report(consumer, stopped=True)
         logger.info("collector stopped; counts: %s", dict(COUNTS))
 

@@ -26,7 +26,7 @@ def watched(kafka_topics):
 
     yield make
     for consumer in consumers:
-        consumer.close()
+        consumer.stop()
 
 
 def poll_until(consumers, condition, timeout=40):

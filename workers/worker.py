@@ -54,6 +54,7 @@ class Cancellations:
         self.behind_since: float | None = None
         self.next_check = time.monotonic() + settings.CONSUMER_CHECK_SECONDS
         self.consumer = self.open()
+        self.probe = kafka.probe(kafka.WORKER_GROUP)  # the end of the topic, without waiting on a fetch
 
     def open(self) -> Consumer:
         consumer = kafka.consumer(kafka.WORKER_GROUP, **{"enable.auto.commit": False})
@@ -94,7 +95,7 @@ class Cancellations:
         now = time.monotonic()
         self.next_check = now + settings.CONSUMER_CHECK_SECONDS
         try:
-            low, high = self.consumer.get_watermark_offsets(self.partition, timeout=1.0)
+            low, high = self.probe.get_watermark_offsets(self.partition, timeout=1.0)
         except KafkaException as exc:  # the broker is away: nothing to decide yet
             logger.info("cancellations: watchdog check skipped: %s", exc)
             return
@@ -109,7 +110,7 @@ class Cancellations:
                 settings.CONSUMER_STALL_SECONDS,
             )
             self.counters["rebuilds"] += 1
-            self.close()
+            self.consumer.close()
             self.consumer, self.behind_since = self.open(), None
 
     def read(self, message: Message) -> None:
@@ -137,6 +138,7 @@ class Cancellations:
 
     def close(self) -> None:
         self.consumer.close()
+        self.probe.close()
 
 
 def default_worker_id() -> str:
@@ -330,6 +332,6 @@ class TileWorker:
         finally:
             self.heartbeat(stopping=True)
             self.producer.flush(10)
-            self.consumer.close()  # commits the offsets stored after each delivered result
+            self.consumer.stop()  # commits the offsets stored after each delivered result
             self.cancellations.close()
             logger.info("worker %s stopped after %d tiles", self.id, self.tiles_done)

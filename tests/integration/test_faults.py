@@ -337,12 +337,13 @@ def test_a_collector_whose_consumer_stops_is_rebuilt_by_its_watchdog_and_the_job
         consumer.consumer.pause(consumer.consumer.assignment())  # alive, polling, consuming nothing
         job = submit(api, "coffee.png", CHAIN, tile_size=64)
         assert_complete_and_exact(api, system, job)
-        report = Collector.objects.get(pid=os.getpid())
-        assert report.rebuilds >= 1 and "messages wait in its partitions" in report.stalled
     finally:
         stop.set()
         thread.join(30)
         system.start_collector()
+    report = Collector.objects.get(pid=os.getpid())  # its last report, written as it stopped
+    assert report.rebuilds == consumer.rebuilds >= 1 and report.stopped
+    assert "messages wait in its partitions but none arrived for 4 s" in report.stalled
 
 
 def test_a_silent_worker_turns_stale_then_offline_in_the_api(api, system):

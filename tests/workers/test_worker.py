@@ -26,7 +26,7 @@ def worker(kafka_topics):
     worker.consumer.consumer.assign([TopicPartition(kafka.topic(kafka.TASKS), p) for p in range(4)])
     yield worker
     worker.producer.flush(10)
-    worker.consumer.close()
+    worker.consumer.stop()
     worker.cancellations.close()
 
 
