@@ -8,8 +8,6 @@ seconds, so a dead service makes a slow page rather than a hung one. A failed ch
 from __future__ import annotations
 
 import asyncio
-import functools
-import gc
 import logging
 import time
 from datetime import timedelta
@@ -52,24 +50,7 @@ def _failure(check: str, exc: BaseException, **details) -> dict:
     return {"ok": False, **details, "error": message or type(exc).__name__}
 
 
-def _collected(check):
-    """Collect the check's dropped Kafka clients here, on this thread.
-
-    Left as cyclic garbage, a client can be collected on one of librdkafka's own threads,
-    which aborts the process (confluent-kafka-python #2129).
-    """
-
-    @functools.wraps(check)
-    def run() -> dict:
-        try:
-            return check()
-        finally:
-            gc.collect()
-
-    return run
-
-
-@_collected
+@kafka_clients.collected
 def kafka() -> dict:
     try:
         metadata = kafka_clients.admin().list_topics(timeout=KAFKA_TIMEOUT)
@@ -78,7 +59,7 @@ def kafka() -> dict:
     return {"ok": len(metadata.brokers) > 0, "brokers": len(metadata.brokers)}
 
 
-@_collected
+@kafka_clients.collected
 def consumer_lag() -> dict:
     """Messages each group has yet to commit, summed over the partitions of its topic."""
     # One budget for the whole check: several calls that each wait 3 s would add up.

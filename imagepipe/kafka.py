@@ -6,6 +6,8 @@ runs) can share one cluster without seeing each other's messages.
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import os
 
@@ -84,6 +86,23 @@ def consumer(group_id: str, **overrides) -> Consumer:
             **overrides,
         }
     )
+
+
+def collected(call):
+    """Collect the Kafka clients ``call`` drops here, on the calling thread.
+
+    Left as cyclic garbage, a client can be collected on one of librdkafka's own threads,
+    which aborts the process (confluent-kafka-python #2129).
+    """
+
+    @functools.wraps(call)
+    def run(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        finally:
+            gc.collect()
+
+    return run
 
 
 def where(message: Message) -> str:

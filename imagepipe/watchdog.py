@@ -20,7 +20,6 @@ and needs no supervisor; offsets stored before the rebuild are committed by ``cl
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -81,7 +80,11 @@ class WatchedConsumer:
     def check(self, now: float) -> None:
         try:
             reason = self.stuck(now)
-        except (KafkaException, RuntimeError) as exc:  # the broker is away: nothing to decide yet
+        except (
+            KafkaException,
+            RuntimeError,
+            TimeoutError,
+        ) as exc:  # the broker is away: nothing to decide yet
             logger.info("%s: watchdog check skipped: %s", self.name, exc)
             return
         if reason:
@@ -119,18 +122,14 @@ class WatchedConsumer:
             lag += max(0, high - (offset if offset >= 0 else low))
         return lag
 
+    @kafka.collected
     def in_group(self) -> bool:
         member = self.consumer.memberid()
         if not member:
             return False
-        admin = kafka.admin()
-        try:
-            (future,) = admin.describe_consumer_groups([kafka.group(self.group)]).values()
-            members = future.result(timeout=WATERMARK_TIMEOUT * 2).members
-        finally:
-            del admin
-            gc.collect()  # here, not on a librdkafka thread (see imagepipe.health._collected)
-        return any(m.member_id == member for m in members)
+        admin = kafka.admin()  # held until the answer comes: a dropped client never answers
+        (future,) = admin.describe_consumer_groups([kafka.group(self.group)]).values()
+        return any(m.member_id == member for m in future.result(timeout=WATERMARK_TIMEOUT * 2).members)
 
     def rebuild(self, reason: str) -> None:
         self.rebuilds += 1

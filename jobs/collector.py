@@ -188,7 +188,6 @@ def report(consumer: WatchedConsumer, stopped: bool = False) -> None:
     try:
         Collector.objects.update_or_create(
             id=f"{socket.gethostname()}-{os.getpid()}",
-            create_defaults={"host": socket.gethostname(), "pid": os.getpid()},
             defaults={
                 "host": socket.gethostname(),
                 "pid": os.getpid(),

@@ -11,8 +11,6 @@ from functools import cache
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
-from imagepipe.core.pipeline import output_size
-
 from .models import Job, Tile
 
 logger = logging.getLogger(__name__)
@@ -83,8 +81,7 @@ def snapshot(job_id) -> dict | None:
         **status_event(job),
         "type": "snapshot",
         "timings": job.timings,
-        # The size of each stage's output: the mosaic's canvas while that stage's tiles come in.
-        "canvases": [output_size(steps, job.stage_size(s)) for s, steps in enumerate(job.stages)],
+        "canvases": [job.canvas(stage) for stage in range(len(job.stages))],
         "workers": list(workers),
         "tile_fields": TILE_FIELDS,
         "tiles": rows,

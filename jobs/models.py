@@ -105,6 +105,10 @@ class Job(models.Model):
     def output_size(self) -> tuple[int, int]:
         return output_size(self.steps, (self.width, self.height))
 
+    def canvas(self, stage: int) -> tuple[int, int]:
+        """The size of a stage's output: the mosaic's canvas while that stage's tiles come in."""
+        return output_size(self.stages[stage], self.stage_size(stage))
+
     def placed_box(self, tile: Tile) -> Box:
         """Where a tile's processed pixels land in its stage's output (geometric steps move them)."""
         return final_placement(self.stages[tile.stage], tile.core, self.stage_size(tile.stage)).box
@@ -266,8 +270,10 @@ class Tile(models.Model):
     def placement(self) -> dict:
         """Where the mosaic draws this tile: its box in its stage's output, and that output's size."""
         box = self.job.placed_box(self)
-        canvas = output_size(self.job.stages[self.stage], self.job.stage_size(self.stage))
-        return {"place": [box.left, box.top, box.width, box.height], "canvas": list(canvas)}
+        return {
+            "place": [box.left, box.top, box.width, box.height],
+            "canvas": list(self.job.canvas(self.stage)),
+        }
 
 
 class CollectorQuerySet(models.QuerySet):

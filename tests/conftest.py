@@ -37,7 +37,7 @@ def delete_topics(prefix: str) -> None:
     for future in admin.delete_topics(mine).values() if mine else ():
         future.result()
     del admin
-    gc.collect()  # here, not on a librdkafka thread (see imagepipe.health._collected)
+    gc.collect()  # here, not on a librdkafka thread (see imagepipe.kafka.collected)
 
 
 @pytest.fixture

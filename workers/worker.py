@@ -67,20 +67,23 @@ class Cancellations:
         Gives up after ``timeout`` (a broker still electing leaders, say) and reads on as they come.
         """
         deadline = time.monotonic() + timeout
+        end = self.end(deadline)
+        while end is not None and self.next_offset < end and time.monotonic() < deadline:
+            self.catch_up(0.2)
+        if end is None or self.next_offset < end:
+            logger.warning("cancellations not all read in %g s; reading on as they come", timeout)
+
+    def end(self, deadline: float) -> int | None:
+        """The offset reading must reach to know every record so far (none: already there)."""
         while time.monotonic() < deadline:
             try:
-                low, high = self.consumer.get_watermark_offsets(self.partition, timeout=1.0)
-            except KafkaException as exc:
+                low, high = self.probe.get_watermark_offsets(self.partition, timeout=1.0)
+            except KafkaException as exc:  # no leader yet, just after the topic was made
                 logger.info("cancellations: %s; asking again", exc)
                 time.sleep(0.2)
                 continue
-            while high > low and self.consumer.position([self.partition])[0].offset < high:
-                if time.monotonic() > deadline:
-                    break
-                self.catch_up(0.2)
-            else:
-                return
-        logger.warning("cancellations not all read in %g s; reading on as they come", timeout)
+            return high if high > low else self.next_offset
+        return None
 
     def catch_up(self, wait: float = 0) -> None:
         while (message := self.consumer.poll(wait)) is not None:
