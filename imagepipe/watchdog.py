@@ -34,6 +34,28 @@ logger = logging.getLogger(__name__)
 WATERMARK_TIMEOUT = 2.0
 
 
+class StallClock:
+    """The one stall rule of every consumer: messages have waited, with none arriving, for
+    CONSUMER_STALL_SECONDS. They must be seen waiting for the whole bound, so a message that
+    lands on a long-idle consumer just before a check is not taken for a stall."""
+
+    def __init__(self) -> None:
+        self.reset(time.monotonic())
+
+    def reset(self, now: float) -> None:
+        self.last_arrival, self.waiting_since = now, None
+
+    def arrived(self, now: float) -> None:
+        self.last_arrival = now
+
+    def stalled(self, waiting: int, now: float) -> bool:
+        if not waiting:
+            self.waiting_since = None
+            return False
+        self.waiting_since = self.waiting_since or now
+        return now - max(self.waiting_since, self.last_arrival) > settings.CONSUMER_STALL_SECONDS
+
+
 class WatchedConsumer:
     def __init__(
         self,
@@ -48,7 +70,7 @@ class WatchedConsumer:
         self.rebuilds = 0
         self.stalled = ""  # why the last rebuild happened, for the operators' views
         self.lag = 0  # messages waiting in the partitions held, as of the last check
-        self.last_message = time.monotonic()
+        self.clock = StallClock()
         self.consumer: Consumer = kafka.consumer(self.group)
         self.probe = kafka.probe(self.group)  # the broker's answers, without waiting on a fetch
 
@@ -60,8 +82,8 @@ class WatchedConsumer:
             on_lost=self.callbacks["on_revoke"],
         )
         now = time.monotonic()
-        self.last_message = self.unassigned_since = now
-        self.next_check = now + settings.CONSUMER_CHECK_SECONDS
+        self.clock.reset(now)
+        self.unassigned_since, self.next_check = now, now + settings.CONSUMER_CHECK_SECONDS
 
     def poll(self, timeout: float) -> Message | None:
         try:
@@ -71,7 +93,7 @@ class WatchedConsumer:
             return None
         now = time.monotonic()
         if message is not None and not message.error():
-            self.last_message = now
+            self.clock.arrived(now)
         if now >= self.next_check:
             self.next_check = now + settings.CONSUMER_CHECK_SECONDS
             self.check(now)
@@ -97,7 +119,7 @@ class WatchedConsumer:
         self.lag = self.waiting(held)
         if held:
             self.unassigned_since = now
-        if self.lag and now - self.last_message > bound:
+        if self.clock.stalled(self.lag, now):
             return f"{self.lag} messages wait in its partitions but none arrived for {bound:g} s"
         if not held and now - self.unassigned_since > bound and not self.in_group():
             return f"it has held no partition for {bound:g} s and is not a member of its group"
@@ -121,6 +143,10 @@ class WatchedConsumer:
             offset = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
             lag += max(0, high - (offset if offset >= 0 else low))
         return lag
+
+    @property
+    def last_message(self) -> float:
+        return self.clock.last_arrival
 
     @kafka.collected
     def in_group(self) -> bool:

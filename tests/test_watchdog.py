@@ -5,7 +5,7 @@ import time
 import pytest
 
 from imagepipe import kafka
-from imagepipe.watchdog import WatchedConsumer
+from imagepipe.watchdog import StallClock, WatchedConsumer
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +96,21 @@ def test_a_consumer_that_left_its_group_behind_the_loops_back_rejoins(watched):
     poll_until([consumer], received)
     assert consumer.rebuilds == 1
     assert consumer.stalled == "it has held no partition for 2 s and is not a member of its group"
+
+
+def test_a_message_landing_on_a_long_idle_consumer_is_not_a_stall():
+    clock = StallClock()
+    clock.reset(0.0)  # then nothing for a minute, then one message waits as the check comes
+    assert not clock.stalled(1, now=60.0)
+    assert not clock.stalled(1, now=61.0)
+    assert clock.stalled(1, now=62.5)  # still waiting past the 2 s bound: stalled
+
+
+def test_an_arrival_or_an_empty_queue_restarts_the_stall_clock():
+    clock = StallClock()
+    clock.reset(0.0)
+    clock.stalled(5, now=1.0)
+    clock.arrived(2.5)
+    assert not clock.stalled(5, now=4.0)
+    assert not clock.stalled(0, now=10.0)
+    assert not clock.stalled(5, now=11.0) and clock.stalled(5, now=13.5)

@@ -24,7 +24,7 @@ from imagepipe.core.messages import Cancellation, Heartbeat, MessageError, Resul
 from imagepipe.core.operations import parse_chain
 from imagepipe.core.pipeline import process_tile, tile_stats
 from imagepipe.core.tiling import Box
-from imagepipe.watchdog import WatchedConsumer
+from imagepipe.watchdog import StallClock, WatchedConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Cancellations:
         self.counters = Counter() if counters is None else counters
         self.partition = TopicPartition(kafka.topic(kafka.CANCELLATIONS), 0, OFFSET_BEGINNING)
         self.next_offset = OFFSET_BEGINNING  # after the last record read
-        self.behind_since: float | None = None
+        self.clock = StallClock()
         self.next_check = time.monotonic() + settings.CONSUMER_CHECK_SECONDS
         self.consumer = self.open()
         self.probe = kafka.probe(kafka.WORKER_GROUP)  # the end of the topic, without waiting on a fetch
@@ -90,6 +90,7 @@ class Cancellations:
             if not message.error():
                 self.read(message)
                 self.next_offset = message.offset() + 1
+                self.clock.arrived(time.monotonic())
             wait = 0
         if time.monotonic() >= self.next_check:
             self.check()
@@ -102,19 +103,17 @@ class Cancellations:
         except KafkaException as exc:  # the broker is away: nothing to decide yet
             logger.info("cancellations: watchdog check skipped: %s", exc)
             return
-        if high <= max(low, self.next_offset):
-            self.behind_since = None
-            return
-        self.behind_since = self.behind_since or now
-        if now - self.behind_since > settings.CONSUMER_STALL_SECONDS:
+        waiting = max(0, high - max(low, self.next_offset))
+        if self.clock.stalled(waiting, now):
             logger.error(
                 "cancellations: %d records wait but none arrived for %g s; reopening the reader",
-                high - max(low, self.next_offset),
+                waiting,
                 settings.CONSUMER_STALL_SECONDS,
             )
             self.counters["rebuilds"] += 1
             self.consumer.close()
-            self.consumer, self.behind_since = self.open(), None
+            self.consumer = self.open()
+            self.clock.reset(now)
 
     def read(self, message: Message) -> None:
         """One record; one that can't be read is counted and passed over, never read twice."""
