@@ -120,7 +120,7 @@ def run_job(
 def cleanup(system: System, job_ids: list[str]) -> None:
     """Stop our processes, drop the bench topics and groups, delete the given jobs and files."""
     from imagepipe import kafka
-    from jobs import assembly
+    from jobs import actions
     from jobs.models import Job
 
     system.stop_all()
@@ -133,7 +133,7 @@ def cleanup(system: System, job_ids: list[str]) -> None:
         if future.exception():
             print(f"cleanup: {future.exception()}")
     for job in Job.objects.filter(pk__in=job_ids):  # ~170 MB of files per 24 MP job
-        assembly.delete(job)
+        actions.delete(job)
 
 
 def table(header: list[str], values: list[float]) -> str:

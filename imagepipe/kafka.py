@@ -10,12 +10,17 @@ import functools
 import gc
 import logging
 import os
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 TASKS, RESULTS, HEARTBEATS, TASKS_DLQ = "tasks", "results", "heartbeats", "tasks.dlq"
 CANCELLATIONS = "cancellations"  # key: job id; every worker reads it all
@@ -34,14 +39,14 @@ _PASSTHROUGH = (
 
 
 def topic(name: str) -> str:
-    return settings.KAFKA_TOPIC_PREFIX + name
+    return cast(str, settings.KAFKA_TOPIC_PREFIX) + name  # settings is untyped: Any
 
 
 def group(name: str) -> str:
-    return settings.KAFKA_TOPIC_PREFIX + name
+    return cast(str, settings.KAFKA_TOPIC_PREFIX) + name
 
 
-def _common() -> dict:
+def _common() -> dict[str, Any]:
     config = {
         "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
         "logger": logging.getLogger("librdkafka"),  # through Django's LOGGING, not raw stderr
@@ -53,7 +58,7 @@ def _common() -> dict:
     return config
 
 
-def producer(**overrides) -> Producer:
+def producer(**overrides: Any) -> Producer:
     return Producer(
         {
             **_common(),
@@ -68,7 +73,7 @@ def producer(**overrides) -> Producer:
     )
 
 
-def consumer(group_id: str, **overrides) -> Consumer:
+def consumer(group_id: str, **overrides: Any) -> Consumer:
     """A consumer whose offsets are stored by the caller once the work is durable."""
     return Consumer(
         {
@@ -88,7 +93,7 @@ def consumer(group_id: str, **overrides) -> Consumer:
     )
 
 
-def collected(call):
+def collected(call: Callable[_P, _R]) -> Callable[_P, _R]:
     """Collect the Kafka clients ``call`` drops here, on the calling thread.
 
     Left as cyclic garbage, a client can be collected on one of librdkafka's own threads,
@@ -96,7 +101,7 @@ def collected(call):
     """
 
     @functools.wraps(call)
-    def run(*args, **kwargs):
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return call(*args, **kwargs)
         finally:
@@ -129,7 +134,7 @@ def admin() -> AdminClient:
     return AdminClient(_common())
 
 
-def topic_specs() -> dict[str, dict]:
+def topic_specs() -> dict[str, dict[str, Any]]:
     """Each topic with its partitions and the config ImagePipe sets explicitly."""
     size = {"max.message.bytes": str(settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024)}
     return {

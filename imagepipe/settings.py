@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "channels",
     "jobs",
     "workers",
+    "system",
 ]
 
 MIDDLEWARE = [

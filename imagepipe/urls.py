@@ -4,7 +4,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
-from imagepipe import api_system, metrics
 from jobs import api as job_api
 from jobs import views as job_views
 from jobs.api import JobViewSet
@@ -22,13 +21,10 @@ urlpatterns = [
     path("workers/", worker_views.worker_list, name="worker-list"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("", include("system.urls")),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
-    path("api/system/", api_system.system, name="api-system"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("health/", api_system.alive, name="health"),
-    path("ready/", api_system.ready, name="ready"),
-    path("metrics", metrics.metrics, name="metrics"),
     path("api/operations/", job_api.operations, name="api-operations"),
     path("api/", include(router.urls)),
 ]

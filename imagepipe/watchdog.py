@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 from django.conf import settings
@@ -33,11 +34,16 @@ logger = logging.getLogger(__name__)
 
 WATERMARK_TIMEOUT = 2.0
 
+Rebalance = Callable[[Consumer, list[TopicPartition]], None]  # on_assign, on_revoke, on_lost
+
 
 class StallClock:
     """The one stall rule of every consumer: messages have waited, with none arriving, for
     CONSUMER_STALL_SECONDS. They must be seen waiting for the whole bound, so a message that
     lands on a long-idle consumer just before a check is not taken for a stall."""
+
+    last_arrival: float
+    waiting_since: float | None
 
     def __init__(self) -> None:
         self.reset(time.monotonic())
@@ -53,7 +59,8 @@ class StallClock:
             self.waiting_since = None
             return False
         self.waiting_since = self.waiting_since or now
-        return now - max(self.waiting_since, self.last_arrival) > settings.CONSUMER_STALL_SECONDS
+        # cast: settings is untyped (Any), and so would the comparison be
+        return now - max(self.waiting_since, self.last_arrival) > cast(float, settings.CONSUMER_STALL_SECONDS)
 
 
 class WatchedConsumer:
@@ -62,8 +69,8 @@ class WatchedConsumer:
         group: str,
         topics: list[str],
         name: str,
-        on_assign: Callable | None = None,
-        on_revoke: Callable | None = None,
+        on_assign: Rebalance | None = None,
+        on_revoke: Rebalance | None = None,
     ) -> None:
         self.group, self.topics, self.name = group, topics, name
         self.callbacks = {"on_assign": on_assign or _ignore, "on_revoke": on_revoke or _ignore}
@@ -171,7 +178,12 @@ class WatchedConsumer:
     def seek(self, message: Message) -> None:
         """Read this message again next (unless its partition has moved to another member)."""
         try:
-            self.consumer.seek(TopicPartition(message.topic(), message.partition(), message.offset()))
+            # A consumed message always has all three.
+            self.consumer.seek(
+                TopicPartition(
+                    cast(str, message.topic()), cast(int, message.partition()), cast(int, message.offset())
+                )
+            )
         except KafkaException as exc:
             logger.info("%s: could not rewind to %s: %s", self.name, kafka.where(message), exc)
 
@@ -187,5 +199,5 @@ class WatchedConsumer:
         self.probe.close()
 
 
-def _ignore(consumer, partitions) -> None:
+def _ignore(consumer: Consumer, partitions: list[TopicPartition]) -> None:
     pass

@@ -1,7 +1,6 @@
 from django.contrib import admin
 
-from . import assembly
-from .dispatch import announce_cancel
+from . import actions
 from .models import Collector, Job, Tile
 
 
@@ -18,17 +17,13 @@ class TileInline(admin.TabularInline):
 
 @admin.action(description="Cancel the selected unfinished jobs")
 def cancel_jobs(modeladmin, request, queryset):
-    cancelled = 0
-    for job in queryset:
-        if job.cancel():
-            announce_cancel(job)
-            cancelled += 1
+    cancelled = sum(actions.cancel(job) for job in queryset)
     modeladmin.message_user(request, f"{cancelled} job(s) cancelled")
 
 
 @admin.action(description="Retry the selected failed or cancelled jobs (only tiles not done)")
 def retry_jobs(modeladmin, request, queryset):
-    retried = sum(assembly.retry(job) for job in queryset)
+    retried = sum(actions.retry(job) for job in queryset)
     modeladmin.message_user(request, f"{retried} job(s) sent back to work")
 
 
@@ -61,6 +56,13 @@ class JobAdmin(admin.ModelAdmin):
 
     # Pipeline fields are the collector's to change, never an admin's.
     readonly_fields = [f.name for f in Job._meta.fields]
+
+    def delete_model(self, request, obj):
+        actions.delete(obj)  # with its files, and its workers told
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            actions.delete(job)
 
 
 @admin.register(Tile)

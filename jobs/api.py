@@ -16,12 +16,9 @@ from imagepipe.api_errors import NestingJSONParser
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
-from . import assembly, previews
-from .dispatch import announce_cancel
-from .events import push_status
-from .models import Job, Tile
+from . import actions, previews
+from .models import Job
 from .serializers import JobSerializer, SubmitSerializer, TileSerializer
-from .services import submit_job
 from .throttles import SubmitRateThrottle
 from .uploads import UploadError
 
@@ -55,7 +52,7 @@ class JobViewSet(
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         try:
-            job = submit_job(
+            job = actions.submit(
                 request.user,
                 request.FILES.get("image"),
                 request.data.get("operations"),
@@ -71,27 +68,22 @@ class JobViewSet(
 
     def destroy(self, request, pk=None):
         """Delete the job with its original, tiles and result."""
-        job = self.get_object()
-        if job.cancel():  # still running: the workers can stop now
-            announce_cancel(job)
-        assembly.delete(job)
+        actions.delete(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()
-        if not job.cancel():
+        if not actions.cancel(job):
             return conflict(f"the job is {job.status}; only an unfinished job can be cancelled")
-        announce_cancel(job)
-        push_status(job)
         return Response(self.get_serializer(job).data)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         job = self.get_object()
-        if not assembly.retry(job):
+        if not actions.retry(job):
             return conflict(f"the job is {job.status}; only a failed or cancelled job can be retried")
         job.refresh_from_db()
         return Response(self.get_serializer(job).data)
@@ -110,7 +102,7 @@ class JobViewSet(
     @action(detail=True, url_path=r"tiles/(?P<stage>\d+)/(?P<index>\d+)/preview", url_name="tile-preview")
     def tile_preview(self, request, pk=None, stage=None, index=None):
         """A finished tile's pixels, small, for the live mosaic (gone once the job is done)."""
-        tile = self.get_object().tiles.filter(stage=stage, index=index, status=Tile.Status.DONE).first()
+        tile = self.get_object().tiles.done().filter(stage=stage, index=index).first()
         if tile is None or not tile.result or not default_storage.exists(tile.result.name):
             raise Http404("no stored pixels for this tile")
         return image_response(*previews.tile_preview(tile))

@@ -1,20 +1,17 @@
 """Turning finished tiles into images: the next stage's input, or the job's result.
 
 Stage images are rebuilt from the stored tiles, so a collector that stops
-between stages, or mid-assembly, picks up where it left off (``resume``).
+between stages, or mid-assembly, picks up where it left off (``recovery.resume``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError
-from django.db.models import Max
-from django.utils import timezone
 from PIL import Image
 
 from imagepipe.core import statistics
@@ -22,13 +19,10 @@ from imagepipe.core.chain import colour_bands, global_table
 from imagepipe.core.codec import decode_tile
 from imagepipe.core.operations import chain_output_mode
 from imagepipe.core.output import FORMATS, encode
-from imagepipe.core.pipeline import assemble, leading_table, output_size
+from imagepipe.core.pipeline import assemble, output_size
 
-from . import previews
-from .dispatch import publish_stage
 from .events import push_status
 from .models import Job, Tile
-from .uploads import open_image
 
 logger = logging.getLogger(__name__)
 
@@ -63,34 +57,6 @@ def next_stage_input(job: Job, finished: int) -> tuple[Image.Image, list[int]]:
     return image, global_table(job.stages[finished + 1][0], stats, colour_bands(image).mode)
 
 
-def advance_stage(job: Job, finished: int) -> None:
-    """Dispatch the next stage once ``finished`` is complete (only one caller wins)."""
-    if not job.claim_next_stage(finished):
-        return
-    dispatch_stage(job, finished + 1)
-
-
-def stage_input(job: Job, stage: int) -> tuple[Image.Image, list[int] | None]:
-    """What a stage's tiles are cut from: the stored original for stage 0, else the previous stage."""
-    if stage:
-        return next_stage_input(job, stage - 1)
-    with job.original.open("rb") as original:
-        image, _ = open_image(original)
-    return image, leading_table(job.stages[0], image)
-
-
-def dispatch_stage(job: Job, stage: int, only: set[int] | None = None) -> None:
-    try:
-        image, table = stage_input(job, stage)
-    except Exception as exc:
-        logger.exception("preparing stage %d of job %s failed", stage, job.pk)
-        job.fail(f"preparing stage {stage} failed: {exc}")
-        push_status(job)
-        return
-    publish_stage(job, image, stage, table, only)
-    logger.info("job %s: stage %d of %d dispatched", job.pk, stage, job.last_stage)
-
-
 def assemble_job(job: Job) -> None:
     """Build, store and publish the result once every tile is in (only one caller wins)."""
     if not job.claim_assembly():
@@ -106,7 +72,7 @@ def assemble_job(job: Job) -> None:
     else:
         job.finish(name)
         logger.info("job %s done: %s", job.pk, name)
-        _discard_tiles(job)
+        discard_tiles(job)
     push_status(job)
 
 
@@ -123,80 +89,7 @@ def _store_result(job: Job) -> str:
     return default_storage.save(name, ContentFile(data))
 
 
-def _discard_tiles(job: Job) -> None:
+def discard_tiles(job: Job) -> None:
     """The stored result now holds every tile's pixels; the tile files can go."""
     for name in job.tiles.exclude(result="").values_list("result", flat=True):
         default_storage.delete(name)
-
-
-def retry(job: Job) -> bool:
-    """Put a failed or cancelled job back to work, re-running only the tiles not done."""
-    if not job.reopen():
-        return False
-    if job.tiles_done == job.tiles_total:
-        assemble_job(job)
-    else:
-        pending = job.tiles.filter(stage=job.stage, status=Tile.Status.PENDING)
-        dispatch_stage(job, job.stage, set(pending.values_list("index", flat=True)))
-    push_status(job)
-    return True
-
-
-def delete(job: Job) -> None:
-    """Remove a job with its original, tiles and result."""
-    _discard_tiles(job)
-    previews.discard(job)
-    for field in (job.original, job.result):
-        if field:
-            field.delete(save=False)
-    job.delete()
-
-
-def resume() -> None:
-    """Finish what a stopped collector left half done: an assembly, or a stage never dispatched."""
-    for job in Job.objects.filter(status__in=[Job.Status.RUNNING, Job.Status.ASSEMBLING]):
-        if job.tiles_done == job.tiles_total:
-            resume_one(job)
-        elif job.stage and not job.tiles.filter(stage=job.stage, attempts__gt=0).exists():
-            dispatch_stage(job, job.stage)
-
-
-def resume_one(job: Job) -> None:
-    """Assemble a job whose tiles are all in, whatever stopped its assembly before."""
-    Job.objects.filter(pk=job.pk, status=Job.Status.ASSEMBLING).update(status=Job.Status.RUNNING)
-    job.refresh_from_db(fields=["status"])
-    assemble_job(job)
-
-
-def recover(now=None) -> None:
-    """Re-dispatch what stopped moving; fail what never will.
-
-    A job whose current stage has made no progress for TILE_DEADLINE_SECONDS --
-    its tiles lost with a crashed web process, or on a broker that lost them --
-    gets its unfinished tiles sent again from the stored original (or the stored
-    previous stage). After TILE_MAX_DISPATCHES tries the job fails with a reason,
-    so no job stays running forever.
-    """
-    now = now or timezone.now()
-    deadline = timedelta(seconds=settings.TILE_DEADLINE_SECONDS)
-    for job in Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING, Job.Status.ASSEMBLING]):
-        pending = job.tiles.filter(stage=job.stage, status=Tile.Status.PENDING)
-        moved = [job.created_at, job.last_tile_at, pending.aggregate(last=Max("dispatched_at"))["last"]]
-        if now - max(m for m in moved if m) < deadline:
-            continue
-        if job.tiles_done == job.tiles_total:
-            resume_one(job)
-        elif not pending.exists():
-            advance_stage(job, job.stage)
-        elif pending.filter(attempts__gte=settings.TILE_MAX_DISPATCHES).exists():
-            if job.fail(f"tiles were not finished after {settings.TILE_MAX_DISPATCHES} dispatches"):
-                push_status(job)
-        else:
-            logger.warning(
-                "job %s: no progress for %s; re-dispatching %d tiles", job.pk, deadline, pending.count()
-            )
-            dispatch_stage(job, job.stage, set(pending.values_list("index", flat=True)))
-
-
-def stage_finished(job: Job, stage: int) -> bool:
-    return stage < job.last_stage and not job.tiles.filter(stage=stage, status=Tile.Status.PENDING).exists()

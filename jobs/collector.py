@@ -35,9 +35,11 @@ from imagepipe.core.messages import Heartbeat, MessageError, Result
 from imagepipe.watchdog import WatchedConsumer
 from workers.models import Worker
 
-from .assembly import advance_stage, assemble_job, recover, resume, stage_finished, store_tile
+from .assembly import assemble_job, store_tile
+from .dispatch import advance_stage, stage_finished
 from .events import push, push_status
 from .models import Collector, Job, Tile
+from .recovery import recover, resume
 
 logger = logging.getLogger(__name__)
 COUNTS: Counter[str] = Counter()  # recorded, duplicates, late, malformed, failed, ignored: logged at stop
@@ -66,15 +68,19 @@ def record_result(value: bytes, partition: int | None = None, offset: int | None
     _check_tile(job, tile, pixels)
     name = store_tile(tile, pixels)
     with transaction.atomic():
-        claimed = Tile.objects.filter(pk=tile.pk, status=Tile.Status.PENDING).update(
-            status=Tile.Status.DONE,
-            worker=result.worker,
-            partition=result.task_partition,
-            offset=result.task_offset,
-            duration_ms=result.duration_ms,
-            finished_at=timezone.now(),
-            result=name,
-            stats=result.stats,
+        claimed = (
+            Tile.objects.pending()
+            .filter(pk=tile.pk)
+            .update(
+                status=Tile.Status.DONE,
+                worker=result.worker,
+                partition=result.task_partition,
+                offset=result.task_offset,
+                duration_ms=result.duration_ms,
+                finished_at=timezone.now(),
+                result=name,
+                stats=result.stats,
+            )
         )
         if claimed:
             job.record_tile_done()

@@ -1,4 +1,9 @@
-"""Publishing a job's tiles to the ``tasks`` topic."""
+"""Sending work to the workers: a stage's tiles to ``tasks``, a cancellation to ``cancellations``.
+
+A stage is cut from the stored original (stage 0) or from the previous stage's stored tiles,
+so any process can dispatch any stage at any time: the submitting request, the collector when
+a stage completes, recovery when tiles stopped moving, a retry.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,49 @@ from imagepipe import kafka
 from imagepipe.core.chain import needed_stat
 from imagepipe.core.codec import encode_tile
 from imagepipe.core.messages import Task
-from imagepipe.core.pipeline import cut_tile
+from imagepipe.core.pipeline import cut_tile, leading_table
 from imagepipe.core.tiling import TileSpec
 
+from . import assembly
+from .events import push_status
 from .models import Job
+from .uploads import open_image
 
 logger = logging.getLogger(__name__)
+
+
+def advance_stage(job: Job, finished: int) -> None:
+    """Dispatch the next stage once ``finished`` is complete (only one caller wins)."""
+    if not job.claim_next_stage(finished):
+        return
+    dispatch_stage(job, finished + 1)
+
+
+def stage_finished(job: Job, stage: int) -> bool:
+    """Every tile of ``stage`` is in and a later stage waits for them."""
+    return stage < job.last_stage and not job.tiles.pending(stage).exists()
+
+
+def stage_input(job: Job, stage: int) -> tuple[Image.Image, list[int] | None]:
+    """What a stage's tiles are cut from: the stored original for stage 0, else the previous stage."""
+    if stage:
+        return assembly.next_stage_input(job, stage - 1)
+    with job.original.open("rb") as original:
+        image, _ = open_image(original)
+    return image, leading_table(job.stages[0], image)
+
+
+def dispatch_stage(job: Job, stage: int, only: set[int] | None = None) -> None:
+    """Publish a stage's tiles (``only`` those indices, if given); a stage that can't be cut fails the job."""
+    try:
+        image, table = stage_input(job, stage)
+    except Exception as exc:
+        logger.exception("preparing stage %d of job %s failed", stage, job.pk)
+        job.fail(f"preparing stage {stage} failed: {exc}")
+        push_status(job)
+        return
+    publish_stage(job, image, stage, table, only)
+    logger.info("job %s: stage %d of %d dispatched", job.pk, stage, job.last_stage)
 
 
 @cache

@@ -71,7 +71,7 @@ def snapshot(job_id) -> dict | None:
             return None
         # "job" too: the related manager sets each tile's job, which would load a deferred job_id.
         tiles = list(
-            job.tiles.filter(status=Tile.Status.DONE).only(
+            job.tiles.done().only(
                 "job", "stage", "index", "x", "y", "width", "height", "worker", "attempts", "duration_ms"
             )
         )

@@ -23,6 +23,15 @@ class JobQuerySet(models.QuerySet):
         """Staff see every job; everyone else sees their own."""
         return self if user.is_staff else self.filter(owner=user)
 
+    def unfinished(self) -> JobQuerySet:
+        """Queued, running or assembling: jobs the pipeline still owes a result."""
+        return self.exclude(status__in=Job.TERMINAL)
+
+    def count_by_status(self) -> dict[str, int]:
+        """Every status with its number of jobs, zero included."""
+        counts = dict(self.order_by().values_list("status").annotate(n=models.Count("pk")))
+        return {status: counts.get(status, 0) for status in Job.Status.values}
+
 
 class Job(models.Model):
     class Status(models.TextChoices):
@@ -174,7 +183,7 @@ class Job(models.Model):
     def _end(self, status: str, error: str) -> bool:
         ended = (
             Job.objects.filter(pk=self.pk)
-            .exclude(status__in=Job.TERMINAL)
+            .unfinished()
             .update(status=status, error=error, finished_at=timezone.now())
         )
         if ended:
@@ -190,6 +199,16 @@ class Job(models.Model):
         if reopened:
             self.refresh_from_db(fields=["status", "error", "finished_at", "generation"])
         return bool(reopened)
+
+
+class TileQuerySet(models.QuerySet):
+    def pending(self, stage: int | None = None) -> TileQuerySet:
+        """Tiles not recorded yet (of one stage, if given)."""
+        pending = self.filter(status=Tile.Status.PENDING)
+        return pending if stage is None else pending.filter(stage=stage)
+
+    def done(self) -> TileQuerySet:
+        return self.filter(status=Tile.Status.DONE)
 
 
 class Tile(models.Model):
@@ -218,6 +237,8 @@ class Tile(models.Model):
     result = models.FileField(upload_to="tiles/", blank=True)
     error = models.TextField(blank=True)
     stats = models.JSONField(null=True, blank=True)  # the histogram the next stage's global step reads
+
+    objects = TileQuerySet.as_manager()
 
     class Meta:
         ordering = ["job", "stage", "index"]

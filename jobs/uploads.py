@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import unicodedata
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from imagepipe.core.normalise import NormaliseError, normalise
+from imagepipe.core.normalise import NormaliseError, normalise, output_profile
 from imagepipe.core.operations import ChainError, Step, parse_chain
 from imagepipe.core.output import FORMATS
+
+if TYPE_CHECKING:
+    from .models import Job
+
+logger = logging.getLogger(__name__)
 
 ACCEPTED_FORMATS = {
     "PNG": ".png",
@@ -171,3 +177,42 @@ def clean_filename(name: str | None) -> str:
     name = PureWindowsPath(PurePosixPath(name or "").name).name
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
     return name[:200] or "image"
+
+
+def kept_profile(profile: bytes | None, mode: str) -> tuple[bytes, list[str]]:
+    """The ICC profile the result will carry, and a note for the submitter if one was dropped.
+
+    The profile is kept in the job row and written into the result; a colour profile is a few
+    KB, so one past MAX_ICC_PROFILE_BYTES is dropped: the job runs, its result has no profile.
+    """
+    profile = output_profile(profile, mode)
+    if profile is None or len(profile) <= settings.MAX_ICC_PROFILE_BYTES:
+        return profile or b"", []
+    note = (
+        f"the image's {len(profile)}-byte ICC profile is over the "
+        f"{settings.MAX_ICC_PROFILE_BYTES}-byte limit; the result is written without it"
+    )
+    logger.warning("dropped an ICC profile: %s", note)
+    return b"", [note]
+
+
+def check_tile_count(job: Job) -> None:
+    """Refuse a job with more tiles than MAX_TILES_PER_JOB, naming the smallest tile size that fits."""
+    count, limit = job.tile_count(), settings.MAX_TILES_PER_JOB
+    if count <= limit:
+        return
+    # Fewer tiles for every larger size, so the first size that fits is the smallest.
+    sizes = range(job.tile_size + 1, settings.TILE_SIZE_MAX + 1)
+    fitting = next((size for size in sizes if job.tile_count(size) <= limit), None)
+    advice = f"A tile_size of {fitting} or more fits" if fitting else "No tile_size fits: use a smaller image"
+    raise UploadError(f"this job would make {count} tiles; the limit is {limit}. {advice}")
+
+
+def check_message_size(tiles, bands: int) -> None:
+    """Refuse a chain whose halo makes a padded tile larger than a Kafka message may be."""
+    largest = max(spec.padded.width * spec.padded.height for _, spec in tiles) * bands
+    if largest > settings.KAFKA_MAX_MESSAGE_BYTES:
+        raise UploadError(
+            f"with this chain's halo a tile would be {largest} bytes, over the "
+            f"{settings.KAFKA_MAX_MESSAGE_BYTES}-byte message limit; choose a smaller tile_size"
+        )

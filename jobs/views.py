@@ -5,10 +5,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 
+from . import actions
 from .forms import HistoryFilter, SubmitJobForm
 from .models import Job
 from .serializers import JobSerializer
-from .services import submit_job
 from .throttles import SubmitRateThrottle
 from .uploads import UploadError
 
@@ -33,7 +33,7 @@ def submit(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            job = submit_job(
+            job = actions.submit(
                 request.user,
                 data["image"],
                 data["operations"],

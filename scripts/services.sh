@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local backing services for ImagePipe, without Docker or systemd:
 #   Apache Kafka 4.1 (KRaft, jars from Maven Central), PostgreSQL and Redis (Debian packages).
-# Usage: scripts/services.sh start|stop|status
+# Usage: scripts/services.sh start [kafka|pg|redis ...]|stop [service]|status|restart service
 # State lives under $IMAGEPIPE_VAR (default <repo>/var). Ports: KAFKA_PORT (9092),
 # KAFKA_CONTROLLER_PORT (9093), PGPORT (5432), REDIS_PORT (6379); everything binds 127.0.0.1.
 set -euo pipefail
@@ -196,11 +196,15 @@ status() {
 [[ $(id -u) == 0 ]] || die "run as root (installs packages and runs postgres as the postgres user)"
 mkdir -p "$VAR"
 case "${1:-}" in
-  start) redis_start; pg_start; kafka_start ;;
+  # All three, or only those named: start pg redis (the fast test tier needs no broker).
+  start) if [[ $# -gt 1 ]]; then
+           for s in "${@:2}"; do [[ $s =~ ^(kafka|pg|redis)$ ]] || die "usage: $0 start [kafka|pg|redis ...]"; done
+           for s in "${@:2}"; do "${s}_start"; done
+         else redis_start; pg_start; kafka_start; fi ;;
   stop) if [[ -n ${2:-} ]]; then "${2}_stop"; else kafka_stop; pg_stop; redis_stop; fi ;;
   status) status ;;
   # One service, e.g. for the fault tests: restart kafka|pg|redis.
   restart) [[ ${2:-} =~ ^(kafka|pg|redis)$ ]] || die "usage: $0 restart kafka|pg|redis"
            "${2}_stop"; "${2}_start" ;;
-  *) echo "usage: $0 start|stop|status|restart kafka|pg|redis" >&2; exit 2 ;;
+  *) echo "usage: $0 start [kafka|pg|redis ...]|stop [kafka|pg|redis]|status|restart kafka|pg|redis" >&2; exit 2 ;;
 esac

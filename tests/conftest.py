@@ -1,12 +1,24 @@
-import gc
+import functools
 import io
 import uuid
 
 import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.hashers import make_password
 from django.core.cache import cache
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
-from imagepipe import kafka
+from tests import tiers
+from tests.topics import delete_topics
+
+
+def pytest_configure(config):
+    tiers.own_cache_database(django_settings)
+
+
+def pytest_collection_modifyitems(config, items):
+    tiers.mark_broker_tests(items)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,22 +34,58 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@functools.cache
+def hashed(password: str, hashers: tuple[str, ...]) -> str:
+    """A password hashed once per session and hasher list: a hash costs a fifth of a second."""
+    return make_password(password)
+
+
+def make_user(django_user_model, username: str, **fields):
+    """A user whose password is ``<username>-pass``."""
+    password = hashed(f"{username}-pass", tuple(django_settings.PASSWORD_HASHERS))
+    return django_user_model.objects.create(username=username, password=password, **fields)
+
+
+@pytest.fixture
+def alice(django_user_model):
+    """A user who is not staff; password "alice-pass"."""
+    return make_user(django_user_model, "alice")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    """Another user who is not staff, to be refused alice's things; password "bob-pass"."""
+    return make_user(django_user_model, "bob")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    """A staff user (is_staff, no admin permissions: see pytest-django's admin_client); "staff-pass"."""
+    return make_user(django_user_model, "staff", is_staff=True)
+
+
+@pytest.fixture
+def alice_api(alice) -> APIClient:
+    """The API as alice (pytest-django's ``client`` stays the Django test client)."""
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client
+
+
+@pytest.fixture
+def bob_api(bob) -> APIClient:
+    """The API as bob, who must not reach alice's jobs."""
+    client = APIClient()
+    client.force_authenticate(bob)
+    return client
+
+
 @pytest.fixture
 def kafka_prefix(settings):
     """A fresh topic prefix on the real broker; its topics are deleted afterwards."""
     settings.KAFKA_TOPIC_PREFIX = f"test-{uuid.uuid4().hex[:8]}-"
     yield settings.KAFKA_TOPIC_PREFIX
     delete_topics(settings.KAFKA_TOPIC_PREFIX)
-
-
-def delete_topics(prefix: str) -> None:
-    """Leave the broker as it was: a test's topics go when it is done."""
-    admin = kafka.admin()
-    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-    for future in admin.delete_topics(mine).values() if mine else ():
-        future.result()
-    del admin
-    gc.collect()  # here, not on a librdkafka thread (see imagepipe.kafka.collected)
 
 
 @pytest.fixture

@@ -6,9 +6,12 @@ import io
 import random
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageCms
 
 DATA = Path(__file__).parent / "data"
+
+# A real ICC profile, for uploads and results that carry one.
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def photo(name: str = "coffee.png") -> Image.Image:

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Count, Q
 from django.utils import timezone
 
 
+class WorkerQuerySet(models.QuerySet):
+    def count_by_status(self) -> dict[str, int]:
+        """How many workers are online, stale and offline, counted in the database."""
+        fresh, alive = _heartbeat_bounds(timezone.now())
+        counts = self.aggregate(
+            total=Count("pk"),
+            online=Count("pk", filter=Q(stopped=False, last_seen__gte=fresh)),
+            alive=Count("pk", filter=Q(stopped=False, last_seen__gte=alive)),
+        )
+        return {
+            Worker.Status.ONLINE: counts["online"],
+            Worker.Status.STALE: counts["alive"] - counts["online"],
+            Worker.Status.OFFLINE: counts["total"] - counts["alive"],
+        }
+
+
+def _heartbeat_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """A heartbeat since the first is online; since the second, stale; older (or stopped), offline."""
+    return (
+        now - timedelta(seconds=settings.WORKER_STALE_AFTER_SECONDS),
+        now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS),
+    )
+
+
 class Worker(models.Model):
+    class Status(models.TextChoices):
+        ONLINE = "online"
+        STALE = "stale"
+        OFFLINE = "offline"
+
     id = models.CharField(primary_key=True, max_length=255)
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField(default=0)
@@ -21,6 +51,8 @@ class Worker(models.Model):
     stopped = models.BooleanField(default=False)
     counters = models.JSONField(default=dict, blank=True)  # malformed, dead_lettered, skipped
 
+    objects = WorkerQuerySet.as_manager()
+
     class Meta:
         ordering = ["-last_seen"]
 
@@ -28,16 +60,12 @@ class Worker(models.Model):
         return self.id
 
     @property
-    def status(self) -> str:
-        """online, stale or offline, from the age of the last heartbeat."""
-        if self.stopped:
-            return "offline"
-        age = timezone.now() - self.last_seen
-        if age <= timedelta(seconds=settings.WORKER_STALE_AFTER_SECONDS):
-            return "online"
-        if age <= timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS):
-            return "stale"
-        return "offline"
+    def status(self) -> Worker.Status:
+        """Online, stale or offline, from the age of the last heartbeat (as count_by_status counts)."""
+        fresh, alive = _heartbeat_bounds(timezone.now())
+        if self.stopped or self.last_seen < alive:
+            return Worker.Status.OFFLINE
+        return Worker.Status.ONLINE if self.last_seen >= fresh else Worker.Status.STALE
 
     @classmethod
     def record_heartbeat(cls, beat, seen_at=None) -> Worker:

@@ -8,18 +8,24 @@ chain is cut into stages before each one (``split_stages``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from PIL import Image
 
 from . import statistics
-from .operations import Operation, Placement, Step
+from .operations import Lut, Operation, Placement, Step
 from .tiling import Box
 
 _ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
 
 def _transposition(step: Step) -> Image.Transpose:
-    return step.op.transpose if step.op.name != "rotate" else _ROTATIONS[step.params["angle"]]
+    # Every geometric operation but rotate names its transposition.
+    return (
+        cast(Image.Transpose, step.op.transpose)
+        if step.op.name != "rotate"
+        else _ROTATIONS[step.params["angle"]]
+    )
 
 
 def move(step: Step, placement: Placement) -> Placement:
@@ -61,6 +67,7 @@ def apply_step(
     elif step.op.lut is not None:
         colour = colour.point(list(step.op.lut(step.params).tobytes()) * len(colour.getbands()))
     else:
+        assert step.op.colour is not None  # every other point, neighbourhood or position operation has one
         colour = step.op.colour(colour, step.params, placement)
     if alpha is None:
         return colour
@@ -70,6 +77,7 @@ def apply_step(
 
 def global_table(step: Step, stats: list[int], colour_mode: str) -> list[int]:
     """The lookup table of a global step, from the whole image's statistics."""
+    assert step.op.table is not None  # every global operation has one
     return step.op.table(stats, step.params, len(colour_mode))
 
 
@@ -116,7 +124,8 @@ def fuse_point_runs(steps: list[Step]) -> list[Step]:
         previous = fused[-1] if fused else None
         if step.op.lut is not None and previous is not None and previous.op.lut is not None:
             table = previous.op.lut(previous.params).point(list(step.op.lut(step.params).tobytes()))
-            composed = Operation("fused", "point", "", lut=lambda params, table=table: table)
+            # cast: mypy cannot infer a lambda with a default argument from its context
+            composed = Operation("fused", "point", "", lut=cast(Lut, lambda params, table=table: table))
             fused[-1] = Step(composed, {})
         else:
             fused.append(step)

@@ -43,7 +43,8 @@ def decode_raw(data: bytes) -> Image.Image:
     pixels = memoryview(data)[_HEADER.size :]
     if len(pixels) != expected:
         raise CodecError(f"tile payload has {len(pixels)} pixel bytes, expected {expected}")
-    return Image.frombuffer(mode, (width, height), pixels, "raw", mode, 0, 1).copy()
+    # Pillow reads any buffer; its annotation names bytes and bytearray only.
+    return Image.frombuffer(mode, (width, height), pixels, "raw", mode, 0, 1).copy()  # type: ignore[arg-type]
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NoReturn, TypeVar, cast
 
 VERSION = 1
 _PREFIX = struct.Struct("!3sBI")
@@ -57,11 +58,11 @@ def unpack(value: bytes | None) -> tuple[dict[str, Any], bytes]:
     return header, value[end:]
 
 
-def _refuse_constant(name: str):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number a message may carry")
 
 
-def _limit(default: Any = MISSING, **limits) -> Any:
+def _limit(default: Any = MISSING, **limits: int) -> Any:
     """Bounds on one field beyond its type: ``max`` for integers, ``length`` for strings."""
     return field(default=default, metadata=limits)
 
@@ -134,15 +135,15 @@ class Heartbeat:
         return _build(cls, header, "heartbeat")
 
 
-def _count(value, top: int = INT32) -> bool:
+def _count(value: object, top: int = INT32) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
 
 
-def _counts(value) -> bool:
+def _counts(value: object) -> bool:
     return isinstance(value, list) and all(_count(item, INT64) for item in value)
 
 
-def _text(value, length: int = TEXT) -> bool:
+def _text(value: object, length: int = TEXT) -> bool:
     """A string Postgres can store: UTF-8 encodable (no lone surrogate), no NUL, not too long."""
     if not isinstance(value, str) or len(value) > length or "\x00" in value:
         return False
@@ -156,7 +157,7 @@ def _text(value, length: int = TEXT) -> bool:
 # What each annotated field type must hold, so a well-formed envelope with wrong values
 # (a negative offset, a string for an index, a pid past 2**31) is refused here, not deep in
 # a consumer or by the database.
-_VALID = {
+_VALID: dict[str, Callable[[object, Mapping[str, int]], bool]] = {
     "str": lambda v, limits: _text(v, limits.get("length", TEXT)),
     "int": lambda v, limits: _count(v, limits.get("max", INT32)),
     "bool": lambda v, limits: isinstance(v, bool),
@@ -169,22 +170,26 @@ _VALID = {
 }
 
 
-def _build(cls, header: dict[str, Any], kind: str):
+_Message = TypeVar("_Message", Task, Result, Heartbeat)
+
+
+def _build(cls: type[_Message], header: dict[str, Any], kind: str) -> _Message:
     if header.pop("kind", None) != kind:
         raise MessageError(f"expected a {kind} message")
     try:
-        message = cls(**header)
+        message: Any = cls(**header)  # Any: ``job``, set below, is not a Heartbeat's
     except TypeError as exc:
         raise MessageError(f"bad {kind} message: {str(exc)[:200]}") from None
     for spec in fields(cls):
-        if not _VALID[spec.type](getattr(message, spec.name), spec.metadata):
+        # A string: this module's annotations are postponed (``from __future__ import annotations``).
+        if not _VALID[cast(str, spec.type)](getattr(message, spec.name), spec.metadata):
             raise MessageError(f"bad {kind} message: {spec.name} is not a valid {spec.type}")
     if kind != "heartbeat":
         try:
             message.job = str(uuid.UUID(message.job))  # one spelling, as the database and cancels use
         except ValueError:
             raise MessageError(f"bad {kind} message: job {message.job[:64]!r} is not a job id") from None
-    return message
+    return cast(_Message, message)
 
 
 @dataclass

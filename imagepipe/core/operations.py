@@ -1,8 +1,8 @@
 """The operation catalogue and operation chains.
 
 Every operation is defined by its whole-image reference: a Pillow call on the
-full image (see README).  Each declares its *kind* (DESIGN.md) and what tiling
-needs from it:
+full image.  Each declares its *kind* and what tiling needs from it (both in the
+README's "Operations" section):
 
 * ``halo`` -- how many pixels of neighbourhood its output depends on, so tiles
   are cut with enough context to reproduce the reference exactly;
@@ -41,7 +41,7 @@ class ChainError(ValueError):
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: type  # int or float
+    kind: type[int] | type[float]
     minimum: float
     maximum: float
     default: float | None = None
@@ -95,12 +95,16 @@ class Placement:
 
 
 Colour = Callable[[Image.Image, Mapping[str, Any], Placement], Image.Image]
+Lut = Callable[[Mapping[str, Any]], Image.Image]
+_Halo = Callable[[Mapping[str, Any]], int]
+_Table = Callable[[list[int], Mapping[str, Any], int], list[int]]
+_Make = Callable[[Mapping[str, Any]], ImageFilter.Filter | type[ImageFilter.Filter]]  # an instance or a class
 
 
 @dataclass(frozen=True)
 class Operation:
     name: str
-    kind: str  # point, neighbourhood, global, position, geometric (DESIGN.md)
+    kind: str  # point, neighbourhood, global, position, geometric (README, "Operations")
     description: str
     colour: Colour | None = None  # acts on an L or RGB image
     lut: Callable[[Mapping[str, Any]], Image.Image] | None = None  # per-band point op on a ramp
@@ -139,23 +143,25 @@ def _gaussian_halo(radius: float) -> int:
     return 3 * (math.ceil(radius) + 1)
 
 
-def _filter(make: Callable[[Mapping[str, Any]], ImageFilter.Filter]) -> Colour:
+def _filter(make: _Make) -> Colour:
     return lambda image, params, placement: image.filter(make(params))
 
 
-def _enhance(enhancer) -> Callable[[Mapping[str, Any]], Image.Image]:
+def _enhance(enhancer: Callable[[Image.Image], ImageEnhance._Enhance]) -> Lut:
     return lambda params: enhancer(_RAMP).enhance(params["factor"])
 
 
-def _point(name, description, lut, params=()) -> Operation:
+def _point(name: str, description: str, lut: Lut, params: tuple[Param, ...] = ()) -> Operation:
     return Operation(name, "point", description, lut=lut, params=params)
 
 
-def _neighbourhood(name, description, make, halo, params=()) -> Operation:
+def _neighbourhood(
+    name: str, description: str, make: _Make, halo: _Halo, params: tuple[Param, ...] = ()
+) -> Operation:
     return Operation(name, "neighbourhood", description, colour=_filter(make), halo=halo, params=params)
 
 
-def _rank(name, statistic, filter_class) -> Operation:
+def _rank(name: str, statistic: str, filter_class: Callable[[int], ImageFilter.Filter]) -> Operation:
     """A rank filter over a size x size window; it reads size // 2 pixels to each side."""
     return _neighbourhood(
         name,
@@ -166,11 +172,13 @@ def _rank(name, statistic, filter_class) -> Operation:
     )
 
 
-def _global(name, description, stat, table, params=()) -> Operation:
+def _global(
+    name: str, description: str, stat: str, table: _Table, params: tuple[Param, ...] = ()
+) -> Operation:
     return Operation(name, "global", description, stat=stat, table=table, params=params)
 
 
-def _geometric(name, description, transpose) -> Operation:
+def _geometric(name: str, description: str, transpose: Image.Transpose) -> Operation:
     return Operation(name, "geometric", description, transpose=transpose)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
@@ -37,7 +38,7 @@ def encode(
     png_compress_level: int = 1,
 ) -> bytes:
     """The result in format ``name``; WebP is lossless unless a quality is given."""
-    options: dict = {"icc_profile": icc_profile} if icc_profile else {}
+    options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
     if name == "png":
         options["compress_level"] = png_compress_level
     elif name == "jpeg":

@@ -62,7 +62,7 @@ def tile_grid(width: int, height: int, tile_size: int, halo: int = 0) -> list[Ti
     if halo < 0:
         raise ValueError("halo must be >= 0")
     cols, rows = grid_shape(width, height, tile_size)
-    tiles = []
+    tiles: list[TileSpec] = []
     for row in range(rows):
         for col in range(cols):
             left, top = col * tile_size, row * tile_size

@@ -9,7 +9,7 @@ from imagepipe.core.operations import OPERATIONS, catalogue, parse_chain
 from tests.images import noise, photo
 
 from .reference import COLOUR, GEOMETRIC, reference
-from .test_pipeline import same_pixels, tiled
+from .tiled import same_pixels, tiled
 
 PARAMS = {
     "brightness": {"factor": st.floats(0, 4)},

@@ -4,12 +4,10 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageOps
 
 from imagepipe.core.normalise import NormaliseError, normalise, output_profile
-from tests.images import noise
-
-SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+from tests.images import SRGB, noise
 
 
 def reopened(image, fmt, **options):

@@ -5,18 +5,11 @@ from PIL import ImageFilter
 
 from imagepipe.core.chain import apply_chain
 from imagepipe.core.operations import parse_chain
-from imagepipe.core.pipeline import assemble, cut_tile, process_tile, run_tiled
+from imagepipe.core.pipeline import assemble, cut_tile, process_tile
 from imagepipe.core.tiling import tile_grid
 from tests.images import noise, photo
 
-
-def tiled(image, chain, tile_size):
-    """The whole pipeline in one process: stages, tiles, statistics, assembly."""
-    return run_tiled(image, parse_chain(chain), tile_size)
-
-
-def same_pixels(a, b):
-    return a.mode == b.mode and a.size == b.size and a.tobytes() == b.tobytes()
+from .tiled import same_pixels, tiled
 
 
 @pytest.mark.parametrize("radius", [0, 0.3, 0.5, 1, 1.5, 2, 2.7, 4, 7.5, 10, 13])

@@ -20,8 +20,8 @@ import requests
 from django.conf import settings
 
 from imagepipe.processes import BASE_DIR, start_system
-from tests.conftest import delete_topics
 from tests.images import DATA
+from tests.topics import delete_topics
 from workers.models import Worker
 
 WAIT_SECONDS = 90
@@ -42,6 +42,7 @@ def database_url() -> str:
 def system(django_db_setup, django_db_blocker, tmp_path_factory):
     env = {
         "DATABASE_URL": database_url(),
+        "CACHE_URL": settings.CACHES["default"]["LOCATION"],  # under xdist, this process's own
         "KAFKA_TOPIC_PREFIX": f"test-{uuid.uuid4().hex[:8]}-",
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         "WORKER_HEARTBEAT_SECONDS": "1",
@@ -78,7 +79,7 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
 def two_workers_assigned(running) -> bool:
     names = [n for n in running.processes if "worker" in n]
     workers = Worker.objects.filter(id__in=names)
-    return len([w for w in workers if w.partitions and w.status == "online"]) == 2
+    return len([w for w in workers if w.partitions and w.status == Worker.Status.ONLINE]) == 2
 
 
 def wait_for(condition, what: str, running, timeout: float = WAIT_SECONDS):
@@ -102,9 +103,8 @@ def token_session(base: str, username: str, password: str) -> requests.Session:
 
 
 @pytest.fixture
-def api(system, transactional_db, django_user_model):
-    """A requests session authenticated with a fresh user's API token."""
-    django_user_model.objects.create_user("alice", password="alice-pass")
+def api(system, transactional_db, alice):
+    """A requests session authenticated with alice's API token."""
     return token_session(system.url, "alice", "alice-pass")
 
 

@@ -16,6 +16,8 @@ from tests.core.reference import reference
 from tests.images import DATA, photo
 from workers.models import Worker
 
+from .conftest import submit
+
 pytestmark = pytest.mark.integration
 
 SHOTS = os.environ.get("IMAGEPIPE_SCREENSHOTS")
@@ -105,19 +107,15 @@ def test_a_user_submits_a_photo_and_watches_the_mosaic_fill(api, system, chromiu
     shoot(page, "history")
 
     page.goto(f"{system.url}/workers/")
-    names = [w.id for w in Worker.objects.all() if w.status == "online"]
+    names = [w.id for w in Worker.objects.all() if w.status == Worker.Status.ONLINE]
     expect(page.locator("#workers td.status.online")).to_have_count(len(names))
     assert len(names) >= 2
     shoot(page, "workers")
 
 
-def test_another_user_cannot_open_the_job_page_or_its_socket(api, system, chromium, django_user_model):
-    with open(DATA / "coffee.png", "rb") as handle:
-        job = api.post(
-            f"{api.base}/api/jobs/", files={"image": handle}, data={"operations": '[{"op": "invert"}]'}
-        ).json()
-    django_user_model.objects.create_user("mallory", password="mallory-pass")
-    page = logged_in(chromium, system, "mallory", "mallory-pass")
+def test_another_user_cannot_open_the_job_page_or_its_socket(api, system, chromium, bob):
+    job = submit(api, "coffee.png", [{"op": "invert"}])
+    page = logged_in(chromium, system, "bob", "bob-pass")
 
     assert page.goto(f"{system.url}/jobs/{job['id']}/").status == 404
     opened = page.evaluate(

@@ -21,8 +21,8 @@ from imagepipe import kafka
 from imagepipe.core.messages import Result, Task, pack
 from imagepipe.processes import BASE_DIR
 from jobs import collector
+from jobs.actions import submit as submit_job
 from jobs.models import Collector, Job, Tile
-from jobs.services import submit_job
 from tests.core.reference import reference
 from tests.images import DATA, photo
 from workers.models import Worker
@@ -94,6 +94,7 @@ def test_a_graceful_stop_finishes_the_message_in_hand_and_exits_promptly(api, sy
     restart_worker(system, victim)
 
 
+@pytest.mark.exclusive  # restarts a service every test shares
 def test_a_broker_restart_mid_job_is_survived(api, system):
     job = big_job(api)
     mid_job(api, system, job)
@@ -108,6 +109,7 @@ def test_a_broker_restart_mid_job_is_survived(api, system):
     )
 
 
+@pytest.mark.exclusive  # restarts a service every test shares
 def test_a_database_restart_mid_job_is_survived(api, system):
     job = big_job(api)
     mid_job(api, system, job)
@@ -119,7 +121,7 @@ def test_a_database_restart_mid_job_is_survived(api, system):
 def unpublished_job(system, settings, monkeypatch, chain, tile_size):
     """A job recorded but never published: the web process dies between commit and publish."""
     settings.MEDIA_ROOT = system.env["MEDIA_ROOT"]
-    monkeypatch.setattr("jobs.services.publish_stage", lambda *args: None)
+    monkeypatch.setattr("jobs.actions.publish_stage", lambda *args: None)
     owner = Job._meta.get_field("owner").related_model.objects.get(username="alice")
     with open(DATA / "coffee.png", "rb") as handle:
         return submit_job(owner, File(handle, name="coffee.png"), chain, tile_size)

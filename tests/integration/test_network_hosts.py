@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import subprocess
 import sys
@@ -23,10 +22,10 @@ from PIL import Image, ImageFilter
 
 from imagepipe.processes import BASE_DIR, MANAGE, System, wait_for_port
 from jobs.models import Tile
-from tests.images import DATA, photo
+from tests.images import photo
 from workers.models import Worker
 
-from .conftest import database_url, token_session, wait_for
+from .conftest import database_url, submit, token_session, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -167,20 +166,12 @@ def both_worker_hosts_assigned() -> bool:
     return len(workers) == 2 and all(w.partitions for w in workers) and len(owned) == len(set(owned))
 
 
-def test_a_job_crosses_four_hosts_and_survives_losing_a_worker_host(
-    hosts, transactional_db, django_user_model
-):
-    django_user_model.objects.create_user("alice", password="alice-pass")
+def test_a_job_crosses_four_hosts_and_survives_losing_a_worker_host(hosts, transactional_db, alice):
     base = f"http://{NET}.3:8000"
     api = token_session(base, "alice", "alice-pass")
 
     def run(chain, tile_size, cut=None):
-        with open(DATA / "coffee.png", "rb") as handle:
-            job = api.post(
-                f"{base}/api/jobs/",
-                files={"image": handle},
-                data={"operations": json.dumps(chain), "tile_size": tile_size},
-            ).json()
+        job = submit(api, "coffee.png", chain, tile_size)
         if cut:
             wait_for(
                 lambda: api.get(f"{base}/api/jobs/{job['id']}/").json()["tiles_done"] > 20, "20 tiles", hosts

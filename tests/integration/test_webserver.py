@@ -18,10 +18,9 @@ import pytest
 import requests
 
 from imagepipe.processes import BASE_DIR, System
-from tests.conftest import delete_topics
-from tests.images import DATA
+from tests.topics import delete_topics
 
-from .conftest import database_url, free_port, token_session
+from .conftest import database_url, free_port, submit, token_session
 
 pytestmark = pytest.mark.integration
 
@@ -154,14 +153,6 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(web):
         assert TIMEOUT - 0.5 < time.monotonic() - started < TIMEOUT + 1.5
 
 
-def test_a_normal_upload_still_works(web, transactional_db, django_user_model):
-    django_user_model.objects.create_user("uploader", password="uploader-pass")
-    session = token_session(web.url, "uploader", "uploader-pass")
-    with open(DATA / "rocket.jpg", "rb") as image:
-        response = session.post(
-            f"{web.url}/api/jobs/",
-            files={"image": ("rocket.jpg", image)},
-            data={"operations": json.dumps([{"op": "grayscale"}])},
-        )
-    assert response.status_code == 201, response.text
-    assert response.json()["status"] == "queued"
+def test_a_normal_upload_still_works(web, transactional_db, alice):
+    session = token_session(web.url, "alice", "alice-pass")
+    assert submit(session, "rocket.jpg", [{"op": "grayscale"}])["status"] == "queued"

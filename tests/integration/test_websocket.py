@@ -9,8 +9,6 @@ from django.test import Client
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.images import DATA
-
 from .conftest import submit, wait_for, wait_until_finished
 
 pytestmark = pytest.mark.integration
@@ -28,22 +26,13 @@ def open_socket(system, job_id, cookie=""):
     return connect(url, additional_headers=headers, open_timeout=10)
 
 
-def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, django_user_model):
-    owner = django_user_model.objects.get(username="alice")
-    stranger = django_user_model.objects.create_user("mallory", password="mallory-pass")
+def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, alice, bob):
+    owner, stranger = alice, bob
 
     # Hold results back so every event comes after the socket is open: the
     # collector stops, the job runs, the collector comes back and catches up.
     system.stop("collector")
-    with open(DATA / "camera.png", "rb") as handle:
-        job = api.post(
-            f"{api.base}/api/jobs/",
-            files={"image": handle},
-            data={
-                "operations": json.dumps([{"op": "gaussian_blur", "radius": 1}]),
-                "tile_size": 200,
-            },
-        ).json()
+    job = submit(api, "camera.png", [{"op": "gaussian_blur", "radius": 1}], tile_size=200)
     assert job["tiles_total"] == 9
 
     for cookie in (session_cookie(stranger), ""):
@@ -88,8 +77,8 @@ def finished_tiles(messages: list[dict]) -> set[tuple[int, int]]:
     return known
 
 
-def test_a_socket_opened_mid_job_gets_a_snapshot_then_every_later_tile(api, system, django_user_model):
-    owner = django_user_model.objects.get(username="alice")
+def test_a_socket_opened_mid_job_gets_a_snapshot_then_every_later_tile(api, system, alice):
+    owner = alice
     job = submit(api, "camera.png", [{"op": "median", "size": 5}], tile_size=32)  # 16 x 16 tiles
     url = f"{api.base}/api/jobs/{job['id']}/"
     wait_for(lambda: api.get(url).json()["tiles_done"] > 0, "the first tiles", system)
@@ -112,8 +101,8 @@ def test_a_socket_opened_mid_job_gets_a_snapshot_then_every_later_tile(api, syst
     assert messages[-1]["status"] == "done"
 
 
-def test_a_socket_opened_on_a_finished_job_gets_its_final_state(api, system, django_user_model):
-    owner = django_user_model.objects.get(username="alice")
+def test_a_socket_opened_on_a_finished_job_gets_its_final_state(api, system, alice):
+    owner = alice
     job = submit(api, "coffee.png", [{"op": "invert"}], tile_size=200)  # 3 x 2 tiles
     wait_until_finished(api, system, job["id"])
 

@@ -24,7 +24,7 @@ def test_a_worker_stops_cleanly_on_sigterm_and_reports_offline(system, transacti
         "the extra worker's goodbye heartbeat",
         system,
     )
-    assert worker.status == "offline"
+    assert worker.status == Worker.Status.OFFLINE
     log = (system.log_dir / "extra-worker.log").read_text()
     assert "worker extra-worker stopped after" in log
     # The two regular workers take the partitions back.

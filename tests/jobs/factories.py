@@ -5,8 +5,14 @@ import io
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from jobs.services import submit_job
-from tests.images import encoded
+from imagepipe.core.messages import Task
+from jobs.actions import submit as submit_job
+from jobs.dispatch import task_messages
+from tests.images import encoded, photo
+from workers.worker import process_task
+
+# The image of the `job` fixture (tests/jobs/conftest.py): 6 tiles of 64.
+SMALL_PHOTO = photo("camera.png").crop((0, 0, 150, 100))
 
 
 def upload(image, name="photo.png", fmt="PNG", **options):
@@ -17,6 +23,21 @@ def make_job(owner, image, operations=None, tile_size=64, fmt="PNG", icc=None, *
     operations = operations or [{"op": "gaussian_blur", "radius": 2}]
     file = upload(image, fmt=fmt, **({"icc_profile": icc} if icc else {}))
     return submit_job(owner, file, operations, tile_size, **output)
+
+
+def post_job(client, file=None, operations='[{"op": "invert"}]', **fields):
+    """POST /api/jobs/ in-process, as a multipart form; without ``file`` no image is sent."""
+    image = {} if file is None else {"image": file}
+    return client.post("/api/jobs/", {**image, "operations": operations, **fields}, format="multipart")
+
+
+def results_for(job, image, stage=0, table=None):
+    """Run every tile of a stage through the real worker code, as Kafka would deliver them."""
+    messages = []
+    for spec, value in task_messages(job, image, stage, table):
+        result, payload = process_task(*Task.decode(value), f"w{spec.index % 2}", spec.index % 4, spec.index)
+        messages.append(result.encode(payload))
+    return messages
 
 
 def result_bytes(job) -> bytes:

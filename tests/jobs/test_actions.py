@@ -1,75 +1,61 @@
-"""Cancel, retry and delete, through the API, against the real database and broker."""
+"""jobs.actions (cancel, retry, delete) through the API and the admin, on the real database and broker."""
+
+import asyncio
+from unittest.mock import ANY
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.core.files.storage import default_storage
 from PIL import ImageFilter
-from rest_framework.test import APIClient
 
+from imagepipe import kafka
 from imagepipe.core.messages import Result
 from jobs.collector import record_result
+from jobs.events import status_event
 from jobs.models import Job, Tile
-from tests.images import photo
+from tests.topics import read_topic
 
-from .factories import make_job, result_image
-from .test_collector import results_for
+from .factories import SMALL_PHOTO, result_image, results_for
 
 pytestmark = pytest.mark.django_db
 
-IMAGE = photo("camera.png").crop((0, 0, 150, 100))  # 6 tiles of 64
 
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice")
-
-
-@pytest.fixture
-def client(alice):
-    client = APIClient()
-    client.force_authenticate(alice)
-    return client
-
-
-def test_an_unfinished_job_can_be_cancelled_once(client, alice):
-    job = make_job(alice, IMAGE)
-    response = client.post(f"/api/jobs/{job.pk}/cancel/")
+def test_an_unfinished_job_can_be_cancelled_once(alice_api, job, kafka_topics):
+    response = alice_api.post(f"/api/jobs/{job.pk}/cancel/")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    again = client.post(f"/api/jobs/{job.pk}/cancel/")
+    again = alice_api.post(f"/api/jobs/{job.pk}/cancel/")
     assert again.status_code == 409 and "only an unfinished job" in again.json()["error"]
 
 
-def test_results_arriving_after_a_cancel_change_nothing(client, alice):
-    job = make_job(alice, IMAGE)
-    client.post(f"/api/jobs/{job.pk}/cancel/")
-    for value in results_for(job, IMAGE):
+def test_results_arriving_after_a_cancel_change_nothing(alice_api, job, kafka_topics):
+    alice_api.post(f"/api/jobs/{job.pk}/cancel/")
+    for value in results_for(job, SMALL_PHOTO):
         record_result(value)
     job.refresh_from_db()
     assert (job.status, job.tiles_done) == (Job.Status.CANCELLED, 0)
 
 
-def test_a_retry_re_sends_only_the_tiles_not_done(client, alice, kafka_topics):
-    job = make_job(alice, IMAGE)
+def test_a_retry_re_sends_only_the_tiles_not_done(kafka_topics, alice_api, job):
     Tile.objects.filter(job=job).update(attempts=1)
-    for value in results_for(job, IMAGE)[:4]:
+    for value in results_for(job, SMALL_PHOTO)[:4]:
         record_result(value)
-    client.post(f"/api/jobs/{job.pk}/cancel/")
+    alice_api.post(f"/api/jobs/{job.pk}/cancel/")
 
-    response = client.post(f"/api/jobs/{job.pk}/retry/")
+    response = alice_api.post(f"/api/jobs/{job.pk}/retry/")
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["error"]) == ("running", "")
     attempts = dict(Tile.objects.filter(job=job).values_list("index", "attempts"))
     assert attempts == {0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 2}
 
 
-def test_only_a_failed_or_cancelled_job_can_be_retried(client, alice):
-    job = make_job(alice, IMAGE)
-    response = client.post(f"/api/jobs/{job.pk}/retry/")
+def test_only_a_failed_or_cancelled_job_can_be_retried(alice_api, job, kafka_topics):
+    response = alice_api.post(f"/api/jobs/{job.pk}/retry/")
     assert response.status_code == 409 and "only a failed or cancelled job" in response.json()["error"]
 
 
-def test_a_job_failed_by_a_bad_tile_finishes_identically_after_a_retry(client, alice, kafka_topics):
-    job = make_job(alice, IMAGE)
-    values = results_for(job, IMAGE)
+def test_a_job_failed_by_a_bad_tile_finishes_identically_after_a_retry(kafka_topics, alice_api, job):
+    values = results_for(job, SMALL_PHOTO)
     for value in values[:5]:
         record_result(value)
     record_result(
@@ -87,37 +73,106 @@ def test_a_job_failed_by_a_bad_tile_finishes_identically_after_a_retry(client, a
     job.refresh_from_db()
     assert (job.status, job.tiles_done) == (Job.Status.FAILED, 5)
 
-    assert client.post(f"/api/jobs/{job.pk}/retry/").status_code == 200
+    assert alice_api.post(f"/api/jobs/{job.pk}/retry/").status_code == 200
     record_result(values[5])  # the re-sent tile comes back
     job.refresh_from_db()
     assert job.status == Job.Status.DONE
-    assert result_image(job).tobytes() == IMAGE.filter(ImageFilter.GaussianBlur(2)).tobytes()
+    assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
 
 
-def test_deleting_a_job_removes_its_files(client, alice, django_user_model):
-    job = make_job(alice, IMAGE)
-    for value in results_for(job, IMAGE):
+def finished(job) -> list[str]:
+    """Finish the job from its real results; the names of its stored files, all present."""
+    for value in results_for(job, SMALL_PHOTO):
         record_result(value)
     job.refresh_from_db()
     files = [job.original.name, job.result.name]
     assert all(default_storage.exists(name) for name in files)
+    return files
 
-    stranger = APIClient()
-    stranger.force_authenticate(django_user_model.objects.create_user("bob"))
-    assert stranger.delete(f"/api/jobs/{job.pk}/").status_code == 404
-    assert client.delete(f"/api/jobs/{job.pk}/").status_code == 204
+
+def test_deleting_a_job_removes_its_files(alice_api, bob_api, job):
+    files = finished(job)
+
+    assert bob_api.delete(f"/api/jobs/{job.pk}/").status_code == 404
+    assert alice_api.delete(f"/api/jobs/{job.pk}/").status_code == 204
     assert not Job.objects.filter(pk=job.pk).exists()
     assert not any(default_storage.exists(name) for name in files)
 
 
-def test_staff_cancel_and_retry_jobs_from_the_admin(alice, django_user_model, kafka_topics):
-    from django.test import Client
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param(lambda job: (f"/admin/jobs/job/{job.pk}/delete/", {"post": "yes"}), id="delete_model"),
+        pytest.param(
+            lambda job: (
+                "/admin/jobs/job/",
+                {"action": "delete_selected", "_selected_action": [str(job.pk)], "post": "yes"},
+            ),
+            id="delete_queryset",
+        ),
+    ],
+)
+def test_deleting_a_job_from_the_admin_removes_its_files_too(admin_client, job, form):
+    files = finished(job)
+    url, data = form(job)
+    assert admin_client.post(url, data).status_code == 302
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not any(default_storage.exists(name) for name in files)
 
-    job = make_job(alice, IMAGE)
-    admin = Client()
-    admin.force_login(django_user_model.objects.create_superuser("root", password="x"))
+
+def test_staff_cancel_and_retry_jobs_from_the_admin(kafka_topics, admin_client, job):
     for action, status in (("cancel_jobs", Job.Status.CANCELLED), ("retry_jobs", Job.Status.QUEUED)):
-        response = admin.post("/admin/jobs/job/", {"action": action, "_selected_action": [str(job.pk)]})
+        response = admin_client.post(
+            "/admin/jobs/job/", {"action": action, "_selected_action": [str(job.pk)]}
+        )
         assert response.status_code == 302
         job.refresh_from_db()
         assert job.status == status
+
+
+def cancel_by_api(job, alice_api, admin_client):
+    assert alice_api.post(f"/api/jobs/{job.pk}/cancel/").status_code == 200
+
+
+def cancel_in_the_admin(job, alice_api, admin_client):
+    form = {"action": "cancel_jobs", "_selected_action": [str(job.pk)]}
+    assert admin_client.post("/admin/jobs/job/", form).status_code == 302
+
+
+def delete_by_api(job, alice_api, admin_client):
+    assert alice_api.delete(f"/api/jobs/{job.pk}/").status_code == 204
+
+
+def listening(group: str) -> str:
+    """A channel of the real channel layer, in the group a job's sockets are in."""
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group, channel)
+    return channel
+
+
+def next_message(channel: str) -> dict:
+    async def receive():
+        return await asyncio.wait_for(get_channel_layer().receive(channel), timeout=10)
+
+    return async_to_sync(receive)()
+
+
+@pytest.mark.parametrize("way", [cancel_by_api, cancel_in_the_admin, delete_by_api])
+def test_every_way_to_cancel_a_running_job_has_the_same_side_effects(
+    kafka_topics, alice_api, admin_client, job, way
+):
+    record_result(results_for(job, SMALL_PHOTO)[0])
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING
+    running = status_event(job)
+    channel = listening(job.group_name)
+
+    way(job, alice_api, admin_client)
+
+    cancelled = {**running, "status": "cancelled", "error": "cancelled by the user", "finished_at": ANY}
+    assert next_message(channel) == {"type": "job.event", "event": cancelled}  # the job's page hears
+    (record,) = read_topic(kafka.CANCELLATIONS, 1)  # the workers drop its queued tiles
+    assert (record.key(), record.value()) == (str(job.pk).encode(), str(job.generation).encode())
+    remaining = Job.objects.filter(pk=job.pk).values_list("status", flat=True)
+    assert list(remaining) == ([] if way is delete_by_api else [Job.Status.CANCELLED])

@@ -3,38 +3,22 @@
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from jobs.models import Job, Tile
 from tests.images import encoded, noise, photo
 
-from .factories import make_job, upload
+from .factories import make_job, post_job, upload
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="alice-pass")
-
-
-@pytest.fixture
-def client(alice):
-    client = APIClient()
-    client.force_authenticate(alice)
-    return client
-
-
-def post_job(client, file, operations='[{"op": "gaussian_blur", "radius": 4}]', **extra):
-    return client.post("/api/jobs/", {"image": file, "operations": operations, **extra}, format="multipart")
 
 
 def test_a_token_is_issued_for_a_username_and_password(alice):
     response = APIClient().post("/api/auth/token/", {"username": "alice", "password": "alice-pass"})
     assert response.status_code == 200
     token = response.json()["token"]
-    client = APIClient(HTTP_AUTHORIZATION=f"Token {token}")
-    assert client.get("/api/jobs/").status_code == 200
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {token}").get("/api/jobs/").status_code == 200
 
 
 def test_a_wrong_password_gets_no_token(alice):
@@ -46,8 +30,11 @@ def test_anonymous_requests_are_refused(url):
     assert APIClient().get(url).status_code == 401
 
 
-def test_a_submission_creates_the_job_and_its_tiles(client):
-    response = post_job(client, upload(photo("coffee.png"), "coffee.png"), tile_size="256")
+def test_a_submission_creates_the_job_and_its_tiles(alice_api):
+    blur = '[{"op": "gaussian_blur", "radius": 4}]'
+    response = post_job(
+        alice_api, upload(photo("coffee.png"), "coffee.png"), operations=blur, tile_size="256"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "queued"
@@ -60,8 +47,8 @@ def test_a_submission_creates_the_job_and_its_tiles(client):
     assert job.original.name.startswith(f"originals/{job.pk}")
 
 
-def test_the_tile_size_defaults_to_512(client):
-    assert post_job(client, upload(noise(600, 40))).json()["tile_size"] == 512
+def test_the_tile_size_defaults_to_512(alice_api):
+    assert post_job(alice_api, upload(noise(600, 40))).json()["tile_size"] == 512
 
 
 @pytest.mark.parametrize(
@@ -75,59 +62,49 @@ def test_the_tile_size_defaults_to_512(client):
         ({"file": upload(noise(8, 8)), "tile_size": "big"}, 400, "whole number"),
     ],
 )
-def test_submissions_are_validated_with_clear_errors(client, kwargs, status, message):
-    file = kwargs.pop("file")
-    response = (
-        post_job(client, file, **kwargs)
-        if file
-        else client.post("/api/jobs/", {"operations": '[{"op": "grayscale"}]'}, format="multipart")
-    )
+def test_submissions_are_validated_with_clear_errors(alice_api, kwargs, status, message):
+    response = post_job(alice_api, **kwargs)
     assert response.status_code == status
     if message:
         assert message in response.json()["error"]
         assert not Job.objects.exists()
 
 
-def test_a_file_that_is_not_an_image_is_unsupported_media(client):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    response = post_job(client, SimpleUploadedFile("x.png", b"hello, not a picture"))
+def test_a_file_that_is_not_an_image_is_unsupported_media(alice_api):
+    response = post_job(alice_api, SimpleUploadedFile("x.png", b"hello, not a picture"))
     assert response.status_code == 415
     assert not Job.objects.exists()
 
 
-def test_a_truncated_image_is_refused(client):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
+def test_a_truncated_image_is_refused(alice_api):
     data = encoded(photo("coffee.png"))
-    response = post_job(client, SimpleUploadedFile("cut.png", data[: len(data) // 2]))
+    response = post_job(alice_api, SimpleUploadedFile("cut.png", data[: len(data) // 2]))
     assert response.status_code == 400
     assert "truncated or corrupt" in response.json()["error"]
 
 
-def test_users_see_only_their_own_jobs_and_staff_see_all(client, alice, django_user_model):
-    bob = django_user_model.objects.create_user("bob")
+def test_users_see_only_their_own_jobs_and_staff_see_all(alice_api, alice, bob, staff):
     mine, theirs = make_job(alice, noise(20, 20)), make_job(bob, noise(20, 20))
-    assert [j["id"] for j in client.get("/api/jobs/").json()["results"]] == [str(mine.pk)]
-    assert client.get(f"/api/jobs/{theirs.pk}/").status_code == 404
-    assert client.get(f"/api/jobs/{theirs.pk}/result/").status_code == 404
-    assert client.get(f"/api/jobs/{theirs.pk}/tiles/").status_code == 404
+    assert [j["id"] for j in alice_api.get("/api/jobs/").json()["results"]] == [str(mine.pk)]
+    assert alice_api.get(f"/api/jobs/{theirs.pk}/").status_code == 404
+    assert alice_api.get(f"/api/jobs/{theirs.pk}/result/").status_code == 404
+    assert alice_api.get(f"/api/jobs/{theirs.pk}/tiles/").status_code == 404
 
-    staff = APIClient()
-    staff.force_authenticate(django_user_model.objects.create_user("root", is_staff=True))
-    assert {j["id"] for j in staff.get("/api/jobs/").json()["results"]} == {str(mine.pk), str(theirs.pk)}
+    staff_api = APIClient()
+    staff_api.force_authenticate(staff)
+    assert {j["id"] for j in staff_api.get("/api/jobs/").json()["results"]} == {str(mine.pk), str(theirs.pk)}
 
 
-def test_the_result_of_an_unfinished_job_is_a_conflict(client, alice):
+def test_the_result_of_an_unfinished_job_is_a_conflict(alice_api, alice):
     job = make_job(alice, noise(20, 20))
-    response = client.get(f"/api/jobs/{job.pk}/result/")
+    response = alice_api.get(f"/api/jobs/{job.pk}/result/")
     assert response.status_code == 409
     assert "queued" in response.json()["error"]
 
 
-def test_job_detail_has_the_documented_fields(client, alice):
+def test_job_detail_has_the_documented_fields(alice_api, alice):
     job = make_job(alice, noise(20, 20), operations=[{"op": "grayscale"}])
-    body = client.get(f"/api/jobs/{job.pk}/").json()
+    body = alice_api.get(f"/api/jobs/{job.pk}/").json()
     assert {
         "id",
         "status",
@@ -146,9 +123,9 @@ def test_job_detail_has_the_documented_fields(client, alice):
     assert json.dumps(body["operations"]) == '[{"op": "grayscale"}]'
 
 
-def test_the_tiles_of_a_job_are_listed_with_their_place(client, alice):
+def test_the_tiles_of_a_job_are_listed_with_their_place(alice_api, alice):
     job = make_job(alice, noise(100, 70), tile_size=64)
-    tiles = client.get(f"/api/jobs/{job.pk}/tiles/").json()
+    tiles = alice_api.get(f"/api/jobs/{job.pk}/tiles/").json()
     assert [(t["index"], t["x"], t["y"], t["width"], t["height"], t["status"]) for t in tiles] == [
         (0, 0, 0, 64, 64, "pending"),
         (1, 64, 0, 36, 64, "pending"),
@@ -158,8 +135,8 @@ def test_the_tiles_of_a_job_are_listed_with_their_place(client, alice):
     assert {"worker", "attempts", "partition", "offset", "duration_ms"} <= set(tiles[0])
 
 
-def test_the_operation_catalogue_is_listed_for_building_forms(client):
-    listed = {entry["op"]: entry for entry in client.get("/api/operations/").json()}
+def test_the_operation_catalogue_is_listed_for_building_forms(alice_api):
+    listed = {entry["op"]: entry for entry in alice_api.get("/api/operations/").json()}
     assert {"grayscale", "gaussian_blur", "median", "pixelate", "rotate"} <= set(listed)
     assert listed["median"]["params"] == [
         {"name": "size", "type": "int", "min": 3, "max": 15, "default": 3, "odd": True}
@@ -167,6 +144,6 @@ def test_the_operation_catalogue_is_listed_for_building_forms(client):
     assert APIClient().get("/api/operations/").status_code == 401
 
 
-def test_an_rgba_image_is_accepted(client):
-    response = post_job(client, upload(noise(40, 30, "RGBA")))
+def test_an_rgba_image_is_accepted(alice_api):
+    response = post_job(alice_api, upload(noise(40, 30, "RGBA")))
     assert response.status_code == 201, response.content

@@ -8,53 +8,34 @@ from hypothesis import strategies as st
 from PIL import ImageFilter
 
 from imagepipe import kafka
-from imagepipe.core.messages import Heartbeat, MessageError, Result, Task, pack
+from imagepipe.core.messages import Heartbeat, MessageError, Result, pack
 from imagepipe.core.output import FORMATS, encode
 from jobs.assembly import next_stage_input
 from jobs.collector import COUNTS, handle, record_heartbeat, record_result
-from jobs.dispatch import task_messages
 from jobs.models import Job, Tile
 from tests.core.reference import reference
-from tests.core.test_normalise import SRGB
-from tests.images import photo
+from tests.images import SRGB, photo
 from tests.strategies import envelopes, integers, json_values
 from workers.models import Worker
-from workers.worker import process_task
 
-from .factories import make_job, result_bytes, result_image
+from .factories import SMALL_PHOTO, make_job, result_bytes, result_image, results_for
 
 pytestmark = pytest.mark.django_db
 
 
-def results_for(job, image, stage=0, table=None):
-    """Run every tile of a stage through the real worker code, as Kafka would deliver them."""
-    messages = []
-    for spec, value in task_messages(job, image, stage, table):
-        result, payload = process_task(*Task.decode(value), f"w{spec.index % 2}", spec.index % 4, spec.index)
-        messages.append(result.encode(payload))
-    return messages
-
-
-@pytest.fixture
-def job(django_user_model):
-    owner = django_user_model.objects.create_user("owner")
-    return make_job(owner, photo("camera.png").crop((0, 0, 150, 100)), tile_size=64)
-
-
 def test_the_last_tile_assembles_a_pixel_identical_result(job):
-    image = photo("camera.png").crop((0, 0, 150, 100))
-    for value in results_for(job, image):
+    for value in results_for(job, SMALL_PHOTO):
         record_result(value)
     job.refresh_from_db()
     assert (job.status, job.tiles_done, job.tiles_total) == (Job.Status.DONE, 6, 6)
-    assert result_image(job).tobytes() == image.filter(ImageFilter.GaussianBlur(2)).tobytes()
+    assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
     assert job.started_at and job.finished_at
     stored = [tile.result.name for tile in job.tiles.all()]
     assert len(stored) == 6 and not any(default_storage.exists(name) for name in stored)
 
 
 def test_it_ignores_a_duplicate_result(job):
-    first = results_for(job, photo("camera.png").crop((0, 0, 150, 100)))[0]
+    first = results_for(job, SMALL_PHOTO)[0]
     record_result(first)
     record_result(first)
     job.refresh_from_db()
@@ -91,7 +72,7 @@ def test_a_result_for_an_unknown_job_changes_nothing(job):
             task_offset=0,
         ).encode(b"")
     )
-    assert Tile.objects.filter(status=Tile.Status.DONE).count() == 0
+    assert not Tile.objects.done().exists()
 
 
 def test_a_malformed_result_raises_for_the_loop_to_skip():
@@ -102,14 +83,18 @@ def test_a_malformed_result_raises_for_the_loop_to_skip():
 def test_a_heartbeat_records_the_worker():
     record_heartbeat(Heartbeat(worker="w1", host="box", pid=7, tiles_done=3, partitions=[1, 2]).encode())
     worker = Worker.objects.get(pk="w1")
-    assert (worker.host, worker.tiles_done, worker.partitions, worker.status) == ("box", 3, [1, 2], "online")
+    assert (worker.host, worker.tiles_done, worker.partitions, worker.status) == (
+        "box",
+        3,
+        [1, 2],
+        Worker.Status.ONLINE,
+    )
 
 
-def test_a_global_step_runs_as_a_second_stage_from_summed_tile_histograms(django_user_model, kafka_topics):
-    owner = django_user_model.objects.create_user("stats")
+def test_a_global_step_runs_as_a_second_stage_from_summed_tile_histograms(kafka_topics, alice):
     image = photo("coffee.png").crop((0, 0, 200, 130))
     chain = [{"op": "gaussian_blur", "radius": 2}, {"op": "equalize"}, {"op": "box_blur", "radius": 1}]
-    job = make_job(owner, image, operations=chain, tile_size=64)
+    job = make_job(alice, image, operations=chain, tile_size=64)
     assert [len(job.stage_tiles(stage)) for stage in (0, 1)] == [12, 12]
     assert job.tiles_total == 24
 
@@ -136,9 +121,9 @@ def test_a_global_step_runs_as_a_second_stage_from_summed_tile_histograms(django
         {"output_format": "tiff"},
     ],
 )
-def test_the_result_is_encoded_in_the_requested_format(django_user_model, output):
+def test_the_result_is_encoded_in_the_requested_format(alice, output):
     image = photo("coffee.png").crop((0, 0, 130, 90))
-    job = make_job(django_user_model.objects.create_user("enc"), image, **output)
+    job = make_job(alice, image, **output)
     for value in results_for(job, image):
         record_result(value)
     job.refresh_from_db()
@@ -149,9 +134,9 @@ def test_the_result_is_encoded_in_the_requested_format(django_user_model, output
     assert job.result.name.endswith(FORMATS[output["output_format"]].extension)
 
 
-def test_an_icc_profile_travels_to_the_result(django_user_model):
+def test_an_icc_profile_travels_to_the_result(alice):
     image = photo("coffee.png").crop((0, 0, 70, 50))
-    job = make_job(django_user_model.objects.create_user("icc"), image, fmt="PNG", icc=SRGB)
+    job = make_job(alice, image, fmt="PNG", icc=SRGB)
     for value in results_for(job, image):
         record_result(value)
     job.refresh_from_db()
@@ -176,7 +161,7 @@ def test_any_result_is_recorded_or_refused_with_message_error_only(job, data):
     except MessageError:
         pass
     job.refresh_from_db()
-    assert job.tiles_done == job.tiles.filter(status=Tile.Status.DONE).count()
+    assert job.tiles_done == job.tiles.done().count()
 
 
 @ANY_MESSAGE

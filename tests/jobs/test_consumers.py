@@ -69,17 +69,12 @@ def socket(job: Job, user=None) -> WebsocketCommunicator:
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
     """These tests are about the socket: submitted jobs publish no tasks."""
-    monkeypatch.setattr("jobs.services.publish_stage", lambda *args: None)
+    monkeypatch.setattr("jobs.actions.publish_stage", lambda *args: None)
 
 
 @pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("owner")
-
-
-@pytest.fixture
-def big_job(owner) -> Job:
-    return make_job(owner, noise(800, 640), tile_size=16)  # 50 x 40 = 2,000 tiles
+def big_job(alice) -> Job:
+    return make_job(alice, noise(800, 640), tile_size=16)  # 50 x 40 = 2,000 tiles
 
 
 def finish_every_tile(job: Job) -> list[dict]:
@@ -153,8 +148,8 @@ def test_a_socket_that_lost_events_to_a_full_queue_re_syncs_to_the_true_state(bi
     assert page.status == "done"
 
 
-def test_a_snapshot_request_is_answered_and_anything_else_ignored(owner):
-    job = make_job(owner, noise(64, 64), tile_size=32)
+def test_a_snapshot_request_is_answered_and_anything_else_ignored(alice):
+    job = make_job(alice, noise(64, 64), tile_size=32)
 
     async def conversation() -> list[dict]:
         page = await connected(job)
@@ -171,12 +166,11 @@ def test_a_snapshot_request_is_answered_and_anything_else_ignored(owner):
     assert answer["type"] == "snapshot" and answer["tiles_total"] == 4
 
 
-def test_a_stranger_is_refused_before_any_snapshot(owner, django_user_model):
-    job = make_job(owner, noise(64, 64), tile_size=32)
-    stranger = django_user_model.objects.create_user("stranger")
+def test_a_stranger_is_refused_before_any_snapshot(alice, bob):
+    job = make_job(alice, noise(64, 64), tile_size=32)
 
     async def conversation() -> bool:
-        accepted, _ = await socket(job, stranger).connect()
+        accepted, _ = await socket(job, bob).connect()
         return accepted
 
     assert not async_to_sync(conversation)()

@@ -15,11 +15,6 @@ pytestmark = pytest.mark.django_db
 TURNED_TWO_STAGES = [{"op": "rotate", "angle": 90}, {"op": "equalize"}, {"op": "box_blur", "radius": 1}]
 
 
-@pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("owner")
-
-
 def finish(job: Job, tiles, worker: str) -> None:
     """Mark tiles done as the collector would."""
     for tile in tiles:
@@ -31,8 +26,8 @@ def as_dicts(state: dict) -> list[dict]:
     return [dict(zip(state["tile_fields"], row, strict=True)) for row in state["tiles"]]
 
 
-def test_a_snapshot_holds_the_job_state_and_only_its_finished_tiles(owner):
-    job = make_job(owner, noise(64, 48), tile_size=16)  # 4 x 3 tiles
+def test_a_snapshot_holds_the_job_state_and_only_its_finished_tiles(alice):
+    job = make_job(alice, noise(64, 48), tile_size=16)  # 4 x 3 tiles
     tiles = list(job.tiles.all())
     finish(job, tiles[:3], "host-a-worker-1")
     finish(job, tiles[3:5], "host-b-worker-2")
@@ -56,8 +51,8 @@ def test_a_snapshot_holds_the_job_state_and_only_its_finished_tiles(owner):
     assert [state["workers"][r["worker"]] for r in rows] == ["host-a-worker-1"] * 3 + ["host-b-worker-2"] * 2
 
 
-def test_a_snapshot_places_every_tile_where_its_tile_event_does(owner):
-    job = make_job(owner, noise(64, 48), operations=TURNED_TWO_STAGES, tile_size=16)
+def test_a_snapshot_places_every_tile_where_its_tile_event_does(alice):
+    job = make_job(alice, noise(64, 48), operations=TURNED_TWO_STAGES, tile_size=16)
     finish(job, job.tiles.all(), "host-a-worker-1")
     job.refresh_from_db()
 
@@ -72,16 +67,16 @@ def test_a_snapshot_places_every_tile_where_its_tile_event_does(owner):
         assert list(state["canvases"][row["stage"]]) == event["canvas"]
 
 
-def test_a_snapshot_costs_two_queries_whatever_the_tile_count(owner, django_assert_num_queries):
+def test_a_snapshot_costs_two_queries_whatever_the_tile_count(alice, django_assert_num_queries):
     for size in [(32, 32), (320, 320)]:  # 4 tiles, then 400
-        job = make_job(owner, noise(*size), tile_size=16)
+        job = make_job(alice, noise(*size), tile_size=16)
         finish(job, job.tiles.all(), "host-a-worker-1")
         with django_assert_num_queries(2):
             assert len(snapshot(job.pk)["tiles"]) == job.tiles_total
 
 
-def test_a_snapshot_of_a_finished_job_is_its_final_state(owner):
-    job = make_job(owner, noise(32, 32), tile_size=16)
+def test_a_snapshot_of_a_finished_job_is_its_final_state(alice):
+    job = make_job(alice, noise(32, 32), tile_size=16)
     finish(job, job.tiles.all(), "host-a-worker-1")
     job.claim_assembly()
     job.finish("results/x.png")
@@ -92,14 +87,14 @@ def test_a_snapshot_of_a_finished_job_is_its_final_state(owner):
     assert state["finished_at"] == job.finished_at.isoformat()
 
 
-def test_there_is_no_snapshot_of_a_deleted_job(owner):
-    job = make_job(owner, noise(32, 32), tile_size=16)
+def test_there_is_no_snapshot_of_a_deleted_job(alice):
+    job = make_job(alice, noise(32, 32), tile_size=16)
     job.delete()
     assert snapshot(job.pk) is None
 
 
-def test_a_status_event_carries_the_counts_a_client_checks_for_gaps(owner):
-    job = make_job(owner, noise(32, 32), tile_size=16)
+def test_a_status_event_carries_the_counts_a_client_checks_for_gaps(alice):
+    job = make_job(alice, noise(32, 32), tile_size=16)
     job.fail("stopped")
     job.started_at = timezone.now()
 

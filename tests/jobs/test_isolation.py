@@ -1,25 +1,26 @@
-"""Nobody reaches what isn't theirs: 404 for another user's job, 401 or a login redirect for anonymous."""
+"""Nobody reaches what isn't theirs: 404 for another user's job, 401 or a login redirect for anonymous.
+
+The jobs app's one cross-cutting test file: access control over the API and the pages together, not
+the tests of one module (the websocket's own check is in test_consumers.py).
+"""
+
+import uuid
 
 import pytest
 from rest_framework.test import APIClient
 
 from jobs.collector import record_result
 from jobs.models import Job
-from tests.images import photo
 
-from .factories import make_job
-from .test_collector import results_for
+from .factories import SMALL_PHOTO, make_job, results_for
 
 pytestmark = pytest.mark.django_db
 
-IMAGE = photo("camera.png").crop((0, 0, 100, 60))
-
 
 @pytest.fixture
-def job(django_user_model):
-    job = make_job(django_user_model.objects.create_user("alice"), IMAGE)
-    for value in results_for(job, IMAGE)[:1]:
-        record_result(value)  # one tile stored, so its preview exists too
+def running_job(job):
+    """The shared job with one tile stored, so its tile preview exists too."""
+    record_result(results_for(job, SMALL_PHOTO)[0])
     return job
 
 
@@ -39,27 +40,38 @@ def job_urls(job):
     ]
 
 
-def test_another_user_gets_404_for_every_job_url(job, django_user_model):
-    bob = APIClient()
-    bob.force_login(django_user_model.objects.create_user("bob"))  # a session: pages and API alike
+def test_another_user_gets_404_for_every_job_url(running_job, bob):
+    job = running_job
+    bob_session = APIClient()
+    bob_session.force_login(bob)  # a session: pages and API alike
     for method, url in job_urls(job) + [("get", f"/jobs/{job.pk}/")]:
-        response = getattr(bob, method)(url)
+        response = getattr(bob_session, method)(url)
         assert response.status_code == 404, (method, url, response.status_code)
-    assert bob.get("/api/jobs/").json()["count"] == 0
+    assert bob_session.get("/api/jobs/").json()["count"] == 0
     assert Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).exists()  # untouched
 
 
-def test_the_owner_and_staff_reach_the_same_urls(job, django_user_model):
-    for user in (job.owner, django_user_model.objects.create_user("root", is_staff=True)):
+def test_the_owner_and_staff_reach_the_same_urls(running_job, staff):
+    api = f"/api/jobs/{running_job.pk}/"
+    expected = {  # the job runs: it has no result yet
+        api: 200,
+        f"{api}result/": 409,
+        f"{api}original/": 200,
+        f"{api}tiles/": 200,
+        f"{api}tiles/0/0/preview/": 200,
+        f"{api}preview/original/": 200,
+        f"{api}preview/result/": 409,
+    }
+    reads = [url for method, url in job_urls(running_job) if method == "get"]
+    for user in (running_job.owner, staff):
         client = APIClient()
         client.force_authenticate(user)
-        for method, url in job_urls(job)[:7]:
-            assert getattr(client, method)(url).status_code in (200, 409), (user, url)
+        assert {url: client.get(url).status_code for url in reads} == expected, user
 
 
-def test_anonymous_requests_get_401_from_the_api_and_a_login_redirect_from_pages(job, client):
+def test_anonymous_requests_get_401_from_the_api_and_a_login_redirect_from_pages(running_job, client):
     anonymous = APIClient()
-    api_urls = job_urls(job) + [
+    api_urls = job_urls(running_job) + [
         ("get", "/api/jobs/"),
         ("post", "/api/jobs/"),
         ("get", "/api/workers/"),
@@ -70,7 +82,7 @@ def test_anonymous_requests_get_401_from_the_api_and_a_login_redirect_from_pages
     ]
     for method, url in api_urls:
         assert getattr(anonymous, method)(url).status_code == 401, (method, url)
-    for url in ("/", "/jobs/new/", f"/jobs/{job.pk}/", "/workers/", "/admin/"):
+    for url in ("/", "/jobs/new/", f"/jobs/{running_job.pk}/", "/workers/", "/admin/"):
         response = client.get(url)
         assert response.status_code == 302 and "login" in response["Location"], url
 
@@ -81,6 +93,12 @@ def test_login_and_health_are_open_to_all(client):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_job_ids_in_urls_are_not_guessable(job):
-    assert len(str(job.pk)) == 36 and str(job.pk).count("-") == 4
+def test_job_ids_in_urls_are_not_guessable(job, alice_api, client):
+    """Random (version 4) UUIDs, a new one per job; one nobody holds is not found, even by its guesser."""
+    second = make_job(job.owner, SMALL_PHOTO)
+    assert (job.pk.version, second.pk.version) == (4, 4) and job.pk != second.pk
     assert job.original.name == f"originals/{job.pk}.png"  # served only through the authorised view
+    unknown = uuid.uuid4()
+    assert alice_api.get(f"/api/jobs/{unknown}/").status_code == 404
+    client.force_login(job.owner)
+    assert client.get(f"/jobs/{unknown}/").status_code == 404

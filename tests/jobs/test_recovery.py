@@ -5,18 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.assembly import recover
 from jobs.models import Job, Tile
-from tests.images import noise
-
-from .factories import make_job
+from jobs.recovery import recover
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def job(django_user_model):
-    return make_job(django_user_model.objects.create_user("alice"), noise(40, 40), tile_size=16)
 
 
 def test_a_job_that_keeps_moving_is_left_alone(job, settings):

@@ -8,13 +8,11 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageFilter
-from rest_framework.test import APIClient
 
 from jobs.collector import record_result
 from tests.images import photo
 
-from .factories import make_job
-from .test_collector import results_for
+from .factories import make_job, results_for
 
 pytestmark = pytest.mark.django_db
 IMAGE = photo("coffee.png").crop((0, 0, 150, 100))
@@ -65,9 +63,8 @@ def s3(settings, s3_endpoint):
     )
 
 
-def test_a_job_runs_on_object_storage_and_downloads_through_a_signed_url(s3, django_user_model):
-    owner = django_user_model.objects.create_user("alice")
-    job = make_job(owner, IMAGE)
+def test_a_job_runs_on_object_storage_and_downloads_through_a_signed_url(s3, alice, alice_api, bob_api):
+    job = make_job(alice, IMAGE)
     for value in results_for(job, IMAGE):
         record_result(value)
     job.refresh_from_db()
@@ -75,9 +72,7 @@ def test_a_job_runs_on_object_storage_and_downloads_through_a_signed_url(s3, dja
     assert f"originals/{job.pk}.png" in stored and f"results/{job.pk}.png" in stored
     assert not any(key.startswith("tiles/") for key in stored)  # dropped once the result is in
 
-    client = APIClient()
-    client.force_authenticate(owner)
-    response = client.get(f"/api/jobs/{job.pk}/result/")
+    response = alice_api.get(f"/api/jobs/{job.pk}/result/")
     assert response.status_code == 302
     signed = response["Location"]
     assert "Signature=" in signed  # query-string auth, short-lived
@@ -88,6 +83,4 @@ def test_a_job_runs_on_object_storage_and_downloads_through_a_signed_url(s3, dja
 
     unsigned = signed.split("?")[0]
     assert requests.get(unsigned, timeout=10).status_code == 403  # nothing is public
-    bob = APIClient()
-    bob.force_authenticate(django_user_model.objects.create_user("bob"))
-    assert bob.get(f"/api/jobs/{job.pk}/result/").status_code == 404
+    assert bob_api.get(f"/api/jobs/{job.pk}/result/").status_code == 404

@@ -1,6 +1,10 @@
-"""Uploads are normalised once, and refused clearly, before anything is stored or published."""
+"""jobs.uploads: uploads are normalised once, and every bad submission is a clear 4xx, through the API
+and the form, before anything is stored or published."""
 
 import io
+import struct
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -10,70 +14,61 @@ from rest_framework.test import APIClient
 
 from jobs.models import Job
 from jobs.uploads import UploadError, check_pixel_data, least_bytes
-from tests.core.test_normalise import SRGB
-from tests.images import DATA, encoded, noise
+from tests.images import DATA, SRGB, encoded, noise, photo
 
-from .factories import upload
+from .factories import post_job, upload
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def client(django_user_model):
-    client = APIClient()
-    client.force_authenticate(django_user_model.objects.create_user("alice"))
-    return client
-
-
-def post(client, file, chain='[{"op": "invert"}]', **extra):
-    return client.post("/api/jobs/", {"image": file, "operations": chain, **extra}, format="multipart")
-
-
-def test_an_exif_rotated_jpeg_is_processed_upright(client):
+def test_an_exif_rotated_jpeg_is_processed_upright(alice_api):
     tags = Image.Exif()
     tags[0x0112] = 8  # rotate 90° counter-clockwise to display
-    body = post(client, upload(noise(60, 20), "turned.jpg", "JPEG", exif=tags.tobytes())).json()
+    body = post_job(alice_api, upload(noise(60, 20), "turned.jpg", "JPEG", exif=tags.tobytes())).json()
     assert (body["width"], body["height"]) == (20, 60)
 
 
-def test_a_16_bit_png_becomes_grayscale(client):
+def test_a_16_bit_png_becomes_grayscale(alice_api):
     sixteen = Image.fromarray(np.full((4, 5), 40000, dtype=np.uint16))
-    response = post(client, SimpleUploadedFile("deep.png", encoded(sixteen)))
+    response = post_job(alice_api, SimpleUploadedFile("deep.png", encoded(sixteen)))
     assert response.status_code == 201
     assert Job.objects.get().mode == "L"
 
 
-def test_an_icc_profile_is_kept_for_colour_output_and_dropped_for_grayscale(client):
+def test_an_icc_profile_is_kept_for_colour_output_and_dropped_for_grayscale(alice_api):
     tagged = upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=SRGB)
-    post(client, tagged)
+    post_job(alice_api, tagged)
     tagged.seek(0)
-    post(client, tagged, chain='[{"op": "grayscale"}]')
+    post_job(alice_api, tagged, operations='[{"op": "grayscale"}]')
     colour, gray = Job.objects.order_by("created_at")
     assert bytes(colour.icc_profile) == SRGB and bytes(gray.icc_profile) == b""
 
 
 @pytest.mark.parametrize(
-    "make,message",
+    "make,status,message",
     [
         (
             lambda: SimpleUploadedFile("float.tif", encoded(noise(4, 4, "L").convert("F"), "TIFF")),
+            400,
             "cannot be processed",
         ),
         (
             lambda: SimpleUploadedFile(
                 "anim.gif", encoded(noise(4, 4), "GIF", save_all=True, append_images=[noise(4, 4, seed=1)])
             ),
+            400,
             "multi-frame",
         ),
         (
             lambda: SimpleUploadedFile("page.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+            415,
             "not an image",
         ),
     ],
 )
-def test_images_that_cannot_be_processed_are_refused(client, make, message):
-    response = post(client, make())
-    assert response.status_code in (400, 415)
+def test_images_that_cannot_be_processed_are_refused(alice_api, make, status, message):
+    response = post_job(alice_api, make())
+    assert response.status_code == status
     assert message in response.json()["error"]
     assert not Job.objects.exists()
 
@@ -91,31 +86,36 @@ def test_images_that_cannot_be_processed_are_refused(client, make, message):
         (noise(8, 8), {"output_format": "png", "quality": "80"}, "quality applies to jpeg and webp only"),
     ],
 )
-def test_impossible_output_requests_are_refused(client, image, extra, message):
-    response = post(client, upload(image), **extra)
+def test_impossible_output_requests_are_refused(alice_api, image, extra, message):
+    response = post_job(alice_api, upload(image), **extra)
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert not Job.objects.exists()
 
 
-def test_an_rgb_image_goes_to_jpeg_with_its_quality(client):
-    response = post(client, upload(noise(8, 8)), output_format="jpeg", quality="75")
+def test_an_rgb_image_goes_to_jpeg_with_its_quality(alice_api):
+    response = post_job(alice_api, upload(noise(8, 8)), output_format="jpeg", quality="75")
     assert response.status_code == 201
     assert (response.json()["output_format"], response.json()["output_quality"]) == ("jpeg", 75)
 
 
-def test_a_chain_whose_halo_would_overflow_a_kafka_message_is_refused(client, settings):
+def test_a_chain_whose_halo_would_overflow_a_kafka_message_is_refused(alice_api, settings):
     settings.KAFKA_MAX_MESSAGE_BYTES = 100 * 100 * 3
     blur = '[{"op": "gaussian_blur", "radius": 50}]'  # a 153-pixel halo around every tile
-    response = post(client, upload(noise(400, 400)), chain=blur, tile_size="64")
+    response = post_job(alice_api, upload(noise(400, 400)), operations=blur, tile_size="64")
     assert response.status_code == 400
     assert "message limit; choose a smaller tile_size" in response.json()["error"]
-    assert post(client, upload(noise(40, 40)), chain='[{"op": "invert"}]', tile_size="64").status_code == 201
+    assert (
+        post_job(
+            alice_api, upload(noise(40, 40)), operations='[{"op": "invert"}]', tile_size="64"
+        ).status_code
+        == 201
+    )
 
 
-def test_an_icc_profile_over_the_limit_is_dropped_and_the_submitter_told(client, caplog):
+def test_an_icc_profile_over_the_limit_is_dropped_and_the_submitter_told(alice_api, caplog):
     huge = SRGB + bytes(600 * 1024)  # a colour profile is a few KB; past 512 KiB it goes
-    response = post(client, upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=huge))
+    response = post_job(alice_api, upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=huge))
     assert response.status_code == 201
     note = (
         f"the image's {len(huge)}-byte ICC profile is over the 524288-byte limit; "
@@ -126,8 +126,8 @@ def test_an_icc_profile_over_the_limit_is_dropped_and_the_submitter_told(client,
     assert bytes(Job.objects.get().icc_profile) == b""
 
 
-def test_a_profile_within_the_limit_brings_no_warning(client):
-    response = post(client, upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=SRGB))
+def test_a_profile_within_the_limit_brings_no_warning(alice_api):
+    response = post_job(alice_api, upload(noise(20, 20), "tagged.jpg", "JPEG", icc_profile=SRGB))
     assert "warnings" not in response.json()
 
 
@@ -161,12 +161,287 @@ def test_a_complete_image_has_at_least_its_formats_least_bytes(case):
         assert len(data) >= least_bytes(image.format, *image.size)
 
 
-def test_a_large_black_progressive_jpeg_is_accepted(client):
-    file = SimpleUploadedFile("night.jpg", COMPLETE["progressive JPEG"]())
-    assert post(client, file).status_code == 201
+def test_a_large_black_progressive_jpeg_is_accepted(alice_api):
+    night = SimpleUploadedFile("night.jpg", COMPLETE["progressive JPEG"]())
+    assert post_job(alice_api, night).status_code == 201
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF"])
 def test_a_file_too_small_for_its_declared_size_is_refused_before_decoding(fmt):
     with pytest.raises(UploadError, match=f"pixel data is missing: a 14142×14142 {fmt} holds at least"):
         check_pixel_data(fmt, 14142, 14142, 633)
+
+
+# Bad submissions: each case below is refused with its status and message by the API and the form.
+CHAIN = '[{"op": "invert"}]'
+
+
+def bomb_png(width=50_000, height=50_000) -> bytes:
+    """A few hundred bytes of PNG whose header declares ``width`` × ``height`` pixels."""
+
+    def chunk(kind, data):
+        return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
+
+    header = struct.pack("!IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def missing_data_jpeg(width=14142, height=14142) -> bytes:
+    """A real 8 × 8 JPEG whose frame header claims ``width`` × ``height``: libjpeg pads the rest."""
+    data = bytearray(encoded(Image.new("RGB", (8, 8), (200, 30, 30)), "JPEG"))
+    frame = data.index(b"\xff\xc0")  # SOF0: length, precision, then height and width
+    data[frame + 5 : frame + 9] = struct.pack("!HH", height, width)
+    return bytes(data)
+
+
+def file(name, data):
+    return (name, data)  # a fresh upload is made per request: an upload can be read only once
+
+
+PNG = encoded(noise(40, 30))
+BAD = {
+    "not an image": ({"image": file("notes.txt", b"just some text")}, 415, "not an image"),
+    "truncated image": (
+        {"image": file("cut.png", encoded(photo("coffee.png"))[:5000])},
+        400,
+        "truncated or corrupt",
+    ),
+    "corrupt image": ({"image": file("bad.png", PNG[:60] + b"\0" * 200 + PNG[260:])}, 400, "corrupt"),
+    "empty file": ({"image": file("empty.png", b"")}, 400, "the uploaded file is empty"),
+    "extension lies": ({"image": file("photo.png", b"GIF89a? not really")}, 415, "not an image"),
+    "svg": (
+        {"image": file("x.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>')},
+        415,
+        "not an image",
+    ),
+    "html": ({"image": file("x.png", b"<!doctype html><html><body>hi</body></html>")}, 415, "not an image"),
+    "over the byte limit": ({"image": file("big.png", PNG)}, 413, "larger than 500 bytes"),
+    "over the pixel limit": (
+        {"image": file("wide.png", encoded(noise(150, 100)))},
+        400,
+        "the limit is 10000",
+    ),
+    "decompression bomb": ({"image": file("bomb.png", bomb_png())}, 400, "pixels"),
+    "over the side limit": (
+        {"image": file("tall.png", encoded(noise(5, 300)))},
+        400,
+        "no side may exceed 200",
+    ),
+    "animated image": (
+        {
+            "image": file(
+                "anim.gif", encoded(noise(4, 4), "GIF", save_all=True, append_images=[noise(4, 4, seed=2)])
+            )
+        },
+        400,
+        "multi-frame",
+    ),
+    "unknown operation": ({"operations": '[{"op": "melt"}]'}, 400, "unknown operation 'melt'"),
+    "parameter out of range": ({"operations": '[{"op": "median", "size": 4}]'}, 400, "must be odd"),
+    "parameter of the wrong type": (
+        {"operations": '[{"op": "gaussian_blur", "radius": "big"}]'},
+        400,
+        "must be a number",
+    ),
+    "chain too long": ({"operations": "[" + ",".join(['{"op": "invert"}'] * 11) + "]"}, 400, "at most 10"),
+    "tile size out of range": ({"tile_size": "9"}, 400, "tile_size must be between 16 and 2048"),
+    "malformed json": ({"operations": "[{'op': 'invert'}]"}, 400, "not valid JSON"),
+    "NaN parameter": (
+        {"operations": '[{"op": "posterize", "bits": NaN}]'},
+        400,
+        "operations is not valid JSON: NaN is not a JSON number",
+    ),
+    "Infinity parameter": (
+        {"operations": '[{"op": "posterize", "bits": -Infinity}]'},
+        400,
+        "operations is not valid JSON: -Infinity is not a JSON number",
+    ),
+    "1e400 whole-number parameter": (
+        {"operations": '[{"op": "posterize", "bits": 1e400}]'},
+        400,
+        "posterize: parameter 'bits' must be a finite number",
+    ),
+    "1e400 decimal parameter": (
+        {"operations": '[{"op": "gaussian_blur", "radius": -1e400}]'},
+        400,
+        "gaussian_blur: parameter 'radius' must be a finite number",
+    ),
+    "huge whole-number parameter": (
+        {"operations": '[{"op": "posterize", "bits": 1' + "0" * 400 + "}]"},
+        400,
+        "posterize: parameter 'bits' must be between 1 and 8",
+    ),
+    "deeply nested operations": (
+        {"operations": "[" * 5000 + "]" * 5000},
+        400,
+        "operations is nested too deeply to be an operation chain",
+    ),
+    "lone surrogate": ({"operations": '[{"op": "\\ud800"}]'}, 400, "unknown operation '\\ud800'"),
+    "lone surrogate parameter": (
+        {"operations": '[{"op": "invert", "\\udfff": 1}]'},
+        400,
+        "invert: unexpected parameter(s) '\\udfff'",
+    ),
+    "pixel data missing": ({"image": file("hollow.jpg", missing_data_jpeg())}, 400, "pixel data is missing"),
+    "too many tiles": (
+        {"image": file("black.png", encoded(Image.new("L", (2048, 2048)))), "tile_size": "16"},
+        400,
+        "this job would make 16384 tiles; the limit is 4096. A tile_size of 32 or more fits",
+    ),
+    "too many tiles over its stages": (
+        {"operations": '[{"op": "invert"}, {"op": "equalize"}]', "tile_size": "16"},
+        400,
+        "this job would make 12 tiles; the limit is 10. A tile_size of 20 or more fits",
+    ),
+}
+
+
+def submission(overrides):
+    fields = {"image": file("ok.png", PNG), "operations": CHAIN, **overrides}
+    fields["image"] = SimpleUploadedFile(*fields["image"])
+    return fields
+
+
+def apply_limits(case, settings):
+    if case == "over the byte limit":
+        settings.MAX_UPLOAD_BYTES = 500
+    if case == "over the pixel limit":
+        settings.MAX_IMAGE_PIXELS = 10_000
+    if case == "over the side limit":
+        settings.MAX_IMAGE_SIDE = 200
+    if case == "too many tiles over its stages":
+        settings.MAX_TILES_PER_JOB = 10  # 40 × 30 at 16: 3 × 2 tiles in each of 2 stages; at 20, 2 × 2
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_the_api_refuses_it_clearly_and_keeps_nothing(case, settings, alice_api, media_root):
+    apply_limits(case, settings)
+    fields, status, message = BAD[case]
+    started = time.monotonic()
+    response = post_job(alice_api, **submission(fields))
+    assert response.status_code == status, response.content
+    assert message in response.json()["error"]
+    assert time.monotonic() - started < 5  # a bomb is refused from its header, not decoded
+    assert not Job.objects.exists()
+    assert not any(path.is_file() for path in media_root.rglob("*"))
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_the_form_refuses_it_clearly_and_keeps_nothing(case, settings, client, alice, media_root):
+    apply_limits(case, settings)
+    fields, _, message = BAD[case]
+    client.force_login(alice)
+    response = client.post("/jobs/new/", submission(fields))
+    assert response.status_code == 400
+    assert message in response.content.decode().replace("&#x27;", "'")
+    assert not Job.objects.exists()
+    assert not any(path.is_file() for path in media_root.rglob("*"))
+
+
+def test_a_file_name_is_never_used_as_a_path(alice_api):
+    name = "../../etc/pass\x07wd\\..\\evil\r\n.png"
+    response = post_job(alice_api, **submission({"image": file(name, PNG)}))
+    assert response.status_code == 201
+    job = Job.objects.get()
+    assert "/" not in job.original_name and "\\" not in job.original_name and "\x07" not in job.original_name
+    assert job.original.name == f"originals/{job.pk}.png"
+
+
+def test_an_upload_far_over_the_limit_is_refused_before_its_body_is_read(settings, alice_api, media_root):
+    settings.MAX_UPLOAD_BYTES = 10
+    big = file("huge.png", encoded(noise(1000, 800)))  # about 2.4 MB of noise
+    response = post_job(alice_api, **submission({"image": big}))
+    assert response.status_code == 413
+    assert response.json() == {"error": "the upload is larger than 10 bytes"}
+    assert not Job.objects.exists()
+
+
+TOO_MANY_FIELDS = "The number of GET/POST parameters exceeded settings.DATA_UPLOAD_MAX_NUMBER_FIELDS."
+
+
+def many_fields(count: int) -> dict:
+    return submission({}) | {f"f{n}": "x" for n in range(count)}
+
+
+def many_files(count: int) -> dict:
+    return submission({}) | {f"extra{n}": SimpleUploadedFile(f"{n}.png", PNG) for n in range(count)}
+
+
+@pytest.mark.parametrize(
+    "body,content_type,status,message",
+    [
+        (
+            b"--x\r\n",
+            "multipart/form-data",
+            400,
+            "Multipart form parse error - Invalid boundary in multipart: None",
+        ),
+        (
+            b'{"operations": [{"op": "invert"}], "tile_size": 1e400}',
+            "application/json",
+            400,
+            "tile_size must be a whole number",
+        ),
+        (
+            b'{"operations": %s}' % (b"[" * 100_000 + b"]" * 100_000),
+            "application/json",
+            400,
+            "JSON parse error - nested too deeply",
+        ),
+        (
+            b'{"operations": [{"op": "posterize", "bits": NaN}]}',
+            "application/json",
+            400,
+            "JSON parse error - Out of range float values are not JSON compliant: 'NaN'",
+        ),
+    ],
+)
+def test_a_malformed_body_is_a_json_error(body, content_type, status, message, alice_api):
+    response = alice_api.post("/api/jobs/", body, content_type=content_type)
+    assert response.status_code == status, response.content
+    assert response.json() == {"error": message}
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "fields,status,message",
+    [
+        (many_fields(1001), 400, TOO_MANY_FIELDS),
+        (many_files(100), 400, "The number of files exceeded settings.DATA_UPLOAD_MAX_NUMBER_FILES."),
+    ],
+)
+def test_a_multipart_body_over_django_limits_is_a_json_error(fields, status, message, alice_api):
+    response = post_job(alice_api, **fields)
+    assert response.status_code == status, response.content
+    assert response.json() == {"error": message}
+    assert not Job.objects.exists()
+
+
+def test_a_multipart_field_over_the_memory_limit_is_a_json_413(settings, alice_api):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = post_job(alice_api, SimpleUploadedFile("ok.png", PNG), operations=CHAIN + " " * 2000)
+    assert response.status_code == 413, response.content
+    assert response.json() == {"error": "Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE."}
+
+
+def test_a_browser_session_gets_the_json_error_too(alice):
+    client = APIClient(enforce_csrf_checks=True)  # the CSRF check reads the body during authentication
+    client.force_login(alice)
+    client.get("/jobs/new/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post("/api/jobs/", many_fields(1001), format="multipart", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 400, response.content
+    assert response.json() == {"error": TOO_MANY_FIELDS}
+
+
+def test_a_job_with_exactly_the_most_tiles_is_accepted(settings, alice_api):
+    settings.MAX_TILES_PER_JOB = 12  # 40 × 30 at 16: 3 × 2 tiles in each of 2 stages
+    chain = {"operations": '[{"op": "invert"}, {"op": "equalize"}]', "tile_size": "16"}
+    response = post_job(alice_api, **submission(chain))
+    assert response.status_code == 201, response.content
+    assert response.json()["tiles_total"] == 12

@@ -1,4 +1,4 @@
-"""The server-rendered pages: login required, owner-scoped, form submission."""
+"""jobs.views, the server-rendered pages: login required, owner-scoped, form submission, query counts."""
 
 import io
 
@@ -7,6 +7,7 @@ from PIL import Image
 
 from jobs.models import Job
 from tests.images import noise
+from tests.queries import list_page_queries, queries
 
 from .factories import make_job, upload
 
@@ -24,8 +25,7 @@ def test_the_login_page_is_public(client):
     assert client.get("/accounts/login/").status_code == 200
 
 
-def test_history_lists_only_the_users_jobs(client, django_user_model):
-    alice, bob = (django_user_model.objects.create_user(n) for n in ("alice", "bob"))
+def test_history_lists_only_the_users_jobs(client, alice, bob):
     make_job(alice, noise(10, 10)), make_job(bob, noise(10, 10))
     Job.objects.filter(owner=bob).update(original_name="bobs-secret.png")
     client.force_login(alice)
@@ -33,8 +33,7 @@ def test_history_lists_only_the_users_jobs(client, django_user_model):
     assert "photo.png" in page and "bobs-secret.png" not in page
 
 
-def test_another_users_job_page_is_not_found(client, django_user_model):
-    alice, bob = (django_user_model.objects.create_user(n) for n in ("alice", "bob"))
+def test_another_users_job_page_is_not_found(client, alice, bob):
     job = make_job(bob, noise(10, 10))
     client.force_login(alice)
     assert client.get(f"/jobs/{job.pk}/").status_code == 404
@@ -42,8 +41,8 @@ def test_another_users_job_page_is_not_found(client, django_user_model):
     assert client.get(f"/jobs/{job.pk}/").status_code == 200
 
 
-def test_the_form_creates_a_job_and_redirects_to_it(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("alice"))
+def test_the_form_creates_a_job_and_redirects_to_it(client, alice):
+    client.force_login(alice)
     response = client.post(
         "/jobs/new/", {"image": upload(noise(64, 64)), "tile_size": 32, "operations": '[{"op": "grayscale"}]'}
     )
@@ -52,16 +51,15 @@ def test_the_form_creates_a_job_and_redirects_to_it(client, django_user_model):
     assert job.tiles_total == 4
 
 
-def test_the_form_shows_upload_errors(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("alice"))
+def test_the_form_shows_upload_errors(client, alice):
+    client.force_login(alice)
     response = client.post("/jobs/new/", {"image": upload(noise(30, 30)), "operations": '[{"op": "x"}]'})
     assert response.status_code == 400
     assert "unknown operation" in response.content.decode()
     assert not Job.objects.exists()
 
 
-def test_history_filters_by_status_and_file_name(client, django_user_model):
-    alice = django_user_model.objects.create_user("alice")
+def test_history_filters_by_status_and_file_name(client, alice):
     first, second = make_job(alice, noise(10, 10)), make_job(alice, noise(10, 10))
     Job.objects.filter(pk=first.pk).update(original_name="sunset.png")
     Job.objects.filter(pk=second.pk).update(original_name="harbour.png", status=Job.Status.FAILED)
@@ -72,8 +70,7 @@ def test_history_filters_by_status_and_file_name(client, django_user_model):
     assert "sunset.png" in found and "harbour.png" not in found
 
 
-def test_previews_are_made_once_and_scoped_to_the_owner(client, django_user_model):
-    alice, bob = (django_user_model.objects.create_user(n) for n in ("alice", "bob"))
+def test_previews_are_made_once_and_scoped_to_the_owner(client, alice, bob):
     job = make_job(alice, noise(400, 300))
     client.force_login(bob)
     assert client.get(f"/api/jobs/{job.pk}/preview/original/").status_code == 404
@@ -83,3 +80,17 @@ def test_previews_are_made_once_and_scoped_to_the_owner(client, django_user_mode
     assert Image.open(io.BytesIO(response.content)).size == (160, 120)
     assert client.get(f"/api/jobs/{job.pk}/preview/result/").status_code == 409
     assert client.get(f"/api/jobs/{job.pk}/preview/original/?size=5").status_code == 400
+
+
+def test_a_list_page_does_not_query_per_row(admin_client):
+    few, many = list_page_queries(admin_client, "/")
+    assert many == few
+
+
+def test_the_job_page_costs_a_fixed_number_of_queries(client, alice):
+    client.force_login(alice)
+    small, large = (
+        make_job(alice, noise(20, 20), tile_size=16),
+        make_job(alice, noise(200, 200), tile_size=16),
+    )
+    assert queries(client, f"/jobs/{small.pk}/") == queries(client, f"/jobs/{large.pk}/")

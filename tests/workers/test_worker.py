@@ -4,7 +4,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +14,7 @@ from imagepipe.core.codec import encode_tile
 from imagepipe.core.messages import Cancellation, Result, Task, pack
 from tests.images import noise
 from tests.strategies import envelopes
+from tests.topics import read_topic
 from workers.worker import Cancellations, TileWorker
 
 JOB = str(uuid.uuid4())
@@ -45,17 +46,6 @@ def a_task(generation=0, **changes):
         "generation": generation,
     }
     return Task(**{**fields, **changes})
-
-
-def read_topic(name, count):
-    reader = kafka.consumer("test-reader", **{"enable.auto.commit": False})
-    reader.assign([TopicPartition(kafka.topic(name), p, OFFSET_BEGINNING) for p in range(2)])
-    messages = []
-    while len(messages) < count and (message := reader.poll(10)) is not None:
-        if not message.error():
-            messages.append(message)
-    reader.close()
-    return messages
 
 
 def test_a_task_is_processed_and_its_result_published(worker):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from imagepipe.signals import StopFlag
+from imagepipe.shutdown import StopFlag
 from jobs import collector
 
 

@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs import actions
 from jobs.models import Job
-from jobs.services import submit_job
 from jobs.uploads import UploadError
 
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             raise CommandError(f"no such file: {image}")
         with image.open("rb") as handle:
             try:
-                job = submit_job(
+                job = actions.submit(
                     owner,
                     File(handle, name=image.name),
                     [parse_op(o) for o in op],

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from imagepipe.core.messages import TEXT
-from imagepipe.signals import StopFlag
+from imagepipe.shutdown import StopFlag
 from workers.worker import TileWorker, default_worker_id
 
 

@@ -1,4 +1,4 @@
-"""Stop flags for long-running commands: the handler only sets a flag."""
+"""A clean stop for long-running commands: SIGTERM or SIGINT sets a flag their loop checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Is each backing service answering? Plain functions for the status page and /api/system/.
+"""Is each backing service answering? Plain functions for /ready/, /api/system/ and /metrics.
 
 Each check returns a dict with ``"ok"`` and details, never raises, and gives up within a few
 seconds, so a dead service makes a slow page rather than a hung one. A failed check carries
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -23,8 +22,6 @@ from confluent_kafka import (
 )
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q
-from django.utils import timezone
 
 from imagepipe import kafka as kafka_clients
 from jobs.models import Collector
@@ -154,22 +151,11 @@ async def _round_trip(layer) -> None:
 
 def workers() -> dict:
     """Worker counts by status, counted in the database (rows pile up: one per worker process)."""
-    # The same boundaries as Worker.status, which tests compare this with.
-    now = timezone.now()
-    fresh = Q(stopped=False, last_seen__gte=now - timedelta(seconds=settings.WORKER_STALE_AFTER_SECONDS))
-    alive = Q(stopped=False, last_seen__gte=now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS))
     try:
-        counts = Worker.objects.aggregate(
-            total=Count("pk"), online=Count("pk", filter=fresh), alive=Count("pk", filter=alive)
-        )
+        counts = Worker.objects.count_by_status()
     except Exception as exc:
-        return _failure("workers", exc, online=0, stale=0, offline=0)
-    return {
-        "ok": counts["online"] > 0,
-        "online": counts["online"],
-        "stale": counts["alive"] - counts["online"],
-        "offline": counts["total"] - counts["alive"],
-    }
+        return _failure("workers", exc, **dict.fromkeys(Worker.Status.values, 0))
+    return {"ok": counts[Worker.Status.ONLINE] > 0, **counts}
 
 
 def collector() -> dict:

@@ -9,10 +9,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs.collector import record_result
 from jobs.models import Collector
 from tests.images import photo
-from tests.jobs.factories import make_job
-from tests.jobs.test_collector import results_for
+from tests.jobs.factories import make_job, results_for
+from workers.models import Worker
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]  # /metrics reports consumer lag
 
 
 def scrape(client, **headers):
@@ -21,14 +21,14 @@ def scrape(client, **headers):
     return {family.name: family for family in text_string_to_metric_families(response.content.decode())}
 
 
-def test_metrics_describe_jobs_tiles_latency_workers_and_lag(client, django_user_model):
+def test_metrics_describe_jobs_tiles_latency_workers_and_lag(client, alice, staff):
     image = photo("camera.png").crop((0, 0, 100, 60))
-    job = make_job(django_user_model.objects.create_user("alice"), image)
+    job = make_job(alice, image)
     for value in results_for(job, image):
         record_result(value)
     make_job(job.owner, image)  # a second one, still queued
     consuming_collector()
-    client.force_login(django_user_model.objects.create_user("root", is_staff=True))
+    client.force_login(staff)
     families = scrape(client)
 
     jobs = {s.labels["status"]: s.value for s in families["imagepipe_jobs"].samples}
@@ -36,9 +36,7 @@ def test_metrics_describe_jobs_tiles_latency_workers_and_lag(client, django_user
     assert families["imagepipe_tiles_processed"].samples[0].value == job.tiles_total == 2
     latency = {s.name: s for s in families["imagepipe_tile_duration_seconds"].samples}
     assert latency["imagepipe_tile_duration_seconds_count"].value == 2
-    assert {"online", "stale", "offline"} == {
-        s.labels["status"] for s in families["imagepipe_workers"].samples
-    }
+    assert {s.labels["status"] for s in families["imagepipe_workers"].samples} == set(Worker.Status)
     assert {s.labels["group"] for s in families["imagepipe_consumer_lag"].samples} == {"workers", "collector"}
     assert {s.labels["group"] for s in families["imagepipe_consumer_group_members"].samples} == {
         "workers",
@@ -48,9 +46,9 @@ def test_metrics_describe_jobs_tiles_latency_workers_and_lag(client, django_user
     assert families["imagepipe_collector_rebuilds"].samples[0].labels == {"collector": "c1"}
 
 
-def test_metrics_are_for_staff_or_the_scraper_token(client, settings, django_user_model):
+def test_metrics_are_for_staff_or_the_scraper_token(client, settings, alice):
     assert client.get("/metrics").status_code == 401
-    client.force_login(django_user_model.objects.create_user("alice"))
+    client.force_login(alice)
     assert client.get("/metrics").status_code == 403
     settings.METRICS_TOKEN = "scrape-secret"
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403

@@ -1,4 +1,4 @@
-"""GET /api/system/: the health of every backing service, for staff."""
+"""GET /api/system/ (staff), /health/ and /ready/ (open): the health checks as HTTP answers."""
 
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema
@@ -6,7 +6,7 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
-from imagepipe import health
+from . import health
 
 
 @extend_schema(responses=dict)

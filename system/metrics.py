@@ -16,29 +16,29 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
-from imagepipe import health
 from jobs.models import Job, Tile
+from workers.models import Worker
+
+from . import health
 
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
 class ImagePipeCollector:
     def collect(self):
-        by_status = dict(Job.objects.values_list("status").annotate(n=Count("id")))
         jobs = GaugeMetricFamily("imagepipe_jobs", "Jobs by status.", labels=["status"])
-        for status in Job.Status.values:
-            jobs.add_metric([status], by_status.get(status, 0))
+        for status, count in Job.objects.count_by_status().items():
+            jobs.add_metric([status], count)
         yield jobs
 
         tiles = CounterMetricFamily("imagepipe_tiles_processed", "Tiles recorded by the collector.")
-        tiles.add_metric([], Tile.objects.filter(status=Tile.Status.DONE).count())
+        tiles.add_metric([], Tile.objects.done().count())
         yield tiles
         yield latency()
 
-        counts = health.workers()
         workers = GaugeMetricFamily("imagepipe_workers", "Workers by heartbeat status.", labels=["status"])
-        for status in ("online", "stale", "offline"):
-            workers.add_metric([status], counts[status])
+        for status, count in Worker.objects.count_by_status().items():
+            workers.add_metric([status], count)
         yield workers
 
         lag = GaugeMetricFamily(
@@ -75,7 +75,7 @@ def collectors():
 
 def latency() -> HistogramMetricFamily:
     """Tile processing time on the workers, in seconds, over every recorded tile."""
-    done = Tile.objects.filter(status=Tile.Status.DONE, duration_ms__isnull=False)
+    done = Tile.objects.done().filter(duration_ms__isnull=False)
     buckets = {f"le{b}": Count("id", filter=Q(duration_ms__lte=b)) for b in LATENCY_BUCKETS_MS}
     row = done.aggregate(total=Count("id"), sum=Sum("duration_ms"), **buckets)
     histogram = HistogramMetricFamily("imagepipe_tile_duration_seconds", "Tile processing time on a worker.")

@@ -1,0 +1,101 @@
+"""What a user can do to a job, one function per verb: submit, cancel, retry, delete.
+
+The API, the form, the admin and the management commands all call these, so every way in
+has the same side effects: the state change, what the workers are told, the websocket push.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from imagepipe.core.operations import chain_output_mode
+from imagepipe.core.pipeline import leading_table
+
+from . import previews
+from .assembly import assemble_job, discard_tiles
+from .dispatch import announce_cancel, dispatch_stage, publish_stage
+from .events import push_status
+from .models import Job, Tile
+from .uploads import (
+    check_message_size,
+    check_tile_count,
+    clean_filename,
+    kept_profile,
+    open_image,
+    parse_operations,
+    parse_output,
+    parse_tile_size,
+)
+
+
+def submit(owner, upload, operations, tile_size=None, output_format=None, quality=None) -> Job:
+    """Create a job from an upload; raises UploadError before anything is stored.
+
+    ``job.notes`` lists what the submitter should know that did not stop the job (not stored).
+    """
+    steps = parse_operations(operations)
+    size = parse_tile_size(tile_size)
+    image, extension = open_image(upload)
+    result_mode = chain_output_mode(image.mode, steps)
+    output_format, quality = parse_output(output_format, quality, result_mode)
+    job = Job(
+        owner=owner,
+        original_name=clean_filename(upload.name),
+        operations=[step.to_dict() for step in steps],
+        tile_size=size,
+        width=image.width,
+        height=image.height,
+        mode=image.mode,
+        output_mode=result_mode,
+        output_format=output_format,
+        output_quality=quality,
+    )
+    job.icc_profile, job.notes = kept_profile(image.info.get("icc_profile"), result_mode)
+    check_tile_count(job)  # before building the tile list, whose size it bounds
+    tiles = job.all_tiles()
+    job.tiles_total = len(tiles)
+    check_message_size(tiles, len(image.mode))
+    upload.seek(0)
+    job.original.save(f"{job.id}{extension}", ContentFile(upload.read()), save=False)
+    with transaction.atomic():
+        job.save()
+        Tile.objects.bulk_create(Tile.from_spec(job, spec, stage) for stage, spec in tiles)
+        table = leading_table(job.stages[0], image)
+        transaction.on_commit(partial(publish_stage, job, image, 0, table))
+    return job
+
+
+def cancel(job: Job) -> bool:
+    """Stop an unfinished job: workers drop its queued tiles, its page hears at once."""
+    if not job.cancel():
+        return False
+    announce_cancel(job)
+    push_status(job)
+    return True
+
+
+def retry(job: Job) -> bool:
+    """Put a failed or cancelled job back to work, re-running only the tiles not done."""
+    if not job.reopen():
+        return False
+    if job.tiles_done == job.tiles_total:
+        assemble_job(job)
+    else:
+        pending = job.tiles.pending(job.stage)
+        dispatch_stage(job, job.stage, set(pending.values_list("index", flat=True)))
+    push_status(job)
+    return True
+
+
+def delete(job: Job) -> None:
+    """Remove a job with its original, tiles and result (cancelling it first if it still runs)."""
+    cancel(job)
+    discard_tiles(job)
+    previews.discard(job)
+    for field in (job.original, job.result):
+        if field:
+            field.delete(save=False)
+    job.delete()

@@ -1,0 +1,29 @@
+"""Kafka topics in tests: reading back what the code under test published, and removing them."""
+
+import gc
+
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from imagepipe import kafka
+
+
+def read_topic(name, count):
+    """The first ``count`` records of ImagePipe's topic ``name`` (fewer if none comes for 10 s)."""
+    reader = kafka.consumer("test-reader", **{"enable.auto.commit": False})
+    reader.assign([TopicPartition(kafka.topic(name), p, OFFSET_BEGINNING) for p in range(2)])
+    messages = []
+    while len(messages) < count and (message := reader.poll(10)) is not None:
+        if not message.error():
+            messages.append(message)
+    reader.close()
+    return messages
+
+
+def delete_topics(prefix: str) -> None:
+    """Leave the broker as it was: a test's topics go when it is done."""
+    admin = kafka.admin()
+    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    for future in admin.delete_topics(mine).values() if mine else ():
+        future.result()
+    del admin
+    gc.collect()  # here, not on a librdkafka thread (see imagepipe.kafka.collected)
