@@ -5,7 +5,7 @@ import io
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from imagepipe.core.messages import Task
+from imagepipe.core.messages import Result, Task
 from jobs.actions import submit as submit_job
 from jobs.dispatch import task_messages
 from tests.images import encoded, photo
@@ -48,3 +48,9 @@ def result_bytes(job) -> bytes:
 def result_image(job) -> Image.Image:
     """The job's stored result, decoded."""
     return Image.open(io.BytesIO(result_bytes(job)))
+
+
+def failed_result(job_id, index: int, error: str, worker: str = "w") -> bytes:
+    """A worker's report that a tile failed, as it arrives on ``results``."""
+    result = Result(str(job_id), index, worker, duration_ms=1, task_partition=0, task_offset=0, error=error)
+    return result.encode()

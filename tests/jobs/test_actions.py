@@ -10,13 +10,12 @@ from django.core.files.storage import default_storage
 from PIL import ImageFilter
 
 from imagepipe import kafka
-from imagepipe.core.messages import Result
 from jobs.collector import record_result
 from jobs.events import status_event
 from jobs.models import Job, Tile
 from tests.topics import read_topic
 
-from .factories import SMALL_PHOTO, result_image, results_for
+from .factories import SMALL_PHOTO, failed_result, result_image, results_for
 
 pytestmark = pytest.mark.django_db
 
@@ -58,17 +57,7 @@ def test_a_job_failed_by_a_bad_tile_finishes_identically_after_a_retry(kafka_top
     values = results_for(job, SMALL_PHOTO)
     for value in values[:5]:
         record_result(value)
-    record_result(
-        Result(
-            job=str(job.pk),
-            index=5,
-            worker="w",
-            duration_ms=1,
-            task_partition=0,
-            task_offset=0,
-            error="MemoryError: out of memory",
-        ).encode()
-    )
+    record_result(failed_result(job.pk, 5, "MemoryError: out of memory"))
     record_result(values[5])  # too late: the job has failed
     job.refresh_from_db()
     assert (job.status, job.tiles_done) == (Job.Status.FAILED, 5)

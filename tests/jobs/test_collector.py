@@ -18,7 +18,7 @@ from tests.images import SRGB, photo
 from tests.strategies import envelopes, integers, json_values
 from workers.models import Worker
 
-from .factories import SMALL_PHOTO, make_job, result_bytes, result_image, results_for
+from .factories import SMALL_PHOTO, failed_result, make_job, result_bytes, result_image, results_for
 
 pytestmark = pytest.mark.django_db
 
@@ -45,17 +45,7 @@ def test_it_ignores_a_duplicate_result(job):
 
 
 def test_an_error_result_fails_the_job_with_the_reason(job):
-    record_result(
-        Result(
-            job=str(job.pk),
-            index=2,
-            worker="w9",
-            duration_ms=1,
-            task_partition=0,
-            task_offset=0,
-            error="ValueError: boom",
-        ).encode()
-    )
+    record_result(failed_result(job.pk, 2, "ValueError: boom", worker="w9"))
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error == "tile 2 failed on w9: ValueError: boom"
