@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
@@ -108,6 +108,17 @@ def collected(call: Callable[_P, _R]) -> Callable[_P, _R]:
             gc.collect()
 
     return run
+
+
+# What a broker answers while a partition's leadership settles: a new topic, a restarted broker.
+LEADERSHIP_SETTLING = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
+def transient(error: KafkaError) -> bool:
+    """Worth asking again: the client calls it retriable, or a partition's leader is still settling."""
+    return bool(error.retriable()) or error.code() in LEADERSHIP_SETTLING
 
 
 def where(message: Message) -> str:

@@ -206,13 +206,14 @@ def system() -> dict:
 
 
 def _watermarks(probe, partition: TopicPartition, deadline: float) -> tuple[int, int]:
-    """Low and high offsets, retrying the broker's transient answers (a partition still electing
-    its leader just after the topic was made) until the check's time runs out."""
+    """Low and high offsets, retrying the broker's transient answers (a partition whose leader is
+    still settling just after the topic was made) until the check's time runs out."""
     while True:
         try:
             return probe.get_watermark_offsets(partition, timeout=_remaining(deadline))
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
-            if not (isinstance(error, KafkaError) and error.retriable()) or _remaining(deadline) <= 0.2:
+            settling = isinstance(error, KafkaError) and kafka_clients.transient(error)
+            if not settling or _remaining(deadline) <= 0.2:
                 raise
             time.sleep(0.1)
