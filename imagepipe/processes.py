@@ -1,4 +1,4 @@
-"""Start and stop ImagePipe's processes on this machine: web, collector, workers.
+"""Start and stop ImagePipe's processes on this machine: web, collector, dispatcher, workers.
 
 One launcher shared by ``scripts/run.sh`` (the local system), the integration
 tests and the end-to-end benchmark, so all three run the real commands the same
@@ -61,6 +61,9 @@ class System:
     def start_collector(self) -> None:
         self.spawn("collector", [*MANAGE, "runcollector"])
 
+    def start_dispatcher(self, name: str = "dispatcher") -> subprocess.Popen:
+        return self.spawn(name, [*MANAGE, "rundispatcher"])
+
     def start_worker(self, name: str) -> subprocess.Popen:
         return self.spawn(name, [*MANAGE, "runworker_kafka", "--id", name])
 
@@ -113,6 +116,7 @@ def start_system(
     try:
         system.start_web()
         system.start_collector()
+        system.start_dispatcher()
         for number in range(1, workers + 1):
             system.start_worker(f"{socket.gethostname()}-worker-{number}")
     except Exception:
@@ -137,7 +141,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        print("stopping web, collector and workers ...", flush=True)
+        print("stopping web, collector, dispatcher and workers ...", flush=True)
         system.stop_all()
 
 

@@ -207,6 +207,12 @@ WORKER_MAX_ATTEMPTS = env_int("WORKER_MAX_ATTEMPTS", 3)  # tries per tile before
 TILE_DEADLINE_SECONDS = env_float("TILE_DEADLINE_SECONDS", 300.0)  # no progress this long: re-dispatch
 TILE_MAX_DISPATCHES = env_int("TILE_MAX_DISPATCHES", 5)  # then the job fails
 COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
+# The dispatcher (manage.py rundispatcher): tiles in flight per live worker, the least in flight
+# before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
+DISPATCH_TILES_PER_WORKER = env_int("DISPATCH_TILES_PER_WORKER", 2)
+DISPATCH_WINDOW_MIN = env_int("DISPATCH_WINDOW_MIN", 4)
+DISPATCH_POLL_SECONDS = env_float("DISPATCH_POLL_SECONDS", 0.05)
+DISPATCH_CACHED_IMAGES = env_int("DISPATCH_CACHED_IMAGES", 2)
 
 # Every consumer's watchdog (imagepipe/watchdog.py): rebuilt when stuck this long (3 session
 # timeouts by default); the collector's report in the database is stale after COLLECTOR_STALE_SECONDS.

@@ -1,4 +1,5 @@
-"""What a user can do to a job, one function per verb: submit, cancel, retry, delete.
+"""What a user can do to a job, one function per verb: submit, cancel, retry, delete, pause, resume,
+prioritise.
 
 The API, the form, the admin and the management commands all call these, so every way in
 has the same side effects: the state change, what the workers are told, the websocket push.
@@ -6,17 +7,14 @@ has the same side effects: the state change, what the workers are told, the webs
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.core.files.base import ContentFile
 from django.db import transaction
 
 from imagepipe.core.operations import chain_output_mode
-from imagepipe.core.pipeline import leading_table
 
 from . import previews
 from .assembly import assemble_job, discard_tiles
-from .dispatch import announce_cancel, dispatch_stage, publish_stage
+from .dispatch import announce_cancel
 from .events import push_status
 from .models import Job, Tile
 from .uploads import (
@@ -27,17 +25,19 @@ from .uploads import (
     open_image,
     parse_operations,
     parse_output,
+    parse_priority,
     parse_tile_size,
 )
 
 
-def submit(owner, upload, operations, tile_size=None, output_format=None, quality=None) -> Job:
+def submit(owner, upload, operations, tile_size=None, output_format=None, quality=None, priority=None) -> Job:
     """Create a job from an upload; raises UploadError before anything is stored.
 
     ``job.notes`` lists what the submitter should know that did not stop the job (not stored).
     """
     steps = parse_operations(operations)
     size = parse_tile_size(tile_size)
+    priority = parse_priority(priority)
     image, extension = open_image(upload)
     result_mode = chain_output_mode(image.mode, steps)
     output_format, quality = parse_output(output_format, quality, result_mode)
@@ -52,6 +52,7 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
         output_mode=result_mode,
         output_format=output_format,
         output_quality=quality,
+        priority=priority,
     )
     job.icc_profile, job.notes = kept_profile(image.info.get("icc_profile"), result_mode)
     check_tile_count(job)  # before building the tile list, whose size it bounds
@@ -63,9 +64,7 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
     with transaction.atomic():
         job.save()
         Tile.objects.bulk_create(Tile.from_spec(job, spec, stage) for stage, spec in tiles)
-        table = leading_table(job.stages[0], image)
-        transaction.on_commit(partial(publish_stage, job, image, 0, table))
-    return job
+    return job  # queued: the dispatcher sends its tiles as the workers have room
 
 
 def cancel(job: Job) -> bool:
@@ -84,10 +83,32 @@ def retry(job: Job) -> bool:
     if job.tiles_done == job.tiles_total:
         assemble_job(job)
     else:
-        pending = job.tiles.pending(job.stage)
-        dispatch_stage(job, job.stage, set(pending.values_list("index", flat=True)))
+        job.tiles.in_flight(job.stage).update(dispatched_at=None)  # queued again: the dispatcher sends them
     push_status(job)
     return True
+
+
+def pause(job: Job) -> bool:
+    """Send no more of a job's tiles until it is resumed; those in flight finish."""
+    if not job.pause():
+        return False
+    push_status(job)
+    return True
+
+
+def resume(job: Job) -> bool:
+    """Let the dispatcher send a paused job's remaining tiles again."""
+    if not job.resume():
+        return False
+    push_status(job)
+    return True
+
+
+def prioritise(job: Job, priority: int) -> None:
+    """Set how soon the job's tiles get into the dispatch window (Job.Priority)."""
+    Job.objects.filter(pk=job.pk).update(priority=priority)
+    job.priority = priority
+    push_status(job)
 
 
 def delete(job: Job) -> None:

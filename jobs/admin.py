@@ -27,12 +27,23 @@ def retry_jobs(modeladmin, request, queryset):
     modeladmin.message_user(request, f"{retried} job(s) sent back to work")
 
 
+@admin.action(description="Pause the selected queued or running jobs")
+def pause_jobs(modeladmin, request, queryset):
+    modeladmin.message_user(request, f"{sum(actions.pause(job) for job in queryset)} job(s) paused")
+
+
+@admin.action(description="Resume the selected paused jobs")
+def resume_jobs(modeladmin, request, queryset):
+    modeladmin.message_user(request, f"{sum(actions.resume(job) for job in queryset)} job(s) resumed")
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = [
         "original_name",
         "owner",
         "status",
+        "priority",
         "size",
         "tiles_done",
         "tiles_total",
@@ -44,7 +55,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["original_name", "owner__username", "id"]
     date_hierarchy = "created_at"
     inlines = [TileInline]
-    actions = [cancel_jobs, retry_jobs]
+    actions = [cancel_jobs, retry_jobs, pause_jobs, resume_jobs]
 
     @admin.display(description="size")
     def size(self, job):
@@ -54,8 +65,12 @@ class JobAdmin(admin.ModelAdmin):
     def duration_seconds(self, job):
         return None if job.duration is None else round(job.duration, 1)
 
-    # Pipeline fields are the collector's to change, never an admin's.
-    readonly_fields = [f.name for f in Job._meta.fields]
+    # Pipeline fields are the collector's to change, never an admin's; staff may set the priority.
+    readonly_fields = [f.name for f in Job._meta.fields if f.name != "priority"]
+
+    def save_model(self, request, obj, form, change):
+        if change and "priority" in form.changed_data:
+            actions.prioritise(obj, obj.priority)
 
     def delete_model(self, request, obj):
         actions.delete(obj)  # with its files, and its workers told

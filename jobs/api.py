@@ -18,9 +18,9 @@ from imagepipe.core.output import FORMATS
 
 from . import actions, previews
 from .models import Job
-from .serializers import JobSerializer, SubmitSerializer, TileSerializer
+from .serializers import JobSerializer, PrioritySerializer, SubmitSerializer, TileSerializer
 from .throttles import SubmitRateThrottle
-from .uploads import UploadError
+from .uploads import UploadError, parse_priority
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -59,6 +59,7 @@ class JobViewSet(
                 request.data.get("tile_size"),
                 request.data.get("output_format"),
                 request.data.get("quality"),
+                request.data.get("priority"),
             )
         except UploadError as exc:
             return Response({"error": str(exc)}, status=exc.status)
@@ -77,6 +78,38 @@ class JobViewSet(
         job = self.get_object()
         if not actions.cancel(job):
             return conflict(f"the job is {job.status}; only an unfinished job can be cancelled")
+        return Response(self.get_serializer(job).data)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Send no more of the job's tiles (those in flight finish)."""
+        job = self.get_object()
+        if not actions.pause(job):
+            return conflict(f"the job is {job.status}; only a queued or running job can be paused")
+        return Response(self.get_serializer(job).data)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Send a paused job's remaining tiles again."""
+        job = self.get_object()
+        if not actions.resume(job):
+            return conflict(f"the job is {job.status}; only a paused job can be resumed")
+        return Response(self.get_serializer(job).data)
+
+    @extend_schema(request=PrioritySerializer, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def priority(self, request, pk=None):
+        """Set the job's priority: low, normal or high."""
+        job = self.get_object()
+        if job.status in Job.TERMINAL:
+            return conflict(f"the job is {job.status}; only an unfinished job's priority can change")
+        try:
+            priority = parse_priority(request.data.get("priority"))
+        except UploadError as exc:
+            return Response({"error": str(exc)}, status=400)
+        actions.prioritise(job, priority)
         return Response(self.get_serializer(job).data)
 
     @extend_schema(request=None, responses=JobSerializer)

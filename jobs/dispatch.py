@@ -1,17 +1,30 @@
-"""Sending work to the workers: a stage's tiles to ``tasks``, a cancellation to ``cancellations``.
+"""The dispatcher: queued tiles go to ``tasks`` as the workers have room, fairly between users.
 
-A stage is cut from the stored original (stage 0) or from the previous stage's stored tiles,
-so any process can dispatch any stage at any time: the submitting request, the collector when
-a stage completes, recovery when tiles stopped moving, a retry.
+Submitting a job only writes its rows. Here a tile is cut from the stored original (stage 0) or
+from the previous stage's stored tiles (later stages) and published, a bounded window at a time:
+as many tiles in flight as the live workers can keep busy (``DISPATCH_TILES_PER_WORKER`` each),
+handed out by ``scheduler.share``. A tile is claimed, published and marked in one transaction,
+under a lock only one dispatcher holds at a time: a dispatcher killed mid-step leaves its tiles
+queued (sent again: at-least-once), and two dispatchers never send the same tile.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
-from collections.abc import Iterator
+import time
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
 from functools import cache
 
+from django.conf import settings
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 from PIL import Image
@@ -22,20 +35,27 @@ from imagepipe.core.codec import encode_tile
 from imagepipe.core.messages import Task
 from imagepipe.core.pipeline import cut_tile, leading_table
 from imagepipe.core.tiling import TileSpec
+from workers.models import Worker
 
 from . import assembly
 from .events import push_status
-from .models import Job
+from .models import Job, Tile
+from .scheduler import Queue, share, window
 from .uploads import open_image
 
 logger = logging.getLogger(__name__)
+LOCK = 0x494D_5044  # pg advisory lock: one dispatcher sends at a time ("IMPD")
+
+
+class PublishError(Exception):
+    """The broker did not take every tile of a step: nothing of it is marked sent."""
 
 
 def advance_stage(job: Job, finished: int) -> None:
-    """Dispatch the next stage once ``finished`` is complete (only one caller wins)."""
-    if not job.claim_next_stage(finished):
-        return
-    dispatch_stage(job, finished + 1)
+    """Move the job to its next stage once ``finished`` is complete (only one caller wins);
+    the dispatcher then sends the next stage's tiles."""
+    if job.claim_next_stage(finished):
+        logger.info("job %s: stage %d of %d queued", job.pk, finished + 1, job.last_stage)
 
 
 def stage_finished(job: Job, stage: int) -> bool:
@@ -52,17 +72,155 @@ def stage_input(job: Job, stage: int) -> tuple[Image.Image, list[int] | None]:
     return image, leading_table(job.stages[0], image)
 
 
-def dispatch_stage(job: Job, stage: int, only: set[int] | None = None) -> None:
-    """Publish a stage's tiles (``only`` those indices, if given); a stage that can't be cut fails the job."""
-    try:
-        image, table = stage_input(job, stage)
-    except Exception as exc:
-        logger.exception("preparing stage %d of job %s failed", stage, job.pk)
-        job.fail(f"preparing stage {stage} failed: {exc}")
-        push_status(job)
-        return
-    publish_stage(job, image, stage, table, only)
-    logger.info("job %s: stage %d of %d dispatched", job.pk, stage, job.last_stage)
+class StageImages:
+    """The last few stage inputs used, decoded: the bound on the dispatcher's memory.
+
+    Jobs take turns in the window, so each keeps its decoded input here while it is sent;
+    past ``size`` inputs the least recently used is dropped and read again from storage.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.images: OrderedDict[tuple[str, int], tuple[Image.Image, list[int] | None]] = OrderedDict()
+
+    def get(self, job: Job) -> tuple[Image.Image, list[int] | None]:
+        key = (str(job.pk), job.stage)
+        if key in self.images:
+            self.images.move_to_end(key)
+            return self.images[key]
+        found = self.images[key] = stage_input(job, job.stage)
+        while len(self.images) > self.size:
+            self.images.popitem(last=False)
+        return found
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self.images = StageImages(settings.DISPATCH_CACHED_IMAGES)
+        self.producer = _producer()
+        self.topic = kafka.topic(kafka.TASKS)
+        self.sent = 0
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        """Send tiles until asked to stop; a failure is logged and the next step tries again later."""
+        logger.info("dispatcher sending to %s on %s", self.topic, settings.KAFKA_BOOTSTRAP_SERVERS)
+        backoff = 0.0
+        while not should_stop():
+            try:
+                sent, backoff = self.step(), 0.0
+            except (OperationalError, InterfaceError) as exc:
+                sent, backoff = 0, _longer(backoff)
+                logger.warning("database unavailable (%s); retrying in %.1f s", str(exc).strip(), backoff)
+                connections.close_all()
+            except Exception:  # the broker away, or a bug: never the end of the dispatcher
+                sent, backoff = 0, _longer(backoff)
+                logger.exception("dispatching failed; retrying in %.1f s", backoff)
+            if not sent:
+                close_old_connections()
+                time.sleep(backoff or settings.DISPATCH_POLL_SECONDS)
+        logger.info("dispatcher stopped; %d tiles sent", self.sent)
+
+    def step(self) -> int:
+        """Fill the window's free places once; the number of tiles sent.
+
+        The counts are read outside any transaction, each from one table (a join would take the
+        tables' locks one after the other); only the claim of a job's tiles, their publishing
+        and their marking hold a transaction, on the tile rows alone, under the lock.
+        """
+        flying = dict(Tile.objects.in_flight().count_by("job"))
+        online = Worker.objects.count_by_status()[Worker.Status.ONLINE]
+        per_worker, least = settings.DISPATCH_TILES_PER_WORKER, settings.DISPATCH_WINDOW_MIN
+        free = window(online, per_worker, least) - sum(flying.values())
+        if free <= 0:
+            return 0
+        queued = Tile.objects.queued().count_by("job", "stage")
+        waiting = {(str(job), stage): count for job, stage, count in queued}
+        jobs = {
+            str(job.pk): job
+            for job in Job.objects.dispatchable().filter(pk__in={job for job, _ in waiting})
+            if (str(job.pk), job.stage) in waiting
+        }
+        if not jobs:
+            return 0
+        owners = dict(Job.objects.filter(pk__in=list(flying)).values_list("pk", "owner_id"))
+        by_owner: Counter[int] = Counter()
+        for job_id, count in flying.items():
+            by_owner[owners.get(job_id, 0)] += count
+        queues = [
+            Queue(
+                key,
+                job.owner_id,
+                job.priority,
+                job.created_at,
+                waiting[key, job.stage],
+                flying.get(job.pk, 0),
+            )
+            for key, job in jobs.items()
+        ]
+        load = Counter(dict(Tile.objects.in_flight().count_by("partition")))
+        sent = sum(
+            self.send(jobs[job_id], count, load) for job_id, count in share(queues, free, by_owner).items()
+        )
+        self.sent += sent
+        return sent
+
+    def send(self, job: Job, count: int, load: Counter) -> int:
+        """Publish ``count`` of the job's queued tiles to the least loaded partitions, then mark them."""
+        try:
+            image, table = self.images.get(job)
+        except Exception as exc:
+            logger.exception("preparing stage %d of job %s failed", job.stage, job.pk)
+            if job.fail(f"preparing stage {job.stage} failed: {exc}"):
+                push_status(job)
+            return 0
+        with transaction.atomic():
+            if not _lead():
+                return 0  # another dispatcher is sending right now
+            queued = job.tiles.queued(job.stage).select_for_update(skip_locked=True).order_by("index")
+            tiles = {tile.index: tile.pk for tile in queued[:count]}
+            placed = self.publish(job, image, table, tiles, load)
+            now = timezone.now()
+            for partition, ids in placed.items():
+                Tile.objects.filter(pk__in=ids).update(
+                    attempts=F("attempts") + 1, dispatched_at=now, partition=partition
+                )
+        if tiles and job.dispatched_at is None:
+            job.mark_dispatched()
+        return len(tiles)
+
+    def publish(self, job, image, table, tiles: dict[int, int], load: Counter) -> dict[int, list[int]]:
+        """Each tile to the partition with the fewest in flight; raises PublishError unless all are taken."""
+        partitions = self.partitions()
+        placed: dict[int, list[int]] = defaultdict(list)
+        errors: list[str] = []
+
+        def delivered(err, msg) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        for spec, value in task_messages(job, image, job.stage, table, set(tiles)):
+            partition = min(range(partitions), key=lambda p: load[p])
+            load[partition] += 1
+            key = f"{job.pk}:{job.stage}:{spec.index}"
+            _produce(self.producer, self.topic, value, key, partition, delivered)
+            placed[partition].append(tiles[spec.index])
+        if self.producer.flush(30) or errors:
+            reason = (errors or ["timed out"])[0]
+            raise PublishError(f"job {job.pk}: the broker did not take its tiles: {reason}")
+        return placed
+
+    def partitions(self) -> int:
+        return task_partitions(self.topic)
+
+
+def _longer(backoff: float) -> float:
+    return min(max(0.5, backoff * 2), 5.0)
+
+
+def _lead() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK])
+        return bool(cursor.fetchone()[0])
 
 
 @cache
@@ -70,27 +228,20 @@ def _producer():
     return kafka.producer()
 
 
+@cache
 def task_partitions(topic_name: str) -> int:
     metadata = _producer().list_topics(topic_name, timeout=10)
     found = metadata.topics.get(topic_name)
     if found is None or found.error is not None or not found.partitions:
+        task_partitions.cache_clear()
         raise RuntimeError(f"topic {topic_name} is missing: run manage.py kafka_topics")
     return len(found.partitions)
-
-
-def spread(job_id, index: int, partitions: int) -> int:
-    """Round-robin a job's tiles over every partition, starting at a per-job offset.
-
-    Hashing ``job:tile`` keys only spreads them on average; round-robin guarantees
-    every worker of the group gets a share of every job with enough tiles.
-    """
-    return (zlib.crc32(str(job_id).encode()) + index) % partitions
 
 
 def task_messages(
     job: Job, image: Image.Image, stage: int, table: list[int] | None = None, only: set[int] | None = None
 ) -> Iterator[tuple[TileSpec, bytes]]:
-    """Each tile of a stage as a task: its padded pixels, where it belongs, the stage's steps."""
+    """Each tile of a stage (``only`` those indices) as a task: padded pixels, place, the steps."""
     operations = [step.to_dict() for step in job.stages[stage]]
     stat = needed_stat(job.stages, stage)
     for spec in job.stage_tiles(stage):
@@ -109,50 +260,6 @@ def task_messages(
             generation=job.generation,
         )
         yield spec, task.encode(encode_tile(cut_tile(image, spec)))
-
-
-def publish_stage(
-    job: Job, image: Image.Image, stage: int, table: list[int] | None = None, only: set[int] | None = None
-) -> None:
-    """Send every tile of a stage (core + halo) to Kafka; fail the job if the broker won't take them.
-
-    ``image`` is what the stage works on: the upload for stage 0, the previous
-    stage's assembled output after that.  ``only`` limits it to those tile indices (a retry).
-    """
-    producer = _producer()
-    name = kafka.topic(kafka.TASKS)
-    errors: list[str] = []
-
-    def delivered(err, msg):
-        if err is not None:
-            errors.append(str(err))
-
-    count = 0
-    try:
-        partitions = task_partitions(name)
-        for spec, value in task_messages(job, image, stage, table, only):
-            _produce(
-                producer,
-                name,
-                value,
-                f"{job.id}:{stage}:{spec.index}",
-                spread(job.id, spec.index, partitions),
-                delivered,
-            )
-            count += 1
-        remaining = producer.flush(60)
-    except Exception as exc:  # the broker, not the user: record it on the job
-        logger.exception("publishing job %s failed", job.id)
-        errors.append(str(exc))
-        remaining = 0
-    if errors or remaining:
-        job.fail(f"could not publish tiles to Kafka: {(errors or ['timed out'])[0]}")
-        return
-    sent = job.tiles.filter(stage=stage, **({"index__in": only} if only is not None else {}))
-    sent.update(attempts=F("attempts") + 1, dispatched_at=timezone.now())
-    if stage == 0:
-        job.mark_dispatched()
-    logger.info("job %s: published %d tiles of stage %d over %d partitions", job.id, count, stage, partitions)
 
 
 def _produce(producer, topic_name, value, key, partition, on_delivery) -> None:

@@ -17,6 +17,9 @@ class SubmitJobForm(forms.Form):
         choices=[(name, name) for name in FORMATS], initial="png", required=False
     )
     quality = forms.IntegerField(required=False, help_text="jpeg (default 90) and webp (lossless if empty)")
+    priority = forms.ChoiceField(
+        choices=[(p.label.lower(), p.label) for p in Job.Priority], initial="normal", required=False
+    )
 
 
 class HistoryFilter(forms.Form):

@@ -23,6 +23,10 @@ class JobQuerySet(models.QuerySet):
         """Staff see every job; everyone else sees their own."""
         return self if user.is_staff else self.filter(owner=user)
 
+    def dispatchable(self) -> JobQuerySet:
+        """Jobs whose queued tiles the dispatcher may send: not paused, not ended."""
+        return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+
     def unfinished(self) -> JobQuerySet:
         """Queued, running or assembling: jobs the pipeline still owes a result."""
         return self.exclude(status__in=Job.TERMINAL)
@@ -37,10 +41,16 @@ class Job(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        PAUSED = "paused"
         ASSEMBLING = "assembling"
         DONE = "done"
         FAILED = "failed"
         CANCELLED = "cancelled"
+
+    class Priority(models.IntegerChoices):
+        LOW = 0
+        NORMAL = 1
+        HIGH = 2
 
     TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
 
@@ -58,6 +68,8 @@ class Job(models.Model):
     output_quality = models.PositiveSmallIntegerField(null=True, blank=True)
     icc_profile = models.BinaryField(blank=True, default=b"")  # kept only if it fits the output
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # Higher priority gets its tiles into the dispatch window first; equal priorities share it.
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     stage = models.PositiveSmallIntegerField(default=0)  # the stage whose tiles are in flight
     # Retries so far. Tasks carry it and a cancellation names it, so workers drop the tiles of a
     # cancelled round but not those a later retry sends.
@@ -134,9 +146,8 @@ class Job(models.Model):
         """Count one more finished tile; the first one moves the job to running."""
         now = timezone.now()
         Job.objects.filter(pk=self.pk).update(tiles_done=F("tiles_done") + 1, last_tile_at=now)
-        Job.objects.filter(pk=self.pk, status=Job.Status.QUEUED).update(
-            status=Job.Status.RUNNING, started_at=now
-        )
+        Job.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
+        Job.objects.filter(pk=self.pk, status=Job.Status.QUEUED).update(status=Job.Status.RUNNING)
         self.refresh_from_db(fields=["tiles_done", "status", "started_at"])
 
     @property
@@ -158,9 +169,9 @@ class Job(models.Model):
         return bool(Job.objects.filter(pk=self.pk, stage=finished).update(stage=finished + 1))
 
     def claim_assembly(self) -> bool:
-        """Compare-and-set running -> assembling once every tile is in; True for the winner."""
+        """Compare-and-set running (or paused) -> assembling once every tile is in; True for the winner."""
         claimed = Job.objects.filter(
-            pk=self.pk, status=Job.Status.RUNNING, tiles_done=F("tiles_total")
+            pk=self.pk, status__in=[Job.Status.RUNNING, Job.Status.PAUSED], tiles_done=F("tiles_total")
         ).update(status=Job.Status.ASSEMBLING)
         if claimed:
             self.status = Job.Status.ASSEMBLING
@@ -188,7 +199,22 @@ class Job(models.Model):
         )
         if ended:
             self.refresh_from_db(fields=["status", "error", "finished_at"])
+            # Its tiles hold no place in the dispatch window any more; a retry queues them again.
+            Tile.objects.filter(job=self).in_flight().update(dispatched_at=None)
         return bool(ended)
+
+    def pause(self) -> bool:
+        """Stop dispatching this job's queued tiles (those in flight finish); True if this call did it."""
+        return self._move([Job.Status.QUEUED, Job.Status.RUNNING], Job.Status.PAUSED)
+
+    def resume(self) -> bool:
+        """Dispatch a paused job's queued tiles again; True if this call did it."""
+        return self._move([Job.Status.PAUSED], Job.Status.RUNNING if self.tiles_done else Job.Status.QUEUED)
+
+    def _move(self, sources: list[str], status: str) -> bool:
+        moved = Job.objects.filter(pk=self.pk, status__in=sources).update(status=status)
+        self.refresh_from_db(fields=["status"])
+        return bool(moved)
 
     def reopen(self) -> bool:
         """A failed or cancelled job goes back to work (compare-and-set); True if this call did it."""
@@ -209,6 +235,18 @@ class TileQuerySet(models.QuerySet):
 
     def done(self) -> TileQuerySet:
         return self.filter(status=Tile.Status.DONE)
+
+    def count_by(self, *fields: str) -> list[tuple]:
+        """(the fields' values..., how many tiles) for each group, from this table alone."""
+        return list(self.order_by().values_list(*fields).annotate(n=models.Count("pk")))
+
+    def queued(self, stage: int | None = None) -> TileQuerySet:
+        """Pending tiles waiting for the dispatcher: never sent, or sent back by a retry or recovery."""
+        return self.pending(stage).filter(dispatched_at__isnull=True)
+
+    def in_flight(self, stage: int | None = None) -> TileQuerySet:
+        """Pending tiles published to ``tasks`` and not recorded yet."""
+        return self.pending(stage).filter(dispatched_at__isnull=False)
 
 
 class Tile(models.Model):

@@ -9,11 +9,10 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
 from .assembly import assemble_job
-from .dispatch import advance_stage, dispatch_stage
+from .dispatch import advance_stage
 from .events import push_status
 from .models import Job
 
@@ -21,12 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 def resume() -> None:
-    """Finish what a stopped collector left half done: an assembly, or a stage never dispatched."""
-    for job in Job.objects.filter(status__in=[Job.Status.RUNNING, Job.Status.ASSEMBLING]):
+    """Finish the assemblies a stopped collector left half done."""
+    for job in Job.objects.filter(status__in=[Job.Status.RUNNING, Job.Status.PAUSED, Job.Status.ASSEMBLING]):
         if job.tiles_done == job.tiles_total:
             resume_assembly(job)
-        elif job.stage and not job.tiles.filter(stage=job.stage, attempts__gt=0).exists():
-            dispatch_stage(job, job.stage)
 
 
 def resume_assembly(job: Job) -> None:
@@ -37,30 +34,25 @@ def resume_assembly(job: Job) -> None:
 
 
 def recover(now=None) -> None:
-    """Re-dispatch what stopped moving; fail what never will.
+    """Queue again what stopped moving; fail what never will.
 
-    A job whose current stage has made no progress for TILE_DEADLINE_SECONDS --
-    its tiles lost with a crashed web process, or on a broker that lost them --
-    gets its unfinished tiles sent again from the stored original (or the stored
-    previous stage). After TILE_MAX_DISPATCHES tries the job fails with a reason,
-    so no job stays running forever.
+    A tile sent TILE_DEADLINE_SECONDS ago and still not recorded -- lost with a crashed worker,
+    or on a broker that lost it -- goes back in the queue, and the dispatcher sends it again from
+    the stored original (or the stored previous stage). A tile sent TILE_MAX_DISPATCHES times
+    fails its job with the reason, so no job stays running forever. A job whose tiles are all in
+    but that never advanced or assembled is moved on.
     """
     now = now or timezone.now()
     deadline = timedelta(seconds=settings.TILE_DEADLINE_SECONDS)
     for job in Job.objects.unfinished():
-        pending = job.tiles.pending(job.stage)
-        moved = [job.created_at, job.last_tile_at, pending.aggregate(last=Max("dispatched_at"))["last"]]
-        if now - max(m for m in moved if m) < deadline:
-            continue
-        if job.tiles_done == job.tiles_total:
-            resume_assembly(job)
-        elif not pending.exists():
-            advance_stage(job, job.stage)
-        elif pending.filter(attempts__gte=settings.TILE_MAX_DISPATCHES).exists():
+        stuck = job.tiles.in_flight(job.stage).filter(dispatched_at__lt=now - deadline)
+        if stuck.filter(attempts__gte=settings.TILE_MAX_DISPATCHES).exists():
             if job.fail(f"tiles were not finished after {settings.TILE_MAX_DISPATCHES} dispatches"):
                 push_status(job)
-        else:
-            logger.warning(
-                "job %s: no progress for %s; re-dispatching %d tiles", job.pk, deadline, pending.count()
-            )
-            dispatch_stage(job, job.stage, set(pending.values_list("index", flat=True)))
+        elif requeued := stuck.update(dispatched_at=None):
+            logger.warning("job %s: %d tiles not back after %s; queued again", job.pk, requeued, deadline)
+        elif job.last_tile_at and now - job.last_tile_at >= deadline:
+            if job.tiles_done == job.tiles_total:
+                resume_assembly(job)
+            elif not job.tiles.pending(job.stage).exists():
+                advance_stage(job, job.stage)

@@ -11,12 +11,14 @@ class JobSerializer(serializers.ModelSerializer):
     stages = serializers.SerializerMethodField()
     timings = serializers.DictField(read_only=True)
     duration = serializers.FloatField(read_only=True)
+    priority = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
         fields = [
             "id",
             "status",
+            "priority",
             "original_name",
             "operations",
             "tile_size",
@@ -38,6 +40,9 @@ class JobSerializer(serializers.ModelSerializer):
             "duration",
         ]
         read_only_fields = fields
+
+    def get_priority(self, job: Job) -> str:
+        return Job.Priority(job.priority).label.lower()
 
     def get_stages(self, job: Job) -> int:
         return len(job.stages)
@@ -92,3 +97,10 @@ class SubmitSerializer(serializers.Serializer):
     tile_size = serializers.IntegerField(required=False)
     output_format = serializers.ChoiceField(choices=list(FORMATS), required=False)
     quality = serializers.IntegerField(required=False, min_value=1, max_value=100)
+    priority = serializers.ChoiceField(choices=["low", "normal", "high"], required=False)
+
+
+class PrioritySerializer(serializers.Serializer):
+    """What POST /api/jobs/{id}/priority/ takes."""
+
+    priority = serializers.ChoiceField(choices=["low", "normal", "high"])

@@ -75,6 +75,18 @@ def parse_tile_size(raw: Any) -> int:
     return size
 
 
+def parse_priority(raw: Any) -> int:
+    """ "low", "normal" (the default) or "high": how soon the job's tiles get into the window."""
+    from .models import Job
+
+    names = {choice.label.lower(): choice.value for choice in Job.Priority}
+    if raw is None or raw == "":
+        return Job.Priority.NORMAL
+    if isinstance(raw, str) and raw.strip().lower() in names:
+        return names[raw.strip().lower()]
+    raise UploadError(f"priority must be one of {', '.join(names)}")
+
+
 def parse_output(name: Any, quality: Any, mode: str) -> tuple[str, int | None]:
     """The result's format and quality; a format that can't hold the result is refused."""
     name = (name or "png").lower() if isinstance(name, str) or name is None else name

@@ -40,6 +40,7 @@ def submit(request):
                 data["tile_size"],
                 data["output_format"],
                 data["quality"],
+                data["priority"],
             )
         except UploadError as exc:
             form.add_error(None, str(exc))

@@ -34,5 +34,5 @@ fi
 # Whole files per process, so each starts the system (web, collector, workers) at most once, and
 # in collection order, which pytest-django sorts database tests first: a process has run every
 # database test it will get before it starts the system that writes to its database.
-.venv/bin/pytest -n "$WORKERS" --dist loadfile --no-loadscope-reorder -m "not exclusive"
-exec .venv/bin/pytest -m exclusive
+.venv/bin/pytest -n "$WORKERS" --dist loadfile --no-loadscope-reorder -m "not exclusive" --durations=10
+exec .venv/bin/pytest -m exclusive --durations=2

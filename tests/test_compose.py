@@ -75,7 +75,7 @@ def project_sources() -> str:
 
 def test_compose_has_every_node_of_the_design(compose):
     services = set(compose["services"])
-    assert {"kafka", "postgres", "redis", "web", "collector", "worker"} <= services
+    assert {"kafka", "postgres", "redis", "web", "collector", "dispatcher", "worker"} <= services
 
 
 def test_compose_runs_two_worker_replicas(compose):
@@ -93,7 +93,7 @@ def test_every_compose_command_exists(compose):
     for argv in commands(compose).values():
         if "manage.py" in argv:
             named.add(argv[argv.index("manage.py") + 1])
-    assert {"migrate", "kafka_topics", "runcollector", "runworker_kafka"} <= named
+    assert {"migrate", "kafka_topics", "runcollector", "rundispatcher", "runworker_kafka"} <= named
     assert sorted(n for n in named if n not in known) == []
 
 

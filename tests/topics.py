@@ -27,3 +27,20 @@ def delete_topics(prefix: str) -> None:
         future.result()
     del admin
     gc.collect()  # here, not on a librdkafka thread (see imagepipe.kafka.collected)
+
+
+def all_records(name):
+    """Every record on ImagePipe's topic ``name`` now, from all its partitions."""
+    reader = kafka.consumer("test-reader", **{"enable.auto.commit": False})
+    topic = kafka.topic(name)
+    partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+    reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, (lo, hi) in ends.items() if hi > lo])
+    remaining = sum(high - low for low, high in ends.values())
+    messages = []
+    while remaining and (message := reader.poll(10)) is not None:
+        if not message.error():
+            messages.append(message)
+            remaining -= 1
+    reader.close()
+    return messages

@@ -46,6 +46,9 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         "KAFKA_TOPIC_PREFIX": f"test-{uuid.uuid4().hex[:8]}-",
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         "WORKER_HEARTBEAT_SECONDS": "1",
+        # The tests' tiles take milliseconds, not the tenths of a second of a 512-pixel tile: a
+        # deeper window keeps the workers busy between the dispatcher's looks.
+        "DISPATCH_TILES_PER_WORKER": "8",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",  # the broker's least: a killed worker's tiles move sooner
         # Short enough for the fault tests to see recovery and liveness within seconds.
         "TILE_DEADLINE_SECONDS": "8",

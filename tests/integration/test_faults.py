@@ -14,7 +14,8 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from django.core.files import File
-from django.db import connections
+from django.db import connections, transaction
+from django.utils import timezone
 from PIL import Image
 
 from imagepipe import kafka
@@ -79,6 +80,16 @@ def test_a_collector_killed_mid_job_resumes_where_it_committed(api, system):
     assert_complete_and_exact(api, system, job)
 
 
+def test_a_dispatcher_killed_mid_job_loses_nothing_and_another_carries_on(api, system):
+    job = big_job(api)
+    system.start_dispatcher("dispatcher-2")  # standing by while the first one sends
+    mid_job(api, system, job)
+    system.kill("dispatcher")
+    assert_complete_and_exact(api, system, job)
+    system.stop("dispatcher-2")
+    system.start_dispatcher()
+
+
 def test_a_graceful_stop_finishes_the_message_in_hand_and_exits_promptly(api, system):
     job = big_job(api)
     mid_job(api, system, job)
@@ -118,27 +129,27 @@ def test_a_database_restart_mid_job_is_survived(api, system):
     assert_complete_and_exact(api, system, job)
 
 
-def unpublished_job(system, settings, monkeypatch, chain, tile_size):
-    """A job recorded but never published: the web process dies between commit and publish."""
+def lost_job(system, settings, chain, tile_size):
+    """A job whose tiles were sent and never arrived: a broker that lost them, say."""
     settings.MEDIA_ROOT = system.env["MEDIA_ROOT"]
-    monkeypatch.setattr("jobs.actions.publish_stage", lambda *args: None)
     owner = Job._meta.get_field("owner").related_model.objects.get(username="alice")
-    with open(DATA / "coffee.png", "rb") as handle:
-        return submit_job(owner, File(handle, name="coffee.png"), chain, tile_size)
+    with open(DATA / "coffee.png", "rb") as handle, transaction.atomic():  # before the dispatcher sees it
+        job = submit_job(owner, File(handle, name="coffee.png"), chain, tile_size)
+        job.tiles.update(attempts=1, dispatched_at=timezone.now())
+    return job
 
 
-def test_a_lost_job_is_re_dispatched_from_the_stored_original(api, system, settings, monkeypatch):
-    job = unpublished_job(system, settings, monkeypatch, CHAIN, 32)
-    assert Tile.objects.filter(job=job, attempts=0).count() == job.tiles_total
+def test_lost_tiles_are_sent_again_from_the_stored_original(api, system, settings):
+    job = lost_job(system, settings, CHAIN, 32)
     assert_complete_and_exact(api, system, {"id": str(job.pk)})
-    assert set(Tile.objects.filter(job=job).values_list("attempts", flat=True)) == {1}
+    assert set(Tile.objects.filter(job=job).values_list("attempts", flat=True)) == {2}
 
 
 def test_a_tile_that_keeps_failing_goes_to_the_dead_letter_topic_and_fails_its_job(
     api, system, settings, monkeypatch
 ):
     settings.KAFKA_TOPIC_PREFIX = system.env["KAFKA_TOPIC_PREFIX"]
-    job = unpublished_job(system, settings, monkeypatch, [{"op": "invert"}], 64)
+    job = lost_job(system, settings, [{"op": "invert"}], 64)
     broken = Task(
         job=str(job.pk),
         index=0,
@@ -287,8 +298,12 @@ def test_a_cancelled_jobs_tiles_are_skipped_by_the_workers(api, system):
     for name in names:
         system.stop(name)
     job = big_job(api)
+    sent = Tile.objects.filter(job_id=job["id"], attempts__gt=0)
+    wait_for(sent.exists, "the dispatcher to send the first tiles", system)
     response = api.post(f"{api.base}/api/jobs/{job['id']}/cancel/")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    in_flight = sent.count()  # the window's worth; the rest are never sent
+    assert 0 < in_flight < job["tiles_total"]
     for name in names:
         system.start_worker(name)
     wait_for(lambda: two_workers_assigned(system), "the workers to come back", system)
@@ -296,7 +311,7 @@ def test_a_cancelled_jobs_tiles_are_skipped_by_the_workers(api, system):
     def skipped():
         return sum(w.counters.get("skipped", 0) for w in Worker.objects.filter(id__in=names))
 
-    wait_for(lambda: skipped() >= job["tiles_total"], "the workers to skip every tile of the job", system)
+    wait_for(lambda: skipped() >= in_flight, "the workers to skip every tile sent", system)
     after = Job.objects.get(pk=job["id"])
     assert after.status == Job.Status.CANCELLED and after.tiles_done == 0
 

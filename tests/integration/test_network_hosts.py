@@ -96,9 +96,10 @@ class Forwarder:
 
 @pytest.fixture(scope="module")
 def hosts(system, django_db_blocker, tmp_path_factory):
-    # The loopback system shares this test database; its collector's recovery sweep would take
-    # these jobs for stuck ones (their files live on the master host), so it pauses meanwhile.
+    # The loopback system shares this test database; its collector's recovery sweep and its
+    # dispatcher would take these jobs (whose files live on the master host), so they pause.
     system.stop("collector")
+    system.stop("dispatcher")
     remove_network()
     make_network()
     forwarder = Forwarder([5432, 6379])
@@ -146,6 +147,7 @@ def hosts(system, django_db_blocker, tmp_path_factory):
             ),
         )
         hosts.spawn("collector", netns("master", *MANAGE, "runcollector"))
+        hosts.spawn("dispatcher", netns("master", *MANAGE, "rundispatcher"))
         for host in ("w1", "w2"):
             hosts.spawn(host, netns(host, *MANAGE, "runworker_kafka", "--id", f"worker-on-{host}"))
         wait_for_port(8000, host=f"{NET}.3")
@@ -155,6 +157,7 @@ def hosts(system, django_db_blocker, tmp_path_factory):
     finally:
         hosts.stop_all()
         system.start_collector()
+        system.start_dispatcher()
         subprocess.run(netns("broker", services, "stop", "kafka"), env=broker_env, capture_output=True)
         forwarder.stop()
         remove_network()

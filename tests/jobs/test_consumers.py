@@ -66,12 +66,6 @@ def socket(job: Job, user=None) -> WebsocketCommunicator:
     return communicator
 
 
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """These tests are about the socket: submitted jobs publish no tasks."""
-    monkeypatch.setattr("jobs.actions.publish_stage", lambda *args: None)
-
-
 @pytest.fixture
 def big_job(alice) -> Job:
     return make_job(alice, noise(800, 640), tile_size=16)  # 50 x 40 = 2,000 tiles

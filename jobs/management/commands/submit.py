@@ -41,10 +41,11 @@ class Command(BaseCommand):
         parser.add_argument("--tile-size", type=int)
         parser.add_argument("--output-format")
         parser.add_argument("--quality", type=int)
+        parser.add_argument("--priority", choices=["low", "normal", "high"], help="normal by default")
         parser.add_argument("--wait", action="store_true", help="wait for the job and print the result path")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (3600)")
 
-    def handle(self, *args, image, op, user, tile_size, output_format, quality, wait, timeout, **options):
+    def handle(self, *args, image, op, user, tile_size, output_format, quality, priority, wait, timeout, **_):
         owner = get_user_model().objects.filter(username=user).first()
         if owner is None:
             raise CommandError(f"no user {user!r}")
@@ -59,6 +60,7 @@ class Command(BaseCommand):
                     tile_size,
                     output_format,
                     quality,
+                    priority,
                 )
             except UploadError as exc:
                 raise CommandError(str(exc)) from None

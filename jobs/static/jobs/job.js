@@ -64,6 +64,8 @@
     $("error").textContent = job.error || "";
     $("download").hidden = job.status !== "done";
     $("cancel").hidden = TERMINAL.includes(job.status);
+    $("pause").hidden = !["queued", "running"].includes(job.status);
+    $("resume").hidden = job.status !== "paused";
     $("retry").hidden = !["failed", "cancelled"].includes(job.status);
     if (job.timings) {
       $("timings").textContent = Object.entries(job.timings)
@@ -184,6 +186,8 @@
     return response;
   }
   $("cancel").onclick = async () => { if (await act("POST", "cancel/")) refreshJob(); };
+  $("pause").onclick = async () => { if (await act("POST", "pause/")) refreshJob(); };
+  $("resume").onclick = async () => { if (await act("POST", "resume/")) refreshJob(); };
   $("retry").onclick = async () => {
     if (await act("POST", "retry/")) {
       refreshJob();

@@ -1,0 +1,57 @@
+"""Who gets the next free places in the dispatch window: the scheduling rule, as plain code.
+
+Higher priority first. Within a priority, the user with the fewest tiles in flight, then that
+user's job with the fewest, the oldest first: a small job submitted behind a big one gets the
+next free place, and users share the workers whatever the size of their jobs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A dispatchable job's waiting tiles, as the scheduler sees it."""
+
+    job: str
+    owner: int
+    priority: int
+    created_at: datetime
+    queued: int  # tiles of its current stage waiting to be sent
+    in_flight: int  # tiles sent and not yet recorded
+
+
+def share(queues: list[Queue], free: int, in_flight_by_owner: dict[int, int] | None = None) -> Counter[str]:
+    """How many of ``free`` places each job gets, one place at a time.
+
+    ``in_flight_by_owner`` counts each user's tiles in flight in every job, including jobs that
+    have nothing queued now (a user's running tiles count against their share all the same).
+    """
+    owners = Counter(in_flight_by_owner or {})
+    for queue in queues:
+        owners.setdefault(queue.owner, 0)
+    flying = Counter({q.job: q.in_flight for q in queues})
+    left = {q.job: q.queued for q in queues}
+    given: Counter[str] = Counter()
+    for _ in range(free):
+        waiting = [q for q in queues if left[q.job] > 0]
+        if not waiting:
+            break
+        top = max(q.priority for q in waiting)
+        pick = min(
+            (q for q in waiting if q.priority == top),
+            key=lambda q: (owners[q.owner], flying[q.job], q.created_at, q.job),
+        )
+        given[pick.job] += 1
+        left[pick.job] -= 1
+        owners[pick.owner] += 1
+        flying[pick.job] += 1
+    return given
+
+
+def window(online_workers: int, per_worker: int, least: int) -> int:
+    """Tiles in flight at once: enough to keep every live worker busy, and some before any is seen."""
+    return max(least, online_workers * per_worker)

@@ -1,0 +1,96 @@
+"""The dispatcher's step against the real database and broker: the window, fairness, priority,
+pause and cancel decide what reaches ``tasks``."""
+
+import pytest
+
+from imagepipe import kafka
+from imagepipe.core.messages import Task
+from jobs import actions
+from jobs.collector import record_result
+from jobs.dispatch import Dispatcher, StageImages
+from jobs.models import Job
+from tests.images import noise
+from tests.topics import all_records
+
+from .factories import SMALL_PHOTO, make_job, results_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dispatcher(kafka_topics, settings):
+    settings.DISPATCH_WINDOW_MIN = 4  # no worker is online here: the floor is the window
+    return Dispatcher()
+
+
+def sent(job=None) -> list[tuple[str, int]]:
+    """(job, tile index) of every task on the topic, of one job if given."""
+    tasks = [Task.decode(message.value())[0] for message in all_records(kafka.TASKS)]
+    return [(t.job, t.index) for t in tasks if job is None or t.job == str(job.pk)]
+
+
+def test_no_more_tiles_than_the_window_are_in_flight(dispatcher, job):
+    assert dispatcher.step() == 4
+    assert dispatcher.step() == 0  # full until tiles come back
+    assert sorted(sent(job)) == [(str(job.pk), i) for i in range(4)]
+    assert list(job.tiles.in_flight().values_list("attempts", flat=True)) == [1, 1, 1, 1]
+    assert sorted(job.tiles.in_flight().values_list("partition", flat=True)) == [0, 1, 2, 3]  # spread
+    job.refresh_from_db()
+    assert job.dispatched_at is not None
+
+
+def test_a_finished_tile_makes_room_for_the_next(dispatcher, job):
+    dispatcher.step()
+    record_result(results_for(job, SMALL_PHOTO)[0])
+    assert dispatcher.step() == 1
+    assert sorted(index for _, index in sent(job)) == [0, 1, 2, 3, 4]
+
+
+def test_a_small_job_behind_a_big_one_is_sent_at_the_next_free_place(dispatcher, alice, bob):
+    big = make_job(alice, noise(256, 256), tile_size=32)  # 64 tiles
+    dispatcher.step()
+    small = make_job(bob, noise(20, 20), tile_size=32)
+    record_result(results_for(big, noise(256, 256))[0])  # one place frees
+    dispatcher.step()
+    assert sent(small) == [(str(small.pk), 0)]
+    assert len(sent(big)) == 4
+
+
+def test_higher_priority_gets_the_window_first(dispatcher, alice, bob):
+    normal = make_job(alice, noise(128, 128), tile_size=32)
+    high = make_job(bob, noise(64, 64), tile_size=32)
+    actions.prioritise(high, Job.Priority.HIGH)
+    dispatcher.step()
+    assert (len(sent(high)), len(sent(normal))) == (4, 0)
+
+
+def test_a_job_cancelled_before_its_tiles_were_sent_sends_nothing(dispatcher, job):
+    actions.cancel(job)
+    assert dispatcher.step() == 0
+    assert sent() == []
+
+
+def test_a_paused_job_is_not_sent_until_it_is_resumed(dispatcher, job):
+    assert actions.pause(job)
+    assert dispatcher.step() == 0
+    assert actions.resume(job)
+    assert dispatcher.step() == 4
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED
+
+
+def test_a_job_whose_original_cannot_be_read_fails_with_the_reason(dispatcher, job):
+    job.original.storage.delete(job.original.name)
+    assert dispatcher.step() == 0
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.error.startswith("preparing stage 0 failed:")
+
+
+def test_the_stage_images_kept_are_bounded(alice):
+    jobs = [make_job(alice, noise(40, 40, seed=n)) for n in range(3)]
+    images = StageImages(size=2)
+    for job in jobs:
+        images.get(job)
+    assert list(images.images) == [(str(jobs[1].pk), 0), (str(jobs[2].pk), 0)]
+    assert images.get(jobs[0])[0].tobytes() == noise(40, 40, seed=0).tobytes()  # read again
+    assert list(images.images) == [(str(jobs[2].pk), 0), (str(jobs[0].pk), 0)]
