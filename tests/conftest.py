@@ -19,7 +19,6 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     tiers.mark_broker_tests(items)
-    tiers.integration_last(items)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,12 +25,6 @@ def mark_broker_tests(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.kafka)
 
 
-def integration_last(items: list[pytest.Item]) -> None:
-    """The system of processes dispatches every job in its database: a process starts it only
-    after every other test that writes jobs there (pytest-django already puts database tests first)."""
-    items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
-
-
 def own_cache_database(settings) -> None:
     """gw0, gw1 … use the cache database after the configured one, then the next, and so on."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")

@@ -19,7 +19,7 @@ from jobs.events import push, status_event
 from jobs.models import Job, Tile
 from tests.images import noise
 
-from .factories import make_job
+from .factories import make_job as submitted_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,6 +64,15 @@ def socket(job: Job, user=None) -> WebsocketCommunicator:
     communicator.scope["user"] = user or job.owner
     communicator.scope["url_route"] = {"kwargs": {"job_id": job.pk}}
     return communicator
+
+
+def make_job(owner, image, **options) -> Job:
+    """A job no dispatcher sends (paused): these tests are about the socket, and a live system in
+    the same test database would otherwise process it and push events of its own."""
+    job = submitted_job(owner, image, **options)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.PAUSED)
+    job.refresh_from_db()
+    return job
 
 
 @pytest.fixture
