@@ -127,8 +127,11 @@ class Dispatcher:
         tables' locks one after the other); only the claim of a job's tiles, their publishing
         and their marking hold a transaction, on the tile rows alone, under the lock.
         """
-        flying = dict(Tile.objects.in_flight().count_by("job"))
-        online = Worker.objects.count_by_status()[Worker.Status.ONLINE]
+        live, online = self.live_partitions()
+        # Tiles waiting on a partition no live worker holds (a worker that died with them) hold
+        # no place: the broker hands them to another worker, or recovery queues them again.
+        counted = Tile.objects.in_flight().filter(partition__in=live)
+        flying = dict(counted.count_by("job"))
         per_worker, least = settings.DISPATCH_TILES_PER_WORKER, settings.DISPATCH_WINDOW_MIN
         free = window(online, per_worker, least) - sum(flying.values())
         if free <= 0:
@@ -157,7 +160,8 @@ class Dispatcher:
             )
             for key, job in jobs.items()
         ]
-        load = Counter(dict(Tile.objects.in_flight().count_by("partition")))
+        load = Counter({partition: 0 for partition in live})
+        load.update(dict(counted.count_by("partition")))
         sent = sum(
             self.send(jobs[job_id], count, load) for job_id, count in share(queues, free, by_owner).items()
         )
@@ -190,7 +194,6 @@ class Dispatcher:
 
     def publish(self, job, image, table, tiles: dict[int, int], load: Counter) -> dict[int, list[int]]:
         """Each tile to the partition with the fewest in flight; raises PublishError unless all are taken."""
-        partitions = self.partitions()
         placed: dict[int, list[int]] = defaultdict(list)
         errors: list[str] = []
 
@@ -199,7 +202,7 @@ class Dispatcher:
                 errors.append(str(err))
 
         for spec, value in task_messages(job, image, job.stage, table, set(tiles)):
-            partition = min(range(partitions), key=lambda p: load[p])
+            partition = min(load, key=lambda p: load[p])  # the live partitions, least loaded first
             load[partition] += 1
             key = f"{job.pk}:{job.stage}:{spec.index}"
             _produce(self.producer, self.topic, value, key, partition, delivered)
@@ -209,8 +212,13 @@ class Dispatcher:
             raise PublishError(f"job {job.pk}: the broker did not take its tiles: {reason}")
         return placed
 
-    def partitions(self) -> int:
-        return task_partitions(self.topic)
+    def live_partitions(self) -> tuple[list[int], int]:
+        """The ``tasks`` partitions online workers hold (all while none has said), and how many
+        workers are online."""
+        online = list(Worker.objects.online().values_list("partitions", flat=True))
+        everything = range(task_partitions(self.topic))
+        held = {p for partitions in online for p in partitions if p in everything}
+        return sorted(held) or list(everything), len(online)
 
 
 def _longer(backoff: float) -> float:

@@ -11,6 +11,11 @@ from django.utils import timezone
 
 
 class WorkerQuerySet(models.QuerySet):
+    def online(self) -> WorkerQuerySet:
+        """Workers whose last heartbeat is fresh and not their last."""
+        fresh, _ = _heartbeat_bounds(timezone.now())
+        return self.filter(stopped=False, last_seen__gte=fresh)
+
     def count_by_status(self) -> dict[str, int]:
         """How many workers are online, stale and offline, counted in the database."""
         fresh, alive = _heartbeat_bounds(timezone.now())

@@ -121,6 +121,7 @@ def hosts(system, django_db_blocker, tmp_path_factory):
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("master-media")),
         "KAFKA_TOPIC_PREFIX": f"nets-{uuid.uuid4().hex[:6]}-",
         "WORKER_HEARTBEAT_SECONDS": "1",
+        "DISPATCH_TILES_PER_WORKER": "8",  # tiles of milliseconds (see tests/integration/conftest.py)
     }
     hosts = System(env=env, log_dir=BASE_DIR / "var" / "log" / "network-hosts", port=8000)
     try:

@@ -71,7 +71,7 @@ def make_job(owner, image, **options) -> Job:
     the same test database would otherwise process it and push events of its own."""
     job = submitted_job(owner, image, **options)
     Job.objects.filter(pk=job.pk).update(status=Job.Status.PAUSED)
-    job.refresh_from_db()
+    job.status = Job.Status.PAUSED
     return job
 
 
