@@ -211,7 +211,7 @@ COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
 # before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
 DISPATCH_TILES_PER_WORKER = env_int("DISPATCH_TILES_PER_WORKER", 2)
 DISPATCH_WINDOW_MIN = env_int("DISPATCH_WINDOW_MIN", 4)
-DISPATCH_POLL_SECONDS = env_float("DISPATCH_POLL_SECONDS", 0.05)
+DISPATCH_POLL_SECONDS = env_float("DISPATCH_POLL_SECONDS", 0.1)
 DISPATCH_CACHED_IMAGES = env_int("DISPATCH_CACHED_IMAGES", 2)
 
 # Every consumer's watchdog (imagepipe/watchdog.py): rebuilt when stuck this long (3 session

@@ -127,6 +127,8 @@ class Dispatcher:
         tables' locks one after the other); only the claim of a job's tiles, their publishing
         and their marking hold a transaction, on the tile rows alone, under the lock.
         """
+        if not Tile.objects.queued().exists():
+            return 0  # idle: one query a look
         live, online = self.live_partitions()
         # Tiles waiting on a partition no live worker holds (a worker that died with them) hold
         # no place: the broker hands them to another worker, or recovery queues them again.
