@@ -6,8 +6,9 @@ spent, and a chunked body has no size to check at all. Here the request itself c
 a ``Content-Length`` over ``MAX_REQUEST_BYTES`` is answered 413 before any of the body is read,
 a body that grows past it is cut off with 413 as soon as it crosses, and a request whose headers
 and body have not all arrived ``REQUEST_BODY_TIMEOUT_SECONDS`` after its first line gets 408.
-Either way the connection is closed. A connection that sends nothing is closed after the same
-time (twisted's idle timeout, which daphne leaves at 12 hours).
+Either way the connection is closed. A connection that sends nothing is closed a second after
+that time (twisted's idle timeout, which daphne leaves at 12 hours): later than the request's
+deadline, so a request that stalls always gets its 408 before its connection is dropped.
 
 Run it with daphne's own arguments: ``python -m imagepipe.webserver -b 0.0.0.0 -p 8000
 imagepipe.asgi:application``.
@@ -104,7 +105,9 @@ class LimitedRequest(WebRequest):
 class LimitedHTTPFactory(HTTPFactory):
     def __init__(self, server: LimitedServer) -> None:
         super().__init__(server)
-        self.timeOut = server.request_body_timeout  # idle connections, before any request line
+        # Idle connections. Twisted times a request's arrival with this too, from its last byte;
+        # one second more than the request's own deadline lets that answer 408 first.
+        self.timeOut = server.request_body_timeout + 1
 
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)

@@ -1,5 +1,6 @@
 import time
 
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -69,10 +70,29 @@ def await_metadata(admin, partitions: dict[str, int], timeout: float = 30) -> No
             or any(p.leader < 0 for p in topics[name].partitions.values())
         ]
         if not behind:
-            return
+            return await_leaders(partitions, deadline)
         if time.monotonic() > deadline:
             raise CommandError(f"the broker's metadata still lacks {', '.join(behind)} after {timeout:g} s")
         time.sleep(0.2)
+
+
+def await_leaders(partitions: dict[str, int], deadline: float) -> None:
+    """Return once each partition's leader answers for it: the metadata can name a leader that
+    does not know it leads yet (NOT_LEADER_FOR_PARTITION to the first reads)."""
+    probe = kafka.probe("kafka-topics")
+    try:
+        for name, count in partitions.items():
+            for partition in range(count):
+                while True:
+                    try:
+                        probe.get_watermark_offsets(TopicPartition(name, partition), timeout=5)
+                        break
+                    except KafkaException as exc:
+                        if time.monotonic() > deadline:
+                            raise CommandError(f"{name}[{partition}]: no leader answers: {exc}") from None
+                        time.sleep(0.2)
+    finally:
+        probe.close()
 
 
 def wait(futures, verb: str) -> None:
