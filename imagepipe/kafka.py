@@ -10,10 +10,11 @@ import functools
 import gc
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
@@ -119,6 +120,20 @@ LEADERSHIP_SETTLING = frozenset(
 def transient(error: KafkaError) -> bool:
     """Worth asking again: the client calls it retriable, or a partition's leader is still settling."""
     return bool(error.retriable()) or error.code() in LEADERSHIP_SETTLING
+
+
+def watermarks(probe: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+    """A partition's low and high offsets, asking again while the answer is transient (a leader
+    still settling just after the topic was made) until ``deadline`` (time.monotonic())."""
+    while True:
+        try:
+            low, high = probe.get_watermark_offsets(partition, timeout=max(deadline - time.monotonic(), 0.1))
+            return low, high
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not (isinstance(error, KafkaError) and transient(error)) or deadline - time.monotonic() <= 0.2:
+                raise
+            time.sleep(0.1)
 
 
 def where(message: Message) -> str:

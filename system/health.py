@@ -17,7 +17,6 @@ from confluent_kafka import (
     OFFSET_INVALID,
     ConsumerGroupTopicPartitions,
     KafkaError,
-    KafkaException,
     TopicPartition,
 )
 from django.conf import settings
@@ -101,7 +100,8 @@ def _group_lag(admin, probe, topics: dict, group_name: str, topic_name: str, dea
     }
     lag = 0
     for partition in partitions:
-        low, high = _watermarks(probe, TopicPartition(topic, partition), deadline)
+        _remaining(deadline)  # raises once the check's time is spent
+        low, high = kafka_clients.watermarks(probe, TopicPartition(topic, partition), deadline)
         offset = committed.get(partition, OFFSET_INVALID)
         # A group that never committed here starts at the oldest retained message.
         lag += max(0, high - (offset if offset >= 0 else low))
@@ -203,17 +203,3 @@ def system() -> dict:
         "collector": collector(),
         "workers": workers(),
     }
-
-
-def _watermarks(probe, partition: TopicPartition, deadline: float) -> tuple[int, int]:
-    """Low and high offsets, retrying the broker's transient answers (a partition whose leader is
-    still settling just after the topic was made) until the check's time runs out."""
-    while True:
-        try:
-            return probe.get_watermark_offsets(partition, timeout=_remaining(deadline))
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            settling = isinstance(error, KafkaError) and kafka_clients.transient(error)
-            if not settling or _remaining(deadline) <= 0.2:
-                raise
-            time.sleep(0.1)

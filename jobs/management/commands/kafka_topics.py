@@ -83,14 +83,10 @@ def await_leaders(partitions: dict[str, int], deadline: float) -> None:
     try:
         for name, count in partitions.items():
             for partition in range(count):
-                while True:
-                    try:
-                        probe.get_watermark_offsets(TopicPartition(name, partition), timeout=5)
-                        break
-                    except KafkaException as exc:
-                        if time.monotonic() > deadline:
-                            raise CommandError(f"{name}[{partition}]: no leader answers: {exc}") from None
-                        time.sleep(0.2)
+                try:
+                    kafka.watermarks(probe, TopicPartition(name, partition), deadline)
+                except KafkaException as exc:
+                    raise CommandError(f"{name}[{partition}]: no leader answers: {exc}") from None
     finally:
         probe.close()
 
