@@ -7,7 +7,6 @@ has the same side effects: the state change, what the workers are told, the webs
 
 from __future__ import annotations
 
-from django.core.files.base import ContentFile
 from django.db import transaction
 
 from imagepipe.core.operations import chain_output_mode
@@ -21,8 +20,8 @@ from .uploads import (
     check_message_size,
     check_tile_count,
     clean_filename,
+    inspect_upload,
     kept_profile,
-    open_image,
     parse_operations,
     parse_output,
     parse_priority,
@@ -38,29 +37,29 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
     steps = parse_operations(operations)
     size = parse_tile_size(tile_size)
     priority = parse_priority(priority)
-    image, extension = open_image(upload)
-    result_mode = chain_output_mode(image.mode, steps)
+    found = inspect_upload(upload)
+    result_mode = chain_output_mode(found.mode, steps)
     output_format, quality = parse_output(output_format, quality, result_mode)
     job = Job(
         owner=owner,
         original_name=clean_filename(upload.name),
         operations=[step.to_dict() for step in steps],
         tile_size=size,
-        width=image.width,
-        height=image.height,
-        mode=image.mode,
+        width=found.size[0],
+        height=found.size[1],
+        mode=found.mode,
         output_mode=result_mode,
         output_format=output_format,
         output_quality=quality,
         priority=priority,
     )
-    job.icc_profile, job.notes = kept_profile(image.info.get("icc_profile"), result_mode)
+    job.icc_profile, job.notes = kept_profile(found.icc_profile, result_mode)
     check_tile_count(job)  # before building the tile list, whose size it bounds
     tiles = job.all_tiles()
     job.tiles_total = len(tiles)
-    check_message_size(tiles, len(image.mode))
+    check_message_size(tiles, len(found.mode))
     upload.seek(0)
-    job.original.save(f"{job.id}{extension}", ContentFile(upload.read()), save=False)
+    job.original.save(f"{job.id}{found.extension}", upload, save=False)
     with transaction.atomic():
         job.save()
         Tile.objects.bulk_create(Tile.from_spec(job, spec, stage) for stage, spec in tiles)

@@ -83,6 +83,17 @@ class StageImages:
         self.size = size
         self.images: OrderedDict[tuple[str, int], tuple[Image.Image, list[int] | None]] = OrderedDict()
 
+    def keep_only(self, wanted: set[tuple[str, int]]) -> None:
+        """Drop the inputs no dispatchable job needs any more (finished, cancelled, paused, moved on)."""
+        for key in [key for key in self.images if key not in wanted]:
+            del self.images[key]
+
+    def fitting(self, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Of ``keys`` (in scheduling order), those held or with room to be: the rest would evict."""
+        room = self.size - sum(key in self.images for key in keys)
+        fresh = [key for key in keys if key not in self.images][: max(room, 0)]
+        return {key for key in keys if key in self.images} | set(fresh)
+
     def get(self, job: Job) -> tuple[Image.Image, list[int] | None]:
         key = (str(job.pk), job.stage)
         if key in self.images:
@@ -128,7 +139,8 @@ class Dispatcher:
         and their marking hold a transaction, on the tile rows alone, under the lock.
         """
         if not Tile.objects.queued().exists():
-            return 0  # idle: one query a look
+            self.images.keep_only(set())  # idle: nothing held, and one query a look
+            return 0
         live, online = self.live_partitions()
         # Tiles waiting on a partition no live worker holds (a worker that died with them) hold
         # no place: the broker hands them to another worker, or recovery queues them again.
@@ -145,8 +157,11 @@ class Dispatcher:
             for job in Job.objects.dispatchable().filter(pk__in={job for job, _ in waiting})
             if (str(job.pk), job.stage) in waiting
         }
+        self.images.keep_only({(job_id, job.stage) for job_id, job in jobs.items()})
         if not jobs:
             return 0
+        order = sorted(jobs.values(), key=lambda job: (-job.priority, job.created_at))
+        in_memory = self.images.fitting([(str(job.pk), job.stage) for job in order])
         owners = dict(Job.objects.filter(pk__in=list(flying)).values_list("pk", "owner_id"))
         by_owner: Counter[int] = Counter()
         for job_id, count in flying.items():
@@ -159,6 +174,7 @@ class Dispatcher:
                 job.created_at,
                 waiting[key, job.stage],
                 flying.get(job.pk, 0),
+                (key, job.stage) in in_memory,
             )
             for key, job in jobs.items()
         ]

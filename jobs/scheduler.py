@@ -2,7 +2,9 @@
 
 Higher priority first. Within a priority, the user with the fewest tiles in flight, then that
 user's job with the fewest, the oldest first: a small job submitted behind a big one gets the
-next free place, and users share the workers whatever the size of their jobs.
+next free place, and users share the workers whatever the size of their jobs. A user's jobs whose
+input the dispatcher can't hold in memory now wait behind their others (decoding a 24 MP image
+for every tile would starve the workers); between users, fairness comes first.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Queue:
     created_at: datetime
     queued: int  # tiles of its current stage waiting to be sent
     in_flight: int  # tiles sent and not yet recorded
+    in_memory: bool = True  # its input is decoded, or there is room to decode it
 
 
 def share(queues: list[Queue], free: int, in_flight_by_owner: dict[int, int] | None = None) -> Counter[str]:
@@ -43,7 +46,7 @@ def share(queues: list[Queue], free: int, in_flight_by_owner: dict[int, int] | N
         top = max(q.priority for q in waiting)
         pick = min(
             (q for q in waiting if q.priority == top),
-            key=lambda q: (owners[q.owner], flying[q.job], q.created_at, q.job),
+            key=lambda q: (owners[q.owner], not q.in_memory, flying[q.job], q.created_at, q.job),
         )
         given[pick.job] += 1
         left[pick.job] -= 1

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+import struct
 import unicodedata
+import zlib
+from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from imagepipe.core.normalise import NormaliseError, normalise, output_profile
+from imagepipe.core.normalise import NormaliseError, normalise, normalised_shape, output_profile
 from imagepipe.core.operations import ChainError, Step, parse_chain
 from imagepipe.core.output import FORMATS
 
@@ -29,6 +32,10 @@ ACCEPTED_FORMATS = {
     "WEBP": ".webp",
     "BMP": ".bmp",
 }
+
+
+JPEG_END = b"\xff\xd9"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class UploadError(ValueError):
@@ -104,8 +111,44 @@ def parse_output(name: Any, quality: Any, mode: str) -> tuple[str, int | None]:
     return name, value
 
 
+@dataclass(frozen=True)
+class Inspected:
+    """What a job needs to know of its upload: the normalised mode and size, the profile."""
+
+    mode: str
+    size: tuple[int, int]
+    icc_profile: bytes | None
+    extension: str
+
+
+def inspect_upload(upload) -> Inspected:
+    """Check an upload from its header and structure, decoding its pixels only where they can't tell.
+
+    A JPEG that ends in its end-of-image marker, and a PNG whose chunks are all present with
+    their checksums right, are not decoded here (a 24 MP photo would take a second): the
+    dispatcher decodes them, and a job whose pixels then fail to decode fails with the reason.
+    Other formats, and the rare files these checks can't vouch for, are decoded now.
+    """
+    image, extension = _open_header(upload)
+    profile = image.info.get("icc_profile")
+    if _complete_without_decoding(image, upload):
+        try:
+            mode, size = normalised_shape(image)
+        except NormaliseError as exc:
+            raise UploadError(str(exc)) from None
+        return Inspected(mode, size, profile, extension)
+    image = _decode(image)
+    return Inspected(image.mode, image.size, profile, extension)
+
+
 def open_image(upload) -> tuple[Image.Image, str]:
-    """Decode an uploaded file; returns the loaded image and its file extension."""
+    """Decode an uploaded file; returns the normalised image and its file extension."""
+    image, extension = _open_header(upload)
+    return _decode(image), extension
+
+
+def _open_header(upload) -> tuple[Image.Image, str]:
+    """Open an upload and check everything its header tells, before a pixel is decoded."""
     if upload is None:
         raise UploadError("an image file is required (field 'image')")
     if upload.size == 0:
@@ -126,14 +169,47 @@ def open_image(upload) -> tuple[Image.Image, str]:
     check_pixel_data(image.format, *image.size, upload.size)
     if getattr(image, "n_frames", 1) > 1:
         raise UploadError("animated or multi-frame images are not supported")
-    extension = ACCEPTED_FORMATS[image.format]
+    return image, ACCEPTED_FORMATS[image.format]
+
+
+def _decode(image: Image.Image) -> Image.Image:
     try:
         image.load()
-        return normalise(image), extension
+        return normalise(image)
     except NormaliseError as exc:
         raise UploadError(str(exc)) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UploadError(f"the image is truncated or corrupt: {exc}") from None
+
+
+def _complete_without_decoding(image: Image.Image, upload) -> bool:
+    """Whether the file's structure vouches it whole (a JPEG) or proves it (a PNG's checksums)."""
+    if image.format == "JPEG":
+        upload.seek(-2, 2)
+        return upload.read(2) == JPEG_END
+    if image.format == "PNG":
+        chunks = png_chunks(upload)
+        return b"eXIf" not in chunks or "exif" in image.info
+    return False
+
+
+def png_chunks(upload) -> set[bytes]:
+    """The kinds of chunk in a PNG, each checked against its CRC; UploadError if one is cut or wrong."""
+    upload.seek(len(PNG_SIGNATURE))
+    kinds = set()
+    while True:
+        head = upload.read(8)
+        if len(head) < 8:
+            raise UploadError("the image is truncated or corrupt: the PNG ends before its last chunk")
+        length, kind = struct.unpack(">I4s", head)
+        data, crc = upload.read(length), upload.read(4)
+        if len(data) < length or len(crc) < 4:
+            raise UploadError("the image is truncated or corrupt: the PNG ends inside a chunk")
+        if zlib.crc32(data, zlib.crc32(kind)) != struct.unpack(">I", crc)[0]:
+            raise UploadError(f"the image is truncated or corrupt: a {kind!r} chunk fails its checksum")
+        kinds.add(kind)
+        if kind == b"IEND":
+            return kinds
 
 
 def check_dimensions(width: int, height: int) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image, ImageCms
@@ -30,3 +32,15 @@ def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, kind, data and its right checksum."""
+    return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
+
+
+def png_file(width: int, height: int, pixels: bytes, *extra: bytes) -> bytes:
+    """A hand-made 8-bit RGB PNG: ``pixels`` as its IDAT whatever they hold, then ``extra`` chunks."""
+    header = struct.pack("!IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunks = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels) + b"".join(extra)
+    return b"\x89PNG\r\n\x1a\n" + chunks + png_chunk(b"IEND", b"")

@@ -12,6 +12,8 @@ from PIL import Image, ImageOps
 KEPT = ("L", "LA", "RGB", "RGBA")
 TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX")
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+ORIENTATION = 0x0112  # the EXIF tag exif_transpose reads
+TURNED = (5, 6, 7, 8)  # orientations exif_transpose turns by a quarter: width and height swap
 ICC_SPACES = {"L": b"GRAY", "RGB": b"RGB "}  # colour bands -> ICC header colour space
 
 
@@ -28,21 +30,44 @@ def normalise(image: Image.Image) -> Image.Image:
     return image
 
 
-def _convert(image: Image.Image) -> Image.Image:
+def normalised_shape(image: Image.Image) -> tuple[str, tuple[int, int]]:
+    """The mode and size ``normalise`` will give a JPEG or PNG, read from its header alone.
+
+    Other formats may decode their pixels to find their EXIF, and a PNG may keep its EXIF after
+    its pixels: the caller checks it has none there. Only a 16-bit image's values are not known
+    yet, so ``normalise`` may still refuse it.
+    """
+    width, height = image.size
+    # Pillow reads a PNG's eXIf chunk only on load when it follows the pixels (getexif would load
+    # them): the caller has checked the file has none there.
+    unread = image.format == "PNG" and "exif" not in image.info
+    turned = not unread and image.getexif().get(ORIENTATION, 1) in TURNED
+    return target_mode(image), (height, width) if turned else (width, height)
+
+
+def target_mode(image: Image.Image) -> str:
+    """Which of the four working modes an image of this mode becomes."""
     mode = image.mode
     if mode in KEPT:
-        return image
-    if mode == "1":
-        return image.convert("L")
+        return mode
+    if mode in ("1", *SIXTEEN_BIT):
+        return "L"
     if mode == "P":
-        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+        return "RGBA" if "transparency" in image.info else "RGB"
     if mode == "PA":
-        return image.convert("RGBA")
+        return "RGBA"
     if mode in TO_RGB:
-        return image.convert("RGB")
-    if mode in SIXTEEN_BIT:
-        return _sixteen_to_eight(image)
+        return "RGB"
     raise NormaliseError(f"image mode {mode} cannot be processed (float or unusual images are not supported)")
+
+
+def _convert(image: Image.Image) -> Image.Image:
+    mode = target_mode(image)
+    if mode == image.mode:
+        return image
+    if image.mode in SIXTEEN_BIT:
+        return _sixteen_to_eight(image)
+    return image.convert(mode)
 
 
 def _sixteen_to_eight(image: Image.Image) -> Image.Image:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from imagepipe.core.normalise import NormaliseError, normalise, output_profile
+from imagepipe.core.normalise import NormaliseError, normalise, normalised_shape, output_profile
 from tests.images import SRGB, noise
 
 
@@ -88,3 +88,36 @@ def test_an_icc_profile_is_kept_only_while_the_colour_space_stays():
     assert output_profile(profile, "RGB") == SRGB
     assert output_profile(profile, "RGBA") == SRGB
     assert output_profile(profile, "L") is None  # grayscale output: an RGB profile no longer fits
+
+
+def opened(image, fmt, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def turned(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return {"exif": exif.tobytes()}
+
+
+@pytest.mark.parametrize(
+    "image,fmt,options",
+    [
+        *[(noise(40, 20, mode), "JPEG", turned(o)) for mode in ("L", "RGB") for o in range(1, 9)],
+        (noise(40, 20).convert("CMYK"), "JPEG", {}),
+        *[(noise(30, 10, mode), "PNG", {}) for mode in ("L", "LA", "RGB", "RGBA")],
+        (noise(30, 10).convert("1"), "PNG", {}),
+        (noise(30, 10).convert("P"), "PNG", {}),
+        (noise(30, 10).convert("P"), "PNG", {"transparency": 3}),
+        (noise(30, 10).convert("P"), "GIF", {}),
+        (Image.new("I;16", (30, 10), 4000), "PNG", {}),
+        (noise(30, 10), "PNG", turned(8)),  # Pillow writes eXIf ahead of the pixels
+    ],
+)
+def test_the_shape_read_from_the_header_is_the_shape_normalise_gives(image, fmt, options):
+    header = opened(image, fmt, **options)
+    expected = normalise(opened(image, fmt, **options))
+    assert normalised_shape(header) == (expected.mode, expected.size)
+    assert header.tile  # nothing was decoded: load() empties the list of pixel runs

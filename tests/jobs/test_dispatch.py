@@ -2,6 +2,7 @@
 pause and cancel decide what reaches ``tasks``."""
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imagepipe import kafka
 from imagepipe.core.messages import Task
@@ -9,7 +10,7 @@ from jobs import actions
 from jobs.collector import record_result
 from jobs.dispatch import Dispatcher, StageImages
 from jobs.models import Job
-from tests.images import noise
+from tests.images import noise, png_file
 from tests.topics import all_records
 
 from .factories import SMALL_PHOTO, make_job, results_for
@@ -94,3 +95,35 @@ def test_the_stage_images_kept_are_bounded(alice):
     assert list(images.images) == [(str(jobs[1].pk), 0), (str(jobs[2].pk), 0)]
     assert images.get(jobs[0])[0].tobytes() == noise(40, 40, seed=0).tobytes()  # read again
     assert list(images.images) == [(str(jobs[2].pk), 0), (str(jobs[0].pk), 0)]
+
+
+def test_only_inputs_that_fit_beside_those_held_count_as_in_memory(alice):
+    a, b, c = (make_job(alice, noise(40, 40, seed=n)) for n in range(3))
+    images = StageImages(size=2)
+    images.get(b)
+    keys = [(str(job.pk), 0) for job in (a, b, c)]
+    assert images.fitting(keys) == {keys[0], keys[1]}  # b held, a (first in order) has the room
+    images.get(a)
+    assert images.fitting(keys) == {keys[0], keys[1]}  # full: c would evict
+    images.keep_only({keys[0]})
+    assert list(images.images) == [keys[0]]
+
+
+def test_the_dispatcher_lets_go_of_an_input_once_its_tiles_are_all_sent(dispatcher, alice, settings):
+    settings.DISPATCH_WINDOW_MIN = 100
+    job = make_job(alice, noise(128, 64), tile_size=64)  # 2 tiles
+    assert dispatcher.step() == 2
+    assert list(dispatcher.images.images) == [(str(job.pk), 0)]
+    assert dispatcher.step() == 0
+    assert dispatcher.images.images == {}
+
+
+def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_sent(dispatcher, alice):
+    # Every checksum right, so the request (which reads only headers and chunks) accepts it.
+    garbled = png_file(40, 30, b"not a deflate stream")
+    job = actions.submit(alice, SimpleUploadedFile("garbled.png", garbled), [{"op": "invert"}])
+    assert dispatcher.step() == 0
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error.startswith("preparing stage 0 failed: ")
+    assert sent(job) == []

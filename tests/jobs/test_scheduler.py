@@ -7,8 +7,8 @@ from jobs.scheduler import Queue, share, window
 T0 = datetime(2026, 1, 1)
 
 
-def queue(job, owner, queued, in_flight=0, priority=1, age=0):
-    return Queue(job, owner, priority, T0 + timedelta(seconds=age), queued, in_flight)
+def queue(job, owner, queued, in_flight=0, priority=1, age=0, in_memory=True):
+    return Queue(job, owner, priority, T0 + timedelta(seconds=age), queued, in_flight, in_memory)
 
 
 def test_a_small_job_behind_a_big_one_gets_the_next_place():
@@ -24,6 +24,16 @@ def test_users_share_the_places_whatever_the_size_of_their_jobs():
 def test_a_users_tiles_in_flight_in_other_jobs_count_against_their_share():
     queues = [queue("a", 1, 10), queue("b", 2, 10, age=1)]
     assert share(queues, 4, {1: 3}) == {"b": 3, "a": 1}
+
+
+def test_a_users_job_that_would_be_decoded_again_waits_behind_their_jobs_in_memory():
+    queues = [queue("a-old", 1, 50, in_memory=False), queue("a-new", 1, 50, age=1)]
+    assert share(queues, 3) == {"a-new": 3}
+
+
+def test_between_users_fairness_comes_before_memory():
+    queues = [queue("a", 1, 50), queue("b", 2, 50, age=1, in_memory=False)]
+    assert share(queues, 4) == {"a": 2, "b": 2}
 
 
 def test_higher_priority_fills_the_window_first():

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from jobs.models import Job
 from jobs.uploads import UploadError, check_pixel_data, least_bytes
-from tests.images import DATA, SRGB, encoded, noise, photo
+from tests.images import DATA, SRGB, encoded, noise, photo, png_chunk, png_file
 
 from .factories import post_job, upload
 
@@ -166,6 +166,27 @@ def test_a_large_black_progressive_jpeg_is_accepted(alice_api):
     assert post_job(alice_api, night).status_code == 201
 
 
+def test_a_png_turned_by_exif_after_its_pixels_is_measured_upright(alice_api):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    turned = encoded(noise(40, 20))
+    end = turned.rindex(b"IEND") - 4
+    turned = turned[:end] + png_chunk(b"eXIf", exif.tobytes()[6:]) + turned[end:]
+    assert "exif" not in Image.open(io.BytesIO(turned)).info  # Pillow sees it only on decoding
+    assert post_job(alice_api, SimpleUploadedFile("turned.png", turned)).status_code == 201
+    job = Job.objects.get()
+    assert (job.width, job.height) == (20, 40)
+
+
+def test_a_png_with_a_wrong_checksum_anywhere_is_refused(alice_api):
+    good = encoded(noise(40, 30), optimize=False)
+    end = good.rindex(b"IEND") - 4
+    bad = good[: end - 5] + bytes([good[end - 5] ^ 1]) + good[end - 4 :]  # the last IDAT's checksum
+    response = post_job(alice_api, SimpleUploadedFile("bad.png", bad))
+    assert response.status_code == 400
+    assert "chunk fails its checksum" in response.json()["error"]
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF"])
 def test_a_file_too_small_for_its_declared_size_is_refused_before_decoding(fmt):
     with pytest.raises(UploadError, match=f"pixel data is missing: a 14142×14142 {fmt} holds at least"):
@@ -178,17 +199,7 @@ CHAIN = '[{"op": "invert"}]'
 
 def bomb_png(width=50_000, height=50_000) -> bytes:
     """A few hundred bytes of PNG whose header declares ``width`` × ``height`` pixels."""
-
-    def chunk(kind, data):
-        return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
-
-    header = struct.pack("!IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
+    return png_file(width, height, zlib.compress(b"\0" * 64))
 
 
 def missing_data_jpeg(width=14142, height=14142) -> bytes:
@@ -208,6 +219,11 @@ BAD = {
     "not an image": ({"image": file("notes.txt", b"just some text")}, 415, "not an image"),
     "truncated image": (
         {"image": file("cut.png", encoded(photo("coffee.png"))[:5000])},
+        400,
+        "truncated or corrupt",
+    ),
+    "truncated jpeg": (
+        {"image": file("cut.jpg", encoded(photo("coffee.png").convert("RGB"), "JPEG")[:-2000])},
         400,
         "truncated or corrupt",
     ),
