@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import django
 import requests
@@ -41,12 +42,29 @@ print(time.perf_counter() - started)"""
 JOB_TIMEOUT, LOG_DIR = 600.0, BASE_DIR / "var" / "log" / "bench"
 TIMELINE = [
     "job row created",
+    "first tiles sent",
     "first tile stored",
-    "all tiles published",
     "last tile stored",
     "result stored",
     "poller saw done",
 ]
+
+
+def use_private_database(name: str = "imagepipe_bench") -> str:
+    """Point this process and the system it starts at a database of the bench's own, created and
+    migrated here: the dispatcher sends every queued job of its database, so a bench sharing one
+    with a running system (or an earlier bench that stopped halfway) would do their work too."""
+    import psycopg
+
+    from imagepipe.env import DEFAULT_DATABASE_URL  # not settings: read once, at django.setup()
+
+    shared = urlsplit(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    with psycopg.connect(shared.geturl(), autocommit=True) as connection:
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            connection.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = shared._replace(path=f"/{name}").geturl()
+    subprocess.run([*MANAGE, "migrate", "-v", "0"], cwd=BASE_DIR, check=True)
+    return os.environ["DATABASE_URL"]
 
 
 def run_single(original: Path, operations: list[dict], out: Path) -> float:
@@ -112,7 +130,7 @@ def run_job(
     last = row.tiles.aggregate(last=Max("finished_at"))["last"]
     marks = [
         m.timestamp() - posted
-        for m in (row.created_at, row.started_at, row.dispatched_at, last, row.finished_at)
+        for m in (row.created_at, row.dispatched_at, row.started_at, last, row.finished_at)
     ]
     return job, result.content, [accepted - started, stored - accepted, *marks, stored - started]
 
@@ -166,6 +184,7 @@ def main() -> None:
         "DJANGO_SETTINGS_MODULE": "imagepipe.settings",
     }
     os.environ.update(env)  # so this process's kafka.topic_specs() names the bench topics
+    env["DATABASE_URL"] = use_private_database()
     django.setup()
     from imagepipe.core.operations import OPERATIONS
 

@@ -7,6 +7,9 @@ from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+# The local services' database (scripts/services.sh); DATABASE_URL names another.
+DEFAULT_DATABASE_URL = "postgres://imagepipe:imagepipe@127.0.0.1:5432/imagepipe"
+
 
 def require(condition: bool, message: str) -> None:
     if not condition:

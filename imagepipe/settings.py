@@ -6,7 +6,16 @@ Defaults run everything on one machine: the services started by
 
 from pathlib import Path
 
-from .env import database_from_url, env_bool, env_float, env_int, env_list, env_str, require
+from .env import (
+    DEFAULT_DATABASE_URL,
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    require,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IMAGEPIPE_VAR", str(BASE_DIR / "var")))
@@ -78,11 +87,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": database_from_url(
-        env_str("DATABASE_URL", "postgres://imagepipe:imagepipe@127.0.0.1:5432/imagepipe")
-    )
-}
+DATABASES = {"default": database_from_url(env_str("DATABASE_URL", DEFAULT_DATABASE_URL))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -211,8 +216,9 @@ COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
 # before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
 DISPATCH_TILES_PER_WORKER = env_int("DISPATCH_TILES_PER_WORKER", 2)
 DISPATCH_WINDOW_MIN = env_int("DISPATCH_WINDOW_MIN", 4)
-DISPATCH_POLL_SECONDS = env_float("DISPATCH_POLL_SECONDS", 0.1)
-DISPATCH_CACHED_IMAGES = env_int("DISPATCH_CACHED_IMAGES", 2)
+DISPATCH_AHEAD_SECONDS = env_float("DISPATCH_AHEAD_SECONDS", 1.0)
+DISPATCH_POLL_SECONDS = env_float("DISPATCH_POLL_SECONDS", 1.0)
+DISPATCH_CACHED_IMAGES = env_int("DISPATCH_CACHED_IMAGES", 4)
 
 # Every consumer's watchdog (imagepipe/watchdog.py): rebuilt when stuck this long (3 session
 # timeouts by default); the collector's report in the database is stale after COLLECTOR_STALE_SECONDS.

@@ -2,10 +2,11 @@
 
 Submitting a job only writes its rows. Here a tile is cut from the stored original (stage 0) or
 from the previous stage's stored tiles (later stages) and published, a bounded window at a time:
-as many tiles in flight as the live workers can keep busy (``DISPATCH_TILES_PER_WORKER`` each),
-handed out by ``scheduler.share``. A tile is claimed, published and marked in one transaction,
-under a lock only one dispatcher holds at a time: a dispatcher killed mid-step leaves its tiles
-queued (sent again: at-least-once), and two dispatchers never send the same tile.
+as many tiles in flight as keep the live workers busy for ``DISPATCH_AHEAD_SECONDS`` at their
+recent pace (``scheduler.window``), handed out by ``scheduler.share``. A tile is claimed,
+published and marked in one transaction, under a lock only one dispatcher holds at a time: a
+dispatcher killed mid-step leaves its tiles queued (sent again: at-least-once), and two
+dispatchers never send the same tile.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import logging
 import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from functools import cache
 
+import psycopg
 from django.conf import settings
 from django.db import (
     InterfaceError,
     OperationalError,
-    close_old_connections,
     connection,
     connections,
     transaction,
@@ -45,6 +47,7 @@ from .uploads import open_image
 
 logger = logging.getLogger(__name__)
 LOCK = 0x494D_5044  # pg advisory lock: one dispatcher sends at a time ("IMPD")
+RATE_SECONDS = 5.0  # the recent past the window's pace is measured over
 
 
 class PublishError(Exception):
@@ -105,8 +108,43 @@ class StageImages:
         return found
 
 
+class Wakeups:
+    """The database's word that tiles or jobs changed (a trigger NOTIFYs ``CHANNEL`` on commit),
+    on a connection of its own: the dispatcher waits for it instead of polling the tables."""
+
+    CHANNEL = "imagepipe_dispatch"
+
+    def __init__(self) -> None:
+        self.listener: psycopg.Connection | None = None
+
+    def wait(self, timeout: float) -> bool:
+        """Until another connection than the dispatcher's own changed something, or ``timeout``
+        seconds; whether one did. (Its own changes, marking tiles sent, would only wake it again.)"""
+        own = connection.connection.info.backend_pid if connection.connection else None
+        deadline = time.monotonic() + timeout
+        try:
+            if self.listener is None:
+                self.listener = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+                self.listener.execute(f"LISTEN {self.CHANNEL}")
+            while (left := deadline - time.monotonic()) > 0:
+                if any(note.pid != own for note in self.listener.notifies(timeout=left, stop_after=1)):
+                    return True
+            return False
+        except psycopg.Error as exc:  # the database away: the caller's next step says so
+            logger.warning("waiting for changes failed (%s); looking again in %.1f s", exc, timeout)
+            self.close()
+            time.sleep(timeout)
+            return False
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+
+
 class Dispatcher:
     def __init__(self) -> None:
+        self.wakeups = Wakeups()
         self.images = StageImages(settings.DISPATCH_CACHED_IMAGES)
         self.producer = _producer()
         self.topic = kafka.topic(kafka.TASKS)
@@ -126,9 +164,11 @@ class Dispatcher:
             except Exception:  # the broker away, or a bug: never the end of the dispatcher
                 sent, backoff = 0, _longer(backoff)
                 logger.exception("dispatching failed; retrying in %.1f s", backoff)
-            if not sent:
-                close_old_connections()
-                time.sleep(backoff or settings.DISPATCH_POLL_SECONDS)
+            if backoff:
+                time.sleep(backoff)
+            elif not sent:
+                self.wakeups.wait(settings.DISPATCH_POLL_SECONDS)
+        self.wakeups.close()
         logger.info("dispatcher stopped; %d tiles sent", self.sent)
 
     def step(self) -> int:
@@ -147,7 +187,8 @@ class Dispatcher:
         counted = Tile.objects.in_flight().filter(partition__in=live)
         flying = dict(counted.count_by("job"))
         per_worker, least = settings.DISPATCH_TILES_PER_WORKER, settings.DISPATCH_WINDOW_MIN
-        free = window(online, per_worker, least) - sum(flying.values())
+        size = window(online, per_worker, least, self.recent_rate(), settings.DISPATCH_AHEAD_SECONDS)
+        free = size - sum(flying.values())
         if free <= 0:
             return 0
         queued = Tile.objects.queued().count_by("job", "stage")
@@ -229,6 +270,11 @@ class Dispatcher:
             reason = (errors or ["timed out"])[0]
             raise PublishError(f"job {job.pk}: the broker did not take its tiles: {reason}")
         return placed
+
+    def recent_rate(self) -> float:
+        """Tiles recorded a second over the last ``RATE_SECONDS``, by every worker."""
+        since = timezone.now() - timedelta(seconds=RATE_SECONDS)
+        return Tile.objects.filter(finished_at__gte=since).count() / RATE_SECONDS
 
     def live_partitions(self) -> tuple[list[int], int]:
         """The ``tasks`` partitions online workers hold (all while none has said), and how many

@@ -283,6 +283,14 @@ class Tile(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "stage", "index"], name="unique_tile_per_job_stage")
         ]
+        indexes = [
+            # What the dispatcher asks several times a second, whatever the history holds:
+            # the tiles waiting or in flight, and those recorded in the last seconds.
+            models.Index(
+                fields=["dispatched_at"], condition=models.Q(status="pending"), name="tile_pending_dispatched"
+            ),
+            models.Index(fields=["finished_at"], name="tile_finished_at"),
+        ]
 
     def __str__(self) -> str:
         return f"tile {self.index} of {self.job_id}"

@@ -9,6 +9,7 @@ for every tile would starve the workers); between users, fairness comes first.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +56,16 @@ def share(queues: list[Queue], free: int, in_flight_by_owner: dict[int, int] | N
     return given
 
 
-def window(online_workers: int, per_worker: int, least: int) -> int:
-    """Tiles in flight at once: enough to keep every live worker busy, and some before any is seen."""
-    return max(least, online_workers * per_worker)
+def window(online_workers: int, per_worker: int, least: int, rate: float = 0.0, ahead: float = 0.0) -> int:
+    """Tiles in flight at once: ``ahead`` seconds of work for every live worker at the ``rate``
+    (tiles a second, all workers together) tiles were recorded lately, at least ``per_worker``
+    each, and ``least`` before any worker is seen.
+
+    A count alone can't serve both kinds of operation: two 10 ms tiles a worker leave it idle
+    while the next are sent, and twenty 300 ms tiles make a job submitted behind them wait 6 s.
+    Measured in time, the window grows with the work's pace (a window too small slows the rate
+    it is measured from only while ``ahead`` is shorter than a round trip, which it is not) and
+    bounds how long a newcomer waits: about ``ahead``.
+    """
+    each = max(per_worker, math.ceil(rate * ahead / online_workers)) if online_workers else 0
+    return max(least, online_workers * each)

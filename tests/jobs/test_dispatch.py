@@ -1,17 +1,23 @@
 """The dispatcher's step against the real database and broker: the window, fairness, priority,
 pause and cancel decide what reaches ``tasks``."""
 
+from datetime import timedelta
+
+import psycopg
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.utils import timezone
 
 from imagepipe import kafka
 from imagepipe.core.messages import Task
 from jobs import actions
 from jobs.collector import record_result
-from jobs.dispatch import Dispatcher, StageImages
-from jobs.models import Job
+from jobs.dispatch import RATE_SECONDS, Dispatcher, StageImages, Wakeups
+from jobs.models import Job, Tile
 from tests.images import noise, png_file
 from tests.topics import all_records
+from workers.models import Worker
 
 from .factories import SMALL_PHOTO, make_job, results_for
 
@@ -38,6 +44,20 @@ def test_no_more_tiles_than_the_window_are_in_flight(dispatcher, job):
     assert sorted(job.tiles.in_flight().values_list("partition", flat=True)) == [0, 1, 2, 3]  # spread
     job.refresh_from_db()
     assert job.dispatched_at is not None
+
+
+def test_the_window_grows_with_the_pace_tiles_were_recorded_at(dispatcher, alice, settings):
+    settings.DISPATCH_AHEAD_SECONDS = 1.0
+    for name in ("w1", "w2"):  # two workers online, holding every partition
+        Worker.objects.create(id=name, host="h", partitions=[0, 1] if name == "w1" else [2, 3])
+    done = make_job(alice, noise(256, 160), tile_size=32)  # 40 tiles, recorded just now
+    done.tiles.update(status=Tile.Status.DONE, finished_at=timezone.now())
+    job = make_job(alice, noise(256, 256), tile_size=32)
+    # 40 tiles in the last 5 s: 8 a second, 4 each in the second ahead (the floor would give 2).
+    assert dispatcher.step() == 8
+    done.tiles.update(finished_at=timezone.now() - timedelta(seconds=RATE_SECONDS + 1))
+    job.tiles.in_flight().update(dispatched_at=None)
+    assert dispatcher.step() == 4  # nothing recorded lately: 2 each
 
 
 def test_a_finished_tile_makes_room_for_the_next(dispatcher, job):
@@ -127,3 +147,17 @@ def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_s
     assert job.status == Job.Status.FAILED
     assert job.error.startswith("preparing stage 0 failed: ")
     assert sent(job) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_made_elsewhere_wakes_the_dispatcher_and_its_own_do_not(alice):
+    wakeups = Wakeups()
+    try:
+        assert not wakeups.wait(0.05)  # listening from here on, and nothing changed
+        job = make_job(alice, noise(40, 40))  # through this process's connection: the dispatcher's own
+        assert not wakeups.wait(0.05)
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as collector:
+            collector.execute("UPDATE jobs_tile SET attempts = attempts WHERE job_id = %s", [job.pk])
+        assert wakeups.wait(30)
+    finally:
+        wakeups.close()

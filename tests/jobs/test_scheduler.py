@@ -50,3 +50,10 @@ def test_no_more_places_are_given_than_there_are_tiles_waiting():
 def test_the_window_keeps_every_live_worker_busy_and_has_a_floor():
     assert window(online_workers=3, per_worker=2, least=4) == 6
     assert window(online_workers=0, per_worker=2, least=4) == 4
+
+
+def test_the_window_holds_the_work_each_worker_does_in_the_seconds_ahead():
+    assert window(online_workers=2, per_worker=2, least=4, rate=100.0, ahead=1.0) == 100  # fast tiles
+    assert window(online_workers=2, per_worker=2, least=4, rate=3.0, ahead=1.0) == 4  # slow: the floor
+    assert window(online_workers=2, per_worker=2, least=4, rate=9.0, ahead=1.0) == 10  # 4.5 → 5 each
+    assert window(online_workers=0, per_worker=2, least=4, rate=50.0, ahead=1.0) == 4
