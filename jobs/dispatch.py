@@ -112,9 +112,10 @@ class Wakeups:
     """The database's word that tiles or jobs changed (a trigger NOTIFYs ``CHANNEL`` on commit),
     on a connection of its own: the dispatcher waits for it instead of polling the tables."""
 
-    CHANNEL = "imagepipe_dispatch"
+    CHANNEL = "imagepipe_dispatch"  # the triggers' (migration 0009)
 
-    def __init__(self) -> None:
+    def __init__(self, channel: str = CHANNEL) -> None:
+        self.channel = channel
         self.listener: psycopg.Connection | None = None
 
     def wait(self, timeout: float) -> bool:
@@ -125,7 +126,7 @@ class Wakeups:
         try:
             if self.listener is None:
                 self.listener = psycopg.connect(**connection.get_connection_params(), autocommit=True)
-                self.listener.execute(f"LISTEN {self.CHANNEL}")
+                self.listener.execute(f"LISTEN {self.channel}")
             while (left := deadline - time.monotonic()) > 0:
                 if any(note.pid != own for note in self.listener.notifies(timeout=left, stop_after=1)):
                     return True

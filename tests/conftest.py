@@ -3,7 +3,6 @@ import io
 import uuid
 
 import pytest
-from channels.layers import channel_layers
 from django.conf import settings as django_settings
 from django.contrib.auth.hashers import make_password
 from django.core.cache import cache
@@ -94,12 +93,3 @@ def kafka_topics(kafka_prefix):
     """ImagePipe's topics under a fresh prefix, for code that publishes."""
     call_command("kafka_topics", stdout=io.StringIO())
     return kafka_prefix
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """Each test gets a channel layer of its own, as each web process has one. channels_redis lets
-    one event loop at a time receive on a layer instance, and every async_to_sync call runs a loop
-    of its own: shared, a receive an earlier test's loop left unfinished would stop every later
-    consumer in this process receiving, silently (its socket would hear only its snapshots)."""
-    channel_layers.backends.clear()

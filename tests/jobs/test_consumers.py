@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 
 from jobs.consumers import SNAPSHOT_REQUEST, JobConsumer
 from jobs.events import push, status_event
@@ -75,8 +76,9 @@ def socket(job: Job, user=None) -> WebsocketCommunicator:
 def make_job(owner, image, **options) -> Job:
     """A job no dispatcher sends (paused): these tests are about the socket, and a live system in
     the same test database would otherwise process it and push events of its own."""
-    job = submitted_job(owner, image, **options)
-    Job.objects.filter(pk=job.pk).update(status=Job.Status.PAUSED)
+    with transaction.atomic():  # paused as it is committed: a dispatcher woken by it sees it paused
+        job = submitted_job(owner, image, **options)
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.PAUSED)
     job.status = Job.Status.PAUSED
     return job
 

@@ -1,6 +1,8 @@
 """The dispatcher's step against the real database and broker: the window, fairness, priority,
 pause and cancel decide what reaches ``tasks``."""
 
+import time
+import uuid
 from datetime import timedelta
 
 import psycopg
@@ -149,15 +151,35 @@ def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_s
     assert sent(job) == []
 
 
+def another_connection() -> psycopg.Connection:
+    """A connection that is not this process's Django one: the collector's, say."""
+    return psycopg.connect(**connection.get_connection_params(), autocommit=True)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_change_made_elsewhere_wakes_the_dispatcher_and_its_own_do_not(alice):
-    wakeups = Wakeups()
+@pytest.mark.parametrize("table", ["jobs_tile", "jobs_job"])
+def test_any_change_to_tiles_or_jobs_notifies_the_dispatchers_channel(table):
+    with another_connection() as listener, another_connection() as collector:
+        listener.execute(f"LISTEN {Wakeups.CHANNEL}")
+        collector.execute(f"UPDATE {table} SET id = id WHERE false")  # a statement, whatever it changes
+        pid, deadline = collector.info.backend_pid, time.monotonic() + 30
+        heard = []  # (a system running on this database may be heard too: the collector's is the one)
+        while pid not in heard and time.monotonic() < deadline:
+            heard += [note.pid for note in listener.notifies(timeout=1, stop_after=1)]
+        assert pid in heard
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_made_elsewhere_wakes_the_dispatcher_and_its_own_do_not():
+    channel = f"test_{uuid.uuid4().hex}"  # a channel only this test uses
+    wakeups = Wakeups(channel)
     try:
-        assert not wakeups.wait(0.05)  # listening from here on, and nothing changed
-        job = make_job(alice, noise(40, 40))  # through this process's connection: the dispatcher's own
+        assert not wakeups.wait(0.05)  # listening from here on
+        with connection.cursor() as own:
+            own.execute(f"NOTIFY {channel}")
         assert not wakeups.wait(0.05)
-        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as collector:
-            collector.execute("UPDATE jobs_tile SET attempts = attempts WHERE job_id = %s", [job.pk])
+        with another_connection() as collector:
+            collector.execute(f"NOTIFY {channel}")
         assert wakeups.wait(30)
     finally:
         wakeups.close()
