@@ -75,28 +75,19 @@ class JobViewSet(
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        job = self.get_object()
-        if not actions.cancel(job):
-            return conflict(f"the job is {job.status}; only an unfinished job can be cancelled")
-        return Response(self.get_serializer(job).data)
+        return self.move(actions.cancel, "an unfinished job can be cancelled")
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         """Send no more of the job's tiles (those in flight finish)."""
-        job = self.get_object()
-        if not actions.pause(job):
-            return conflict(f"the job is {job.status}; only a queued or running job can be paused")
-        return Response(self.get_serializer(job).data)
+        return self.move(actions.pause, "a queued or running job can be paused")
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Send a paused job's remaining tiles again."""
-        job = self.get_object()
-        if not actions.resume(job):
-            return conflict(f"the job is {job.status}; only a paused job can be resumed")
-        return Response(self.get_serializer(job).data)
+        return self.move(actions.resume, "a paused job can be resumed")
 
     @extend_schema(request=PrioritySerializer, responses=JobSerializer)
     @action(detail=True, methods=["post"])
@@ -115,9 +106,13 @@ class JobViewSet(
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
+        return self.move(actions.retry, "a failed or cancelled job can be retried")
+
+    def move(self, act, only: str) -> Response:
+        """Apply one of the job's verbs (jobs.actions): the job as it is now, or 409 saying when."""
         job = self.get_object()
-        if not actions.retry(job):
-            return conflict(f"the job is {job.status}; only a failed or cancelled job can be retried")
+        if not act(job):
+            return conflict(f"the job is {job.status}; only {only}")
         job.refresh_from_db()
         return Response(self.get_serializer(job).data)
 

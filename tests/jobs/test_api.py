@@ -147,3 +147,16 @@ def test_the_operation_catalogue_is_listed_for_building_forms(alice_api):
 def test_an_rgba_image_is_accepted(alice_api):
     response = post_job(alice_api, upload(noise(40, 30, "RGBA")))
     assert response.status_code == 201, response.content
+
+
+def test_pause_and_resume_move_the_job_and_refuse_when_they_do_not_apply(alice_api, alice):
+    job = make_job(alice, noise(20, 20))
+    url = f"/api/jobs/{job.pk}"
+    resumed = alice_api.post(f"{url}/resume/")
+    assert resumed.status_code == 409
+    assert resumed.json()["error"] == "the job is queued; only a paused job can be resumed"
+    assert alice_api.post(f"{url}/pause/").json()["status"] == "paused"
+    paused = alice_api.post(f"{url}/pause/")
+    assert paused.status_code == 409
+    assert paused.json()["error"] == "the job is paused; only a queued or running job can be paused"
+    assert alice_api.post(f"{url}/resume/").json()["status"] == "queued"
