@@ -207,6 +207,11 @@ WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_STALE_AFTER_SECONDS = env_float("WORKER_STALE_AFTER_SECONDS", 15.0)
 WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 60.0)
 WORKER_MAX_ATTEMPTS = env_int("WORKER_MAX_ATTEMPTS", 3)  # tries per tile before tasks.dlq
+# "fast": the exact faster routes of imagepipe/core/kernels.py where proven; "pillow": Pillow only.
+WORKER_KERNELS = env_str("WORKER_KERNELS", "fast")
+require(
+    WORKER_KERNELS in ("fast", "pillow"), f"WORKER_KERNELS must be fast or pillow, got {WORKER_KERNELS!r}"
+)
 
 # Recovery, run by the collector.
 TILE_DEADLINE_SECONDS = env_float("TILE_DEADLINE_SECONDS", 300.0)  # no progress this long: re-dispatch

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from imagepipe import kafka
 from imagepipe.core.codec import CodecError, decode_tile, encode_tile
+from imagepipe.core.kernels import ENGINES
 from imagepipe.core.messages import Cancellation, Heartbeat, MessageError, Result, Task
 from imagepipe.core.operations import parse_chain
 from imagepipe.core.pipeline import process_tile, tile_stats
@@ -143,6 +144,12 @@ class Cancellations:
         self.probe.close()
 
 
+def describe_kernels(engine: str) -> str:
+    """Which operations this worker computes with a faster exact route, for its log."""
+    fast = sorted(ENGINES[engine])
+    return f"{engine} ({', '.join(fast)} through OpenCV; Pillow for the rest)" if fast else "Pillow only"
+
+
 def default_worker_id() -> str:
     return settings.WORKER_ID or f"{socket.gethostname()}-{os.getpid()}"
 
@@ -178,7 +185,8 @@ def _process(task: Task, pixels: bytes):
     image = decode_tile(pixels)
     if image.size != (padded.width, padded.height):
         raise CodecError(f"tile is {image.size}, its task says {padded.width}x{padded.height}")
-    return process_tile(image, steps, padded, core, (task.size[0], task.size[1]), task.table)
+    kernels = ENGINES[settings.WORKER_KERNELS]
+    return process_tile(image, steps, padded, core, (task.size[0], task.size[1]), task.table, kernels)
 
 
 def _result(task: Task, worker: str, started: float, partition: int, offset: int, **extra) -> Result:
@@ -310,11 +318,12 @@ class TileWorker:
     def run(self, should_stop: Callable[[], bool]) -> None:
         self.consumer.subscribe()
         logger.info(
-            "worker %s consuming %s from %s as group %s",
+            "worker %s consuming %s from %s as group %s; kernels: %s",
             self.id,
             ", ".join(self.consumer.topics),
             settings.KAFKA_BOOTSTRAP_SERVERS,
             kafka.group(kafka.WORKER_GROUP),
+            describe_kernels(settings.WORKER_KERNELS),
         )
         interval = settings.WORKER_HEARTBEAT_SECONDS
         self.cancellations.read_all()

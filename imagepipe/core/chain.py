@@ -7,13 +7,13 @@ chain is cut into stages before each one (``split_stages``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 from PIL import Image
 
 from . import statistics
-from .operations import Lut, Operation, Placement, Step
+from .operations import Colour, Lut, Operation, Placement, Step
 from .tiling import Box
 
 _ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
@@ -54,9 +54,16 @@ def colour_bands(image: Image.Image) -> Image.Image:
 
 
 def apply_step(
-    image: Image.Image, step: Step, placement: Placement, table: list[int] | None = None
+    image: Image.Image,
+    step: Step,
+    placement: Placement,
+    table: list[int] | None = None,
+    kernels: Mapping[str, Colour] | None = None,
 ) -> Image.Image:
-    """One step; a global step uses ``table`` (from whole-image statistics) or, on a whole image, its own."""
+    """One step; a global step uses ``table`` (from whole-image statistics) or, on a whole image, its own.
+
+    ``kernels`` (``kernels.ENGINES``) may stand in for an operation's Pillow call.
+    """
     if step.op.kind == "geometric":
         return image.transpose(_transposition(step))
     alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
@@ -67,8 +74,9 @@ def apply_step(
     elif step.op.lut is not None:
         colour = colour.point(list(step.op.lut(step.params).tobytes()) * len(colour.getbands()))
     else:
-        assert step.op.colour is not None  # every other point, neighbourhood or position operation has one
-        colour = step.op.colour(colour, step.params, placement)
+        run = (kernels or {}).get(step.op.name, step.op.colour)
+        assert run is not None  # every other point, neighbourhood or position operation has one
+        colour = run(colour, step.params, placement)
     if alpha is None:
         return colour
     colour.putalpha(alpha)
@@ -86,6 +94,7 @@ def apply_chain(
     steps: Iterable[Step],
     placement: Placement | None = None,
     table: list[int] | None = None,
+    kernels: Mapping[str, Colour] | None = None,
 ) -> Image.Image:
     """Run a chain on an image, or on a tile of one when ``placement`` says where it sits.
 
@@ -97,7 +106,7 @@ def apply_chain(
     for position, step in enumerate(fuse_point_runs(list(steps))):
         if step.op.kind == "global" and tiled and (position or table is None):
             raise ValueError(f"{step.op.name} needs whole-image statistics: it must start a stage")
-        image = apply_step(image, step, placement, table if position == 0 else None)
+        image = apply_step(image, step, placement, table if position == 0 else None, kernels)
         placement = move(step, placement)
     return image
 

@@ -7,13 +7,13 @@ the property the whole system is built around, tested directly in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from PIL import Image
 
 from . import statistics
 from .chain import apply_chain, colour_bands, global_table, move, needed_stat, split_stages
-from .operations import Placement, Step, chain_halo, chain_output_mode
+from .operations import Colour, Placement, Step, chain_halo, chain_output_mode
 from .tiling import Box, TileSpec, tile_grid
 
 
@@ -41,12 +41,14 @@ def process_tile(
     core: Box,
     size: tuple[int, int],
     table: list[int] | None = None,
+    kernels: Mapping[str, Colour] | None = None,
 ) -> Image.Image:
     """Run a stage on a padded tile of an image of ``size``; return the processed core only.
 
-    ``table`` is the lookup table of the stage's leading global step, if it has one.
+    ``table`` is the lookup table of the stage's leading global step, if it has one; ``kernels``
+    the faster routes to use (``kernels.ENGINES``).
     """
-    result = apply_chain(padded, steps, Placement(padded_box, size), table)
+    result = apply_chain(padded, steps, Placement(padded_box, size), table, kernels)
     moved_padded = final_placement(steps, padded_box, size).box
     moved_core = final_placement(steps, core, size).box
     if result.size != (moved_padded.width, moved_padded.height):
@@ -82,7 +84,9 @@ def leading_table(stage: Sequence[Step], image: Image.Image) -> list[int] | None
     return global_table(first, statistics.histogram(colour, first.op.stat), colour.mode)
 
 
-def run_tiled(image: Image.Image, steps: Sequence[Step], tile_size: int) -> Image.Image:
+def run_tiled(
+    image: Image.Image, steps: Sequence[Step], tile_size: int, kernels: Mapping[str, Colour] | None = None
+) -> Image.Image:
     """The distributed pipeline, stage by stage, in one process: what workers and collector do.
 
     Each stage is cut with its own halo, its tiles are processed and report the
@@ -92,7 +96,10 @@ def run_tiled(image: Image.Image, steps: Sequence[Step], tile_size: int) -> Imag
     table = leading_table(stages[0], image)
     for number, stage in enumerate(stages):
         tiles = tile_grid(image.width, image.height, tile_size, chain_halo(stage))
-        done = [process_tile(cut_tile(image, t), stage, t.padded, t.core, image.size, table) for t in tiles]
+        done = [
+            process_tile(cut_tile(image, t), stage, t.padded, t.core, image.size, table, kernels)
+            for t in tiles
+        ]
         boxes = [final_placement(stage, t.core, image.size).box for t in tiles]
         image = assemble(
             output_size(stage, image.size),

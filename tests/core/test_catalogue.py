@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagepipe.core.chain import apply_chain, fuse_point_runs
+from imagepipe.core.kernels import ENGINES
 from imagepipe.core.operations import OPERATIONS, catalogue, parse_chain
 from tests.images import noise, photo
 
@@ -54,23 +55,27 @@ def test_every_operation_has_a_reference_and_a_strategy():
     tile_size=st.integers(1, 40),
     mode=st.sampled_from(["L", "LA", "RGB", "RGBA"]),
     seed=st.integers(0, 2**16),
+    engine=st.sampled_from(sorted(ENGINES)),
 )
-def test_any_chain_tiled_equals_the_whole_image_reference(chain, width, height, tile_size, mode, seed):
+def test_any_chain_tiled_equals_the_whole_image_reference(
+    chain, width, height, tile_size, mode, seed, engine
+):
     image = noise(width, height, mode, seed)
     whole = apply_chain(image, parse_chain(chain))
     assert same_pixels(whole, reference(image, chain))
-    assert same_pixels(tiled(image, chain, tile_size), whole)
+    assert same_pixels(tiled(image, chain, tile_size, engine), whole)
 
 
+@pytest.mark.parametrize("engine", sorted(ENGINES))
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
-def test_each_operation_on_a_photo_at_an_awkward_tile_size(name):
+def test_each_operation_on_a_photo_at_an_awkward_tile_size(name, engine):
     image = photo("rocket.jpg")
     chain = [{"op": name, **({"angle": 90} if name == "rotate" else {})}]
     whole = apply_chain(image, parse_chain(chain))
     assert same_pixels(
         whole, reference(image, parse_chain(chain) and [s.to_dict() for s in parse_chain(chain)])
     )
-    assert same_pixels(tiled(image, chain, 97), whole)
+    assert same_pixels(tiled(image, chain, 97, engine), whole)
 
 
 def test_a_long_chain_with_geometry_before_neighbourhoods_on_a_large_photo():
@@ -107,10 +112,11 @@ def test_the_catalogue_describes_every_parameter():
     height=st.sampled_from([1, 997, 1511]),
     tile_size=st.integers(128, 700),
     mode=st.sampled_from(["L", "RGBA"]),
+    engine=st.sampled_from(sorted(ENGINES)),
 )
-def test_large_prime_sized_images_tile_invisibly_too(chain, width, height, tile_size, mode):
+def test_large_prime_sized_images_tile_invisibly_too(chain, width, height, tile_size, mode, engine):
     image = noise(width, height, mode)
-    assert same_pixels(tiled(image, chain, tile_size), reference(image, chain))
+    assert same_pixels(tiled(image, chain, tile_size, engine), reference(image, chain))
 
 
 def test_a_run_of_per_band_point_operations_is_one_pass():

@@ -8,14 +8,16 @@ from confluent_kafka import Message, TopicPartition
 from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from imagepipe import kafka
-from imagepipe.core.codec import encode_tile
+from imagepipe.core.codec import decode_tile, encode_tile
+from imagepipe.core.kernels import ENGINES
 from imagepipe.core.messages import Cancellation, Result, Task, pack
 from tests.images import noise
 from tests.strategies import envelopes
 from tests.topics import read_topic
-from workers.worker import Cancellations, TileWorker
+from workers.worker import Cancellations, TileWorker, describe_kernels, process_task
 
 JOB = str(uuid.uuid4())
 
@@ -150,3 +152,20 @@ def test_a_cancellations_reader_that_stopped_reading_reopens_where_it_was(kafka_
         assert cancellations.jobs == {first: 0, second: 0} and cancellations.counters["rebuilds"] == 1
     finally:
         cancellations.close()
+
+
+@pytest.mark.parametrize("engine,black", [("fast", True), ("pillow", False)])
+def test_the_worker_computes_with_the_engine_its_setting_names(settings, monkeypatch, engine, black):
+    # A stand-in route that paints black: it shows which engine ran, which exact ones can't.
+    monkeypatch.setitem(
+        ENGINES, "fast", {"median": lambda image, params, at: Image.new(image.mode, image.size)}
+    )
+    settings.WORKER_KERNELS = engine
+    task = a_task(operations=[{"op": "median", "size": 3}])
+    result, payload = process_task(task, encode_tile(noise(8, 8)), "w", 0, 0)
+    assert result.error == "" and (decode_tile(payload).getbbox() is None) is black
+
+
+def test_a_worker_says_which_operations_it_computes_faster():
+    assert describe_kernels("fast") == "fast (dilate, erode, median through OpenCV; Pillow for the rest)"
+    assert describe_kernels("pillow") == "Pillow only"
