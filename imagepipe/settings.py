@@ -200,6 +200,7 @@ MAX_IMAGE_SIDE = env_int("MAX_IMAGE_SIDE", 100_000)
 MAX_TILES_PER_JOB = env_int("MAX_TILES_PER_JOB", 4096)  # every stage's tiles, counted together
 MAX_ICC_PROFILE_BYTES = env_int("MAX_ICC_PROFILE_BYTES", 512 * 1024)  # larger profiles are dropped
 RESULT_PNG_COMPRESS_LEVEL = env_int("RESULT_PNG_COMPRESS_LEVEL", 1)
+RESULT_PNG_THREADS = env_int("RESULT_PNG_THREADS", 4)  # strips of the result PNG deflated at once
 
 # Workers.
 WORKER_ID = env_str("WORKER_ID", "")  # default: <host>-<pid>

@@ -83,6 +83,7 @@ def _store_result(job: Job) -> str:
         job.output_quality,
         bytes(job.icc_profile) or None,
         settings.RESULT_PNG_COMPRESS_LEVEL,
+        settings.RESULT_PNG_THREADS,
     )
     name = f"results/{job.pk}{FORMATS[job.output_format].extension}"
     default_storage.delete(name)

@@ -8,6 +8,8 @@ from typing import Any
 
 from PIL import Image
 
+from .png import encode_png
+
 
 @dataclass(frozen=True)
 class Format:
@@ -36,12 +38,14 @@ def encode(
     quality: int | None = None,
     icc_profile: bytes | None = None,
     png_compress_level: int = 1,
+    png_threads: int = 4,
 ) -> bytes:
-    """The result in format ``name``; WebP is lossless unless a quality is given."""
-    options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
+    """The result in format ``name``; WebP is lossless unless a quality is given. A PNG is
+    written on ``png_threads`` threads (``png.py``)."""
     if name == "png":
-        options["compress_level"] = png_compress_level
-    elif name == "jpeg":
+        return encode_png(image, png_compress_level, icc_profile, png_threads)
+    options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
+    if name == "jpeg":
         options["quality"] = quality or DEFAULT_JPEG_QUALITY
     elif name == "webp":
         options.update({"quality": quality} if quality else {"lossless": True})
