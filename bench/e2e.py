@@ -1,9 +1,9 @@
 """One job end to end through the real system, against one Pillow process.
 
 Starts web + collector + workers on private topics, uploads a 6000 x 4000
-photo-like PNG through the API, polls until the result is stored, checks it
-pixel for pixel against a single process running the same chain on the whole
-image, and prints the timings.  Run: ``.venv/bin/python -m bench.e2e``.
+photo-like PNG (or ``--image``, a real JPEG or PNG) through the API, polls until
+the result is stored, checks it pixel for pixel against a single process running
+the same chain on the whole image, and prints the timings.  Run: ``.venv/bin/python -m bench.e2e``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ SINGLE = """import json, sys, time
 started = time.perf_counter()
 from PIL import Image
 from imagepipe.core.chain import apply_chain
+from imagepipe.core.normalise import normalise
 from imagepipe.core.operations import parse_chain
-image = Image.open(sys.argv[1]); image.load()
+image = Image.open(sys.argv[1]); image.load(); image = normalise(image)
 apply_chain(image, parse_chain(json.loads(sys.argv[2]))).save(sys.argv[3], compress_level=1)
 print(time.perf_counter() - started)"""
 JOB_TIMEOUT, LOG_DIR = 600.0, BASE_DIR / "var" / "log" / "bench"
@@ -94,7 +95,7 @@ def wait_for_workers(system: System, api: requests.Session, count: int, timeout:
 
 
 def run_job(
-    system: System, api: requests.Session, png: bytes, fields: dict, timeout: float
+    system: System, api: requests.Session, upload: Path, fields: dict, timeout: float
 ) -> tuple[dict, bytes, list[float]]:
     """Upload, poll until done: (job, result PNG, [upload->accepted, accepted->stored, *TIMELINE])."""
     from django.db.models import Max
@@ -104,7 +105,7 @@ def run_job(
     posted, started = time.time(), time.perf_counter()
     response = api.post(
         f"{system.url}/api/jobs/",
-        files={"image": ("bench.png", png, "image/png")},
+        files={"image": (upload.name, upload.read_bytes())},
         data=fields,
         timeout=timeout,
     )
@@ -172,7 +173,8 @@ def main() -> None:
         "--chain", help='a JSON chain, e.g. \'[{"op": "median", "size": 5}]\'; overrides --op'
     )
     parser.add_argument("--tile-size", type=int, default=512)
-    parser.add_argument("--size", default="6000x4000")
+    parser.add_argument("--size", default="6000x4000", help="of the synthetic photo-like PNG")
+    parser.add_argument("--image", help="a real JPEG or PNG to upload instead of the synthetic one")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--repeat", type=int, default=1)
@@ -191,13 +193,17 @@ def main() -> None:
     has_radius = any(p.name == "radius" for p in OPERATIONS[args.op].params)
     operations = [{"op": args.op, "radius": args.radius} if has_radius else {"op": args.op}]
     operations = json.loads(args.chain) if args.chain else operations
-    width, height = (int(v) for v in args.size.split("x"))
     workdir = Path(tempfile.mkdtemp(prefix="imagepipe-bench-"))
-    original = workdir / "original.png"
-    photo_like(width, height).save(original, compress_level=1)  # not timed
-    png = original.read_bytes()
+    if args.image:
+        original = Path(args.image)
+        with Image.open(original) as image:
+            width, height, kind = *image.size, f"{image.format} ({original.name})"
+    else:
+        width, height = (int(v) for v in args.size.split("x"))
+        original, kind = workdir / "original.png", "photo-like PNG"
+        photo_like(width, height).save(original, compress_level=1)  # not timed
     print(
-        f"{width}x{height} photo-like PNG, {len(png) / 1e6:.1f} MB; {operations}; tile "
+        f"{width}x{height} {kind}, {original.stat().st_size / 1e6:.1f} MB; {operations}; tile "
         f"{args.tile_size}; {args.workers} workers; {os.cpu_count()} CPUs; {env}"
     )
     # The baseline first, with the machine to itself (nothing of ours running yet).
@@ -221,7 +227,7 @@ def main() -> None:
         wait_for_workers(system, api, args.workers)
         fields = {"operations": json.dumps(operations), "tile_size": str(args.tile_size)}
         for number in range(1, args.repeat + 1):
-            job, result, row = run_job(system, api, png, fields, JOB_TIMEOUT)
+            job, result, row = run_job(system, api, original, fields, JOB_TIMEOUT)
             rows.append(row)
             with Image.open(io.BytesIO(result)) as image:
                 same = image.size == reference_size and image.tobytes() == reference

@@ -3,6 +3,7 @@ import io
 import uuid
 
 import pytest
+from channels.layers import channel_layers
 from django.conf import settings as django_settings
 from django.contrib.auth.hashers import make_password
 from django.core.cache import cache
@@ -93,3 +94,11 @@ def kafka_topics(kafka_prefix):
     """ImagePipe's topics under a fresh prefix, for code that publishes."""
     call_command("kafka_topics", stdout=io.StringIO())
     return kafka_prefix
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets a channel layer of its own, as each web process has one. channels_redis
+    keeps per-instance state across event loops (which loop may receive, how many receive, the
+    messages buffered per channel), and every async_to_sync call in a test runs a loop of its own."""
+    channel_layers.backends.clear()

@@ -63,7 +63,16 @@ class Page:
     async def read_until_final(self, timeout: float = 60) -> None:
         """Read until the job's final status and the snapshot it asks for have come."""
         while not (self.status in TERMINAL and not self.asked):
-            assert await self.read(timeout), f"nothing for {timeout} s; received {dict(self.received)}"
+            assert await self.read(timeout), (
+                f"nothing for {timeout} s; received {dict(self.received)}{self.died()}"
+            )
+
+    def died(self) -> str:
+        """Why the consumer ended, if it has: a communicator never says so on its own."""
+        future = self.communicator.future
+        if not future.done() or future.cancelled():
+            return ""
+        return f"; the consumer ended: {future.exception()!r}"
 
 
 def socket(job: Job, user=None) -> WebsocketCommunicator:
