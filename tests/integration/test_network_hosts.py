@@ -125,13 +125,15 @@ def hosts(system, django_db_blocker, tmp_path_factory):
     }
     hosts = System(env=env, log_dir=BASE_DIR / "var" / "log" / "network-hosts", port=8000)
     try:
-        subprocess.run(
+        started = subprocess.run(
             netns("broker", services, "restart", "kafka"),
             env=broker_env,
-            check=True,
             capture_output=True,
+            text=True,
             timeout=180,
         )
+        why = started.stdout + started.stderr
+        assert started.returncode == 0, f"the broker host's Kafka did not start:\n{why}"
         subprocess.run([*MANAGE, "kafka_topics"], cwd=BASE_DIR, env=env, check=True, capture_output=True)
         hosts.spawn(
             "web",
