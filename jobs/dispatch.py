@@ -185,8 +185,13 @@ class Dispatcher:
         live, online = self.live_partitions()
         # Tiles waiting on a partition no live worker holds (a worker that died with them) hold
         # no place: the broker hands them to another worker, or recovery queues them again.
-        counted = Tile.objects.in_flight().filter(partition__in=live)
-        flying = dict(counted.count_by("job"))
+        flying: Counter = Counter()  # tiles in flight per job, and (below) per partition
+        load = Counter({partition: 0 for partition in live})
+        for job_id, partition, count in (
+            Tile.objects.in_flight().filter(partition__in=live).count_by("job", "partition")
+        ):
+            flying[job_id] += count
+            load[partition] += count
         per_worker, least = settings.DISPATCH_TILES_PER_WORKER, settings.DISPATCH_WINDOW_MIN
         size = window(online, per_worker, least, self.recent_rate(), settings.DISPATCH_AHEAD_SECONDS)
         free = size - sum(flying.values())
@@ -220,8 +225,6 @@ class Dispatcher:
             )
             for key, job in jobs.items()
         ]
-        load = Counter({partition: 0 for partition in live})
-        load.update(dict(counted.count_by("partition")))
         sent = sum(
             self.send(jobs[job_id], count, load) for job_id, count in share(queues, free, by_owner).items()
         )
