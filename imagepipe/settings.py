@@ -218,6 +218,8 @@ require(
 TILE_DEADLINE_SECONDS = env_float("TILE_DEADLINE_SECONDS", 300.0)  # no progress this long: re-dispatch
 TILE_MAX_DISPATCHES = env_int("TILE_MAX_DISPATCHES", 5)  # then the job fails
 COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
+# Results the collector records in one transaction, at most: what has arrived, up to this many.
+COLLECTOR_BATCH_MAX = env_int("COLLECTOR_BATCH_MAX", 100)
 # The dispatcher (manage.py rundispatcher): tiles in flight per live worker, the least in flight
 # before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
 DISPATCH_TILES_PER_WORKER = env_int("DISPATCH_TILES_PER_WORKER", 2)

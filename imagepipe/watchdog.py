@@ -106,6 +106,21 @@ class WatchedConsumer:
             self.check(now)
         return message
 
+    def poll_batch(self, timeout: float, most: int) -> list[Message]:
+        """The next message (waiting up to ``timeout`` for it) and up to ``most`` - 1 more already
+        fetched: batches grow with the backlog, and a lone message is not held back for company."""
+        first = self.poll(timeout)
+        if first is None:
+            return []
+        try:
+            rest = self.consumer.consume(most - 1, 0) if most > 1 else []
+        except RuntimeError as exc:  # closed behind the loop's back
+            self.rebuild(f"its consumer is unusable ({exc})")
+            return [first]
+        if any(not message.error() for message in rest):
+            self.clock.arrived(time.monotonic())
+        return [first, *rest]
+
     def check(self, now: float) -> None:
         try:
             reason = self.stuck(now)

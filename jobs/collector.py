@@ -37,7 +37,7 @@ from workers.models import Worker
 
 from .assembly import assemble_job, store_tile
 from .dispatch import advance_stage, stage_finished
-from .events import push, push_status
+from .events import push_all, push_status
 from .models import Collector, Job, Tile
 from .recovery import recover, resume
 
@@ -46,62 +46,91 @@ COUNTS: Counter[str] = Counter()  # recorded, duplicates, late, malformed, faile
 
 
 def record_result(value: bytes, partition: int | None = None, offset: int | None = None) -> None:
-    result, pixels = Result.decode(value)
-    job = Job.objects.filter(pk=result.job).first()
-    if job is None or job.status in Job.TERMINAL:
-        COUNTS["late" if job else "ignored"] += 1  # late: for a job already finished
-        logger.info(
-            "ignoring result for tile %s of %s job %s",
-            result.index,
-            job.status if job else "unknown",
-            result.job,
-        )
-        return
-    if result.error:
-        if job.fail(f"tile {result.index} failed on {result.worker}: {result.error}"):
-            push_status(job)
-        return
-    tile = job.tiles.filter(stage=result.stage, index=result.index).first()
-    if tile is None or tile.status == Tile.Status.DONE:
-        COUNTS["duplicates" if tile else "ignored"] += 1
-        return  # a redelivered result, or an unknown tile: nothing changes
-    _check_tile(job, tile, pixels)
-    name = store_tile(tile, pixels)
-    with transaction.atomic():
-        claimed = (
-            Tile.objects.pending()
-            .filter(pk=tile.pk)
-            .update(
-                status=Tile.Status.DONE,
-                worker=result.worker,
-                partition=result.task_partition,
-                offset=result.task_offset,
-                duration_ms=result.duration_ms,
-                finished_at=timezone.now(),
-                result=name,
-                stats=result.stats,
+    """One result on its own (a batch of one): what the tests and a batch's fallback call."""
+    record_results([Result.decode(value)])
+
+
+def record_results(results: list[tuple[Result, bytes]]) -> None:
+    """Record a batch of decoded results: a few queries for the whole batch, not a few per tile.
+
+    Each tile's pixels are stored before any row says so, and a tile is claimed only while still
+    pending, all in one transaction: replaying a batch (after a crash, or when the database
+    failed halfway) stores the same files again and counts nothing twice.
+    """
+    jobs = {
+        str(job.pk): job
+        for job in Job.objects.defer("icc_profile").filter(pk__in={r.job for r, _ in results})
+    }
+    arrived: list[tuple[Result, bytes, Job]] = []
+    for result, pixels in results:
+        job = jobs.get(result.job)
+        if job is None or job.status in Job.TERMINAL:
+            COUNTS["late" if job else "ignored"] += 1  # late: for a job already finished
+            logger.info(
+                "ignoring result for tile %s of %s job %s",
+                result.index,
+                job.status if job else "unknown",
+                result.job,
             )
-        )
-        if claimed:
-            job.record_tile_done()
-            COUNTS["recorded"] += 1
-    if not claimed:
-        COUNTS["duplicates"] += 1
+        elif result.error:
+            if job.fail(f"tile {result.index} failed on {result.worker}: {result.error}"):
+                push_status(job)
+        else:
+            arrived.append((result, pixels, job))
+    claims = _store_new_tiles(arrived)
+    if not claims:
         return
-    tile.job, tile.worker, tile.partition, tile.offset, tile.duration_ms = (
-        job,
-        result.worker,
-        result.task_partition,
-        result.task_offset,
-        result.duration_ms,
-    )
-    if job.tiles_done == 1:
-        push_status(job)
-    push(job, tile.event())
-    if job.tiles_done == job.tiles_total:
-        assemble_job(job)
-    elif job.last_stage > tile.stage and stage_finished(job, tile.stage):
-        advance_stage(job, tile.stage)
+    with transaction.atomic():
+        pending = set(
+            Tile.objects.pending()
+            .filter(pk__in=list(claims))
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        Tile.objects.bulk_update([claims[pk] for pk in pending], RECORDED_FIELDS)
+        done = Counter(str(claims[pk].job_id) for pk in pending)
+        for job_id, count in done.items():
+            jobs[job_id].record_tiles_done(count)
+    COUNTS["recorded"] += len(pending)
+    COUNTS["duplicates"] += len(claims) - len(pending)
+    for job_id, count in done.items():
+        _announce(jobs[job_id], [claims[pk] for pk in pending if str(claims[pk].job_id) == job_id], count)
+
+
+RECORDED_FIELDS = ["status", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats"]
+
+
+def _store_new_tiles(arrived: list[tuple[Result, bytes, Job]]) -> dict[int, Tile]:
+    """Store the pixels of every result whose tile is still pending; its row, filled in but not
+    saved, by id. A tile that is unknown, done already, or twice in the batch is counted and
+    skipped; one whose pixels are wrong is counted as malformed and skipped alone."""
+    wanted = {(str(job.pk), result.stage, result.index) for result, _, job in arrived}
+    tiles = {
+        (str(tile.job_id), tile.stage, tile.index): tile
+        for tile in Tile.objects.filter(
+            job__in={job.pk for _, _, job in arrived}, index__in={index for _, _, index in wanted}
+        )
+        if (str(tile.job_id), tile.stage, tile.index) in wanted
+    }
+    claims: dict[int, Tile] = {}
+    now = timezone.now()
+    for result, pixels, job in arrived:
+        tile = tiles.get((result.job, result.stage, result.index))
+        if tile is None or tile.status == Tile.Status.DONE or tile.pk in claims:
+            COUNTS["duplicates" if tile else "ignored"] += 1
+            continue  # a redelivered result, or an unknown tile: nothing changes
+        try:
+            _check_tile(job, tile, pixels)
+        except MessageError as exc:
+            COUNTS["malformed"] += 1
+            logger.warning("skipping the result of tile %s of job %s: %s", tile.index, job.pk, exc)
+            continue
+        tile.job = job
+        tile.status, tile.finished_at, tile.result = Tile.Status.DONE, now, store_tile(tile, pixels)
+        tile.worker, tile.partition, tile.offset = result.worker, result.task_partition, result.task_offset
+        tile.duration_ms, tile.stats = result.duration_ms, result.stats
+        claims[tile.pk] = tile
+    return claims
 
 
 def _check_tile(job: Job, tile: Tile, pixels: bytes) -> None:
@@ -112,6 +141,19 @@ def _check_tile(job: Job, tile: Tile, pixels: bytes) -> None:
     box = job.placed_box(tile)
     if image.size != (box.width, box.height):
         raise MessageError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
+
+
+def _announce(job: Job, tiles: list[Tile], count: int) -> None:
+    """Tell the job's watchers, then move the job on if these tiles completed a stage or the job."""
+    if job.tiles_done == count:  # its first tiles
+        push_status(job)
+    push_all(job, [tile.event() for tile in tiles])
+    if job.tiles_done == job.tiles_total:
+        assemble_job(job)
+    else:
+        for stage in sorted({tile.stage for tile in tiles}):
+            if job.last_stage > stage and stage_finished(job, stage):
+                advance_stage(job, stage)
 
 
 def record_heartbeat(value: bytes) -> None:
@@ -131,11 +173,40 @@ def handle(message: Message) -> None:
     except (OperationalError, InterfaceError):
         raise
     except MessageError as exc:
-        COUNTS["malformed"] += 1
-        logger.warning("skipping malformed message %s: %s", where, exc)
+        _skip_malformed(where, exc)
     except Exception:  # a bug or a message nobody foresaw: skipped, not a crash loop
         COUNTS["failed"] += 1
         logger.exception("skipping message %s that could not be handled", where)
+
+
+def handle_batch(messages: list[Message]) -> None:
+    """Handle what one poll brought: its results recorded together (``record_results``), the rest
+    one by one. Should the batch fail for any reason but the database, each of its results is
+    handled alone, so one bad message costs only itself."""
+    results: list[tuple[Result, bytes]] = []
+    decoded: list[Message] = []
+    for message in messages:
+        if message.topic() != kafka.topic(kafka.RESULTS):
+            handle(message)
+            continue
+        try:
+            results.append(Result.decode(message.value()))
+            decoded.append(message)
+        except MessageError as exc:
+            _skip_malformed(kafka.where(message), exc)
+    try:
+        record_results(results)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception("recording %d results together failed; recording them one by one", len(results))
+        for message in decoded:
+            handle(message)
+
+
+def _skip_malformed(where: str, exc: MessageError) -> None:
+    COUNTS["malformed"] += 1
+    logger.warning("skipping malformed message %s: %s", where, exc)
 
 
 def _log_assignment(consumer, partitions) -> None:
@@ -169,15 +240,17 @@ def run(
             if now >= next_report:
                 report(consumer)
                 next_report = now + settings.COLLECTOR_REPORT_SECONDS
-            message = consumer.poll(poll_seconds)
-            if message is None:
+            batch = consumer.poll_batch(poll_seconds, settings.COLLECTOR_BATCH_MAX)
+            if not batch:
                 close_old_connections()  # idle: drop a connection that is old or broken
                 continue
-            if message.error():
-                logger.warning("kafka: %s", message.error())
-                continue
-            if durably(partial(handle, message), should_stop):
-                consumer.store_offset(message)  # only once the work is in the database
+            for message in batch:
+                if message.error():
+                    logger.warning("kafka: %s", message.error())
+            batch = [message for message in batch if not message.error()]
+            if durably(partial(handle_batch, batch), should_stop):
+                for message in batch:
+                    consumer.store_offset(message)  # only once the work is in the database
     finally:
         consumer.stop()  # commits the offsets stored above
         report(consumer, stopped=True)

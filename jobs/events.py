@@ -30,12 +30,23 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 
 def push(job, event: dict) -> None:
-    """Best effort: a client that misses an event sees the gap in tiles_done and asks for a snapshot."""
+    push_all(job, [event])
+
+
+def push_all(job, events: list[dict]) -> None:
+    """Best effort: a client that misses an event sees the gap in tiles_done and asks for a snapshot.
+    Several events go out together, not one round trip to Redis after another."""
+    if not events:
+        return
     try:
-        send = get_channel_layer().group_send(job.group_name, {"type": "job.event", "event": event})
-        _loop().run_until_complete(send)
+        _loop().run_until_complete(_send_all(job.group_name, events))
     except Exception:
-        logger.warning("could not push %s event for job %s", event.get("type"), job.pk, exc_info=True)
+        logger.warning("could not push %d events for job %s", len(events), job.pk, exc_info=True)
+
+
+async def _send_all(group: str, events: list[dict]) -> None:
+    layer = get_channel_layer()
+    await asyncio.gather(*(layer.group_send(group, {"type": "job.event", "event": e}) for e in events))
 
 
 def push_status(job) -> None:

@@ -9,7 +9,8 @@ from functools import cached_property
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from imagepipe.core.chain import split_stages
@@ -142,12 +143,15 @@ class Job(models.Model):
     def mark_dispatched(self) -> None:
         Job.objects.filter(pk=self.pk).update(dispatched_at=timezone.now())
 
-    def record_tile_done(self) -> None:
-        """Count one more finished tile; the first one moves the job to running."""
+    def record_tiles_done(self, count: int) -> None:
+        """Count ``count`` more finished tiles, in one statement; the first moves the job to running."""
         now = timezone.now()
-        Job.objects.filter(pk=self.pk).update(tiles_done=F("tiles_done") + 1, last_tile_at=now)
-        Job.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
-        Job.objects.filter(pk=self.pk, status=Job.Status.QUEUED).update(status=Job.Status.RUNNING)
+        Job.objects.filter(pk=self.pk).update(
+            tiles_done=F("tiles_done") + count,
+            last_tile_at=now,
+            started_at=Coalesce("started_at", Value(now)),
+            status=Case(When(status=Job.Status.QUEUED, then=Value(Job.Status.RUNNING)), default=F("status")),
+        )
         self.refresh_from_db(fields=["tiles_done", "status", "started_at"])
 
     @property

@@ -114,3 +114,20 @@ def test_an_arrival_or_an_empty_queue_restarts_the_stall_clock():
     assert not clock.stalled(5, now=4.0)
     assert not clock.stalled(0, now=10.0)
     assert not clock.stalled(5, now=11.0) and clock.stalled(5, now=13.5)
+
+
+def test_a_batch_is_what_has_arrived_up_to_its_bound_in_order_and_a_lone_message_is_not_held(watched):
+    consumer = watched()
+    poll_until([consumer], lambda _: consumer.consumer.assignment())
+    publish(10)
+    batches: list[list] = []
+    deadline = time.monotonic() + 40
+    while sum(map(len, batches)) < 10 and time.monotonic() < deadline:
+        batches.append(consumer.poll_batch(0.2, 4))
+    assert [m.value() for batch in batches for m in batch] == [b"beat %d" % n for n in range(10)]
+    assert max(map(len, batches)) == 4  # the ten arrived together: batches fill to the bound
+
+    publish(1)
+    started = time.monotonic()
+    (lone,) = consumer.poll_batch(30, 4)
+    assert lone.value() == b"beat 0" and time.monotonic() - started < 30  # not held for company

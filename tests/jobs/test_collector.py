@@ -8,13 +8,14 @@ from hypothesis import strategies as st
 from PIL import ImageFilter
 
 from imagepipe import kafka
+from imagepipe.core.codec import encode_tile
 from imagepipe.core.messages import Heartbeat, MessageError, Result, pack
 from imagepipe.core.output import FORMATS, encode
 from jobs.assembly import next_stage_input
-from jobs.collector import COUNTS, handle, record_heartbeat, record_result
+from jobs.collector import COUNTS, handle, handle_batch, record_heartbeat, record_result, record_results
 from jobs.models import Job, Tile
 from tests.core.reference import reference
-from tests.images import SRGB, photo
+from tests.images import SRGB, noise, photo
 from tests.strategies import envelopes, integers, json_values
 from workers.models import Worker
 
@@ -185,3 +186,48 @@ def test_a_step_that_fails_unexpectedly_is_counted_and_skipped(monkeypatch, capl
     handle(Message(topic=kafka.topic(kafka.RESULTS), partition=1, offset=9, value=b"x"))
     assert COUNTS["failed"] == before + 1
     assert "results[1]@9" in caplog.text
+
+
+def as_message(value: bytes, topic: str = kafka.RESULTS, offset: int = 0) -> Message:
+    return Message(topic=kafka.topic(topic), partition=0, offset=offset, value=value)
+
+
+def test_a_batch_records_each_tile_once_and_skips_only_what_is_wrong(job):
+    values = results_for(job, SMALL_PHOTO)
+    result, _ = Result.decode(values[-1])
+    batch = [
+        *values[:-1],
+        values[0],  # redelivered within the batch
+        result.encode(encode_tile(noise(3, 3))),  # the last tile, with pixels of the wrong size
+        b"not an envelope",
+        Result("00000000-0000-0000-0000-000000000000", 0, "w", 1, 0, 0).encode(b""),
+    ]
+    before = COUNTS.copy()
+    heartbeat = as_message(Heartbeat(worker="w1", host="h", pid=1, tiles_done=5).encode(), kafka.HEARTBEATS)
+    handle_batch([*(as_message(value, offset=n) for n, value in enumerate(batch)), heartbeat])
+    job.refresh_from_db()
+    assert (job.status, job.tiles_done) == (Job.Status.RUNNING, 5)
+    counted = {key: COUNTS[key] - before[key] for key in ("recorded", "duplicates", "malformed", "ignored")}
+    assert counted == {"recorded": 5, "duplicates": 1, "malformed": 2, "ignored": 1}
+    assert Worker.objects.filter(pk="w1").exists()
+
+    handle_batch([as_message(values[-1])])
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
+
+
+def test_a_batch_that_fails_unexpectedly_is_recorded_one_result_at_a_time(job, monkeypatch, caplog):
+    together = record_results
+
+    def broken_for_more_than_one(results):
+        if len(results) > 1:
+            raise KeyError("a bug")
+        together(results)
+
+    monkeypatch.setattr("jobs.collector.record_results", broken_for_more_than_one)
+    handle_batch([as_message(value, offset=n) for n, value in enumerate(results_for(job, SMALL_PHOTO))])
+    job.refresh_from_db()
+    assert (job.status, job.tiles_done) == (Job.Status.DONE, 6)
+    assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
+    assert "recording 6 results together failed; recording them one by one" in caplog.text

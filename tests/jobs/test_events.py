@@ -19,7 +19,7 @@ def finish(job: Job, tiles, worker: str) -> None:
     """Mark tiles done as the collector would."""
     for tile in tiles:
         Tile.objects.filter(pk=tile.pk).update(status=Tile.Status.DONE, worker=worker, attempts=1)
-        job.record_tile_done()
+        job.record_tiles_done(1)
 
 
 def as_dicts(state: dict) -> list[dict]:
