@@ -208,6 +208,11 @@ WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_STALE_AFTER_SECONDS = env_float("WORKER_STALE_AFTER_SECONDS", 15.0)
 WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 60.0)
 WORKER_MAX_ATTEMPTS = env_int("WORKER_MAX_ATTEMPTS", 3)  # tries per tile before tasks.dlq
+# Added to a worker's niceness at start: on a machine it shares with the dispatcher, the collector
+# and the services, they get a core the moment they need one, and the workers take the rest.
+# 0 on a machine of its own.
+WORKER_NICE = env_int("WORKER_NICE", 10)
+require(0 <= WORKER_NICE <= 19, f"WORKER_NICE must be 0..19, got {WORKER_NICE}")
 # "fast": the exact faster routes of imagepipe/core/kernels.py where proven; "pillow": Pillow only.
 WORKER_KERNELS = env_str("WORKER_KERNELS", "fast")
 require(

@@ -27,7 +27,7 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import F
+from django.db.models import Avg, F
 from django.utils import timezone
 from PIL import Image
 
@@ -47,7 +47,7 @@ from .uploads import open_image
 
 logger = logging.getLogger(__name__)
 LOCK = 0x494D_5044  # pg advisory lock: one dispatcher sends at a time ("IMPD")
-RATE_SECONDS = 5.0  # the recent past the window's pace is measured over
+PACE_SECONDS = 5.0  # the recent past a tile's cost is measured over
 
 
 class PublishError(Exception):
@@ -193,7 +193,7 @@ class Dispatcher:
             flying[job_id] += count
             load[partition] += count
         per_worker, least = settings.DISPATCH_TILES_PER_WORKER, settings.DISPATCH_WINDOW_MIN
-        size = window(online, per_worker, least, self.recent_rate(), settings.DISPATCH_AHEAD_SECONDS)
+        size = window(online, per_worker, least, self.recent_tile_seconds(), settings.DISPATCH_AHEAD_SECONDS)
         free = size - sum(flying.values())
         if free <= 0:
             return 0
@@ -275,10 +275,12 @@ class Dispatcher:
             raise PublishError(f"job {job.pk}: the broker did not take its tiles: {reason}")
         return placed
 
-    def recent_rate(self) -> float:
-        """Tiles recorded a second over the last ``RATE_SECONDS``, by every worker."""
-        since = timezone.now() - timedelta(seconds=RATE_SECONDS)
-        return Tile.objects.filter(finished_at__gte=since).count() / RATE_SECONDS
+    def recent_tile_seconds(self) -> float:
+        """What a tile has taken a worker lately (their own report, over the last ``PACE_SECONDS``);
+        0 if none was recorded."""
+        since = timezone.now() - timedelta(seconds=PACE_SECONDS)
+        mean = Tile.objects.filter(finished_at__gte=since).aggregate(ms=Avg("duration_ms"))["ms"]
+        return max(mean, 1) / 1000 if mean is not None else 0.0
 
     def live_partitions(self) -> tuple[list[int], int]:
         """The ``tasks`` partitions online workers hold (all while none has said), and how many

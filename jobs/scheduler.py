@@ -56,16 +56,21 @@ def share(queues: list[Queue], free: int, in_flight_by_owner: dict[int, int] | N
     return given
 
 
-def window(online_workers: int, per_worker: int, least: int, rate: float = 0.0, ahead: float = 0.0) -> int:
-    """Tiles in flight at once: ``ahead`` seconds of work for every live worker at the ``rate``
-    (tiles a second, all workers together) tiles were recorded lately, at least ``per_worker``
-    each, and ``least`` before any worker is seen.
+def window(
+    online_workers: int, per_worker: int, least: int, tile_seconds: float = 0.0, ahead: float = 0.0
+) -> int:
+    """Tiles in flight at once: ``ahead`` seconds of work for every live worker, at the
+    ``tile_seconds`` a tile has lately taken a worker, at least ``per_worker`` each, and ``least``
+    before any worker is seen.
 
     A count alone can't serve both kinds of operation: two 10 ms tiles a worker leave it idle
     while the next are sent, and twenty 300 ms tiles make a job submitted behind them wait 6 s.
-    Measured in time, the window grows with the work's pace (a window too small slows the rate
-    it is measured from only while ``ahead`` is shorter than a round trip, which it is not) and
-    bounds how long a newcomer waits: about ``ahead``.
+    Measured in time, the window follows the work's cost and bounds how long a newcomer waits:
+    about ``ahead``. The cost is what the workers report for each tile, not the rate tiles come
+    back at: that rate would be throttled by the window it sizes, and known only once a job has run
+    a while, where the first tile's time is known at once.
     """
-    each = max(per_worker, math.ceil(rate * ahead / online_workers)) if online_workers else 0
+    if not online_workers:
+        return least
+    each = max(per_worker, math.ceil(ahead / tile_seconds)) if tile_seconds > 0 else per_worker
     return max(least, online_workers * each)

@@ -317,13 +317,15 @@ class TileWorker:
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         self.consumer.subscribe()
+        niceness = os.nice(settings.WORKER_NICE)
         logger.info(
-            "worker %s consuming %s from %s as group %s; kernels: %s",
+            "worker %s consuming %s from %s as group %s; kernels: %s; niceness %d",
             self.id,
             ", ".join(self.consumer.topics),
             settings.KAFKA_BOOTSTRAP_SERVERS,
             kafka.group(kafka.WORKER_GROUP),
             describe_kernels(settings.WORKER_KERNELS),
+            niceness,
         )
         interval = settings.WORKER_HEARTBEAT_SECONDS
         self.cancellations.read_all()

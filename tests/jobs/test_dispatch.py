@@ -15,7 +15,7 @@ from imagepipe import kafka
 from imagepipe.core.messages import Task
 from jobs import actions
 from jobs.collector import record_result
-from jobs.dispatch import RATE_SECONDS, Dispatcher, StageImages, Wakeups
+from jobs.dispatch import PACE_SECONDS, Dispatcher, StageImages, Wakeups
 from jobs.models import Job, Tile
 from tests.images import noise, png_file
 from tests.topics import all_records
@@ -48,18 +48,25 @@ def test_no_more_tiles_than_the_window_are_in_flight(dispatcher, job):
     assert job.dispatched_at is not None
 
 
-def test_the_window_grows_with_the_pace_tiles_were_recorded_at(dispatcher, alice, settings):
+def test_the_window_holds_a_second_of_work_at_what_tiles_took_lately(dispatcher, alice, settings):
     settings.DISPATCH_AHEAD_SECONDS = 1.0
     for name in ("w1", "w2"):  # two workers online, holding every partition
         Worker.objects.create(id=name, host="h", partitions=[0, 1] if name == "w1" else [2, 3])
-    done = make_job(alice, noise(256, 160), tile_size=32)  # 40 tiles, recorded just now
-    done.tiles.update(status=Tile.Status.DONE, finished_at=timezone.now())
-    job = make_job(alice, noise(256, 256), tile_size=32)
-    # 40 tiles in the last 5 s: 8 a second, 4 each in the second ahead (the floor would give 2).
-    assert dispatcher.step() == 8
-    done.tiles.update(finished_at=timezone.now() - timedelta(seconds=RATE_SECONDS + 1))
-    job.tiles.in_flight().update(dispatched_at=None)
-    assert dispatcher.step() == 4  # nothing recorded lately: 2 each
+    done = make_job(alice, noise(256, 160), tile_size=32)  # 40 tiles
+    job = make_job(alice, noise(256, 256), tile_size=32)  # 64 tiles
+
+    def recorded(ms: int, ago: float = 0.0) -> None:
+        done.tiles.update(
+            status=Tile.Status.DONE, duration_ms=ms, finished_at=timezone.now() - timedelta(seconds=ago)
+        )
+        job.tiles.in_flight().update(dispatched_at=None)
+
+    recorded(ms=200)  # 5 tiles a second each (the floor would give 2)
+    assert dispatcher.step() == 10
+    recorded(ms=40)  # 25 each
+    assert dispatcher.step() == 50
+    recorded(ms=40, ago=PACE_SECONDS + 1)  # nothing recorded lately: 2 each
+    assert dispatcher.step() == 4
 
 
 def test_a_finished_tile_makes_room_for_the_next(dispatcher, job):

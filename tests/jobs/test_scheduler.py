@@ -53,7 +53,7 @@ def test_the_window_keeps_every_live_worker_busy_and_has_a_floor():
 
 
 def test_the_window_holds_the_work_each_worker_does_in_the_seconds_ahead():
-    assert window(online_workers=2, per_worker=2, least=4, rate=100.0, ahead=1.0) == 100  # fast tiles
-    assert window(online_workers=2, per_worker=2, least=4, rate=3.0, ahead=1.0) == 4  # slow: the floor
-    assert window(online_workers=2, per_worker=2, least=4, rate=9.0, ahead=1.0) == 10  # 4.5 → 5 each
-    assert window(online_workers=0, per_worker=2, least=4, rate=50.0, ahead=1.0) == 4
+    assert window(online_workers=2, per_worker=2, least=4, tile_seconds=0.02, ahead=1.0) == 100  # fast
+    assert window(online_workers=2, per_worker=2, least=4, tile_seconds=0.7, ahead=1.0) == 4  # the floor
+    assert window(online_workers=2, per_worker=2, least=4, tile_seconds=0.22, ahead=1.0) == 10  # 4.5 → 5
+    assert window(online_workers=0, per_worker=2, least=4, tile_seconds=0.01, ahead=1.0) == 4
