@@ -225,6 +225,8 @@ TILE_MAX_DISPATCHES = env_int("TILE_MAX_DISPATCHES", 5)  # then the job fails
 COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
 # Results the collector records in one transaction, at most: what has arrived, up to this many.
 COLLECTOR_BATCH_MAX = env_int("COLLECTOR_BATCH_MAX", 100)
+# Memory the collector may hold results in as their tiles come (jobs/canvas.py); beyond, from storage.
+COLLECTOR_CANVAS_MB = env_int("COLLECTOR_CANVAS_MB", 1024)
 # The dispatcher (manage.py rundispatcher): tiles in flight per live worker, the least in flight
 # before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
 DISPATCH_TILES_PER_WORKER = env_int("DISPATCH_TILES_PER_WORKER", 2)

@@ -28,6 +28,7 @@ from django.db import (
     transaction,
 )
 from django.utils import timezone
+from PIL import Image
 
 from imagepipe import kafka
 from imagepipe.core.codec import CodecError, decode_tile
@@ -36,6 +37,7 @@ from imagepipe.watchdog import WatchedConsumer
 from workers.models import Worker
 
 from .assembly import assemble_job, store_tile
+from .canvas import CANVASES
 from .dispatch import advance_stage, stage_finished
 from .events import push_all, push_status
 from .models import Collector, Job, Tile
@@ -77,7 +79,8 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
                 push_status(job)
         else:
             arrived.append((result, pixels, job))
-    claims = _store_new_tiles(arrived)
+    images: dict[int, Image.Image] = {}
+    claims = _store_new_tiles(arrived, images)
     if not claims:
         return
     with transaction.atomic():
@@ -94,16 +97,23 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
     COUNTS["recorded"] += len(pending)
     COUNTS["duplicates"] += len(claims) - len(pending)
     for job_id, count in done.items():
-        _announce(jobs[job_id], [claims[pk] for pk in pending if str(claims[pk].job_id) == job_id], count)
+        job, tiles = jobs[job_id], [claims[pk] for pk in pending if str(claims[pk].job_id) == job_id]
+        earlier = sum(len(job.stage_tiles(stage)) for stage in range(job.last_stage))
+        for tile in tiles:  # first: no tile of the last stage was recorded before this batch
+            CANVASES.paste(job, tile.stage, tile.index, images[tile.pk], job.tiles_done - count == earlier)
+        _announce(job, tiles, count)
 
 
 RECORDED_FIELDS = ["status", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats"]
 
 
-def _store_new_tiles(arrived: list[tuple[Result, bytes, Job]]) -> dict[int, Tile]:
+def _store_new_tiles(
+    arrived: list[tuple[Result, bytes, Job]], images: dict[int, Image.Image]
+) -> dict[int, Tile]:
     """Store the pixels of every result whose tile is still pending; its row, filled in but not
-    saved, by id. A tile that is unknown, done already, or twice in the batch is counted and
-    skipped; one whose pixels are wrong is counted as malformed and skipped alone."""
+    saved, by id (and its pixels, decoded, in ``images``). A tile that is unknown, done already, or
+    twice in the batch is counted and skipped; one whose pixels are wrong is counted as malformed
+    and skipped alone."""
     wanted = {(str(job.pk), result.stage, result.index) for result, _, job in arrived}
     tiles = {
         (str(tile.job_id), tile.stage, tile.index): tile
@@ -120,7 +130,7 @@ def _store_new_tiles(arrived: list[tuple[Result, bytes, Job]]) -> dict[int, Tile
             COUNTS["duplicates" if tile else "ignored"] += 1
             continue  # a redelivered result, or an unknown tile: nothing changes
         try:
-            _check_tile(job, tile, pixels)
+            images[tile.pk] = _check_tile(job, tile, pixels)
         except MessageError as exc:
             COUNTS["malformed"] += 1
             logger.warning("skipping the result of tile %s of job %s: %s", tile.index, job.pk, exc)
@@ -133,7 +143,7 @@ def _store_new_tiles(arrived: list[tuple[Result, bytes, Job]]) -> dict[int, Tile
     return claims
 
 
-def _check_tile(job: Job, tile: Tile, pixels: bytes) -> None:
+def _check_tile(job: Job, tile: Tile, pixels: bytes) -> Image.Image:
     try:
         image = decode_tile(pixels)
     except CodecError as exc:
@@ -141,6 +151,7 @@ def _check_tile(job: Job, tile: Tile, pixels: bytes) -> None:
     box = job.placed_box(tile)
     if image.size != (box.width, box.height):
         raise MessageError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
+    return image
 
 
 def _announce(job: Job, tiles: list[Tile], count: int) -> None:
@@ -236,6 +247,7 @@ def run(
             now = time.monotonic()
             if now >= next_sweep:
                 durably(recover, should_stop)
+                durably(CANVASES.forget_finished, should_stop)
                 next_sweep = now + settings.COLLECTOR_SWEEP_SECONDS
             if now >= next_report:
                 report(consumer)

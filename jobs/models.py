@@ -133,7 +133,11 @@ class Job(models.Model):
 
     def placed_box(self, tile: Tile) -> Box:
         """Where a tile's processed pixels land in its stage's output (geometric steps move them)."""
-        return final_placement(self.stages[tile.stage], tile.core, self.stage_size(tile.stage)).box
+        return self.placed(tile.stage, tile.core)
+
+    def placed(self, stage: int, core: Box) -> Box:
+        """Where the pixels of ``core`` land in ``stage``'s output."""
+        return final_placement(self.stages[stage], core, self.stage_size(stage)).box
 
     @property
     def group_name(self) -> str:

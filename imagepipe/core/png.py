@@ -1,12 +1,16 @@
-"""PNG written on several threads: the rows deflated in strips at once.
+"""PNG written on several threads, and band by band as its rows become known, in any order.
 
 Pillow writes a PNG on one thread (about 1.3 s for a 24 MP result at level 1), and that is time
 every job pays after its last tile. A PNG's pixels are one zlib stream, but a deflate stream may
-be made of pieces compressed on their own: each strip of rows is deflated raw and ended on a byte
-boundary with a sync flush, the last one finished, and the pieces joined between a zlib header
-and the Adler-32 of all the rows. zlib lets go of the GIL while it compresses, so the strips are
-deflated in parallel. Every row uses PNG's "up" filter (the byte above subtracted), which numpy
-applies to the whole image at once and which suits photographs.
+be made of pieces compressed on their own: each band of rows is deflated raw and ended on a byte
+boundary with a sync flush (the bottom band finished instead), and the pieces are joined between
+a zlib header and the Adler-32 of all the rows, combined from each band's own. zlib lets go of the
+GIL while it compresses, so bands are deflated in parallel, or (``collector``) each as soon as
+its tiles are in, while the rest of the job still runs.
+
+PNG filters each row on its own terms: a band's first row is stored as it is ("none"), and every
+other row minus the row above ("up", which suits photographs and numpy applies to a whole band at
+once), so no band needs another's pixels.
 """
 
 from __future__ import annotations
@@ -14,15 +18,26 @@ from __future__ import annotations
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}
-UP = 2  # the row filter: each byte minus the byte above it
+NONE, UP = 0, 2  # row filters: the bytes as they are; each byte minus the byte above it
 ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, no dictionary; (0x7801 % 31 == 0)
-STRIP_BYTES = 4 << 20  # about this much raw image per piece
+STRIP_BYTES = 4 << 20  # about this much raw image per band
+ADLER_BASE = 65521
+
+
+@dataclass(frozen=True)
+class Band:
+    """Some rows deflated on their own: a piece of the zlib stream, and their Adler-32 and length."""
+
+    deflated: bytes
+    adler: int
+    length: int
 
 
 def encode_png(
@@ -32,39 +47,74 @@ def encode_png(
     threads: int = 4,
     strip_bytes: int = STRIP_BYTES,
 ) -> bytes:
-    """``image`` (L, LA, RGB or RGBA) as a PNG, its rows deflated on ``threads`` threads in strips
+    """``image`` (L, LA, RGB or RGBA) as a PNG, its rows deflated on ``threads`` threads in bands
     of about ``strip_bytes``."""
-    if image.mode not in COLOUR_TYPES:
-        raise ValueError(f"can't write mode {image.mode} as PNG here")
-    rows = filtered_rows(image)
-    height = rows.shape[0]
-    per_strip = max(1, strip_bytes // rows.shape[1])
-    strips = [rows[top : top + per_strip] for top in range(0, height, per_strip)]
-    last = len(strips) - 1
+    pixels = rows_of(image)
+    per_band = max(1, strip_bytes // max(1, pixels.shape[1]))
+    tops = range(0, image.height, per_band)
 
-    def deflate(number: int) -> bytes:
-        compressor = zlib.compressobj(compress_level, zlib.DEFLATED, -15)
-        ending = zlib.Z_FINISH if number == last else zlib.Z_SYNC_FLUSH
-        return compressor.compress(strips[number].data) + compressor.flush(ending)
+    def deflate(top: int) -> Band:
+        bottom = top + per_band
+        return deflate_band(pixels[top:bottom], compress_level, last=bottom >= image.height)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        pieces = list(pool.map(deflate, range(len(strips))))
-    stream = ZLIB_HEADER + b"".join(pieces) + struct.pack(">I", zlib.adler32(rows.data))
-    header = struct.pack(">IIBBBBB", image.width, height, 8, COLOUR_TYPES[image.mode], 0, 0, 0)
+        bands = list(pool.map(deflate, tops))
+    return png_file(image.size, image.mode, bands, icc_profile)
+
+
+def rows_of(image: Image.Image) -> np.ndarray:
+    """The image's bytes, one row of the array per row of pixels; a mode PNG can't hold is refused."""
+    if image.mode not in COLOUR_TYPES:
+        raise ValueError(f"can't write mode {image.mode} as PNG here")
+    return np.asarray(image).reshape(image.height, -1)
+
+
+def deflate_band(pixels: np.ndarray, compress_level: int, last: bool) -> Band:
+    """Rows of pixels (one array row per image row) as a piece of the PNG's zlib stream; ``last``
+    for the band at the bottom of the image, which ends the stream."""
+    rows = filtered_rows(pixels)
+    compressor = zlib.compressobj(compress_level, zlib.DEFLATED, -15)
+    deflated = compressor.compress(rows.data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return Band(deflated, zlib.adler32(rows.data), rows.nbytes)
+
+
+def filtered_rows(pixels: np.ndarray) -> np.ndarray:
+    """Each row as PNG stores it: the filter's byte, then the row (the first) or the row minus
+    the row above (the others)."""
+    rows = np.empty((pixels.shape[0], pixels.shape[1] + 1), np.uint8)
+    rows[:, 0] = UP
+    rows[0, 0] = NONE
+    rows[0, 1:] = pixels[0]
+    np.subtract(pixels[1:], pixels[:-1], out=rows[1:, 1:])  # uint8: wraps modulo 256, as PNG wants
+    return rows
+
+
+def png_file(size: tuple[int, int], mode: str, bands: list[Band], icc_profile: bytes | None = None) -> bytes:
+    """The PNG whose rows are ``bands``, top to bottom (the last deflated with ``last``)."""
+    adler = 1
+    for band in bands:
+        adler = adler32_combine(adler, band.adler, band.length)
+    stream = ZLIB_HEADER + b"".join(band.deflated for band in bands) + struct.pack(">I", adler)
+    header = struct.pack(">IIBBBBB", *size, 8, COLOUR_TYPES[mode], 0, 0, 0)
     profile = [chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile))] if icc_profile else []
     return SIGNATURE + b"".join(
         [chunk(b"IHDR", header), *profile, chunk(b"IDAT", stream), chunk(b"IEND", b"")]
     )
 
 
-def filtered_rows(image: Image.Image) -> np.ndarray:
-    """Each row as PNG stores it: the filter's byte, then the row minus the row above."""
-    pixels = np.asarray(image).reshape(image.height, -1)
-    rows = np.empty((image.height, pixels.shape[1] + 1), np.uint8)
-    rows[:, 0] = UP
-    rows[0, 1:] = pixels[0]
-    np.subtract(pixels[1:], pixels[:-1], out=rows[1:, 1:])  # uint8: wraps modulo 256, as PNG wants
-    return rows
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The Adler-32 of two byte strings joined, from each one's and the second's length.
+
+    Adler-32 keeps A = 1 + the sum of the bytes and B = the sum of A after each byte (mod 65521).
+    Joined, the second string's bytes add to the first's A, less the 1 both start from; and each
+    of its bytes' A values is the second's own plus the first's A - 1, so B gains the second's B
+    and ``second_length`` times (first A - 1).
+    """
+    a1, b1 = first & 0xFFFF, first >> 16
+    a2, b2 = second & 0xFFFF, second >> 16
+    a = (a1 + a2 - 1) % ADLER_BASE
+    b = (b1 + b2 + second_length * (a1 - 1)) % ADLER_BASE
+    return (b << 16) | a
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
