@@ -12,6 +12,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,14 +43,10 @@ image = Image.open(sys.argv[1]); image.load(); image = normalise(image)
 apply_chain(image, parse_chain(json.loads(sys.argv[2]))).save(sys.argv[3], compress_level=1)
 print(time.perf_counter() - started)"""
 JOB_TIMEOUT, LOG_DIR = 600.0, BASE_DIR / "var" / "log" / "bench"
-TIMELINE = [
-    "job row created",
-    "first tiles sent",
-    "first tile stored",
-    "last tile stored",
-    "result stored",
-    "poller saw done",
-]
+# What the dispatcher and the collector log of a job's serial steps (their time, and how long).
+STAGE_INPUT = re.compile(r"job (\S+) stage (\d+) input (decoded|rebuilt)\D+ in ([\d.]+) s")
+ASSEMBLED = re.compile(r"job (\S+) assembled from .*: encoded in ([\d.]+) s, stored in ([\d.]+) s")
+Phase = tuple[str, float, float]  # what, from, to: seconds after the upload started
 
 
 def use_private_database(name: str = "imagepipe_bench") -> str:
@@ -96,12 +94,8 @@ def wait_for_workers(system: System, api: requests.Session, count: int, timeout:
 
 def run_job(
     system: System, api: requests.Session, upload: Path, fields: dict, timeout: float
-) -> tuple[dict, bytes, list[float]]:
-    """Upload, poll until done: (job, result PNG, [upload->accepted, accepted->stored, *TIMELINE])."""
-    from django.db.models import Max
-
-    from jobs.models import Job
-
+) -> tuple[dict, bytes, list[Phase]]:
+    """Upload, poll until done: the job, its result PNG and its timeline (``timeline``)."""
     posted, started = time.time(), time.perf_counter()
     response = api.post(
         f"{system.url}/api/jobs/",
@@ -126,14 +120,71 @@ def run_job(
         raise RuntimeError(f"job {job['id']} {job['status']}: {job['error']}")
     result = api.get(f"{system.url}/api/jobs/{job['id']}/result/", timeout=60)
     result.raise_for_status()
-    # The TIMELINE, in seconds after the upload started: the server's clock is ours.
-    row = Job.objects.get(pk=job["id"])
-    last = row.tiles.aggregate(last=Max("finished_at"))["last"]
-    marks = [
-        m.timestamp() - posted
-        for m in (row.created_at, row.dispatched_at, row.started_at, last, row.finished_at)
+    client = [("upload (until POST /api/jobs/ answers)", 0.0, accepted - started)]
+    done = ("the poller sees done", stored - started, stored - started)
+    return job, result.content, [*client, *timeline(job["id"], posted, system.log_dir), done]
+
+
+def timeline(job_id: str, posted: float, log_dir: Path) -> list[Phase]:
+    """Where a job's time went, from the database's marks and the dispatcher's and collector's logs,
+    in seconds after ``posted`` (the server's clock is ours)."""
+    from django.db.models import Max, Min
+
+    from jobs.models import Job
+
+    job = Job.objects.get(pk=job_id)
+    phases: list[Phase] = [("job and tile rows written", job.created_at.timestamp() - posted, 0.0)]
+    inputs = {int(m[2]): m for m in logged(log_dir / "dispatcher.log", STAGE_INPUT, job_id)}
+    for stage in range(len(job.stages)):
+        if stage in inputs:
+            at, found = inputs[stage][0], inputs[stage][1]
+            what = "input decoded" if found[3] == "decoded" else "input rebuilt from the stage before"
+            phases.append((f"stage {stage}: {what}", at - float(found[4]) - posted, at - posted))
+        marks = job.tiles.filter(stage=stage).aggregate(
+            first_sent=Min("dispatched_at"),
+            last_sent=Max("dispatched_at"),
+            first=Min("finished_at"),
+            last=Max("finished_at"),
+        )
+        sent, done = (marks["first_sent"], marks["last_sent"]), (marks["first"], marks["last"])
+        phases.append((f"stage {stage}: tiles sent (first, last)", *(m.timestamp() - posted for m in sent)))
+        phases.append((f"stage {stage}: tiles stored (first, last)", *(m.timestamp() - posted for m in done)))
+    for at, found in logged(log_dir / "collector.log", ASSEMBLED, job_id)[-1:]:
+        encode, store = float(found[2]), float(found[3])
+        phases.append(("result encoded", at - store - encode - posted, at - store - posted))
+        phases.append(("result stored", at - store - posted, at - posted))
+    return [(what, start, max(start, end)) for what, start, end in phases]
+
+
+def logged(path: Path, pattern: re.Pattern, job_id: str) -> list[tuple[float, re.Match]]:
+    """The lines of a process's log about ``job_id`` that match ``pattern``: (when, the match)."""
+    found = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        match = pattern.search(line)
+        if match and match[1] == job_id:
+            when = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+            found.append((when.timestamp(), match))
+    return found
+
+
+def tile_figures(job_id: str, phases: list[Phase], cpus: int) -> tuple[float, float, float]:
+    """(seconds when no tile was being worked on, what each tile cost the system beyond the
+    worker's own decode and processing in CPU-ms, and that processing in ms a tile)."""
+    from django.db.models import Sum
+
+    from jobs.models import Job
+
+    job = Job.objects.get(pk=job_id)
+    total = phases[-1][2]
+    working = [(start, end) for what, start, end in phases if "tiles s" in what]  # sent .. stored
+    spans = [
+        (min(s for s, _ in pair), max(e for _, e in pair))
+        for pair in zip(working[::2], working[1::2], strict=True)
     ]
-    return job, result.content, [accepted - started, stored - accepted, *marks, stored - started]
+    busy = sum(end - start for start, end in spans)
+    compute_ms = job.tiles.aggregate(ms=Sum("duration_ms"))["ms"] or 0
+    overhead = (busy * cpus * 1000 - compute_ms) / job.tiles_total
+    return total - busy, overhead, compute_ms / job.tiles_total
 
 
 def cleanup(system: System, job_ids: list[str]) -> None:
@@ -215,7 +266,8 @@ def main() -> None:
     for command in ("kafka_topics", "ensure_demo_user --username bench --password bench-pass"):
         subprocess.run([*MANAGE, *command.split()], cwd=BASE_DIR, check=True, stdout=subprocess.DEVNULL)
     system = start_system(env=env, workers=args.workers, port=args.port, log_dir=LOG_DIR)
-    rows: list[list[float]] = []
+    rows: list[list[Phase]] = []
+    figures: list[tuple[float, float, float]] = []
     ids: list[str] = []  # jobs to delete at the end: all of them unless asked or wrong
     wrong = 0
     try:
@@ -227,13 +279,14 @@ def main() -> None:
         wait_for_workers(system, api, args.workers)
         fields = {"operations": json.dumps(operations), "tile_size": str(args.tile_size)}
         for number in range(1, args.repeat + 1):
-            job, result, row = run_job(system, api, original, fields, JOB_TIMEOUT)
-            rows.append(row)
+            job, result, phases = run_job(system, api, original, fields, JOB_TIMEOUT)
+            rows.append(phases)
+            figures.append(tile_figures(job["id"], phases, os.cpu_count() or 1))
             with Image.open(io.BytesIO(result)) as image:
                 same = image.size == reference_size and image.tobytes() == reference
             print(
                 f"job {number} {job['id']}: {job['tiles_total']} tiles, upload->accepted "
-                f"{row[0]:.2f} s, accepted->stored {row[1]:.2f} s, identical: {same}"
+                f"{phases[0][2]:.2f} s, upload->stored {phases[-1][2]:.2f} s, identical: {same}"
             )
             if same and not args.keep_jobs:
                 ids.append(job["id"])
@@ -243,23 +296,28 @@ def main() -> None:
         if not wrong:
             shutil.rmtree(workdir)
 
-    medians = [statistics.median(column) for column in zip(*rows, strict=True)]
-    total, single = medians[-1], statistics.median(singles)  # median of upload->stored
-    print(f"\nmedians over {len(rows)} job(s); single / pipeline > 1 means the pipeline wins")
+    single = statistics.median(singles)
+    total = statistics.median(phases[-1][2] for phases in rows)
+    print(f"\nmedians over {len(rows)} job(s); pipeline / single < 1 means the pipeline wins")
     print(
         table(
-            [
-                "upload->accepted s",
-                "accepted->stored s",
-                "upload->stored s",
-                "single process s",
-                "single / pipeline",
-            ],
-            [medians[0], medians[1], total, single, single / total],
+            ["upload->stored s", "single process s", "pipeline / single"],
+            [total, single, total / single],
         )
     )
-    print("\nwhere the time goes (seconds after the upload started):")
-    print(table(TIMELINE, medians[2:]))
+    print("\nwhere the time goes, seconds after the upload started (medians):")
+    print("| phase | from | to | takes |\n|---|---:|---:|---:|")
+    for number, (what, *_) in enumerate(rows[0]):
+        start = statistics.median(phases[number][1] for phases in rows)
+        end = statistics.median(phases[number][2] for phases in rows)
+        print(f"| {what} | {start:.2f} | {end:.2f} | {end - start:.2f} |")
+    serial, overhead, compute = (statistics.median(column) for column in zip(*figures, strict=True))
+    print(
+        f"\nserial path (no tile in the works): {serial:.2f} s, {100 * serial / total:.0f} % of the job; "
+        f"per tile: {compute:.1f} ms of the worker's decode and processing, and {overhead:.1f} CPU-ms more "
+        f"for everything else while tiles were in the works (cut, publish, encode, broker, "
+        f"store, row, event; {os.cpu_count()} CPUs)"
+    )
     if wrong:
         sys.exit(f"{wrong} result(s) differ from the single process: jobs and {workdir} kept")
 

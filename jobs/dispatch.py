@@ -68,11 +68,16 @@ def stage_finished(job: Job, stage: int) -> bool:
 
 def stage_input(job: Job, stage: int) -> tuple[Image.Image, list[int] | None]:
     """What a stage's tiles are cut from: the stored original for stage 0, else the previous stage."""
+    started = time.perf_counter()
     if stage:
-        return assembly.next_stage_input(job, stage - 1)
-    with job.original.open("rb") as original:
-        image, _ = open_image(original)
-    return image, leading_table(job.stages[0], image)
+        found = assembly.next_stage_input(job, stage - 1)
+    else:
+        with job.original.open("rb") as original:
+            image, _ = open_image(original)
+        found = image, leading_table(job.stages[0], image)
+    how = "rebuilt from the tiles before it" if stage else "decoded from the original"
+    logger.info("job %s stage %d input %s in %.2f s", job.pk, stage, how, time.perf_counter() - started)
+    return found
 
 
 class StageImages:
