@@ -168,6 +168,7 @@ def test_the_worker_computes_with_the_engine_its_setting_names(settings, monkeyp
 
 def test_a_worker_says_which_operations_it_computes_faster():
     assert describe_kernels("fast") == (
-        "fast (dilate, edge_detect, emboss, erode, median, sharpen through OpenCV; Pillow for the rest)"
+        "fast (dilate, edge_detect, emboss, erode, median, sharpen, unsharp_mask through OpenCV;"
+        " Pillow for the rest)"
     )
     assert describe_kernels("pillow") == "Pillow only"
