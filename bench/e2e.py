@@ -134,10 +134,12 @@ def timeline(job_id: str, posted: float, log_dir: Path) -> list[Phase]:
 
     job = Job.objects.get(pk=job_id)
     phases: list[Phase] = [("job and tile rows written", job.created_at.timestamp() - posted, 0.0)]
-    inputs = {int(m[2]): m for m in logged(log_dir / "dispatcher.log", STAGE_INPUT, job_id)}
+    inputs = {
+        int(found[2]): (at, found) for at, found in logged(log_dir / "dispatcher.log", STAGE_INPUT, job_id)
+    }
     for stage in range(len(job.stages)):
         if stage in inputs:
-            at, found = inputs[stage][0], inputs[stage][1]
+            at, found = inputs[stage]
             what = "input decoded" if found[3] == "decoded" else "input rebuilt from the stage before"
             phases.append((f"stage {stage}: {what}", at - float(found[4]) - posted, at - posted))
         marks = job.tiles.filter(stage=stage).aggregate(
@@ -147,7 +149,9 @@ def timeline(job_id: str, posted: float, log_dir: Path) -> list[Phase]:
             last=Max("finished_at"),
         )
         sent, done = (marks["first_sent"], marks["last_sent"]), (marks["first"], marks["last"])
-        phases.append((f"stage {stage}: tiles sent (first, last)", *(m.timestamp() - posted for m in sent)))
+        phases.append(
+            (f"stage {stage}: tiles sent (first step, last step)", *(m.timestamp() - posted for m in sent))
+        )
         phases.append((f"stage {stage}: tiles stored (first, last)", *(m.timestamp() - posted for m in done)))
     for at, found in logged(log_dir / "collector.log", ASSEMBLED, job_id)[-1:]:
         encode, store = float(found[2]), float(found[3])

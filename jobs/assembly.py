@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError
 from PIL import Image
 
 from imagepipe.core import statistics
-from imagepipe.core.chain import colour_bands, global_table
+from imagepipe.core.chain import colour_mode, global_table
 from imagepipe.core.codec import decode_tile
 from imagepipe.core.operations import chain_output_mode
 from imagepipe.core.output import FORMATS, encode
@@ -38,9 +38,14 @@ def store_tile(tile: Tile, pixels: bytes) -> str:
 def stage_image(job: Job, stage: int) -> Image.Image:
     """A finished stage's output, pasted together from its stored tiles."""
     steps, size = job.stages[stage], job.stage_size(stage)
-    mode = chain_output_mode(job.mode, [s for earlier in job.stages[: stage + 1] for s in earlier])
     tiles = job.tiles.filter(stage=stage).only("stage", "x", "y", "width", "height", "result")
-    return assemble(output_size(steps, size), mode, ((job.placed_box(tile), _read(tile)) for tile in tiles))
+    placed = ((job.placed_box(tile), _read(tile)) for tile in tiles)
+    return assemble(output_size(steps, size), stage_mode(job, stage), placed)
+
+
+def stage_mode(job: Job, stage: int) -> str:
+    """The mode of a stage's output."""
+    return chain_output_mode(job.mode, [s for earlier in job.stages[: stage + 1] for s in earlier])
 
 
 def _read(tile: Tile) -> Image.Image:
@@ -49,14 +54,15 @@ def _read(tile: Tile) -> Image.Image:
 
 
 def next_stage_input(job: Job, finished: int) -> tuple[Image.Image, list[int]]:
-    """The image the next stage cuts its tiles from, and its global step's table.
+    """The image the next stage cuts its tiles from, and its global step's table."""
+    return stage_image(job, finished), next_stage_table(job, finished)
 
-    The table comes from the sum of the histograms the finished stage's tiles
-    reported: the whole image's statistics without reading the whole image.
-    """
-    image = stage_image(job, finished)
+
+def next_stage_table(job: Job, finished: int) -> list[int]:
+    """The next stage's global step's table, from the sum of the histograms the finished stage's
+    tiles reported: the whole image's statistics without reading the whole image."""
     stats = statistics.add(job.tiles.filter(stage=finished).values_list("stats", flat=True))
-    return image, global_table(job.stages[finished + 1][0], stats, colour_bands(image).mode)
+    return global_table(job.stages[finished + 1][0], stats, colour_mode(stage_mode(job, finished)))
 
 
 def assemble_job(job: Job) -> None:

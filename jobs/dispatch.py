@@ -20,6 +20,7 @@ from functools import cache
 
 import psycopg
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import (
     InterfaceError,
     OperationalError,
@@ -35,6 +36,7 @@ from imagepipe import kafka
 from imagepipe.core.chain import needed_stat
 from imagepipe.core.codec import encode_tile
 from imagepipe.core.messages import Task
+from imagepipe.core.operations import chain_halo
 from imagepipe.core.pipeline import cut_tile, leading_table
 from imagepipe.core.tiling import TileSpec
 from workers.models import Worker
@@ -48,6 +50,7 @@ from .uploads import open_image
 logger = logging.getLogger(__name__)
 LOCK = 0x494D_5044  # pg advisory lock: one dispatcher sends at a time ("IMPD")
 PACE_SECONDS = 5.0  # the recent past a tile's cost is measured over
+REFILL_PART = 4  # a step waits until this part of the window is free (a quarter of a second ahead)
 
 
 class PublishError(Exception):
@@ -66,18 +69,52 @@ def stage_finished(job: Job, stage: int) -> bool:
     return stage < job.last_stage and not job.tiles.pending(stage).exists()
 
 
-def stage_input(job: Job, stage: int) -> tuple[Image.Image, list[int] | None]:
-    """What a stage's tiles are cut from: the stored original for stage 0, else the previous stage."""
+class StoredTiles:
+    """A stage's input left as the stage before stored it, tile for tile: when the stage needs no
+    halo and nothing moved its tiles, each of its tiles is one the stage before returned, already
+    in the tile codec, so nothing is rebuilt, cut or encoded (a statistics chain's last stage)."""
+
+    def __init__(self, names: dict[int, str]) -> None:
+        self.names = names  # this stage's tile index -> the stored result it is
+
+    def pixels(self, index: int) -> bytes:
+        with default_storage.open(self.names[index], "rb") as handle:
+            return handle.read()
+
+
+StageInput = tuple[Image.Image | StoredTiles, list[int] | None]
+
+
+def stage_input(job: Job, stage: int) -> StageInput:
+    """What a stage's tiles are cut from: the stored original for stage 0, else the previous stage
+    (its stored tiles as they are, if they are this stage's tiles)."""
     started = time.perf_counter()
-    if stage:
-        found = assembly.next_stage_input(job, stage - 1)
+    found: StageInput
+    if stage and (stored := stored_tiles(job, stage)):
+        found, how = (stored, assembly.next_stage_table(job, stage - 1)), "is the stored tiles before it"
+    elif stage:
+        found, how = assembly.next_stage_input(job, stage - 1), "rebuilt from the tiles before it"
     else:
         with job.original.open("rb") as original:
             image, _ = open_image(original)
-        found = image, leading_table(job.stages[0], image)
-    how = "rebuilt from the tiles before it" if stage else "decoded from the original"
+        found, how = (image, leading_table(job.stages[0], image)), "decoded from the original"
     logger.info("job %s stage %d input %s in %.2f s", job.pk, stage, how, time.perf_counter() - started)
     return found
+
+
+def stored_tiles(job: Job, stage: int) -> StoredTiles | None:
+    """The stage's tiles as the stage before stored them, if each is exactly one of those: the
+    stage reads no halo and every one of its tiles is where a tile before landed."""
+    if chain_halo(job.stages[stage]):
+        return None
+    before = job.tiles.filter(stage=stage - 1).only("stage", "x", "y", "width", "height", "result")
+    landed = {job.placed_box(tile): tile.result.name for tile in before}
+    names = {}
+    for spec in job.stage_tiles(stage):
+        if spec.core not in landed:
+            return None
+        names[spec.index] = landed[spec.core]
+    return StoredTiles(names)
 
 
 class StageImages:
@@ -89,7 +126,7 @@ class StageImages:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.images: OrderedDict[tuple[str, int], tuple[Image.Image, list[int] | None]] = OrderedDict()
+        self.images: OrderedDict[tuple[str, int], StageInput] = OrderedDict()
 
     def keep_only(self, wanted: set[tuple[str, int]]) -> None:
         """Drop the inputs no dispatchable job needs any more (finished, cancelled, paused, moved on)."""
@@ -102,7 +139,7 @@ class StageImages:
         fresh = [key for key in keys if key not in self.images][: max(room, 0)]
         return {key for key in keys if key in self.images} | set(fresh)
 
-    def get(self, job: Job) -> tuple[Image.Image, list[int] | None]:
+    def get(self, job: Job) -> StageInput:
         key = (str(job.pk), job.stage)
         if key in self.images:
             self.images.move_to_end(key)
@@ -200,8 +237,8 @@ class Dispatcher:
         per_worker, least = settings.DISPATCH_TILES_PER_WORKER, settings.DISPATCH_WINDOW_MIN
         size = window(online, per_worker, least, self.recent_tile_seconds(), settings.DISPATCH_AHEAD_SECONDS)
         free = size - sum(flying.values())
-        if free <= 0:
-            return 0
+        if free < max(1, size // REFILL_PART):
+            return 0  # a step costs queries and a flush: refill by the part, not tile by tile
         queued = Tile.objects.queued().count_by("job", "stage")
         waiting = {(str(job), stage): count for job, stage, count in queued}
         jobs = {
@@ -239,7 +276,7 @@ class Dispatcher:
     def send(self, job: Job, count: int, load: Counter) -> int:
         """Publish ``count`` of the job's queued tiles to the least loaded partitions, then mark them."""
         try:
-            image, table = self.images.get(job)
+            source, table = self.images.get(job)
         except Exception as exc:
             logger.exception("preparing stage %d of job %s failed", job.stage, job.pk)
             if job.fail(f"preparing stage {job.stage} failed: {exc}"):
@@ -250,7 +287,7 @@ class Dispatcher:
                 return 0  # another dispatcher is sending right now
             queued = job.tiles.queued(job.stage).select_for_update(skip_locked=True).order_by("index")
             tiles = {tile.index: tile.pk for tile in queued[:count]}
-            placed = self.publish(job, image, table, tiles, load)
+            placed = self.publish(job, source, table, tiles, load)
             now = timezone.now()
             for partition, ids in placed.items():
                 Tile.objects.filter(pk__in=ids).update(
@@ -260,7 +297,7 @@ class Dispatcher:
             job.mark_dispatched()
         return len(tiles)
 
-    def publish(self, job, image, table, tiles: dict[int, int], load: Counter) -> dict[int, list[int]]:
+    def publish(self, job, source, table, tiles: dict[int, int], load: Counter) -> dict[int, list[int]]:
         """Each tile to the partition with the fewest in flight; raises PublishError unless all are taken."""
         placed: dict[int, list[int]] = defaultdict(list)
         errors: list[str] = []
@@ -269,7 +306,7 @@ class Dispatcher:
             if err is not None:
                 errors.append(str(err))
 
-        for spec, value in task_messages(job, image, job.stage, table, set(tiles)):
+        for spec, value in task_messages(job, source, job.stage, table, set(tiles)):
             partition = min(load, key=lambda p: load[p])  # the live partitions, least loaded first
             load[partition] += 1
             key = f"{job.pk}:{job.stage}:{spec.index}"
@@ -322,7 +359,7 @@ def task_partitions(topic_name: str) -> int:
 
 
 def task_messages(
-    job: Job, image: Image.Image, stage: int, table: list[int] | None = None, only: set[int] | None = None
+    job: Job, source: Image.Image | StoredTiles, stage: int, table=None, only: set[int] | None = None
 ) -> Iterator[tuple[TileSpec, bytes]]:
     """Each tile of a stage (``only`` those indices) as a task: padded pixels, place, the steps."""
     operations = [step.to_dict() for step in job.stages[stage]]
@@ -335,14 +372,17 @@ def task_messages(
             index=spec.index,
             core=list(spec.core.as_tuple()),
             padded=list(spec.padded.as_tuple()),
-            size=list(image.size),
+            size=list(job.stage_size(stage)),
             operations=operations,
             stage=stage,
             table=table,
             stat=stat,
             generation=job.generation,
         )
-        yield spec, task.encode(encode_tile(cut_tile(image, spec)))
+        if isinstance(source, StoredTiles):
+            yield spec, task.encode(source.pixels(spec.index))
+        else:
+            yield spec, task.encode(encode_tile(cut_tile(source, spec)))
 
 
 def _produce(producer, topic_name, value, key, partition, on_delivery) -> None:

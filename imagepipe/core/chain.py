@@ -50,7 +50,12 @@ def move(step: Step, placement: Placement) -> Placement:
 
 def colour_bands(image: Image.Image) -> Image.Image:
     """The image without its alpha band: what colour operations and statistics see."""
-    return image.convert(image.mode[:-1]) if image.mode in ("LA", "RGBA") else image
+    return image.convert(colour_mode(image.mode)) if image.mode in ("LA", "RGBA") else image
+
+
+def colour_mode(mode: str) -> str:
+    """The mode of an image of ``mode`` without its alpha band."""
+    return mode[:-1] if mode in ("LA", "RGBA") else mode
 
 
 def apply_step(
