@@ -90,7 +90,7 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
             .select_for_update()
             .values_list("pk", flat=True)
         )
-        Tile.objects.bulk_update([claims[pk] for pk in pending], RECORDED_FIELDS)
+        Tile.objects.record_finished([claims[pk] for pk in pending])
         done = Counter(str(claims[pk].job_id) for pk in pending)
         for job_id, count in done.items():
             jobs[job_id].record_tiles_done(count)
@@ -102,9 +102,6 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
         for tile in tiles:  # first: no tile of the last stage was recorded before this batch
             CANVASES.paste(job, tile.stage, tile.index, images[tile.pk], job.tiles_done - count == earlier)
         _announce(job, tiles, count)
-
-
-RECORDED_FIELDS = ["status", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats"]
 
 
 def _store_new_tiles(

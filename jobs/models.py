@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -236,6 +236,21 @@ class Job(models.Model):
 
 
 class TileQuerySet(models.QuerySet):
+    def record_finished(self, tiles: list[Tile]) -> None:
+        """Write what the collector filled in on each finished tile (``Tile.RECORDED``): one
+        statement, sent for every tile at once. (``bulk_update`` builds a CASE per field and row,
+        and cost the collector more than the rest of a batch.)"""
+        fields = [Tile._meta.get_field(name) for name in Tile.RECORDED]
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        sql = f"UPDATE {quote(Tile._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"
+        rows = [
+            [field.get_db_prep_save(getattr(tile, field.attname), connection) for field in fields] + [tile.pk]
+            for tile in tiles
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
     def pending(self, stage: int | None = None) -> TileQuerySet:
         """Tiles not recorded yet (of one stage, if given)."""
         pending = self.filter(status=Tile.Status.PENDING)
@@ -285,6 +300,8 @@ class Tile(models.Model):
     stats = models.JSONField(null=True, blank=True)  # the histogram the next stage's global step reads
 
     objects = TileQuerySet.as_manager()
+    # What the collector fills in when a tile's result is recorded.
+    RECORDED = ("status", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats")
 
     class Meta:
         ordering = ["job", "stage", "index"]
