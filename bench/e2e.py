@@ -44,7 +44,7 @@ apply_chain(image, parse_chain(json.loads(sys.argv[2]))).save(sys.argv[3], compr
 print(time.perf_counter() - started)"""
 JOB_TIMEOUT, LOG_DIR = 600.0, BASE_DIR / "var" / "log" / "bench"
 # What the dispatcher and the collector log of a job's serial steps (their time, and how long).
-STAGE_INPUT = re.compile(r"job (\S+) stage (\d+) input (decoded|rebuilt)\D+ in ([\d.]+) s")
+STAGE_INPUT = re.compile(r"job (\S+) stage (\d+) input (decoded|rebuilt|is the stored)\D+ in ([\d.]+) s")
 ASSEMBLED = re.compile(r"job (\S+) assembled from .*: encoded in ([\d.]+) s, stored in ([\d.]+) s")
 Phase = tuple[str, float, float]  # what, from, to: seconds after the upload started
 
@@ -140,7 +140,11 @@ def timeline(job_id: str, posted: float, log_dir: Path) -> list[Phase]:
     for stage in range(len(job.stages)):
         if stage in inputs:
             at, found = inputs[stage]
-            what = "input decoded" if found[3] == "decoded" else "input rebuilt from the stage before"
+            what = {
+                "decoded": "input decoded",
+                "rebuilt": "input rebuilt from the stage before",
+                "is the stored": "input: the stage before's stored tiles, as they are",
+            }[found[3]]
             phases.append((f"stage {stage}: {what}", at - float(found[4]) - posted, at - posted))
         marks = job.tiles.filter(stage=stage).aggregate(
             first_sent=Min("dispatched_at"),
