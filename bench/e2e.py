@@ -214,6 +214,17 @@ def cleanup(system: System, job_ids: list[str]) -> None:
         actions.delete(job)
 
 
+def peak_memory(system: System) -> dict[str, float]:
+    """Each of our processes' peak resident memory so far (VmHWM), in MB."""
+    peaks = {}
+    for name, process in system.processes.items():
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        peaks[name] = (
+            int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+        )
+    return peaks
+
+
 def table(header: list[str], values: list[float]) -> str:
     return "\n".join(
         [
@@ -299,6 +310,7 @@ def main() -> None:
             if same and not args.keep_jobs:
                 ids.append(job["id"])
             wrong += not same
+        peaks = peak_memory(system)
     finally:
         cleanup(system, ids)
         if not wrong:
@@ -326,6 +338,7 @@ def main() -> None:
         f"for everything else while tiles were in the works (cut, publish, encode, broker, "
         f"store, row, event; {os.cpu_count()} CPUs)"
     )
+    print("peak resident memory, MB: " + ", ".join(f"{name} {mb:.0f}" for name, mb in peaks.items()))
     if wrong:
         sys.exit(f"{wrong} result(s) differ from the single process: jobs and {workdir} kept")
 

@@ -153,9 +153,10 @@ def _check_tile(job: Job, tile: Tile, pixels: bytes) -> Image.Image:
 
 def _announce(job: Job, tiles: list[Tile], count: int) -> None:
     """Tell the job's watchers, then move the job on if these tiles completed a stage or the job."""
-    if job.tiles_done == count:  # its first tiles
+    before = job.tiles_done - count  # each event counts the tiles done up to it, as if one by one
+    push_all(job, [{**tile.event(), "tiles_done": before + n} for n, tile in enumerate(tiles, 1)])
+    if not before:  # its first tiles: it runs
         push_status(job)
-    push_all(job, [tile.event() for tile in tiles])
     if job.tiles_done == job.tiles_total:
         assemble_job(job)
     else:

@@ -28,7 +28,7 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import Avg, F
+from django.db.models import Avg, Count, F, Min
 from django.utils import timezone
 from PIL import Image
 
@@ -50,6 +50,7 @@ from .uploads import open_image
 logger = logging.getLogger(__name__)
 LOCK = 0x494D_5044  # pg advisory lock: one dispatcher sends at a time ("IMPD")
 PACE_SECONDS = 5.0  # the recent past a tile's cost is measured over
+PACE_SHORTEST = 0.5  # ... and the shortest: tiles recorded a few ms apart are no pace yet
 REFILL_PART = 4  # a step waits until this part of the window is free (a quarter of a second ahead)
 
 
@@ -235,7 +236,9 @@ class Dispatcher:
             flying[job_id] += count
             load[partition] += count
         per_worker, least = settings.DISPATCH_TILES_PER_WORKER, settings.DISPATCH_WINDOW_MIN
-        size = window(online, per_worker, least, self.recent_tile_seconds(), settings.DISPATCH_AHEAD_SECONDS)
+        size = window(
+            online, per_worker, least, self.recent_tile_seconds(online), settings.DISPATCH_AHEAD_SECONDS
+        )
         free = size - sum(flying.values())
         if free < max(1, size // REFILL_PART):
             return 0  # a step costs queries and a flush: refill by the part, not tile by tile
@@ -285,6 +288,10 @@ class Dispatcher:
         with transaction.atomic():
             if not _lead():
                 return 0  # another dispatcher is sending right now
+            # Still dispatchable, and held so until these tiles are marked sent: a pause or a cancel
+            # waits for this step, so once it has answered, nothing more of the job goes out.
+            if not Job.objects.dispatchable().filter(pk=job.pk).select_for_update().exists():
+                return 0
             queued = job.tiles.queued(job.stage).select_for_update(skip_locked=True).order_by("index")
             tiles = {tile.index: tile.pk for tile in queued[:count]}
             placed = self.publish(job, source, table, tiles, load)
@@ -317,12 +324,20 @@ class Dispatcher:
             raise PublishError(f"job {job.pk}: the broker did not take its tiles: {reason}")
         return placed
 
-    def recent_tile_seconds(self) -> float:
-        """What a tile has taken a worker lately (their own report, over the last ``PACE_SECONDS``);
-        0 if none was recorded."""
-        since = timezone.now() - timedelta(seconds=PACE_SECONDS)
-        mean = Tile.objects.filter(finished_at__gte=since).aggregate(ms=Avg("duration_ms"))["ms"]
-        return max(mean, 1) / 1000 if mean is not None else 0.0
+    def recent_tile_seconds(self, online: int) -> float:
+        """What a tile has lately taken a worker, all told (over the last ``PACE_SECONDS``): the
+        larger of what the workers report for the work itself, known from the first tile on, and
+        what the pace of recorded tiles says, which also counts each tile's trip and recording (most
+        of a small tile's cost); 0 if no tile was recorded."""
+        now = timezone.now()
+        recent = Tile.objects.filter(finished_at__gte=now - timedelta(seconds=PACE_SECONDS)).aggregate(
+            count=Count("pk"), first=Min("finished_at"), ms=Avg("duration_ms")
+        )
+        if not recent["count"]:
+            return 0.0
+        span = max((now - recent["first"]).total_seconds(), PACE_SHORTEST)
+        paced = span * max(online, 1) / recent["count"]
+        return max((recent["ms"] or 0) / 1000, paced, 0.001)
 
     def live_partitions(self) -> tuple[list[int], int]:
         """The ``tasks`` partitions online workers hold (all while none has said), and how many

@@ -47,8 +47,10 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         "WORKER_HEARTBEAT_SECONDS": "1",
         # The tests' tiles take milliseconds, not the tenths of a second of a 512-pixel tile: a
-        # deeper window keeps the workers busy between the dispatcher's looks.
+        # deeper window keeps the workers busy between the dispatcher's looks, and a second of
+        # them ahead would be most of a test's job (the scheduling tests need a queue behind it).
         "DISPATCH_TILES_PER_WORKER": "8",
+        "DISPATCH_AHEAD_SECONDS": "0.25",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",  # the broker's least: a killed worker's tiles move sooner
         # Short enough for the fault tests to see recovery and liveness within seconds.
         "TILE_DEADLINE_SECONDS": "8",

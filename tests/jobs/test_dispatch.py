@@ -67,6 +67,15 @@ def test_the_window_holds_a_second_of_work_at_what_tiles_took_lately(dispatcher,
     assert dispatcher.step() == 50
     recorded(ms=40, ago=PACE_SECONDS + 1)  # nothing recorded lately: 2 each
     assert dispatcher.step() == 4
+    # Tiny tiles (1 ms of work each) recorded only 10 in 2 s: their trips are what they cost,
+    # 0.4 s a tile for each worker, so the second ahead is 3 tiles each, not 1000.
+    job.tiles.in_flight().update(dispatched_at=None)
+    done.tiles.update(finished_at=None, status=Tile.Status.PENDING)
+    for tile in done.tiles.order_by("index")[:10]:
+        tile.status, tile.duration_ms = Tile.Status.DONE, 1
+        tile.finished_at = timezone.now() - timedelta(seconds=2 - tile.index * 0.2)
+        tile.save()
+    assert dispatcher.step() == 6
 
 
 def test_a_finished_tile_makes_room_for_the_next(dispatcher, job):
