@@ -97,7 +97,8 @@ kafka_start() {
   # awk, not tail | grep -q: with pipefail, grep quitting early makes tail's SIGPIPE a failure.
   until port_open "$KAFKA_PORT" "$KAFKA_HOST" && awk -v mark="$mark" 'NR > mark && /Kafka Server started/ { found = 1 }
       END { exit !found }' "$KAFKA_LOGS/server.log" 2>/dev/null; do
-    pid_alive "$pidf" kafka.Kafka || kafka_fail "broker exited during startup"
+    # Alive, by pid: until setsid and nohup have exec'd java, its command line is theirs.
+    kill -0 "$(cat "$pidf")" 2>/dev/null || kafka_fail "broker exited during startup"
     ((SECONDS < deadline)) || kafka_fail "not ready after 90 s"
     sleep 1
   done
