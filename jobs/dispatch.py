@@ -43,12 +43,11 @@ from workers.models import Worker
 
 from . import assembly
 from .events import push_status
-from .models import Job, Tile
+from .models import DISPATCH_LOCK, Job, Tile
 from .scheduler import Queue, share, window
 from .uploads import open_image
 
 logger = logging.getLogger(__name__)
-LOCK = 0x494D_5044  # pg advisory lock: one dispatcher sends at a time ("IMPD")
 PACE_SECONDS = 5.0  # the recent past a tile's cost is measured over
 PACE_SHORTEST = 0.5  # ... and the shortest: tiles recorded a few ms apart are no pace yet
 REFILL_PART = 4  # a step waits until this part of the window is free (a quarter of a second ahead)
@@ -288,9 +287,9 @@ class Dispatcher:
         with transaction.atomic():
             if not _lead():
                 return 0  # another dispatcher is sending right now
-            # Still dispatchable, and held so until these tiles are marked sent: a pause or a cancel
-            # waits for this step, so once it has answered, nothing more of the job goes out.
-            if not Job.objects.dispatchable().filter(pk=job.pk).select_for_update().exists():
+            # Still dispatchable? A pause or a cancel waits for the lock this step holds (models.
+            # _after_sends), so once it has answered, nothing more of the job goes out.
+            if not Job.objects.dispatchable().filter(pk=job.pk).exists():
                 return 0
             queued = job.tiles.queued(job.stage).select_for_update(skip_locked=True).order_by("index")
             tiles = {tile.index: tile.pk for tile in queued[:count]}
@@ -354,7 +353,7 @@ def _longer(backoff: float) -> float:
 
 def _lead() -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [DISPATCH_LOCK])
         return bool(cursor.fetchone()[0])
 
 

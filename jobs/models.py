@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -17,6 +17,9 @@ from imagepipe.core.chain import split_stages
 from imagepipe.core.operations import Step, chain_halo, parse_chain
 from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
+
+# The dispatcher holds it while it sends (one dispatcher at a time); pauses and cancels wait for it.
+DISPATCH_LOCK = 0x494D_5044  # "IMPD"
 
 
 class JobQuerySet(models.QuerySet):
@@ -200,11 +203,13 @@ class Job(models.Model):
         return self._end(Job.Status.CANCELLED, "cancelled by the user")
 
     def _end(self, status: str, error: str) -> bool:
-        ended = (
-            Job.objects.filter(pk=self.pk)
-            .unfinished()
-            .update(status=status, error=error, finished_at=timezone.now())
-        )
+        with transaction.atomic():
+            _after_sends()
+            ended = (
+                Job.objects.filter(pk=self.pk)
+                .unfinished()
+                .update(status=status, error=error, finished_at=timezone.now())
+            )
         if ended:
             self.refresh_from_db(fields=["status", "error", "finished_at"])
             # Its tiles hold no place in the dispatch window any more; a retry queues them again.
@@ -220,7 +225,9 @@ class Job(models.Model):
         return self._move([Job.Status.PAUSED], Job.Status.RUNNING if self.tiles_done else Job.Status.QUEUED)
 
     def _move(self, sources: list[str], status: str) -> bool:
-        moved = Job.objects.filter(pk=self.pk, status__in=sources).update(status=status)
+        with transaction.atomic():
+            _after_sends()
+            moved = Job.objects.filter(pk=self.pk, status__in=sources).update(status=status)
         self.refresh_from_db(fields=["status"])
         return bool(moved)
 
@@ -233,6 +240,14 @@ class Job(models.Model):
         if reopened:
             self.refresh_from_db(fields=["status", "error", "finished_at", "generation"])
         return bool(reopened)
+
+
+def _after_sends() -> None:
+    """Wait, inside a transaction, until no dispatcher is sending (it holds ``DISPATCH_LOCK`` for a
+    step, and checks each job is still dispatchable under it): once a pause or a cancel has
+    answered, no send that began before it can still mark tiles sent."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [DISPATCH_LOCK])
 
 
 class TileQuerySet(models.QuerySet):
