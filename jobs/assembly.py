@@ -16,9 +16,9 @@ from django.db import InterfaceError, OperationalError
 from PIL import Image
 
 from imagepipe.core import statistics
-from imagepipe.core.chain import colour_mode, global_table
+from imagepipe.core.chain import global_table
 from imagepipe.core.codec import decode_tile
-from imagepipe.core.operations import chain_output_mode
+from imagepipe.core.operations import chain_output_mode, without_alpha
 from imagepipe.core.output import FORMATS, encode
 from imagepipe.core.pipeline import assemble, output_size
 
@@ -62,7 +62,7 @@ def next_stage_table(job: Job, finished: int) -> list[int]:
     """The next stage's global step's table, from the sum of the histograms the finished stage's
     tiles reported: the whole image's statistics without reading the whole image."""
     stats = statistics.add(job.tiles.filter(stage=finished).values_list("stats", flat=True))
-    return global_table(job.stages[finished + 1][0], stats, colour_mode(stage_mode(job, finished)))
+    return global_table(job.stages[finished + 1][0], stats, without_alpha(stage_mode(job, finished)))
 
 
 def assemble_job(job: Job) -> None:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from imagepipe.core.png import COLOUR_TYPES, Band, deflate_band, png_file
 
-from .models import Job
+from .models import Job, Tile
 
 logger = logging.getLogger(__name__)
 _deflating = ThreadPoolExecutor(max(1, settings.RESULT_PNG_THREADS), thread_name_prefix="deflate")
@@ -35,10 +35,11 @@ class Canvas:
 
     def __init__(self, job: Job) -> None:
         width, height = job.output_size
-        self.mode, self.height, self.stage = job.output_mode, height, job.last_stage
+        self.mode, self.height = job.output_mode, height
         self.png = job.output_format == "png"
         self.pixels = np.zeros((height, width, len(self.mode)), np.uint8)
-        self.boxes = {spec.index: job.placed(self.stage, spec.core) for spec in job.stage_tiles(self.stage)}
+        last = job.last_stage
+        self.boxes = {spec.index: job.placed(last, spec.core) for spec in job.stage_tiles(last)}
         # Tiles waiting, per band of rows (geometric steps move tiles, but a grid stays a grid).
         self.waiting: dict[tuple[int, int], set[int]] = defaultdict(set)
         for index, box in self.boxes.items():
@@ -79,24 +80,25 @@ class Canvases:
         self.held: dict[str, Canvas] = {}
         self.refused: set[str] = set()  # jobs begun elsewhere, or too big: assembled from storage
 
-    def paste(self, job: Job, stage: int, index: int, image: Image.Image, first: bool) -> None:
-        """Paste a tile just recorded; ``first`` if no tile of its stage was recorded before (a
-        canvas begun later would never be complete)."""
+    def paste(self, job: Job, tiles: list[tuple[Tile, Image.Image]], done_before: int) -> None:
+        """Paste tiles just recorded; ``done_before``: the job's tiles recorded before them. A canvas
+        is begun only with the last stage's first tiles: one begun later would never be complete."""
         key = str(job.pk)
-        if stage != job.last_stage or key in self.refused:
+        tiles = [(tile, image) for tile, image in tiles if tile.stage == job.last_stage]
+        if not tiles or key in self.refused:
             return
         canvas = self.held.get(key)
         if canvas is None:
-            if not first or not self.fits(job):
+            earlier = sum(len(job.stage_tiles(stage)) for stage in range(job.last_stage))
+            if done_before != earlier or not self.fits(job):
                 self.refused.add(key)
                 return
             canvas = self.held[key] = Canvas(job)
         try:
-            canvas.paste(index, image)
+            for tile, image in tiles:
+                canvas.paste(tile.index, image)
         except Exception:  # a shortcut that fails is dropped, never the tile: storage has it
-            logger.exception(
-                "pasting tile %s of job %s failed; it will be assembled from storage", index, key
-            )
+            logger.exception("pasting tiles of job %s failed; it will be assembled from storage", key)
             del self.held[key]
             self.refused.add(key)
 

@@ -98,9 +98,7 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
     COUNTS["duplicates"] += len(claims) - len(pending)
     for job_id, count in done.items():
         job, tiles = jobs[job_id], [claims[pk] for pk in pending if str(claims[pk].job_id) == job_id]
-        earlier = sum(len(job.stage_tiles(stage)) for stage in range(job.last_stage))
-        for tile in tiles:  # first: no tile of the last stage was recorded before this batch
-            CANVASES.paste(job, tile.stage, tile.index, images[tile.pk], job.tiles_done - count == earlier)
+        CANVASES.paste(job, [(tile, images[tile.pk]) for tile in tiles], job.tiles_done - count)
         _announce(job, tiles, count)
 
 

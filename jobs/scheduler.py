@@ -66,9 +66,7 @@ def window(
     A count alone can't serve both kinds of operation: two 10 ms tiles a worker leave it idle
     while the next are sent, and twenty 300 ms tiles make a job submitted behind them wait 6 s.
     Measured in time, the window follows the work's cost and bounds how long a newcomer waits:
-    about ``ahead``. The cost is what the workers report for each tile, not the rate tiles come
-    back at: that rate would be throttled by the window it sizes, and known only once a job has run
-    a while, where the first tile's time is known at once.
+    about ``ahead``. (The dispatcher's ``recent_tile_seconds`` says what a tile costs.)
     """
     if not online_workers:
         return least

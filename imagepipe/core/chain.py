@@ -13,7 +13,7 @@ from typing import cast
 from PIL import Image
 
 from . import statistics
-from .operations import Colour, Lut, Operation, Placement, Step
+from .operations import Colour, Lut, Operation, Placement, Step, without_alpha
 from .tiling import Box
 
 _ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
@@ -50,12 +50,8 @@ def move(step: Step, placement: Placement) -> Placement:
 
 def colour_bands(image: Image.Image) -> Image.Image:
     """The image without its alpha band: what colour operations and statistics see."""
-    return image.convert(colour_mode(image.mode)) if image.mode in ("LA", "RGBA") else image
-
-
-def colour_mode(mode: str) -> str:
-    """The mode of an image of ``mode`` without its alpha band."""
-    return mode[:-1] if mode in ("LA", "RGBA") else mode
+    colour = without_alpha(image.mode)
+    return image.convert(colour) if colour != image.mode else image
 
 
 def apply_step(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
+from .operations import without_alpha
+
 KEPT = ("L", "LA", "RGB", "RGBA")
 TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX")
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -80,7 +82,6 @@ def _sixteen_to_eight(image: Image.Image) -> Image.Image:
 
 def output_profile(profile: bytes | None, mode: str) -> bytes | None:
     """The input's ICC profile, if it still describes the output's colour space."""
-    colour = mode[:-1] if mode in ("LA", "RGBA") else mode
-    if profile and len(profile) >= 20 and profile[16:20] == ICC_SPACES.get(colour):
+    if profile and len(profile) >= 20 and profile[16:20] == ICC_SPACES.get(without_alpha(mode)):
         return profile
     return None

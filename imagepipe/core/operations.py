@@ -337,11 +337,16 @@ def chain_halo(steps: Iterable[Step]) -> int:
     return sum(step.halo for step in steps)
 
 
+def without_alpha(mode: str) -> str:
+    """The mode of an image of ``mode`` without its alpha band: what colour steps and statistics see."""
+    return mode[:-1] if mode in ("LA", "RGBA") else mode
+
+
 def output_mode(mode: str, step: Step) -> str:
     if step.op.kind == "geometric":
         return mode
-    colour = step.op.colour_mode(mode.rstrip("A") or mode)
-    return colour + "A" if mode in ("LA", "RGBA") else colour
+    colour = step.op.colour_mode(without_alpha(mode))
+    return colour + "A" if without_alpha(mode) != mode else colour
 
 
 def chain_output_mode(mode: str, steps: Iterable[Step]) -> str:
