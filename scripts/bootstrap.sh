@@ -23,6 +23,13 @@ if [ "${1:-}" = --no-broker ]; then
   .venv/bin/python manage.py migrate --noinput -v0
   exit 0
 fi
+# The browser tests inject axe-core (package.json) into each page for the accessibility scan.
+npm_stamp=node_modules/.lock-$(sha256sum package-lock.json | cut -c1-16)
+if [ ! -f "$npm_stamp" ]; then
+  echo "npm:      installing package-lock.json (axe-core)"
+  npm ci --silent --no-audit --no-fund
+  touch "$npm_stamp"
+fi
 scripts/services.sh start
 .venv/bin/python manage.py migrate --noinput -v0
 .venv/bin/python manage.py kafka_topics

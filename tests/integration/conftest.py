@@ -18,11 +18,14 @@ import uuid
 import pytest
 import requests
 from django.conf import settings
+from playwright.sync_api import sync_playwright
 
 from imagepipe.processes import BASE_DIR, start_system
 from tests.images import DATA
 from tests.topics import delete_topics
 from workers.models import Worker
+
+from .browser import CHROMIUM_FLAGS
 
 WAIT_SECONDS = 90
 
@@ -136,3 +139,18 @@ def restart_worker(system, name):
     joined = Worker.objects.filter(id=name, pid=process.pid).exclude(partitions=[])
     wait_for(joined.exists, f"{name} to rejoin the group", system)
     wait_for(lambda: two_workers_assigned(system), "two workers sharing the partitions", system)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium through Playwright (its own browser download can't be used here)."""
+    # Playwright's sync API keeps an event loop running in this thread; Django then refuses
+    # ORM calls from the test unless told that this loop is not an async context of its own.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]

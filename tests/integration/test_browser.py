@@ -1,57 +1,20 @@
-"""The dashboard in a real browser (Debian's Chromium through Playwright) against the real system.
-
-With IMAGEPIPE_SCREENSHOTS=docs set, the tests also save the README's screenshots there.
-"""
+"""The dashboard in a real browser (Debian's Chromium through Playwright) against the real system."""
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.core.reference import reference
 from tests.images import DATA, photo
 from workers.models import Worker
 
+from .browser import logged_in, shoot
 from .conftest import submit
 
 pytestmark = pytest.mark.integration
-
-SHOTS = os.environ.get("IMAGEPIPE_SCREENSHOTS")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    # Playwright's sync API keeps an event loop running in this thread; Django then refuses
-    # ORM calls from the test unless told that this loop is not an async context of its own.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-            yield browser
-            browser.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-
-
-def logged_in(chromium, system, username, password):
-    page = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()
-    page.goto(f"{system.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{system.url}/")
-    return page
-
-
-def shoot(page, name):
-    if SHOTS:
-        Path(SHOTS).mkdir(exist_ok=True)
-        page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
 
 
 def test_a_user_submits_a_photo_and_watches_the_mosaic_fill(api, system, chromium, tmp_path):
