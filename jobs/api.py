@@ -1,10 +1,9 @@
 """The JSON API for jobs: list, create, retrieve, download the result."""
 
-from pathlib import Path
-
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -148,15 +147,17 @@ class JobViewSet(
         size = request.query_params.get("size", str(previews.SIZES[0]))
         if size not in {str(allowed) for allowed in previews.SIZES}:
             return Response({"error": f"size must be one of {list(previews.SIZES)}"}, status=400)
-        return image_response(*previews.job_preview(job, which, int(size)))
+        try:
+            return image_response(*previews.job_preview(job, which, int(size)))
+        except previews.NoPreview as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_404_NOT_FOUND)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, url_path="original", url_name="original")
     def original(self, request, pk=None):
         """The uploaded file as it was received."""
         job = self.get_object()
-        extension = Path(job.original.name).suffix
-        return download(job.original, f"{job.pk}-original{extension}", "application/octet-stream")
+        return download(job.original, job.original_name, "application/octet-stream")
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, url_path="result", url_name="result")
@@ -165,7 +166,7 @@ class JobViewSet(
         if job.status != Job.Status.DONE or not job.result:
             return conflict(f"the job is {job.status}; no result yet")
         output = FORMATS[job.output_format]
-        return download(job.result, f"{job.pk}{output.extension}", output.content_type)
+        return download(job.result, job.result_filename, output.content_type)
 
 
 def image_response(data: bytes, content_type: str) -> HttpResponse:
@@ -181,7 +182,7 @@ def conflict(message: str) -> Response:
 def download(field_file, filename: str, content_type: str) -> FileResponse | HttpResponseRedirect:
     """After the access check: object storage hands out a short-lived signed URL, disks stream."""
     if not _local(field_file.storage):
-        disposition = f'attachment; filename="{filename}"'
+        disposition = content_disposition_header(True, filename)
         return HttpResponseRedirect(
             field_file.storage.url(
                 field_file.name,

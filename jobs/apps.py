@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+ICC_PROFILE_MAX_BYTES = 16 * 1024 * 1024
+
 
 class JobsConfig(AppConfig):
     name = "jobs"
@@ -7,7 +9,11 @@ class JobsConfig(AppConfig):
 
     def ready(self):
         from django.conf import settings
-        from PIL import Image
+        from PIL import Image, PngImagePlugin
 
         # Pillow's own bomb guard follows ours: it refuses at twice this, after our header check.
         Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
+        # A PNG's compressed chunks (the ICC profile among them) are refused by Pillow beyond 1 MB
+        # inflated; printers' and cameras' profiles can be larger, and a result carries its
+        # original's profile, so every part that reads our PNGs allows a bounded few megabytes.
+        PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, ICC_PROFILE_MAX_BYTES)

@@ -42,7 +42,7 @@ from imagepipe.core.tiling import TileSpec
 from workers.models import Worker
 
 from . import assembly
-from .events import push_status
+from .events import push_sent, push_status
 from .models import DISPATCH_LOCK, Job, Tile
 from .scheduler import Queue, share, window
 from .uploads import open_image
@@ -299,8 +299,10 @@ class Dispatcher:
                 Tile.objects.filter(pk__in=ids).update(
                     attempts=F("attempts") + 1, dispatched_at=now, partition=partition
                 )
-        if tiles and job.dispatched_at is None:
-            job.mark_dispatched()
+            if tiles and job.dispatched_at is None:
+                job.mark_dispatched(now)
+        if tiles:
+            push_sent(job, list(tiles.values()))
         return len(tiles)
 
     def publish(self, job, source, table, tiles: dict[int, int], load: Counter) -> dict[int, list[int]]:

@@ -15,10 +15,17 @@ from .models import Job, Tile
 
 logger = logging.getLogger(__name__)
 
-# One row per finished tile in a snapshot: arrays, not dicts, so 16k tiles stay a few hundred KB.
-# "worker" is an index into the snapshot's "workers"; left/top/width/height is where the mosaic
-# draws the tile on its stage's canvas.
-TILE_FIELDS = ("stage", "index", "left", "top", "width", "height", "worker", "attempts", "duration_ms")
+# One row per tile in a snapshot: arrays, not dicts, so 16k tiles stay a few hundred KB.
+# "state" is an index into Tile.STATES, "worker" one into the snapshot's "workers" (None before a
+# worker has it); left/top/width/height is where the mosaic draws the tile on its stage's canvas.
+TILE_FIELDS = (
+    "stage", "index", "left", "top", "width", "height", "state", "worker", "attempts", "duration_ms"
+)  # fmt: skip
+# What the snapshot reads of each tile.
+SNAPSHOT_COLUMNS = (
+    "stage", "index", "x", "y", "width", "height", "status", "dispatched_at", "worker", "attempts",
+    "duration_ms",
+)  # fmt: skip
 
 
 @cache
@@ -50,6 +57,13 @@ async def _send_all(group: str, events: list[dict]) -> None:
         await layer.group_send(group, {"type": "job.event", "event": event})
 
 
+def push_sent(job: Job, tiles: list[int]) -> None:
+    """Tell the job's watchers which tiles just went to the workers, and how often each has been
+    sent (more than once: recovery sent it again)."""
+    sent = Tile.objects.filter(pk__in=tiles).values_list("index", "attempts")
+    push(job, {"type": "sent", "stage": job.stage, "tiles": [list(tile) for tile in sent]})
+
+
 def push_status(job) -> None:
     push(job, status_event(job))
 
@@ -64,11 +78,14 @@ def status_event(job: Job) -> dict:
         "tiles_total": job.tiles_total,
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
+        "timings": job.timings(),
+        "phase": job.phase,
     }
 
 
 def snapshot(job_id) -> dict | None:
-    """The job as it stands, with every finished tile: two queries whatever the tile count.
+    """The job as it stands, with every tile of every stage and what became of it: two queries
+    whatever the tile count.
 
     Both read one snapshot of the database (repeatable read), so the counts and the tiles agree
     even while the collector records more between the two queries.
@@ -78,34 +95,31 @@ def snapshot(job_id) -> dict | None:
         if outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        job = Job.objects.filter(pk=job_id).first()
+        job = Job.objects.defer("icc_profile").filter(pk=job_id).first()
         if job is None:
             return None
         # "job" too: the related manager sets each tile's job, which would load a deferred job_id.
-        tiles = list(
-            job.tiles.done().only(
-                "job", "stage", "index", "x", "y", "width", "height", "worker", "attempts", "duration_ms"
-            )
-        )
+        tiles = list(job.tiles.only("job", *SNAPSHOT_COLUMNS))
     workers: dict[str, int] = {}  # name -> its index in "workers", filled as tiles name them
     rows = [_row(job, tile, workers) for tile in tiles]
     return {
         **status_event(job),
         "type": "snapshot",
-        "timings": job.timings,
         "canvases": [job.canvas(stage) for stage in range(len(job.stages))],
         "workers": list(workers),
+        "tile_states": Tile.STATES,
         "tile_fields": TILE_FIELDS,
         "tiles": rows,
     }
 
 
 def _row(job: Job, tile: Tile, workers: dict[str, int]) -> list:
-    """One finished tile as TILE_FIELDS."""
+    """One tile as TILE_FIELDS."""
     box = job.placed_box(tile)
-    worker = workers.setdefault(tile.worker, len(workers))
+    worker = workers.setdefault(tile.worker, len(workers)) if tile.worker else None
     place = [box.left, box.top, box.width, box.height]
-    return [tile.stage, tile.index, *place, worker, tile.attempts, tile.duration_ms]
+    state = Tile.STATES.index(tile.state)
+    return [tile.stage, tile.index, *place, state, worker, tile.attempts, tile.duration_ms]
 
 
 def _iso(moment: datetime | None) -> str | None:

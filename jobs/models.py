@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
+from pathlib import PurePath
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from imagepipe.core.chain import split_stages
 from imagepipe.core.operations import Step, chain_halo, parse_chain
+from imagepipe.core.output import FORMATS
 from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
 
@@ -57,6 +59,7 @@ class Job(models.Model):
         HIGH = 2
 
     TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
+    ASSEMBLED = (Status.ASSEMBLING, Status.DONE)  # every tile is in
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
@@ -81,6 +84,9 @@ class Job(models.Model):
     tiles_total = models.PositiveIntegerField()
     tiles_done = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The marks of the latest run (a retry starts a new one; created_at stays the submission):
+    # queued, first tile sent, first tile recorded, last tile recorded, ended.
+    queued_at = models.DateTimeField(null=True, blank=True)  # None: not retried, created_at
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     last_tile_at = models.DateTimeField(null=True, blank=True)
@@ -143,12 +149,21 @@ class Job(models.Model):
         return final_placement(self.stages[stage], core, self.stage_size(stage)).box
 
     @property
+    def result_filename(self) -> str:
+        """What the result downloads as: the uploaded file's name with "-imagepipe" and the
+        output's extension (rocket.jpg -> rocket-imagepipe.png)."""
+        stem = PurePath(self.original_name).stem or "image"
+        return f"{stem}-imagepipe{FORMATS[self.output_format].extension}"
+
+    @property
     def group_name(self) -> str:
         """The Channels group that receives this job's progress events."""
         return f"job-{self.id}"
 
-    def mark_dispatched(self) -> None:
-        Job.objects.filter(pk=self.pk).update(dispatched_at=timezone.now())
+    def mark_dispatched(self, when: datetime) -> None:
+        """The run's first send, at ``when`` (in the transaction that marks the tiles sent, so no tile
+        can be recorded before the job says it was sent)."""
+        Job.objects.filter(pk=self.pk, dispatched_at__isnull=True).update(dispatched_at=when)
 
     def record_tiles_done(self, count: int) -> None:
         """Count ``count`` more finished tiles, in one statement; the first moves the job to running."""
@@ -161,15 +176,37 @@ class Job(models.Model):
         )
         self.refresh_from_db(fields=["tiles_done", "status", "started_at"])
 
+    PHASES = ("queued", "processing", "assembling")
+
+    def timings(self, now: datetime | None = None) -> dict[str, float | None]:
+        """Seconds the latest run has spent in each phase so far: queued (until its first tile was
+        sent), processing (until its last tile was recorded), assembling (until the result was
+        stored). A phase not reached is None; the phase under way (``phase``) counts up to ``now``.
+        Each phase starts where the one before ended, so none is ever negative."""
+        now = now or timezone.now()
+        end = self.finished_at or now
+        bounds = [self.queued_at or self.created_at, self.dispatched_at, self.assembly_began]
+        seconds: dict[str, float | None] = {}
+        for name, start, stop in zip(self.PHASES, bounds, [*bounds[1:], end], strict=True):
+            if start is None or (name == "assembling" and self.status not in self.ASSEMBLED):
+                seconds[name] = None
+                continue
+            stop = min(stop or end, end)
+            seconds[name] = max((stop - start).total_seconds(), 0.0)
+        return seconds
+
     @property
-    def timings(self) -> dict[str, float | None]:
-        """Seconds spent in each phase: publishing, waiting for a worker, processing, assembling."""
-        marks = [self.created_at, self.dispatched_at, self.started_at, self.last_tile_at, self.finished_at]
-        names = ["publishing", "waiting", "processing", "assembling"]
-        return {
-            name: (end - start).total_seconds() if start and end else None
-            for name, start, end in zip(names, marks, marks[1:], strict=False)
-        }
+    def assembly_began(self) -> datetime | None:
+        """When the last tile was recorded, if the job got that far."""
+        return self.last_tile_at if self.status in self.ASSEMBLED else None
+
+    @property
+    def phase(self) -> str | None:
+        """The phase under way, which the job page counts on by itself: None once the job ended
+        or while it is paused."""
+        if self.status in (Job.Status.QUEUED, Job.Status.RUNNING):
+            return "processing" if self.dispatched_at else "queued"
+        return "assembling" if self.status == Job.Status.ASSEMBLING else None
 
     @property
     def duration(self) -> float | None:
@@ -236,9 +273,19 @@ class Job(models.Model):
         status = Job.Status.RUNNING if self.tiles_done else Job.Status.QUEUED
         reopened = Job.objects.filter(
             pk=self.pk, status__in=[Job.Status.FAILED, Job.Status.CANCELLED]
-        ).update(status=status, error="", finished_at=None, generation=F("generation") + 1)
+        ).update(
+            status=status,
+            error="",
+            generation=F("generation") + 1,
+            # A new run: its phases are timed afresh.
+            queued_at=timezone.now(),
+            dispatched_at=None,
+            started_at=None,
+            last_tile_at=None,
+            finished_at=None,
+        )
         if reopened:
-            self.refresh_from_db(fields=["status", "error", "finished_at", "generation"])
+            self.refresh_from_db()
         return bool(reopened)
 
 
@@ -353,6 +400,15 @@ class Tile(models.Model):
     @property
     def core(self) -> Box:
         return Box(self.x, self.y, self.x + self.width, self.y + self.height)
+
+    # What the job page shows of a tile: waiting for the dispatcher, sent to a worker, recorded.
+    STATES = ("queued", "sent", "done", "failed")
+
+    @property
+    def state(self) -> str:
+        if self.status == Tile.Status.PENDING:
+            return "sent" if self.dispatched_at else "queued"
+        return self.status
 
     def event(self) -> dict:
         """The websocket message announcing this finished tile."""

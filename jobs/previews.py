@@ -17,6 +17,11 @@ from imagepipe.core.normalise import normalise
 
 from .models import Job, Tile
 
+
+class NoPreview(Exception):
+    """The file can't be shown small (it is missing, or Pillow refuses it): said, never a 500."""
+
+
 SIZES = (160, 1000)  # history thumbnails, the job page's before/after
 TILE_PREVIEW_MAX = 256
 
@@ -39,10 +44,16 @@ def job_preview(job: Job, which: str, size: int) -> tuple[bytes, str]:
             with default_storage.open(name, "rb") as handle:
                 return handle.read(), content_type
     field = job.original if which == "original" else job.result
-    with field.open("rb") as handle, Image.open(handle) as source:
-        source.draft("RGB", (size, size))  # JPEG decodes at a fraction of full size
-        image = normalise(source)
+    try:
+        with field.open("rb") as handle, Image.open(handle) as source:
+            source.draft("RGB", (size, size))  # JPEG decodes at a fraction of full size
+            image = normalise(source)
+    except FileNotFoundError:
+        raise NoPreview(f"the {which} is missing from storage") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise NoPreview(f"the {which} could not be decoded for a preview: {exc}") from None
     image.thumbnail((size, size))
+    image.info.pop("icc_profile", None)  # a thumbnail needn't carry a profile of megabytes
     data, content_type = encode(image)
     extension = "png" if content_type == "image/png" else "jpg"
     default_storage.save(f"previews/{job.pk}/{which}-{size}.{extension}", ContentFile(data))

@@ -10,6 +10,7 @@ class JobSerializer(serializers.ModelSerializer):
     result_url = serializers.SerializerMethodField()
     stages = serializers.SerializerMethodField()
     timings = serializers.DictField(read_only=True)
+    phase = serializers.CharField(read_only=True, allow_null=True)
     duration = serializers.FloatField(read_only=True)
     priority = serializers.SerializerMethodField()
 
@@ -35,8 +36,10 @@ class JobSerializer(serializers.ModelSerializer):
             "result_url",
             "stage",
             "stages",
+            "queued_at",
             "dispatched_at",
             "timings",
+            "phase",
             "duration",
         ]
         read_only_fields = fields

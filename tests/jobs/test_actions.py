@@ -161,6 +161,7 @@ def test_every_way_to_cancel_a_running_job_has_the_same_side_effects(
     way(job, alice_api, admin_client)
 
     cancelled = {**running, "status": "cancelled", "error": "cancelled by the user", "finished_at": ANY}
+    cancelled.update(timings=ANY, phase=None)
     assert next_message(channel) == {"type": "job.event", "event": cancelled}  # the job's page hears
     (record,) = read_topic(kafka.CANCELLATIONS, 1)  # the workers drop its queued tiles
     assert (record.key(), record.value()) == (str(job.pk).encode(), str(job.generation).encode())

@@ -26,11 +26,13 @@ def as_dicts(state: dict) -> list[dict]:
     return [dict(zip(state["tile_fields"], row, strict=True)) for row in state["tiles"]]
 
 
-def test_a_snapshot_holds_the_job_state_and_only_its_finished_tiles(alice):
+def test_a_snapshot_holds_the_job_state_and_every_tile_with_its_state(alice):
     job = make_job(alice, noise(64, 48), tile_size=16)  # 4 x 3 tiles
     tiles = list(job.tiles.all())
+    Tile.objects.filter(pk__in=[t.pk for t in tiles[5:8]]).update(dispatched_at=timezone.now(), attempts=2)
     finish(job, tiles[:3], "host-a-worker-1")
     finish(job, tiles[3:5], "host-b-worker-2")
+    Tile.objects.filter(pk=tiles[11].pk).update(status=Tile.Status.FAILED, worker="host-b-worker-2")
 
     state = snapshot(job.pk)
 
@@ -43,12 +45,17 @@ def test_a_snapshot_holds_the_job_state_and_only_its_finished_tiles(alice):
         "error": "",
     }
     assert state["started_at"] and state["finished_at"] is None
-    assert state["timings"].keys() == {"publishing", "waiting", "processing", "assembling"}
+    assert state["timings"].keys() == {"queued", "processing", "assembling"}
     assert state["workers"] == ["host-a-worker-1", "host-b-worker-2"]
     assert state["tile_fields"] == TILE_FIELDS
     rows = as_dicts(state)
-    assert [(r["stage"], r["index"]) for r in rows] == [(0, i) for i in range(5)]
-    assert [state["workers"][r["worker"]] for r in rows] == ["host-a-worker-1"] * 3 + ["host-b-worker-2"] * 2
+    assert [(r["stage"], r["index"]) for r in rows] == [(0, i) for i in range(12)]
+    assert [state["tile_states"][r["state"]] for r in rows] == (
+        ["done"] * 5 + ["sent"] * 3 + ["queued"] * 3 + ["failed"]
+    )
+    workers = [None if r["worker"] is None else state["workers"][r["worker"]] for r in rows]
+    assert workers == ["host-a-worker-1"] * 3 + ["host-b-worker-2"] * 2 + [None] * 6 + ["host-b-worker-2"]
+    assert [r["attempts"] for r in rows[5:8]] == [2, 2, 2]
 
 
 def test_a_snapshot_places_every_tile_where_its_tile_event_does(alice):
@@ -107,4 +114,6 @@ def test_a_status_event_carries_the_counts_a_client_checks_for_gaps(alice):
         "tiles_total": 4,
         "started_at": job.started_at.isoformat(),
         "finished_at": job.finished_at.isoformat(),
+        "timings": job.timings(),
+        "phase": None,
     }

@@ -5,11 +5,12 @@ import io
 import pytest
 from PIL import Image
 
+from jobs.collector import record_result
 from jobs.models import Job
 from tests.images import noise
 from tests.queries import list_page_queries, queries
 
-from .factories import make_job, upload
+from .factories import make_job, results_for, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +95,44 @@ def test_the_job_page_costs_a_fixed_number_of_queries(client, alice):
         make_job(alice, noise(200, 200), tile_size=16),
     )
     assert queries(client, f"/jobs/{small.pk}/") == queries(client, f"/jobs/{large.pk}/")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_job_whose_original_carries_a_large_icc_profile_has_small_previews(client, alice, fmt):
+    # An RGB profile of 2 MB: over Pillow's default 1 MB for a PNG's compressed chunks.
+    profile = (bytes(16) + b"RGB " + bytes(range(256)) * 8192)[: 2 * 1024 * 1024]
+    job = make_job(alice, noise(64, 48), tile_size=32, fmt=fmt, icc=profile)
+    for value in results_for(job, Image.open(job.original.open("rb")).convert("RGB")):
+        record_result(value)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    client.force_login(alice)
+    for which in ("original", "result"):
+        response = client.get(f"/api/jobs/{job.pk}/preview/{which}/?size=160")
+        assert response.status_code == 200, response.content[:200]
+        preview = Image.open(io.BytesIO(response.content))
+        assert preview.size == (64, 48) and "icc_profile" not in preview.info
+        assert len(response.content) < 50_000  # a thumbnail, not a carrier for the profile
+
+
+def test_a_preview_that_cannot_be_made_says_why_instead_of_failing(client, alice):
+    job = make_job(alice, noise(64, 48))
+    with job.original.open("wb") as handle:
+        handle.write(b"not an image any more")
+    client.force_login(alice)
+    response = client.get(f"/api/jobs/{job.pk}/preview/original/?size=160")
+    assert response.status_code == 404 and "could not be decoded" in response.json()["error"]
+
+
+def test_downloads_are_named_after_the_uploaded_file(client, alice):
+    job = make_job(alice, noise(64, 48), tile_size=32)
+    Job.objects.filter(pk=job.pk).update(original_name="Rocket launch é.jpg")
+    for value in results_for(job, noise(64, 48)):
+        record_result(value)
+    client.force_login(alice)
+    result = client.get(f"/api/jobs/{job.pk}/result/")
+    assert result["Content-Disposition"] == (
+        "attachment; filename*=utf-8''Rocket%20launch%20%C3%A9-imagepipe.png"
+    )
+    original = client.get(f"/api/jobs/{job.pk}/original/")
+    assert original["Content-Disposition"] == "attachment; filename*=utf-8''Rocket%20launch%20%C3%A9.jpg"
