@@ -62,6 +62,8 @@ def advance_stage(job: Job, finished: int) -> None:
     the dispatcher then sends the next stage's tiles."""
     if job.claim_next_stage(finished):
         logger.info("job %s: stage %d of %d queued", job.pk, finished + 1, job.last_stage)
+        job.refresh_from_db(fields=["stage", "status", "tiles_done"])
+        push_status(job)  # the job's page turns to the new stage's tiles
 
 
 def stage_finished(job: Job, stage: int) -> bool:

@@ -111,6 +111,22 @@ class Job(models.Model):
         """The chain cut before each global-statistics step (operations.split_stages)."""
         return split_stages(self.steps)
 
+    def stage_operations(self) -> list[list[dict]]:
+        """The submitted chain's steps (as the user wrote them), stage by stage."""
+        stages, start = [], 0
+        for steps in self.stages:
+            stages.append(self.operations[start : start + len(steps)])
+            start += len(steps)
+        return stages
+
+    @property
+    def moves_pixels(self) -> bool:
+        """Does any step move pixels (turn, flip, resize), so the result no longer lies over its
+        original pixel for pixel?"""
+        return self.output_size != (self.width, self.height) or any(
+            step.op.kind == "geometric" for step in self.steps
+        )
+
     @property
     def last_stage(self) -> int:
         return len(self.stages) - 1
@@ -174,7 +190,8 @@ class Job(models.Model):
             started_at=Coalesce("started_at", Value(now)),
             status=Case(When(status=Job.Status.QUEUED, then=Value(Job.Status.RUNNING)), default=F("status")),
         )
-        self.refresh_from_db(fields=["tiles_done", "status", "started_at"])
+        # The dispatcher's marks too: the caller may have read the job before its first send.
+        self.refresh_from_db(fields=["tiles_done", "status", "started_at", "last_tile_at", "dispatched_at"])
 
     PHASES = ("queued", "processing", "assembling")
 

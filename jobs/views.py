@@ -54,4 +54,13 @@ def submit(request):
 @login_required
 def detail(request, job_id):
     job = get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
-    return render(request, "jobs/detail.html", {"job": job, "job_data": JobSerializer(job).data})
+    context = {
+        "job": job,
+        "job_data": JobSerializer(job).data,
+        "stages": job.stage_operations(),
+        "input_size": (job.width, job.height),
+        "output_size": job.output_size,
+        # Original and result side by side under one slider only where each pixel stays put.
+        "comparable": not job.moves_pixels,
+    }
+    return render(request, "jobs/detail.html", context)

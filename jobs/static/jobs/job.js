@@ -1,7 +1,8 @@
-// The job page: a live mosaic over the websocket /ws/jobs/{id}/. The socket opens with a
-// snapshot of the job and every finished tile, then relays live events; the page asks for a
-// fresh snapshot when it sees a gap (tiles_done ahead of the tiles it knows), when the job
-// ends, and after a long silence, so it always ends with the true state.
+// The job page: a live mosaic over the websocket /ws/jobs/{id}/. The socket opens with a snapshot
+// of the job and every tile of every stage (queued, sent, done or failed), then relays live
+// events: tiles sent (from the dispatcher), tiles recorded (from the collector), status changes.
+// The page asks for a fresh snapshot when it sees a gap (tiles_done ahead of the tiles it knows
+// done), when the job ends, and after a long silence, so it always ends with the true state.
 (() => {
   const $ = id => document.getElementById(id);
   let job = JSON.parse($("job-data").textContent);
@@ -11,54 +12,250 @@
   const TERMINAL = ["done", "failed", "cancelled"];
   const PREVIEW_LIMIT = 1000; // beyond this many tiles the mosaic shows outlines, not pixels
   const QUIET_MS = 20000; // no message for this long on an unfinished job: the final one may be lost
-  const colours = new Map();
-  const colour = worker => {
-    if (!colours.has(worker)) colours.set(worker, `hsl(${(colours.size * 137) % 360} 70% 45%)`);
-    return colours.get(worker);
-  };
-  const view = {stage: null, scale: 1, tiles: new Map()};
-  const known = new Set(); // "stage:index" of every finished tile the page has, all stages
+  const PACE_MS = 10000; // the time left is read from the pace of the last ten seconds' tiles
+  // Okabe & Ito's colour-blind-safe palette, workers in name order (the timeline uses the same).
+  const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+
+  const tiles = new Map(); // "stage:index" -> {stage, index, place, state, worker, attempts, duration_ms}
+  const canvases = [];
+  const view = {stage: null, followed: true, scale: 1, cells: new Map(), active: null};
+  const pace = {stage: null, samples: []}; // [time, tiles done in the stage] as they come
+  const stageTotal = [], stageDone = []; // tiles of each stage, and how many of them are done
+  let done = job.tiles_done; // the job's count, as the events tell it
+  let known = 0; // tiles the page holds as done
   let queue = [];
-  let done = job.tiles_done;
   let socket = null;
   let asked = false; // a snapshot request is on its way
   let lastMessage = Date.now();
+  let receivedAt = Date.now(); // when the timings last came from the server
 
-  function layout(stage, canvas) {
+  const key = (stage, index) => `${stage}:${index}`;
+  const stageCount = () => canvases.length || job.stages;
+  const workerNames = () => [...new Set([...tiles.values()].map(t => t.worker).filter(Boolean))].sort();
+  let colours = new Map();
+
+  // --- the mosaic -------------------------------------------------------------------------
+
+  function layout(stage) {
     view.stage = stage;
-    view.tiles.clear();
-    mosaic.replaceChildren();
-    view.scale = Math.min(1, Math.min(1000, mosaic.parentElement.clientWidth) / canvas[0]);
+    view.cells.clear();
+    view.active = null;
+    const canvas = canvases[stage];
+    view.scale = Math.min(1, $("mosaic-wrap").clientWidth / canvas[0]);
     mosaic.style.width = `${canvas[0] * view.scale}px`;
     mosaic.style.height = `${canvas[1] * view.scale}px`;
     mosaic.dataset.stage = stage;
+    mosaic.style.backgroundImage = "none";
+    const cells = [];
+    for (const t of tiles.values()) if (t.stage === stage) cells.push(cell(t));
+    mosaic.replaceChildren(...cells);
+    if (cells.length) activate(cells[0], false);
+    $("view-stage").value = stage;
+    if (job.status === "done" && stage === stageCount() - 1) showResultUnder();
   }
 
-  function drawTile(t) {
-    if (view.stage === null || t.stage > view.stage) layout(t.stage, t.canvas);
-    if (t.stage < view.stage) return;
-    let cell = view.tiles.get(t.index);
-    if (!cell) {
-      cell = document.createElement("div");
-      cell.className = "tile";
-      mosaic.append(cell);
-      view.tiles.set(t.index, cell);
-    }
+  function cell(t) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.tabIndex = -1;
+    button.dataset.index = t.index;
     const [x, y, w, h] = t.place.map(v => v * view.scale);
-    Object.assign(cell.style, {left: `${x}px`, top: `${y}px`, width: `${w}px`, height: `${h}px`});
-    cell.classList.add("done");
-    cell.style.setProperty("--worker", colour(t.worker));
-    cell.dataset.worker = t.worker;
-    const where = t.partition === undefined ? "" : ` · partition ${t.partition}, offset ${t.offset}`;
-    cell.title = `tile ${t.index}${t.stage ? ` (stage ${t.stage})` : ""} · ${t.worker} · ` +
-      `attempts ${t.attempts} · ${t.duration_ms} ms${where}`;
-    if (job.status !== "done" && job.tiles_total <= PREVIEW_LIMIT) {
-      cell.style.backgroundImage = `url(${api}tiles/${t.stage}/${t.index}/preview/)`;
+    Object.assign(button.style, {left: `${x}px`, top: `${y}px`, width: `${w}px`, height: `${h}px`});
+    view.cells.set(t.index, button);
+    paint(t, button);
+    return button;
+  }
+
+  function paint(t, button = view.cells.get(t.index)) {
+    if (!button || t.stage !== view.stage) return;
+    button.className = `tile ${t.state}${t.attempts > 1 ? " retried" : ""}`;
+    button.dataset.worker = t.worker || "";
+    if (t.worker) button.style.setProperty("--worker", colours.get(t.worker) || "#1d2430");
+    const by = t.worker ? ` by ${t.worker}` : "";
+    const tries = t.attempts > 1 ? `, sent ${t.attempts} times` : "";
+    button.setAttribute("aria-label", `tile ${t.index}: ${t.state}${by}${tries}`);
+    const pixels = t.state === "done" && job.status !== "done" && job.tiles_total <= PREVIEW_LIMIT;
+    button.style.backgroundImage = pixels ? `url(${api}tiles/${t.stage}/${t.index}/preview/)` : "";
+  }
+
+  function showResultUnder() {
+    mosaic.style.backgroundImage = `url(${api}preview/result/?size=1000)`;
+    mosaic.style.backgroundSize = "100% 100%";
+    view.cells.forEach(button => { button.style.backgroundImage = "none"; });
+  }
+
+  function recolour() {
+    const names = workerNames();
+    const changed = names.length !== colours.size || names.some((name, i) => colours.get(name) !== PALETTE[i % PALETTE.length]);
+    if (!changed) return;
+    colours = new Map(names.map((name, i) => [name, PALETTE[i % PALETTE.length]]));
+    for (const t of tiles.values()) paint(t);
+    const legend = $("legend");
+    legend.querySelectorAll(".worker-entry").forEach(entry => entry.remove());
+    for (const name of names) {
+      const entry = document.createElement("li");
+      entry.className = "worker-entry";
+      const swatch = Object.assign(document.createElement("span"), {className: "swatch worker"});
+      swatch.style.setProperty("--worker", colours.get(name));
+      entry.append(swatch, name);
+      legend.append(entry);
     }
   }
+
+  function summarise() {
+    const counts = {queued: 0, sent: 0, done: 0, failed: 0};
+    let retried = 0;
+    for (const t of tiles.values()) {
+      if (t.stage !== view.stage) continue;
+      counts[t.state] += 1;
+      retried += t.attempts > 1;
+    }
+    const parts = [`${counts.done} done`, `${counts.sent} in flight`, `${counts.queued} queued`, `${counts.failed} failed`];
+    if (retried) parts.push(`${retried} sent more than once`);
+    const stage = stageCount() > 1 ? `Stage ${view.stage + 1} of ${stageCount()}: ` : "";
+    $("mosaic-summary").textContent = stage + parts.join(" · ");
+    mosaic.setAttribute("aria-label", `tile mosaic, ${stage}${parts.join(", ")}`);
+  }
+
+  // --- selecting a tile: click, or arrow keys within the mosaic (one tab stop) ---------------
+
+  function activate(button, focus = true) {
+    if (view.active) view.active.tabIndex = -1;
+    view.active = button;
+    button.tabIndex = 0;
+    if (focus) button.focus();
+  }
+
+  function nearest(from, dx, dy) {
+    const centre = b => [b.offsetLeft + b.offsetWidth / 2, b.offsetTop + b.offsetHeight / 2];
+    const [fx, fy] = centre(from);
+    let best = null, bestScore = Infinity;
+    for (const button of view.cells.values()) {
+      const [x, y] = centre(button);
+      const along = (x - fx) * dx + (y - fy) * dy;
+      if (along <= 1) continue;
+      const score = along + 3 * Math.abs((x - fx) * dy + (y - fy) * dx);
+      if (score < bestScore) { best = button; bestScore = score; }
+    }
+    return best;
+  }
+
+  const ARROWS = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+  mosaic.addEventListener("keydown", e => {
+    const button = e.target.closest(".tile");
+    if (!button) return;
+    let next = null;
+    if (ARROWS[e.key]) next = nearest(button, ...ARROWS[e.key]);
+    else if (e.key === "Home") next = mosaic.firstElementChild;
+    else if (e.key === "End") next = mosaic.lastElementChild;
+    else return;
+    e.preventDefault();
+    if (next) activate(next);
+  });
+  mosaic.addEventListener("click", e => {
+    const button = e.target.closest(".tile");
+    if (!button) return;
+    activate(button);
+    showTile(tiles.get(key(view.stage, Number(button.dataset.index))));
+  });
+
+  const when = iso => iso ? new Date(iso).toLocaleTimeString() : "–";
+
+  async function showTile(t) {
+    mosaic.querySelectorAll(".tile.selected").forEach(b => b.classList.remove("selected"));
+    view.cells.get(t.index)?.classList.add("selected");
+    let detail = {...t, state: t.state};
+    try {
+      const response = await fetch(`${api}tiles/${t.stage}/${t.index}/`);
+      if (response.ok) detail = {...detail, ...(await response.json())};
+    } catch { /* the page's own knowledge of the tile is shown */ }
+    const facts = [
+      ["State", detail.state + (detail.attempts > 1 ? " (retried)" : "")],
+      ["Stage", `${t.stage + 1} of ${stageCount()}`],
+      ["Worker", detail.worker || "–"],
+      ["Attempts", `sent ${detail.attempts || 0} time${detail.attempts === 1 ? "" : "s"}`],
+      ["Partition / offset", detail.partition == null ? "–" : `${detail.partition} / ${detail.offset ?? "–"}`],
+      ["Duration", detail.duration_ms == null ? "–" : `${detail.duration_ms} ms`],
+      ["Sent", when(detail.dispatched_at)],
+      ["Recorded", when(detail.finished_at)],
+      ["Place", t.place ? `${t.place[2]}×${t.place[3]} px at (${t.place[0]}, ${t.place[1]})` : "–"],
+    ];
+    if (detail.error) facts.push(["Error", detail.error]);
+    $("tile-title").textContent = `Tile ${t.index}`;
+    $("tile-facts").replaceChildren(...facts.flatMap(([name, value]) => {
+      const dd = Object.assign(document.createElement("dd"), {textContent: value});
+      if (name === "Error") dd.className = "error";
+      return [Object.assign(document.createElement("dt"), {textContent: name}), dd];
+    }));
+    $("tile-detail").hidden = false;
+  }
+  $("tile-close").onclick = () => {
+    $("tile-detail").hidden = true;
+    view.active?.focus();
+  };
+  $("view-stage").onchange = e => {
+    view.followed = Number(e.target.value) === job.stage;
+    layout(Number(e.target.value));
+    summarise();
+  };
+
+  // --- the state of tiles, from snapshots and events ------------------------------------------
+
+  // live: the tile was recorded just now (an event), not found in a snapshot.
+  function setTile(t, live) {
+    const id = key(t.stage, t.index);
+    const before = tiles.get(id);
+    if (before?.state === "done" && t.state !== "done") return; // a late "sent" for a recorded tile
+    const merged = {...before, ...t};
+    tiles.set(id, merged);
+    if (!before) stageTotal[t.stage] = (stageTotal[t.stage] || 0) + 1;
+    const change = (merged.state === "done") - (before?.state === "done");
+    known += change;
+    stageDone[t.stage] = (stageDone[t.stage] || 0) + change;
+    if (change > 0 && live) notePace(t.stage);
+    paint(merged);
+  }
+
+  function applySnapshot(snapshot) {
+    const {type, tiles: rows, tile_fields, tile_states, workers, canvases: sizes, ...state} = snapshot;
+    canvases.splice(0, canvases.length, ...sizes);
+    const fresh = !tiles.size;
+    for (const row of rows) {
+      const t = Object.fromEntries(tile_fields.map((field, i) => [field, row[i]]));
+      setTile({stage: t.stage, index: t.index, place: [t.left, t.top, t.width, t.height],
+               state: tile_states[t.state], worker: t.worker == null ? "" : workers[t.worker],
+               attempts: t.attempts, duration_ms: t.duration_ms}, false);
+    }
+    showStatus(state);
+    recolour();
+    if (fresh || view.stage === null) layout(job.stage);
+    summarise();
+    asked = false;
+  }
+
+  // Tiles of a later stage mean the job moved on, even if its status event was lost.
+  const reachStage = stage => { if (stage > job.stage) showStatus({stage}); };
+
+  function tileEvent(e) {
+    reachStage(e.stage);
+    setTile({stage: e.stage, index: e.index, place: e.place, state: e.status || "done", worker: e.worker,
+             attempts: e.attempts, duration_ms: e.duration_ms, error: e.error}, true);
+  }
+
+  function sentEvent(e) {
+    reachStage(e.stage);
+    for (const [index, attempts] of e.tiles) {
+      const t = tiles.get(key(e.stage, index));
+      if (t) setTile({...t, state: "sent", attempts}, true);
+    }
+  }
+
+  // --- the job's status, progress, timings and time left ---------------------------------
 
   function showStatus(state) {
+    const was = job.status, stageWas = job.stage;
     job = {...job, ...state};
+    if (state.timings) receivedAt = Date.now();
     $("status").textContent = job.status;
     $("status").className = `status ${job.status}`;
     $("error").textContent = job.error || "";
@@ -67,20 +264,43 @@
     $("pause").hidden = !["queued", "running"].includes(job.status);
     $("resume").hidden = job.status !== "paused";
     $("retry").hidden = !["failed", "cancelled"].includes(job.status);
-    if (job.timings) {
-      $("timings").textContent = Object.entries(job.timings)
-        .filter(([, seconds]) => seconds !== null)
-        .map(([phase, seconds]) => `${phase} ${seconds.toFixed(2)} s`).join(" · ");
+    if (stageCount() > 1) {
+      $("stage-label").hidden = false;
+      $("stage-label").textContent = `· stage ${job.stage + 1} of ${stageCount()}`;
+    }
+    if (canvases.length && job.stage !== stageWas && view.followed) {
+      layout(job.stage);
+      announce(`Stage ${job.stage + 1} of ${stageCount()} started.`);
+    }
+    if (was !== job.status && TERMINAL.includes(job.status)) {
+      announce(job.status === "done" ? "The job is done; the result is ready to download."
+        : `The job ${job.status}${job.error ? `: ${job.error}` : "."}`);
     }
     if (job.status === "done") showResult();
+    showTimings();
+  }
+
+  const announce = text => { $("announce").textContent = text; };
+
+  function showTimings() {
+    if (!job.timings) return;
+    const open = Date.now() - receivedAt;
+    $("timings").textContent = Object.entries(job.timings)
+      .filter(([, seconds]) => seconds !== null)
+      .map(([phase, seconds]) => {
+        const now = phase === job.phase ? seconds + open / 1000 : seconds;
+        return `${phase} ${now.toFixed(2)} s${phase === job.phase ? " so far" : ""}`;
+      }).join(" · ");
   }
 
   function showResult() {
-    if (!$("after").src) $("after").src = `${api}preview/result/?size=1000`;
+    const result = `${api}preview/result/?size=1000`;
+    if (!$("after").getAttribute("src")) {
+      $("after").src = result;
+      $("before").src = `${api}preview/original/?size=1000`;
+    }
     $("compare").hidden = false;
-    mosaic.style.backgroundImage = `url(${api}preview/result/?size=1000)`;
-    mosaic.style.backgroundSize = "100% 100%";
-    view.tiles.forEach(cell => { cell.style.backgroundImage = "none"; });
+    if (view.stage === stageCount() - 1) showResultUnder();
   }
 
   function showCount() {
@@ -88,25 +308,33 @@
     $("progress").value = done;
   }
 
-  function addTile(t) {
-    known.add(`${t.stage}:${t.index}`);
-    drawTile(t);
+  function notePace(stage) {
+    if (pace.stage !== stage) { pace.stage = stage; pace.samples = []; }
+    const now = Date.now();
+    pace.samples.push([now, stageDone[stage]]);
+    while (pace.samples.length > 2 && now - pace.samples[1][0] > PACE_MS) pace.samples.shift();
   }
 
-  // A snapshot's tiles are rows of tile_fields; only the latest stage's are drawn.
-  function applySnapshot(snapshot) {
-    const {type, tiles, tile_fields, workers, canvases, ...state} = snapshot;
-    showStatus(state);
-    const rows = tiles.map(row => Object.fromEntries(tile_fields.map((field, i) => [field, row[i]])));
-    const stage = rows.reduce((latest, t) => Math.max(latest, t.stage), view.stage ?? 0);
-    for (const t of rows) {
-      known.add(`${t.stage}:${t.index}`);
-      if (t.stage !== stage) continue;
-      drawTile({...t, place: [t.left, t.top, t.width, t.height], canvas: canvases[t.stage],
-        worker: workers[t.worker]});
-    }
-    asked = false;
+  // Time left: the tiles left in this stage at the pace of the last seconds' tiles. A later
+  // stage's tiles cost what their steps cost, unknown until they run, so they are named, not guessed.
+  function timeLeft() {
+    if (job.status === "queued") return ["", "waiting for a worker"];
+    if (job.status === "paused") return ["", "paused"];
+    if (job.status === "assembling") return ["", "assembling the result…"];
+    if (TERMINAL.includes(job.status)) return ["", "–"];
+    const left = (stageTotal[job.stage] || 0) - (stageDone[job.stage] || 0);
+    const later = stageCount() - 1 - job.stage;
+    const rest = later ? ` in stage ${job.stage + 1}, then ${later === 1 ? "the last stage" : `${later} more stages`}` : "";
+    if (!left) return ["", later ? `starting stage ${job.stage + 2}…` : "assembling the result…"];
+    const [first, last] = [pace.samples[0], pace.samples[pace.samples.length - 1]];
+    if (pace.stage !== job.stage || pace.samples.length < 3 || last[0] - first[0] < 500) return ["", `measuring…${rest}`];
+    const rate = (last[1] - first[1]) / (last[0] - first[0]); // tiles per ms
+    const since = Date.now() - last[0];
+    const seconds = Math.max(left / rate - since, 0) / 1000;
+    return [`${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`, rest];
   }
+
+  // --- the socket -----------------------------------------------------------------------------
 
   function resync() {
     if (asked || !socket || socket.readyState !== WebSocket.OPEN) return;
@@ -121,17 +349,20 @@
     let ended = false;
     for (const e of events) {
       if (e.type === "snapshot") applySnapshot(e);
-      else if (e.type === "tile") addTile(e);
+      else if (e.type === "tile") tileEvent(e);
+      else if (e.type === "sent") sentEvent(e);
       else if (e.type === "status") {
         const {type, ...state} = e;
         showStatus(state);
         ended = TERMINAL.includes(e.status);
       }
-      done = Math.max(done, e.tiles_done);
+      if (e.tiles_done !== undefined) done = e.type === "snapshot" ? e.tiles_done : Math.max(done, e.tiles_done);
     }
+    recolour();
+    summarise();
     showCount();
-    // A gap means events were dropped on the way; an end means the timings are final.
-    if (done > known.size || ended) resync();
+    // A gap means events were dropped on the way; an end means the tiles' final word is wanted.
+    if (done > known || ended) resync();
   }
   const enqueue = e => {
     if (!queue.length) requestAnimationFrame(flush);
@@ -140,7 +371,7 @@
 
   async function refreshJob() {
     const state = await (await fetch(api)).json();
-    done = Math.max(done, state.tiles_done);
+    done = state.tiles_done;
     showStatus(state);
     showCount();
   }
@@ -165,12 +396,9 @@
   function tick() {
     const now = job.finished_at ? Date.parse(job.finished_at) : Date.now();
     $("elapsed").textContent = `${((now - Date.parse(job.created_at)) / 1000).toFixed(1)} s`;
-    if (job.started_at && !TERMINAL.includes(job.status) && done > 0) {
-      const rate = done / ((Date.now() - Date.parse(job.started_at)) / 1000);
-      $("eta").textContent = `${((job.tiles_total - done) / rate).toFixed(1)} s`;
-    } else {
-      $("eta").textContent = TERMINAL.includes(job.status) ? "–" : "…";
-    }
+    const [eta, note] = timeLeft();
+    $("eta").textContent = eta ? `${eta}${note}` : note;
+    showTimings();
     if (!TERMINAL.includes(job.status) && Date.now() - lastMessage > QUIET_MS) {
       lastMessage = Date.now();
       resync();
@@ -190,15 +418,27 @@
   $("resume").onclick = async () => { if (await act("POST", "resume/")) refreshJob(); };
   $("retry").onclick = async () => {
     if (await act("POST", "retry/")) {
-      refreshJob();
+      pace.samples = [];
+      await refreshJob();
       if (socket.readyState === WebSocket.CLOSED) connect();
+      else resync();
     }
   };
   $("delete").onclick = async () => {
     if (confirm("Delete this job and its files?") && await act("DELETE", "")) location.href = "/";
   };
-  $("slider").oninput = e => { $("after-clip").style.width = `${e.target.value}%`; };
-  $("after").onload = () => { $("after").style.width = `${$("before").clientWidth}px`; };
+  const slider = $("slider");
+  if (slider) {
+    slider.oninput = () => {
+      $("compare-frame").style.setProperty("--split", slider.value / 100);
+      slider.setAttribute("aria-valuetext", `${slider.value}% original`);
+    };
+    // The clipped original is drawn at the result's size, whatever share of it shows.
+    const fit = () => { $("before").style.width = `${$("after").clientWidth}px`; };
+    $("after").onload = fit;
+    window.addEventListener("resize", fit);
+  }
+  window.addEventListener("resize", () => { if (view.stage !== null) layout(view.stage); });
 
   showStatus(job);
   connect();
