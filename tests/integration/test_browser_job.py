@@ -1,0 +1,128 @@
+"""The job page in Debian's Chromium against the real system: every tile from the start, stage by
+stage, the phases, the before/after split, tile details by mouse and keyboard, a phone's width,
+and no serious accessibility finding."""
+
+import re
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.core.reference import reference
+from tests.images import photo
+
+from .browser import PHONE, logged_in, serious_violations, shoot
+from .conftest import submit, wait_until_finished
+
+pytestmark = pytest.mark.integration
+
+TWO_STAGES = [{"op": "autocontrast", "cutoff": 1}, {"op": "equalize"}]  # rocket.jpg at 64: 70 tiles each
+OKABE_ITO = ["rgb(0, 114, 178)", "rgb(230, 159, 0)"]  # the first two colours, as the browser computes them
+
+
+@pytest.fixture
+def page(chromium, system, api):
+    return logged_in(chromium, system, "alice", "alice-pass")
+
+
+def test_every_tile_shows_from_the_start_and_each_stage_fills_its_own_grid(page, api, system, tmp_path):
+    system.stop("dispatcher")  # queued, and nothing sent: the page must show the whole grid waiting
+    try:
+        job = submit(api, "rocket.jpg", TWO_STAGES, tile_size=64)
+        page.goto(f"{system.url}/jobs/{job['id']}/")
+        expect(page.locator("#mosaic .tile.queued")).to_have_count(70)
+        expect(page.locator("#stage-label")).to_have_text("· stage 1 of 2")
+        expect(page.locator("#mosaic-summary")).to_have_text(
+            "Stage 1 of 2: 0 done · 0 in flight · 70 queued · 0 failed"
+        )
+        expect(page.locator("#eta")).to_have_text("waiting for a worker")
+        expect(page.locator("#timings")).to_contain_text(re.compile(r"^queued \d+\.\d\d s so far$"))
+        assert serious_violations(page) == []
+    finally:
+        system.start_dispatcher()
+
+    # Stage 2 starts with its own full grid, never a single row of the tiles done so far.
+    expect(page.locator("#stage-label")).to_have_text("· stage 2 of 2", timeout=60_000)
+    expect(page.locator('#mosaic[data-stage="1"] .tile')).to_have_count(70)
+    expect(page.locator("#status")).to_have_text("done", timeout=60_000)
+    expect(page.locator("#announce")).to_have_text("The job is done; the result is ready to download.")
+    expect(page.locator('#mosaic[data-stage="1"] .tile.done')).to_have_count(70)
+    phases = r"^queued \d+\.\d\d s · processing \d+\.\d\d s · assembling \d+\.\d\d s$"  # none negative
+    expect(page.locator("#timings")).to_have_text(re.compile(phases))
+    swatches = page.locator("#legend .worker-entry .swatch")
+    expect(swatches).to_have_count(2)
+    assert swatches.evaluate_all("all => all.map(s => getComputedStyle(s).borderTopColor)") == OKABE_ITO
+    assert serious_violations(page) == []
+
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "rocket-imagepipe.png"
+    download.value.save_as(tmp_path / "result.png")
+    expected = reference(photo("rocket.jpg"), TWO_STAGES)
+    assert Image.open(tmp_path / "result.png").tobytes() == expected.tobytes()
+
+
+def test_the_before_after_split_lies_under_the_handle_with_the_halves_named(page, api, system):
+    job = submit(api, "camera.png", [{"op": "invert"}], tile_size=128)
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    page.wait_for_function(
+        "(image => image.complete && image.naturalWidth)(document.getElementById('after'))"
+    )
+    frame, slider = page.locator("#compare-frame"), page.locator("#slider")
+    expect(frame.locator(".tag.left")).to_have_text("Original")
+    expect(frame.locator(".tag.right")).to_have_text("Result")
+    image = page.locator("#after").bounding_box()
+    assert slider.bounding_box()["width"] == pytest.approx(image["width"], abs=1)
+    for value in (50, 20, 0, 100):
+        slider.fill(str(value))
+        split = page.locator("#before-clip").bounding_box()
+        handle = image["x"] + 8 + (image["width"] - 16) * value / 100  # the centre of the 16-px thumb
+        assert split["x"] + split["width"] == pytest.approx(handle, abs=1)
+    shoot(page, "job-done")
+
+
+def test_a_chain_that_turns_the_image_shows_the_two_side_by_side(page, api, system):
+    job = submit(api, "camera.png", [{"op": "rotate", "angle": 90}], tile_size=128)
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    expect(page.locator(".side-by-side figcaption")).to_have_text(["Original", "Result"])
+    expect(page.locator("#slider")).to_have_count(0)
+
+
+def test_tile_details_by_keyboard_and_mouse(page, api, system):
+    job = submit(api, "rocket.jpg", [{"op": "median", "size": 3}], tile_size=128)  # 5 x 4 tiles
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    expect(page.locator("#mosaic .tile.done")).to_have_count(20)
+
+    page.locator("#mosaic .tile").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#mosaic .tile:focus")).to_have_attribute("data-index", "6")  # row 1, column 1
+    page.keyboard.press("Enter")
+    detail = page.locator("#tile-detail")
+    expect(detail).to_be_visible()
+    expect(page.locator("#tile-title")).to_have_text("Tile 6")
+    expect(detail).to_contain_text(re.compile(r"Workervm-|Worker\S+worker"))
+    expect(detail).to_contain_text("Attemptssent 1 time")
+    shoot(page, "tile-detail")
+    page.click("#tile-close")
+    expect(detail).to_be_hidden()
+    expect(page.locator("#mosaic .tile:focus")).to_have_attribute("data-index", "6")  # focus goes back
+
+    page.locator("#mosaic .tile").nth(19).click()
+    expect(page.locator("#tile-title")).to_have_text("Tile 19")
+
+
+def test_the_job_page_fits_a_phone(chromium, system, api):
+    job = submit(api, "rocket.jpg", [{"op": "grayscale"}], tile_size=64)
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    page = logged_in(chromium, system, "alice", "alice-pass", viewport=PHONE)
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    expect(page.locator("#mosaic .tile.done")).to_have_count(70)
+    page.wait_for_function("document.getElementById('after').complete")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.locator("#mosaic").bounding_box()["width"] <= PHONE["width"] - 20
+    assert serious_violations(page) == []
+    shoot(page, "job-phone")
