@@ -19,8 +19,11 @@
   const tiles = new Map(); // "stage:index" -> {stage, index, place, state, worker, attempts, duration_ms}
   const canvases = [];
   const view = {stage: null, followed: true, scale: 1, cells: new Map(), active: null};
-  const pace = {stage: null, samples: []}; // [time, tiles done in the stage] as they come
-  const stageTotal = [], stageDone = []; // tiles of each stage, and how many of them are done
+  // The pace of the stage under way, from live events only: [time, tiles done in the stage] as
+  // they come, how long recent tiles took from sent to recorded, and when its last tiles were sent.
+  const pace = {stage: null, samples: [], trips: [], lastSent: 0};
+  const counts = []; // per stage: how many of its tiles are queued, sent, done, failed
+  const stageCounts = stage => (counts[stage] ||= {queued: 0, sent: 0, done: 0, failed: 0});
   let done = job.tiles_done; // the job's count, as the events tell it
   let known = 0; // tiles the page holds as done
   let queue = [];
@@ -103,14 +106,10 @@
   }
 
   function summarise() {
-    const counts = {queued: 0, sent: 0, done: 0, failed: 0};
+    const c = stageCounts(view.stage);
     let retried = 0;
-    for (const t of tiles.values()) {
-      if (t.stage !== view.stage) continue;
-      counts[t.state] += 1;
-      retried += t.attempts > 1;
-    }
-    const parts = [`${counts.done} done`, `${counts.sent} in flight`, `${counts.queued} queued`, `${counts.failed} failed`];
+    for (const t of tiles.values()) retried += t.stage === view.stage && t.attempts > 1;
+    const parts = [`${c.done} done`, `${c.sent} in flight`, `${c.queued} queued`, `${c.failed} failed`];
     if (retried) parts.push(`${retried} sent more than once`);
     const stage = stageCount() > 1 ? `Stage ${view.stage + 1} of ${stageCount()}: ` : "";
     $("mosaic-summary").textContent = stage + parts.join(" · ");
@@ -201,18 +200,18 @@
 
   // --- the state of tiles, from snapshots and events ------------------------------------------
 
-  // live: the tile was recorded just now (an event), not found in a snapshot.
+  // live: the change happened just now (an event), not found in a snapshot.
   function setTile(t, live) {
     const id = key(t.stage, t.index);
     const before = tiles.get(id);
     if (before?.state === "done" && t.state !== "done") return; // a late "sent" for a recorded tile
     const merged = {...before, ...t};
     tiles.set(id, merged);
-    if (!before) stageTotal[t.stage] = (stageTotal[t.stage] || 0) + 1;
-    const change = (merged.state === "done") - (before?.state === "done");
-    known += change;
-    stageDone[t.stage] = (stageDone[t.stage] || 0) + change;
-    if (change > 0 && live) notePace(t.stage);
+    const c = stageCounts(t.stage);
+    if (before) c[before.state] -= 1;
+    c[merged.state] += 1;
+    known += (merged.state === "done") - (before?.state === "done");
+    if (live && merged.state !== before?.state) notePace(merged, Date.now());
     paint(merged);
   }
 
@@ -308,30 +307,50 @@
     $("progress").value = done;
   }
 
-  function notePace(stage) {
-    if (pace.stage !== stage) { pace.stage = stage; pace.samples = []; }
-    const now = Date.now();
-    pace.samples.push([now, stageDone[stage]]);
-    while (pace.samples.length > 2 && now - pace.samples[1][0] > PACE_MS) pace.samples.shift();
+  function notePace(t, now) {
+    if (pace.stage !== t.stage) Object.assign(pace, {stage: t.stage, samples: [], trips: [], lastSent: 0});
+    if (t.state === "sent") {
+      t.sentAt = now;
+      pace.lastSent = now;
+    } else if (t.state === "done") {
+      pace.samples.push([now, stageCounts(t.stage).done]);
+      while (pace.samples.length > 2 && now - pace.samples[1][0] > PACE_MS) pace.samples.shift();
+      if (t.sentAt) pace.trips = [...pace.trips.slice(-19), now - t.sentAt];
+    }
   }
 
-  // Time left: the tiles left in this stage at the pace of the last seconds' tiles. A later
-  // stage's tiles cost what their steps cost, unknown until they run, so they are named, not guessed.
+  const median = values => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+  // Time left in the stage under way, from what the page saw in the last seconds: tiles still
+  // queued go out at the pace tiles are recorded, and each is recorded a trip's time after it was
+  // sent (the median of recent trips), so the last one is in when the last queued tile has made
+  // its trip, or, with none queued, when the last sent one has. A later stage's tiles cost what
+  // their steps cost, unknown until they run, so they are named, not guessed.
   function timeLeft() {
     if (job.status === "queued") return ["", "waiting for a worker"];
     if (job.status === "paused") return ["", "paused"];
     if (job.status === "assembling") return ["", "assembling the result…"];
     if (TERMINAL.includes(job.status)) return ["", "–"];
-    const left = (stageTotal[job.stage] || 0) - (stageDone[job.stage] || 0);
+    const c = stageCounts(job.stage);
     const later = stageCount() - 1 - job.stage;
     const rest = later ? ` in stage ${job.stage + 1}, then ${later === 1 ? "the last stage" : `${later} more stages`}` : "";
-    if (!left) return ["", later ? `starting stage ${job.stage + 2}…` : "assembling the result…"];
+    if (!c.queued && !c.sent) return ["", later ? `starting stage ${job.stage + 2}…` : "assembling the result…"];
     const [first, last] = [pace.samples[0], pace.samples[pace.samples.length - 1]];
-    if (pace.stage !== job.stage || pace.samples.length < 3 || last[0] - first[0] < 500) return ["", `measuring…${rest}`];
+    if (pace.stage !== job.stage || pace.samples.length < 3 || last[0] - first[0] < 300) return ["", `measuring…${rest}`];
     const rate = (last[1] - first[1]) / (last[0] - first[0]); // tiles per ms
-    const since = Date.now() - last[0];
-    const seconds = Math.max(left / rate - since, 0) / 1000;
+    const now = Date.now();
+    let ms = (c.queued + c.sent) / rate - (now - last[0]); // without trips seen: all at the pace
+    if (pace.trips.length >= 3) {
+      const trip = median(pace.trips);
+      ms = c.queued ? c.queued / rate + trip : pace.lastSent + trip - now;
+    }
+    const seconds = Math.max(ms, 0) / 1000;
     return [`${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`, rest];
+  }
+
+  function showTimeLeft() {
+    const [eta, note] = timeLeft();
+    $("eta").textContent = eta ? `${eta}${note}` : note;
   }
 
   // --- the socket -----------------------------------------------------------------------------
@@ -361,6 +380,7 @@
     recolour();
     summarise();
     showCount();
+    showTimeLeft();
     // A gap means events were dropped on the way; an end means the tiles' final word is wanted.
     if (done > known || ended) resync();
   }
@@ -396,8 +416,7 @@
   function tick() {
     const now = job.finished_at ? Date.parse(job.finished_at) : Date.now();
     $("elapsed").textContent = `${((now - Date.parse(job.created_at)) / 1000).toFixed(1)} s`;
-    const [eta, note] = timeLeft();
-    $("eta").textContent = eta ? `${eta}${note}` : note;
+    showTimeLeft();
     showTimings();
     if (!TERMINAL.includes(job.status) && Date.now() - lastMessage > QUIET_MS) {
       lastMessage = Date.now();
@@ -418,7 +437,7 @@
   $("resume").onclick = async () => { if (await act("POST", "resume/")) refreshJob(); };
   $("retry").onclick = async () => {
     if (await act("POST", "retry/")) {
-      pace.samples = [];
+      pace.stage = null; // the retried run's pace is measured afresh
       await refreshJob();
       if (socket.readyState === WebSocket.CLOSED) connect();
       else resync();
