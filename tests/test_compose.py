@@ -67,9 +67,10 @@ def passthrough_names() -> set[str]:
 
 def project_sources() -> str:
     texts = []
-    for path in ROOT.rglob("*.py"):
-        if not SKIP_DIRS.intersection(path.relative_to(ROOT).parts):
-            texts.append(path.read_text())
+    # Pruned as it walks: var/ changes underneath (a broker deleting topics' directories).
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [name for name in dirs if name not in SKIP_DIRS]
+        texts += [(Path(folder) / name).read_text() for name in files if name.endswith(".py")]
     return "\n".join(texts)
 
 
