@@ -181,6 +181,7 @@ submit_schema = extend_schema(
         401: refusal("no credentials, or a token that is not valid"),
         403: refusal("a session without its CSRF token"),
         413: refusal("the upload is larger than MAX_UPLOAD_BYTES"),
+        415: refusal("the file is not an image in a supported format (BMP, GIF, JPEG, PNG, TIFF, WebP)"),
         429: refusal("more submissions than JOB_SUBMIT_RATE allows; wait and retry"),
     },
 )

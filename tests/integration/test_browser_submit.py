@@ -45,10 +45,23 @@ def submitted_job(page: Page) -> Job:
 def test_double_clicking_start_creates_one_job(api, system, chromium):
     page, posts = submit_page(chromium, system)
     page.set_input_files("#id_image", str(DATA / "coffee.png"))
-    page.dblclick("#start")
+    page.dblclick("#start")  # nothing appears above the button, so both clicks land on it
     job = submitted_job(page)
     assert len(posts) == 1
     assert list(Job.objects.values_list("pk", flat=True)) == [job.pk]
+
+
+def test_a_refused_upload_says_why_and_start_works_again(api, system, chromium, tmp_path):
+    page, posts = submit_page(chromium, system)
+    (tmp_path / "notes.png").write_text("not a picture")
+    page.set_input_files("#id_image", str(tmp_path / "notes.png"))
+    page.click("#start")
+    expect(page.locator("#form-error")).to_contain_text("not an image in a supported format")
+    expect(page.locator("#start")).to_be_enabled()
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    page.click("#start")
+    assert submitted_job(page).original_name == "coffee.png"
+    assert len(posts) == 2
 
 
 def test_an_emptied_parameter_is_named_and_nothing_is_sent(api, system, chromium):

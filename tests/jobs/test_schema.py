@@ -1,6 +1,7 @@
 """/api/schema/ (what /api/docs/ shows): POST /api/jobs/'s answers, and the JSON fields' real types."""
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -10,7 +11,7 @@ from tests.images import noise
 from .factories import post_job, upload
 
 pytestmark = pytest.mark.django_db
-ERRORS = ["400", "401", "403", "413", "429"]
+ERRORS = ["400", "401", "403", "413", "415", "429"]
 STEP = {"type": "object", "required": ["op"], "additionalProperties": {"type": "number"}}
 
 
@@ -88,6 +89,8 @@ def refused(status: str, alice, settings):
     api.force_authenticate(alice)
     if status == "413":
         return api.post("/api/jobs/", {}, CONTENT_LENGTH=str(settings.MAX_UPLOAD_BYTES * 2))
+    if status == "415":
+        return post_job(api, SimpleUploadedFile("notes.png", b"not a picture"))
     if status == "429":
         settings.JOB_SUBMIT_RATE = "0/minute"
     return post_job(api, upload(noise(8, 8)), operations='[{"op": "melt"}]')
