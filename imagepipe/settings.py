@@ -105,6 +105,9 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Where people reach the dashboard: `manage.py submit` prints <SITE_URL>/jobs/<id>/ for a job.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -177,6 +180,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # A job's status appears in two components (the job, and the job POST /api/jobs/ answers).
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "jobs.models.Job.Status"},
 }
 
 # Kafka: one place for addresses, topic names and sizes (imagepipe/kafka.py reads these).

@@ -17,7 +17,7 @@ from imagepipe.core.output import FORMATS
 
 from . import actions, previews
 from .models import Job
-from .serializers import JobSerializer, PrioritySerializer, SubmitSerializer, TileSerializer
+from .serializers import JobSerializer, PrioritySerializer, TileSerializer, submit_schema
 from .throttles import SubmitRateThrottle
 from .uploads import UploadError, parse_priority
 
@@ -42,7 +42,7 @@ class JobViewSet(
     def get_throttles(self):
         return [SubmitRateThrottle()] if self.action == "create" else super().get_throttles()
 
-    @extend_schema(request={"multipart/form-data": SubmitSerializer}, responses={201: JobSerializer})
+    @submit_schema
     def create(self, request):
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.MAX_UPLOAD_BYTES + 1024 * 1024:  # refused before the body is read

@@ -1,4 +1,7 @@
+import json
+
 from django import forms
+from django.conf import settings
 
 from imagepipe.core.output import FORMATS
 
@@ -12,14 +15,33 @@ class SubmitJobForm(forms.Form):
         initial='[{"op": "gaussian_blur", "radius": 4}]',
         help_text='JSON list, e.g. [{"op": "grayscale"}, {"op": "gaussian_blur", "radius": 4}]',
     )
-    tile_size = forms.IntegerField(required=False, initial=512)
+    tile_size = forms.IntegerField(required=False)
     output_format = forms.ChoiceField(
         choices=[(name, name) for name in FORMATS], initial="png", required=False
     )
-    quality = forms.IntegerField(required=False, help_text="jpeg (default 90) and webp (lossless if empty)")
+    quality = forms.IntegerField(
+        required=False, min_value=1, max_value=100, help_text="jpeg (default 90) and webp (lossless if empty)"
+    )
     priority = forms.ChoiceField(
         choices=[(p.label.lower(), p.label) for p in Job.Priority], initial="normal", required=False
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Read per form, not at import, so the page always shows the limits the server applies.
+        tile_size = self.fields["tile_size"]
+        tile_size.initial = settings.TILE_SIZE_DEFAULT
+        tile_size.widget.attrs.update(min=settings.TILE_SIZE_MIN, max=settings.TILE_SIZE_MAX, required=True)
+
+    @staticmethod
+    def initial_from(job: Job) -> dict:
+        """The form filled with a job's chain and output settings, to run them on another image."""
+        return {
+            "operations": json.dumps(job.operations),
+            "tile_size": job.tile_size,
+            "output_format": job.output_format,
+            "quality": job.output_quality,
+        }
 
 
 class HistoryFilter(forms.Form):

@@ -1,16 +1,55 @@
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 
+from imagepipe.core.operations import MAX_CHAIN_LENGTH, OPERATIONS
 from imagepipe.core.output import FORMATS
 
 from .models import Job, Tile
+
+CHAIN_EXAMPLE = [{"op": "gaussian_blur", "radius": 4}, {"op": "grayscale"}]
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_CHAIN_LENGTH,
+        "items": {
+            "type": "object",
+            "description": "A step: the operation's name and its parameters by name; a parameter left out "
+            "takes its default (GET /api/operations/ lists each operation's, with type, range and default).",
+            "properties": {"op": {"type": "string", "enum": list(OPERATIONS)}},
+            "required": ["op"],
+            "additionalProperties": {"type": "number"},
+        },
+        "example": CHAIN_EXAMPLE,
+    }
+)
+class ChainField(serializers.JSONField):
+    """An operation chain, as JSON: its documented shape; jobs.uploads checks it."""
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Seconds the latest run spent in each phase: queued (until its first tile was sent), "
+        "processing (until its last tile was recorded), assembling (until the result was stored); the phase "
+        "under way (`phase`) counts up to the moment of the answer; null for a phase not reached.",
+        "properties": {name: {"type": "number", "nullable": True} for name in Job.PHASES},
+        "example": {"queued": 0.1, "processing": 3.4, "assembling": None},
+    }
+)
+class TimingsField(serializers.DictField):
+    """The job's phase timings: their documented shape."""
 
 
 class JobSerializer(serializers.ModelSerializer):
     result_url = serializers.SerializerMethodField()
     stages = serializers.SerializerMethodField()
-    timings = serializers.DictField(read_only=True)
-    phase = serializers.CharField(read_only=True, allow_null=True)
+    operations = ChainField(read_only=True)
+    timings = TimingsField(read_only=True)
+    phase = serializers.CharField(read_only=True, allow_null=True, help_text="the phase under way, if any")
     duration = serializers.FloatField(read_only=True)
     priority = serializers.SerializerMethodField()
 
@@ -96,14 +135,57 @@ class SubmitSerializer(serializers.Serializer):
     """What POST /api/jobs/ takes (documentation only: jobs.uploads validates)."""
 
     image = serializers.FileField()
-    operations = serializers.CharField(help_text='a JSON list, e.g. [{"op": "gaussian_blur", "radius": 4}]')
+    operations = ChainField(help_text="the chain as JSON text, applied in order")
     tile_size = serializers.IntegerField(required=False)
     output_format = serializers.ChoiceField(choices=list(FORMATS), required=False)
     quality = serializers.IntegerField(required=False, min_value=1, max_value=100)
     priority = serializers.ChoiceField(choices=["low", "normal", "high"], required=False)
 
 
+class SubmittedJobSerializer(JobSerializer):
+    """What POST /api/jobs/ answers (documentation only): the job, with warnings when there are any."""
+
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,  # present only when there are some
+        help_text="what did not stop the job but the submitter should know, e.g. a dropped ICC profile",
+    )
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every API error's body (imagepipe.api_errors), documentation only."""
+
+    error = serializers.CharField(help_text="what was refused and why, to show as it is")
+
+
 class PrioritySerializer(serializers.Serializer):
     """What POST /api/jobs/{id}/priority/ takes."""
 
     priority = serializers.ChoiceField(choices=["low", "normal", "high"])
+
+
+def refusal(why: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, why)
+
+
+# POST /api/jobs/ in the docs: the chain is a multipart part of JSON, and every refusal is {"error"}.
+submit_schema = extend_schema(
+    request={
+        "multipart/form-data": OpenApiRequest(
+            SubmitSerializer, encoding={"operations": {"contentType": "application/json"}}
+        )
+    },
+    responses={
+        201: SubmittedJobSerializer,
+        400: refusal("the image, the chain or a setting is refused; `error` says why"),
+        401: refusal("no credentials, or a token that is not valid"),
+        403: refusal("a session without its CSRF token"),
+        413: refusal("the upload is larger than MAX_UPLOAD_BYTES"),
+        415: refusal("the file is not an image in a supported format (BMP, GIF, JPEG, PNG, TIFF, WebP)"),
+        429: refusal("more submissions than JOB_SUBMIT_RATE allows; wait and retry"),
+    },
+)

@@ -1,8 +1,10 @@
 """Server-rendered pages: history, submit, job progress."""
 
-from django.conf import settings
+import uuid
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import actions
@@ -26,10 +28,13 @@ def history(request):
 
 @login_required
 def submit(request):
-    form = SubmitJobForm(request.POST or None, request.FILES or None)
+    source = rerun_source(request)
+    initial = SubmitJobForm.initial_from(source) if source else {}
+    form = SubmitJobForm(request.POST or None, request.FILES or None, initial=initial)
+    context = {"form": form, "source": source}
     if request.method == "POST" and not SubmitRateThrottle().allow_request(request, None):
         form.add_error(None, "too many submissions; wait a minute and try again")
-        return render(request, "jobs/submit.html", {"form": form}, status=429)
+        return render(request, "jobs/submit.html", context, status=429)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -46,9 +51,19 @@ def submit(request):
             form.add_error(None, str(exc))
         else:
             return redirect("job-detail", job_id=job.pk)
-    status = 400 if form.errors else 200
-    limits = {"tile_min": settings.TILE_SIZE_MIN, "tile_max": settings.TILE_SIZE_MAX}
-    return render(request, "jobs/submit.html", {"form": form, **limits}, status=status)
+    return render(request, "jobs/submit.html", context, status=400 if form.errors else 200)
+
+
+def rerun_source(request) -> Job | None:
+    """The job named by ``?from=<id>`` ("run again with this chain"), if the user may see it."""
+    raw = request.GET.get("from")
+    if not raw:
+        return None
+    try:
+        job_id = uuid.UUID(raw)
+    except ValueError:
+        raise Http404("no such job") from None
+    return get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
 
 
 @login_required

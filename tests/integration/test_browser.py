@@ -26,10 +26,12 @@ def test_a_user_submits_a_photo_and_watches_the_mosaic_fill(api, system, chromiu
 
     page.goto(f"{system.url}/jobs/new/")
     page.set_input_files("#id_image", str(DATA / "rocket.jpg"))
-    page.locator("#chain li button").first.click()  # drop the default step
+    page.get_by_role("button", name="Remove gaussian_blur").click()  # drop the default step
     page.select_option("#add-op", "median")
+    page.click("#add-step")
     page.locator('#chain li[data-op="median"] input[name="size"]').fill("5")
     page.select_option("#add-op", "grayscale")
+    page.click("#add-step")
     page.fill("#id_tile_size", "64")
     expect(page.locator("#grid-info")).to_have_text("640 × 427 px → 10 × 7 = 70 tiles of 64 px")
     shoot(page, "submit")

@@ -127,6 +127,7 @@ def test_the_submit_command_waits_and_prints_the_result(api, system):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
     path = done.stdout.strip().splitlines()[-1]
     assert "36/36 tiles  done" in done.stdout
     expected = reference(photo("camera.png"), [{"op": "median", "size": 3}, {"op": "invert"}])

@@ -1,11 +1,22 @@
-import sys
+"""`manage.py submit`: a job from the command line; with --wait, its progress until it ends."""
+
+import argparse
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files import File
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.urls import reverse
+from django.utils import timezone
 
+from imagepipe.core.operations import OPERATIONS, Param
+from imagepipe.core.output import DEFAULT_JPEG_QUALITY, FORMATS
 from jobs import actions
 from jobs.models import Job
 from jobs.uploads import UploadError
@@ -26,26 +37,112 @@ def parse_op(text: str) -> dict:
     return step
 
 
-def bar(job: Job, width: int = 30) -> str:
+def param_help(param: Param) -> str:
+    """``radius=2 (0–50)``: a parameter's default and what it may be."""
+    if param.choices:
+        allowed = ", ".join(map(str, param.choices))
+    else:
+        allowed = f"{'odd, ' if param.odd else ''}{param.minimum:g}–{param.maximum:g}"
+    default = "required" if param.default is None else f"{param.default:g}"
+    return f"{param.name}={default} ({allowed})"
+
+
+def catalogue_help() -> str:
+    """What --help lists after the options: every operation with its parameters, and the formats."""
+    lines = ["operations (--op NAME[:PARAM=VALUE,...]; a parameter left out takes the value shown):"]
+    for op in OPERATIONS.values():
+        lines.append(f"  {op.name:<16} {op.description}")
+        if op.params:
+            lines.append(f"  {'':<16} {'  '.join(param_help(p) for p in op.params)}")
+    lines += [
+        "",
+        f"output formats (--output-format): {', '.join(FORMATS)}; png when not given.",
+        f"--quality 1–100: jpeg ({DEFAULT_JPEG_QUALITY} when not given) and webp (lossless when not given).",
+    ]
+    return "\n".join(lines)
+
+
+class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's order of options, with the catalogue's lines kept as they are written."""
+
+
+def clock(seconds: float) -> str:
+    """``4.2 s`` under a minute, ``1:05`` above."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def seconds_left(job: Job, now: datetime) -> float | None:
+    """At the pace tiles have come in since the first one started; None until there is a pace."""
+    if job.status != Job.Status.RUNNING or not job.started_at or not job.tiles_done:
+        return None
+    spent = (now - job.started_at).total_seconds()
+    return spent * (job.tiles_total - job.tiles_done) / job.tiles_done
+
+
+def bar(job: Job, now: datetime, width: int = 30) -> str:
     filled = width * job.tiles_done // max(job.tiles_total, 1)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {job.tiles_done}/{job.tiles_total} tiles  {job.status}"
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {job.tiles_done}/{job.tiles_total} tiles  {job.status}"
+    line += f"  {clock(((job.finished_at or now) - job.created_at).total_seconds())} elapsed"
+    left = seconds_left(job, now)
+    return line if left is None else f"{line}, about {clock(left)} left"
+
+
+@contextmanager
+def without_info_logs() -> Iterator[None]:
+    """The bar says how the job goes; the INFO lines settings.LOGGING lets through would break it up
+    (warnings, such as a dropped ICC profile, still show)."""
+    before = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(before)
 
 
 class Command(BaseCommand):
-    help = "Submit an image as a job for a user; with --wait, show progress until it is done."
+    help = (
+        "Submit an image as a job for a user and print the job's page; with --wait, show its progress "
+        "until it ends, then the result's path."
+    )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        return super().create_parser(
+            prog_name, subcommand, formatter_class=HelpFormatter, epilog=catalogue_help(), **kwargs
+        )
 
     def add_arguments(self, parser):
         parser.add_argument("image", type=Path)
-        parser.add_argument("--op", action="append", required=True, help="name[:key=value,...], repeatable")
+        parser.add_argument(
+            "--op",
+            action="append",
+            required=True,
+            help="NAME[:PARAM=VALUE,...], repeatable, in order (below)",
+        )
         parser.add_argument("--user", required=True, help="the job's owner (username)")
-        parser.add_argument("--tile-size", type=int)
-        parser.add_argument("--output-format")
-        parser.add_argument("--quality", type=int)
+        parser.add_argument(
+            "--tile-size",
+            type=int,
+            help=f"tile edge in pixels, {settings.TILE_SIZE_MIN}–{settings.TILE_SIZE_MAX} "
+            f"({settings.TILE_SIZE_DEFAULT} when not given)",
+        )
+        parser.add_argument("--output-format", choices=list(FORMATS), help="png when not given")
+        parser.add_argument("--quality", type=int, help="1–100, jpeg and webp only")
         parser.add_argument("--priority", choices=["low", "normal", "high"], help="normal by default")
-        parser.add_argument("--wait", action="store_true", help="wait for the job and print the result path")
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="show the job's progress (tiles, time elapsed and left) until it ends, then the result",
+        )
         parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (3600)")
 
-    def handle(self, *args, image, op, user, tile_size, output_format, quality, priority, wait, timeout, **_):
+    def handle(self, *args, **options):
+        with without_info_logs():
+            self.submit(**options)
+
+    def submit(self, *, image, op, user, tile_size, output_format, quality, priority, wait, timeout, **_):
         owner = get_user_model().objects.filter(username=user).first()
         if owner is None:
             raise CommandError(f"no user {user!r}")
@@ -67,19 +164,21 @@ class Command(BaseCommand):
         self.stdout.write(
             f"job {job.pk}: {job.tiles_total} tiles of {job.tile_size} px, {job.width}×{job.height}"
         )
+        self.stdout.write(settings.SITE_URL + reverse("job-detail", args=[job.pk]))
         if wait:
             self.wait(job, timeout)
 
     def wait(self, job: Job, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while job.status not in Job.TERMINAL:
+            self.stdout.write("\r" + bar(job, timezone.now()).ljust(80), ending="")
+            self.stdout.flush()
             if time.monotonic() > deadline:
-                raise CommandError(f"job {job.pk} is still {job.status} after {timeout:.0f} s")
-            self.stdout.write("\r" + bar(job), ending="")
-            sys.stdout.flush()
+                self.stdout.write("")  # ends the bar's line
+                raise CommandError(f"job {job.pk} is still {job.status} after {timeout:g} s")
             time.sleep(0.2)
             job.refresh_from_db()
-        self.stdout.write("\r" + bar(job))
+        self.stdout.write("\r" + bar(job, timezone.now()).ljust(80))
         if job.status != Job.Status.DONE:
             raise CommandError(f"job {job.pk} {job.status}: {job.error}")
         try:

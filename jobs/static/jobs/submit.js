@@ -1,39 +1,112 @@
-// The submit page: drag and drop, a chain builder from /api/operations/, the tile grid
-// preview, and an upload with a progress bar through POST /api/jobs/.
+// The submit page: drag and drop, a chain builder from /api/operations/ (each step with its
+// parameters, their ranges and the operation's help, moved up and down with buttons), the tile
+// grid preview, the form checked before anything is sent, and an upload with a progress bar
+// through POST /api/jobs/.
 (() => {
   const $ = id => document.getElementById(id);
+  const element = (tag, properties = {}) => Object.assign(document.createElement(tag), properties);
   const form = $("submit-form");
   const fileInput = $("id_image");
   const chain = $("chain");
-  let catalogue = {};
+  const tileSize = $("id_tile_size");
+  const start = $("start");
+  const catalogue = {};
   let image = null;  // the chosen file, decoded for the grid preview
+  let fields = 0;  // numbers the parameter inputs' ids
 
-  const paramInput = (param, value) => {
-    const label = document.createElement("label");
-    const input = document.createElement(param.choices ? "select" : "input");
+  // --- Checking a field: the browser's own constraint validation, told in words.
+
+  function problem(input) {
+    const validity = input.validity;
+    if (validity.badInput) return "must be a number";
+    if (validity.valueMissing) return "is empty";
+    if (validity.rangeUnderflow || validity.rangeOverflow) return `must be between ${input.min} and ${input.max}`;
+    if (validity.stepMismatch) return input.step === "2" ? "must be odd" : "must be a whole number";
+    return "";
+  }
+
+  function check(input) {
+    const why = problem(input);
+    if (why) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    return why;
+  }
+
+  // --- The chain: one list item per step.
+
+  function paramField(param, value) {
+    const id = `param-${++fields}`;
+    const input = element(param.choices ? "select" : "input", {id, name: param.name, required: true});
     if (param.choices) {
       for (const choice of param.choices) input.add(new Option(choice, choice));
     } else {
-      Object.assign(input, {type: "number", min: param.min, max: param.max,
+      Object.assign(input, {type: "number", inputMode: param.type === "int" ? "numeric" : "decimal",
+                            min: param.min, max: param.max,
                             step: param.type === "int" ? (param.odd ? 2 : 1) : "any"});
     }
-    input.name = param.name;
     input.value = value ?? param.default;
-    label.append(`${param.name} `, input);
-    return label;
-  };
+    input.addEventListener("input", () => check(input));
+    const field = element("span", {className: "param"});
+    field.append(element("label", {htmlFor: id, textContent: param.name}), input);
+    if (!param.choices) {
+      const range = element("span", {id: `${id}-range`, className: "range",
+                                     textContent: `${param.min}–${param.max}${param.odd ? ", odd" : ""}`});
+      input.setAttribute("aria-describedby", range.id);
+      field.append(range);
+    }
+    return field;
+  }
+
+  function stepButton(className, text, label, action) {
+    const button = element("button", {type: "button", className, textContent: text, title: label});
+    button.setAttribute("aria-label", label);
+    button.onclick = action;
+    return button;
+  }
 
   function addStep(op, values = {}) {
     const entry = catalogue[op];
-    const item = document.createElement("li");
+    const item = element("li");
     item.dataset.op = op;
-    const remove = Object.assign(document.createElement("button"), {type: "button", textContent: "✕",
-                                                                      title: "remove"});
-    remove.onclick = () => { item.remove(); drawGrid(); };
-    item.append(Object.assign(document.createElement("strong"), {textContent: op, title: entry.description}));
-    for (const param of entry.params) item.append(paramInput(param, values[param.name]));
-    item.append(" ", remove);
+    const group = element("fieldset");
+    const help = element("p", {className: "help", id: `help-${++fields}`, textContent: entry.description});
+    group.setAttribute("aria-describedby", help.id);
+    const params = element("div", {className: "params"});
+    for (const param of entry.params) params.append(paramField(param, values[param.name]));
+    const buttons = element("div", {className: "step-buttons"});
+    buttons.append(
+      stepButton("up", "↑", `Move ${op} up`, e => move(item, -1, e.currentTarget)),
+      stepButton("down", "↓", `Move ${op} down`, e => move(item, 1, e.currentTarget)),
+      stepButton("remove", "✕", `Remove ${op}`, () => remove(item)),
+    );
+    group.append(element("legend", {textContent: op}), help, params, buttons);
+    item.append(group);
     chain.append(item);
+    updateMoveButtons();
+  }
+
+  function updateMoveButtons() {
+    const items = [...chain.children];
+    items.forEach((item, index) => {
+      item.querySelector(".up").disabled = index === 0;
+      item.querySelector(".down").disabled = index === items.length - 1;
+    });
+  }
+
+  function move(item, offset, button) {
+    // The neighbour moves, not the item: the focused button stays where the keyboard left it.
+    if (offset < 0) item.after(item.previousElementSibling); else item.before(item.nextElementSibling);
+    updateMoveButtons();
+    if (button.disabled) item.querySelector(offset < 0 ? ".down" : ".up").focus();
+    const position = [...chain.children].indexOf(item) + 1;
+    $("chain-status").textContent = `${item.dataset.op} is now step ${position} of ${chain.children.length}`;
+  }
+
+  function remove(item) {
+    const next = item.nextElementSibling || item.previousElementSibling;
+    item.remove();
+    updateMoveButtons();
+    (next ? next.querySelector(".remove") : $("add-op")).focus();
+    $("chain-status").textContent = `${item.dataset.op} removed`;
   }
 
   const steps = () => [...chain.children].map(item => {
@@ -52,13 +125,21 @@
     try { initial = JSON.parse($("id_operations").value || "[]"); } catch { initial = []; }
     for (const step of initial) if (catalogue[step.op]) addStep(step.op, step);
   }
-  $("add-op").onchange = e => { if (e.target.value) addStep(e.target.value); e.target.value = ""; };
+  $("add-step").onclick = () => addStep($("add-op").value);
+
+  // --- The tile grid preview.
 
   function drawGrid() {
-    if (!image) return;
-    const size = Number($("id_tile_size").value) || 512;
-    const cols = Math.ceil(image.width / size), rows = Math.ceil(image.height / size);
     const canvas = $("grid");
+    const why = check(tileSize);
+    if (why) {
+      canvas.hidden = true;
+      $("grid-info").textContent = `Tile size ${why} px.`;
+      return;
+    }
+    if (!image) return;
+    const size = Number(tileSize.value);
+    const cols = Math.ceil(image.width / size), rows = Math.ceil(image.height / size);
     const scale = Math.min(1, 800 / image.width);
     canvas.width = Math.round(image.width * scale);
     canvas.height = Math.round(image.height * scale);
@@ -81,7 +162,8 @@
     picture.src = URL.createObjectURL(file);
   }
   fileInput.onchange = () => fileInput.files[0] && choose(fileInput.files[0]);
-  $("id_tile_size").oninput = drawGrid;
+  tileSize.oninput = drawGrid;
+  $("id_quality").oninput = e => check(e.target);
   const drop = $("drop");
   drop.ondragover = e => { e.preventDefault(); drop.classList.add("over"); };
   drop.ondragleave = () => drop.classList.remove("over");
@@ -93,24 +175,61 @@
     choose(fileInput.files[0]);
   };
 
+  // --- Sending: every problem named at once, nothing uploaded until there are none.
+
+  function problems() {
+    const found = [];
+    [...chain.children].forEach((item, index) => {
+      for (const input of item.querySelectorAll("input")) {
+        const why = check(input);
+        if (why) found.push([input, `Step ${index + 1} (${item.dataset.op}): ${input.name} ${why}.`]);
+      }
+    });
+    if (!chain.children.length) found.push([$("add-op"), "Add at least one operation."]);
+    for (const [input, name] of [[tileSize, "Tile size"], [$("id_quality"), "Quality"]]) {
+      const why = check(input);
+      if (why) found.push([input, `${name} ${why}.`]);
+    }
+    if (!fileInput.files.length) found.push([fileInput, "Choose an image."]);
+    return found;
+  }
+
+  function showErrors(messages) {
+    $("form-error").replaceChildren(...messages.map(text => element("p", {textContent: text})));
+  }
+
   form.onsubmit = e => {
     e.preventDefault();
+    if (start.disabled) return;  // an upload is under way
+    const found = problems();
+    showErrors(found.map(([, message]) => message));
+    if (found.length) {
+      found[0][0].focus();
+      return;
+    }
     $("id_operations").value = JSON.stringify(steps());
-    const data = new FormData(form);
+    upload(new FormData(form));
+  };
+
+  function upload(data) {
+    start.disabled = true;
+    const bar = $("upload-progress");
+    bar.hidden = false;
+    const failed = message => { start.disabled = false; bar.hidden = true; showErrors([message]); };
     const request = new XMLHttpRequest();
     request.open("POST", "/api/jobs/");
     request.setRequestHeader("X-CSRFToken", data.get("csrfmiddlewaretoken"));
-    const bar = $("upload-progress");
-    bar.hidden = false;
     request.upload.onprogress = p => { if (p.lengthComputable) bar.value = p.loaded / p.total; };
     request.onload = () => {
-      const body = JSON.parse(request.responseText || "{}");
+      let body = {};
+      try { body = JSON.parse(request.responseText || "{}"); } catch { body = {}; }
       if (request.status === 201) { location.href = `/jobs/${body.id}/`; return; }
-      bar.hidden = true;
-      $("form-error").textContent = body.error || body.detail || `upload failed (${request.status})`;
+      failed(body.error || body.detail || `upload failed (${request.status})`);
     };
-    request.onerror = () => { bar.hidden = true; $("form-error").textContent = "upload failed: network error"; };
+    request.onerror = () => failed("upload failed: network error");
     request.send(data);
-  };
+  }
+
+  drawGrid();
   loadCatalogue();
 })();

@@ -1,0 +1,182 @@
+"""The submit page in Debian's Chromium against the real system: what is checked before anything is
+sent, the chain builder, "run again with this chain", accessibility."""
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from imagepipe.core.operations import OPERATIONS
+from jobs.models import Job
+from tests.images import DATA
+
+from .browser import DESKTOP, PHONE, logged_in, serious_violations
+
+pytestmark = pytest.mark.integration
+JOB_PAGE = re.compile(r"/jobs/([0-9a-f-]{36})/$")
+
+
+def submit_page(chromium, system, viewport=DESKTOP) -> tuple[Page, list[str]]:
+    """Alice on the submit page, and the job submissions the page sends, listed as they happen."""
+    page = logged_in(chromium, system, "alice", "alice-pass", viewport)
+    posts: list[str] = []
+
+    def sent(request):
+        if request.method == "POST" and request.url.endswith("/api/jobs/"):
+            posts.append(request.url)
+
+    page.on("request", sent)
+    page.goto(f"{system.url}/jobs/new/")
+    expect(page.locator('#chain li[data-op="gaussian_blur"]')).to_have_count(1)  # the catalogue is in
+    return page, posts
+
+
+def add_step(page: Page, op: str) -> None:
+    page.select_option("#add-op", op)
+    page.click("#add-step")
+
+
+def submitted_job(page: Page) -> Job:
+    expect(page).to_have_url(JOB_PAGE)
+    return Job.objects.get(pk=JOB_PAGE.search(page.url)[1])
+
+
+def test_double_clicking_start_creates_one_job(api, system, chromium):
+    page, posts = submit_page(chromium, system)
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    page.dblclick("#start")  # nothing appears above the button, so both clicks land on it
+    job = submitted_job(page)
+    assert len(posts) == 1
+    assert list(Job.objects.values_list("pk", flat=True)) == [job.pk]
+
+
+def test_a_refused_upload_says_why_and_start_works_again(api, system, chromium, tmp_path):
+    page, posts = submit_page(chromium, system)
+    (tmp_path / "notes.png").write_text("not a picture")
+    page.set_input_files("#id_image", str(tmp_path / "notes.png"))
+    page.click("#start")
+    expect(page.locator("#form-error")).to_contain_text("not an image in a supported format")
+    expect(page.locator("#start")).to_be_enabled()
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    page.click("#start")
+    assert submitted_job(page).original_name == "coffee.png"
+    assert len(posts) == 2
+
+
+def test_an_emptied_parameter_is_named_and_nothing_is_sent(api, system, chromium):
+    page, posts = submit_page(chromium, system)
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    radius = page.get_by_label("radius")
+    radius.fill("")
+    page.click("#start")
+    expect(page.locator("#form-error")).to_have_text("Step 1 (gaussian_blur): radius is empty.")
+    expect(radius).to_have_attribute("aria-invalid", "true")
+    expect(radius).to_be_focused()
+    radius.fill("3")
+    expect(radius).not_to_have_attribute("aria-invalid", "true")
+    assert posts == [] and not Job.objects.exists()
+    page.click("#start")
+    assert submitted_job(page).operations == [{"op": "gaussian_blur", "radius": 3.0}]
+
+
+def test_the_tile_size_is_bounded_and_nothing_is_drawn_or_sent_outside(api, system, chromium, settings):
+    page, posts = submit_page(chromium, system)
+    tile_size = page.locator("#id_tile_size")
+    expect(tile_size).to_have_attribute("min", str(settings.TILE_SIZE_MIN))
+    expect(tile_size).to_have_attribute("max", str(settings.TILE_SIZE_MAX))
+    expect(page.locator(".settings .range").first).to_have_text("16–2048")
+    expect(page.locator("#grid")).to_be_hidden()  # no empty box before a file is chosen
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    expect(page.locator("#grid")).to_be_visible()
+    expect(page.locator("#grid-info")).to_have_text("600 × 400 px → 2 × 1 = 2 tiles of 512 px")
+
+    tile_size.fill("5")
+    expect(page.locator("#grid-info")).to_have_text("Tile size must be between 16 and 2048 px.")
+    expect(page.locator("#grid")).to_be_hidden()
+    page.click("#start")
+    expect(page.locator("#form-error")).to_have_text("Tile size must be between 16 and 2048.")
+    expect(tile_size).to_have_attribute("aria-invalid", "true")
+    assert posts == []
+    tile_size.fill("200")
+    expect(page.locator("#grid-info")).to_have_text("600 × 400 px → 3 × 2 = 6 tiles of 200 px")
+    page.click("#start")
+    assert submitted_job(page).tiles_total == 6
+
+
+def test_each_step_shows_its_help_and_ranges_and_moves_by_keyboard(api, system, chromium):
+    page, posts = submit_page(chromium, system)
+    blur = page.locator('#chain li[data-op="gaussian_blur"]')
+    expect(blur.locator(".help")).to_have_text(OPERATIONS["gaussian_blur"].description)
+    expect(blur.locator(".help")).to_be_visible()
+    expect(blur.locator(".range")).to_have_text("0–50")
+    expect(blur.locator(".range")).to_be_visible()
+    add_step(page, "median")
+    add_step(page, "grayscale")
+    expect(page.locator('#chain li[data-op="median"] .range')).to_have_text("3–15, odd")
+    expect(page.get_by_role("button", name="Remove median")).to_be_visible()
+
+    up = page.get_by_role("button", name="Move grayscale up")
+    up.focus()
+    page.keyboard.press("Enter")
+    expect(up).to_be_focused()  # the step moved, the keyboard stays on it
+    page.keyboard.press("Enter")
+    expect(up).to_be_disabled()  # now first: its "down" takes the focus
+    expect(page.get_by_role("button", name="Move grayscale down")).to_be_focused()
+    expect(page.locator("#chain-status")).to_have_text("grayscale is now step 1 of 3")
+    page.get_by_role("button", name="Move gaussian_blur down").click()
+    order = page.locator("#chain li").evaluate_all("items => items.map(item => item.dataset.op)")
+    assert order == ["grayscale", "median", "gaussian_blur"]
+
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    page.click("#start")
+    assert submitted_job(page).operations == [
+        {"op": "grayscale"},
+        {"op": "median", "size": 3},
+        {"op": "gaussian_blur", "radius": 4.0},
+    ]
+
+
+def test_run_again_fills_the_form_with_a_jobs_chain_and_settings(api, system, chromium):
+    chain = [{"op": "median", "size": 5}, {"op": "rotate", "angle": 180}]
+    with open(DATA / "coffee.png", "rb") as handle:
+        response = api.post(
+            f"{api.base}/api/jobs/",
+            files={"image": ("coffee.png", handle)},
+            data={"operations": json.dumps(chain), "tile_size": 128, "output_format": "jpeg", "quality": 70},
+        )
+    assert response.status_code == 201, response.text
+    page = logged_in(chromium, system, "alice", "alice-pass")
+    page.goto(f"{system.url}/jobs/new/?from={response.json()['id']}")
+    expect(page.locator("#rerun")).to_contain_text("coffee.png")
+    expect(page.locator("#chain li")).to_have_count(2)
+    expect(page.locator('#chain li[data-op="median"] input[name="size"]')).to_have_value("5")
+    expect(page.locator('#chain li[data-op="rotate"] select[name="angle"]')).to_have_value("180")
+    expect(page.locator("#id_tile_size")).to_have_value("128")
+    expect(page.locator("#id_output_format")).to_have_value("jpeg")
+    expect(page.locator("#id_quality")).to_have_value("70")
+
+    page.set_input_files("#id_image", str(DATA / "rocket.jpg"))
+    page.click("#start")
+    job = submitted_job(page)
+    assert (job.original_name, job.operations) == ("rocket.jpg", chain)
+    assert (job.tile_size, job.output_format, job.output_quality) == (128, "jpeg", 70)
+
+
+def test_the_page_has_no_serious_accessibility_findings(api, system, chromium):
+    page, _ = submit_page(chromium, system)
+    assert serious_violations(page) == []
+    page.set_input_files("#id_image", str(DATA / "rocket.jpg"))
+    add_step(page, "unsharp_mask")
+    add_step(page, "rotate")
+    expect(page.locator("#grid")).to_be_visible()
+    assert serious_violations(page) == []
+
+
+def test_the_form_fits_a_phone(api, system, chromium):
+    page, _ = submit_page(chromium, system, viewport=PHONE)
+    page.set_input_files("#id_image", str(DATA / "rocket.jpg"))
+    add_step(page, "unsharp_mask")
+    expect(page.locator("#grid")).to_be_visible()
+    width = page.locator("#submit-form").evaluate("form => [form.scrollWidth, form.clientWidth]")
+    assert width[0] <= width[1] <= PHONE["width"]
