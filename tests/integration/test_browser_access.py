@@ -1,0 +1,102 @@
+"""Every page, for everyone: axe-core finds nothing serious or critical on any page of the
+dashboard, at a desktop's and a phone's width; and a job can be submitted, watched and downloaded
+with the keyboard alone."""
+
+import re
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from tests.core.reference import reference
+from tests.images import DATA, photo
+
+from .browser import DESKTOP, PHONE, logged_in, serious_violations
+from .conftest import submit, wait_until_finished
+
+pytestmark = pytest.mark.integration
+
+
+def pages(system, job_id: str) -> dict[str, str]:
+    """Every page of the dashboard a person reaches, by name (the job page running and done)."""
+    return {
+        "history": "/",
+        "submit": "/jobs/new/",
+        "run again": f"/jobs/new/?from={job_id}",
+        "job": f"/jobs/{job_id}/",
+        "workers": "/workers/",
+        "dead letters": "/dead-letters/",
+    }
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_no_page_has_a_serious_accessibility_finding(chromium, system, api, admin_user, viewport):
+    job = submit(api, "rocket.jpg", [{"op": "median", "size": 3}], tile_size=128)
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    context = chromium.new_context(viewport=viewport)
+    anonymous = context.new_page()
+    anonymous.goto(f"{system.url}/accounts/login/")
+    found = {"login": serious_violations(anonymous)}
+    context.close()
+    for user, password in (("alice", "alice-pass"), ("admin", "password")):
+        page = logged_in(chromium, system, user, password, viewport=viewport)
+        for name, path in pages(system, job["id"]).items():
+            if name == "dead letters" and user != "admin":
+                continue  # staff only
+            page.goto(f"{system.url}{path}")
+            page.wait_for_load_state("networkidle")
+            found[f"{name} as {user}"] = serious_violations(page)
+            if viewport == PHONE:  # nothing wider than the screen: no sideways scrolling
+                assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+        page.context.close()
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def tab_to(page: Page, selector: str, limit: int = 60) -> None:
+    """Press Tab until the element matching ``selector`` has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+def test_a_job_is_submitted_watched_and_downloaded_with_the_keyboard_alone(chromium, system, api, tmp_path):
+    page = chromium.new_context(viewport=DESKTOP, accept_downloads=True).new_page()
+    page.goto(f"{system.url}/accounts/login/")
+    tab_to(page, "#id_username")
+    page.keyboard.type("alice")
+    page.keyboard.press("Tab")
+    page.keyboard.type("alice-pass")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{system.url}/")
+
+    tab_to(page, 'a[href="/jobs/new/"]')
+    page.keyboard.press("Enter")
+    expect(page.locator("#add-op option")).not_to_have_count(0)
+    tab_to(page, "#id_image")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(str(DATA / "rocket.jpg"))
+    tab_to(page, "#chain .remove")  # the suggested first step goes
+    page.keyboard.press("Enter")
+    tab_to(page, "#add-op")
+    page.keyboard.type("grayscale")  # a closed select picks the option typed
+    tab_to(page, "#add-step")
+    page.keyboard.press("Enter")
+    tab_to(page, "#id_tile_size")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("128")
+    expect(page.locator("#grid-info")).to_contain_text("= 20 tiles of 128 px")
+    tab_to(page, "#start")
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
+    expect(page.locator("#status")).to_have_text("done", timeout=60_000)
+    expect(page.locator("#announce")).to_contain_text("done")
+    tab_to(page, "#download")
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    download.value.save_as(tmp_path / "result.png")
+    expected = reference(photo("rocket.jpg"), [{"op": "grayscale"}])
+    assert Image.open(tmp_path / "result.png").tobytes() == expected.tobytes()
