@@ -83,6 +83,9 @@ def retry(job: Job) -> bool:
         assemble_job(job)
     else:
         job.tiles.in_flight(job.stage).update(dispatched_at=None)  # queued again: the dispatcher sends them
+        job.tiles.filter(status=Tile.Status.FAILED).update(  # sent again too, from a clean slate
+            status=Tile.Status.PENDING, error="", worker="", dispatched_at=None, finished_at=None
+        )
     push_status(job)
     return True
 

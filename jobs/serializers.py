@@ -56,6 +56,8 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class TileSerializer(serializers.ModelSerializer):
+    state = serializers.SerializerMethodField(help_text="pending, in_flight (sent, not back), done or failed")
+    retried = serializers.SerializerMethodField(help_text="sent more than once")
     place = serializers.SerializerMethodField()
     canvas = serializers.SerializerMethodField()
 
@@ -71,16 +73,28 @@ class TileSerializer(serializers.ModelSerializer):
             "width",
             "height",
             "status",
+            "state",
             "worker",
             "attempts",
+            "retried",
             "partition",
             "offset",
             "duration_ms",
+            "dispatched_at",
             "finished_at",
+            "error",
             "place",
             "canvas",
         ]
         read_only_fields = fields
+
+    def get_state(self, tile: Tile) -> str:
+        if tile.status == Tile.Status.PENDING and tile.dispatched_at:
+            return "in_flight"
+        return tile.status
+
+    def get_retried(self, tile: Tile) -> bool:
+        return tile.attempts > 1
 
     def get_place(self, tile: Tile) -> list[int]:
         return tile.placement()["place"]
