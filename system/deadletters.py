@@ -75,7 +75,19 @@ def latest(limit: int = LIMIT, timeout: float = TIMEOUT) -> Reading:
         reader.close()
     letters = sorted(letters, key=lambda d: (d.time or _OLDEST, d.partition, d.offset), reverse=True)[:limit]
     _mark_known_jobs(letters)
-    return Reading(letters, sum(high - low for low, high in marks.values()))
+    return Reading(letters, _total(marks))
+
+
+@kafka.collected
+def count(timeout: float = TIMEOUT) -> int:
+    """Messages on tasks.dlq now: the sum of its partitions' high minus low watermarks."""
+    reader = kafka.probe("dead-letter-reader")
+    try:
+        return _total(watermarks(reader, time.monotonic() + timeout))
+    except KafkaException as exc:
+        raise Unreachable(_explain(exc)) from None
+    finally:
+        reader.close()
 
 
 def watermarks(reader: Consumer, deadline: float) -> dict[int, tuple[int, int]]:
@@ -85,6 +97,10 @@ def watermarks(reader: Consumer, deadline: float) -> dict[int, tuple[int, int]]:
     topics = reader.list_topics(timeout=_left(deadline)).topics
     partitions = sorted(topics[name].partitions) if name in topics else []
     return {p: kafka.watermarks(reader, TopicPartition(name, p), deadline) for p in partitions}
+
+
+def _total(marks: dict[int, tuple[int, int]]) -> int:
+    return sum(high - low for low, high in marks.values())
 
 
 def _read(

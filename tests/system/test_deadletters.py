@@ -5,6 +5,7 @@ import time
 
 import pytest
 from confluent_kafka.admin import NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from imagepipe import kafka
 from imagepipe.core.messages import Task
@@ -81,6 +82,14 @@ def test_only_the_last_few_are_read(dlq, staff, client):
     assert [m["reason"] for m in body["messages"]] == ["reason 6", "reason 5"]
     assert client.get("/api/dead-letters/?limit=0").json()["limit"] == 1
     assert client.get("/api/dead-letters/?limit=99999").json()["limit"] == deadletters.MAX_LIMIT
+
+
+def test_metrics_count_the_messages_on_the_topic(kafka_topics, staff, client):
+    park(kafka.topic(kafka.TASKS_DLQ), [(0, b"x", "reason")] * 3)
+    client.force_login(staff)
+    metrics = text_string_to_metric_families(client.get("/metrics").content.decode())
+    (family,) = [family for family in metrics if family.name == "imagepipe_dead_letters"]
+    assert family.samples[0].value == 3
 
 
 def test_the_page_lists_each_letter_with_its_reason_and_a_link_to_its_job(dlq, alice, staff, client):
