@@ -91,7 +91,7 @@ def test_a_retry_sends_a_failed_tile_again_and_the_job_finishes(job):
     record_result(torn(job, 5))
     assert actions.retry(job)
     tile = Tile.objects.get(job=job, index=5)
-    assert (tile.status, tile.error, tile.dispatched_at) == (Tile.Status.PENDING, "", None)
+    assert (tile.status, tile.error, tile.worker, tile.dispatched_at) == (Tile.Status.PENDING, "", "", None)
     assert job.tiles.queued().count() == 6
     for value in results_for(job, SMALL_PHOTO):
         record_result(value)
