@@ -83,6 +83,15 @@ def retry(job: Job) -> bool:
         assemble_job(job)
     else:
         job.tiles.in_flight(job.stage).update(dispatched_at=None)  # queued again: the dispatcher sends them
+        job.tiles.filter(status=Tile.Status.FAILED).update(  # sent again too, from a clean slate
+            status=Tile.Status.PENDING,
+            error="",
+            worker="",
+            offset=None,
+            duration_ms=None,
+            dispatched_at=None,
+            finished_at=None,
+        )
     push_status(job)
     return True
 

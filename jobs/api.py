@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -124,6 +125,15 @@ class JobViewSet(
         for tile in tiles:
             tile.job = job  # one job for all: no query per tile
         return Response(TileSerializer(tiles, many=True).data)
+
+    @extend_schema(responses=TileSerializer)
+    @action(detail=True, url_path=r"tiles/(?P<stage>\d+)/(?P<index>\d+)", url_name="tile")
+    def tile(self, request, pk=None, stage=None, index=None):
+        """One tile's story: where it is, how often it was sent, who did it, and why it failed."""
+        job = self.get_object()
+        tile = get_object_or_404(job.tiles, stage=stage, index=index)
+        tile.job = job
+        return Response(TileSerializer(tile).data)
 
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
     @action(detail=True, url_path=r"tiles/(?P<stage>\d+)/(?P<index>\d+)/preview", url_name="tile-preview")

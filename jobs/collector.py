@@ -39,12 +39,15 @@ from workers.models import Worker
 from .assembly import assemble_job, store_tile
 from .canvas import CANVASES
 from .dispatch import advance_stage, stage_finished
-from .events import push_all, push_status
+from .events import push, push_all, push_status
 from .models import Collector, Job, Tile
 from .recovery import recover, resume
 
 logger = logging.getLogger(__name__)
-COUNTS: Counter[str] = Counter()  # recorded, duplicates, late, malformed, failed, ignored: logged at stop
+# recorded, tiles_failed, duplicates, late, malformed, failed (not handled), ignored: logged at stop
+COUNTS: Counter[str] = Counter()
+# What the collector fills in when a worker reports a tile failed.
+FAILURE_RECORDED = ["status", "error", "worker", "partition", "offset", "duration_ms", "finished_at"]
 
 
 def record_result(value: bytes, partition: int | None = None, offset: int | None = None) -> None:
@@ -63,22 +66,14 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
         str(job.pk): job
         for job in Job.objects.defer("icc_profile").filter(pk__in={r.job for r, _ in results})
     }
+    # Failures first: a job they fail takes none of the batch's other tiles (it is late for them).
+    _record_failures(
+        [(result, jobs[result.job]) for result, _ in results if result.error and _unfinished(result, jobs)]
+    )
     arrived: list[tuple[Result, bytes, Job]] = []
     for result, pixels in results:
-        job = jobs.get(result.job)
-        if job is None or job.status in Job.TERMINAL:
-            COUNTS["late" if job else "ignored"] += 1  # late: for a job already finished
-            logger.info(
-                "ignoring result for tile %s of %s job %s",
-                result.index,
-                job.status if job else "unknown",
-                result.job,
-            )
-        elif result.error:
-            if job.fail(f"tile {result.index} failed on {result.worker}: {result.error}"):
-                push_status(job)
-        else:
-            arrived.append((result, pixels, job))
+        if not result.error and _unfinished(result, jobs):
+            arrived.append((result, pixels, jobs[result.job]))
     images: dict[int, Image.Image] = {}
     claims = _store_new_tiles(arrived, images)
     if not claims:
@@ -100,6 +95,59 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
         job, tiles = jobs[job_id], [claims[pk] for pk in pending if str(claims[pk].job_id) == job_id]
         CANVASES.paste(job, [(tile, images[tile.pk]) for tile in tiles], job.tiles_done - count)
         _announce(job, tiles, count)
+
+
+def _unfinished(result: Result, jobs: dict[str, Job]) -> bool:
+    """Is the result's job known and not ended? If not, the result is counted and ignored."""
+    job = jobs.get(result.job)
+    if job is not None and job.status not in Job.TERMINAL:
+        return True
+    COUNTS["late" if job else "ignored"] += 1  # late: for a job already finished
+    logger.info(
+        "ignoring result for tile %s of %s job %s", result.index, job.status if job else "unknown", result.job
+    )
+    return False
+
+
+def _record_failures(failures: list[tuple[Result, Job]]) -> None:
+    """Record each tile a worker gave up on as failed, with its reason, and fail its job.
+
+    Only a tile still pending is claimed, in the same transaction as its job's failure: a
+    replayed failure finds its job ended (or its tile done) and changes nothing, and a failure
+    for a tile done meanwhile (a recovered tile's other copy) neither touches it nor fails the job.
+    """
+    if not failures:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        pending = {
+            (str(tile.job_id), tile.stage, tile.index): tile
+            for tile in Tile.objects.pending()
+            .filter(job__in={job.pk for _, job in failures}, index__in={r.index for r, _ in failures})
+            .select_for_update()
+        }
+        failed: list[Tile] = []
+        for result, job in failures:
+            tile = pending.pop((result.job, result.stage, result.index), None)
+            if tile is None:
+                COUNTS["duplicates"] += 1  # done already, failed twice in the batch, or unknown
+                continue
+            tile.job, tile.status, tile.error, tile.finished_at = job, Tile.Status.FAILED, result.error, now
+            tile.worker, tile.duration_ms = result.worker, result.duration_ms
+            tile.partition, tile.offset = result.task_partition, result.task_offset
+            failed.append(tile)
+        Tile.objects.bulk_update(failed, FAILURE_RECORDED)
+        first = {str(tile.job_id): tile for tile in reversed(failed)}  # each job's first failed tile
+        ended = [tile.job for tile in first.values() if tile.job.fail(_failure_message(tile))]
+    COUNTS["tiles_failed"] += len(failed)
+    for tile in failed:
+        push(tile.job, tile.event())  # before the status: the page paints the tile, then the job
+    for job in ended:
+        push_status(job)
+
+
+def _failure_message(tile: Tile) -> str:
+    return f"tile {tile.index} failed on {tile.worker}: {tile.error}"
 
 
 def _store_new_tiles(

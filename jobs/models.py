@@ -428,9 +428,11 @@ class Tile(models.Model):
         return self.status
 
     def event(self) -> dict:
-        """The websocket message announcing this finished tile."""
+        """The websocket message announcing this tile's end: done, or failed with the worker's reason."""
         return {
             "type": "tile",
+            "status": self.status,
+            "error": self.error,
             "stage": self.stage,
             "index": self.index,
             "x": self.x,

@@ -98,6 +98,10 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class TileSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(
+        choices=Tile.STATES, read_only=True, help_text="queued, sent (to a worker, not back yet), done or failed"
+    )
+    retried = serializers.SerializerMethodField(help_text="sent more than once")
     place = serializers.SerializerMethodField()
     canvas = serializers.SerializerMethodField()
 
@@ -113,16 +117,23 @@ class TileSerializer(serializers.ModelSerializer):
             "width",
             "height",
             "status",
+            "state",
             "worker",
             "attempts",
+            "retried",
             "partition",
             "offset",
             "duration_ms",
+            "dispatched_at",
             "finished_at",
+            "error",
             "place",
             "canvas",
         ]
         read_only_fields = fields
+
+    def get_retried(self, tile: Tile) -> bool:
+        return tile.attempts > 1
 
     def get_place(self, tile: Tile) -> list[int]:
         return tile.placement()["place"]

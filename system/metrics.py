@@ -1,6 +1,6 @@
 """GET /metrics in Prometheus' text format, computed from the database (and Kafka) at each scrape.
 
-Jobs by status, tiles processed, tile latency, workers by status and consumer lag. Computed
+Jobs by status, tiles processed, tile latency, workers by status, consumer lag and dead letters. Computed
 from the durable state rather than process-local counters, so any web process answers for the
 whole system. Open to staff, or to a scraper presenting ``Authorization: Bearer METRICS_TOKEN``.
 """
@@ -19,7 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 from jobs.models import Job, Tile
 from workers.models import Worker
 
-from . import health
+from . import deadletters, health
 
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
@@ -47,11 +47,14 @@ class ImagePipeCollector:
         members = GaugeMetricFamily(
             "imagepipe_consumer_group_members", "Members of each consumer group.", labels=["group"]
         )
-        for entry in health.consumer_lag().get("groups", []):
+        groups = health.consumer_lag().get("groups", [])
+        for entry in groups:
             lag.add_metric([entry["group"], entry["topic"]], entry["lag"])
             members.add_metric([entry["group"]], entry["members"])
         yield lag
         yield members
+        if groups:  # Kafka answered the lag check: one more question is cheap (if not, another timeout)
+            yield dead_letters()
         yield from collectors()
 
 
@@ -71,6 +74,16 @@ def collectors():
     for entry in check["collectors"]:
         rebuilds.add_metric([entry["id"]], entry["rebuilds"])
     yield rebuilds
+
+
+def dead_letters() -> GaugeMetricFamily:
+    """Tasks the workers gave up on, parked on tasks.dlq (no sample if Kafka stops answering)."""
+    gauge = GaugeMetricFamily("imagepipe_dead_letters", "Messages on the dead-letter topic tasks.dlq.")
+    try:
+        gauge.add_metric([], deadletters.count())
+    except deadletters.Unreachable:
+        pass
+    return gauge
 
 
 def latency() -> HistogramMetricFamily:

@@ -7,4 +7,6 @@ urlpatterns = [
     path("ready/", views.ready, name="ready"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/system/", views.system, name="api-system"),
+    path("dead-letters/", views.dead_letters_page, name="dead-letters"),
+    path("api/dead-letters/", views.dead_letters, name="api-dead-letters"),
 ]

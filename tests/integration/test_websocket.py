@@ -43,7 +43,7 @@ def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, a
     events = []
     with open_socket(system, job["id"], session_cookie(owner)) as socket:
         system.start_collector()
-        while not events or events[-1].get("status") not in ("done", "failed"):
+        while not events or events[-1]["type"] != "status" or events[-1]["status"] not in ("done", "failed"):
             events.append(json.loads(socket.recv(timeout=60)))
 
     assert events[0]["type"] == "snapshot" and events[0]["tiles"] == []

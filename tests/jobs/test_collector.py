@@ -3,6 +3,8 @@
 import pytest
 from confluent_kafka import Message
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ImageFilter
@@ -50,6 +52,20 @@ def test_an_error_result_fails_the_job_with_the_reason(job):
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error == "tile 2 failed on w9: ValueError: boom"
+    tile = job.tiles.get(index=2)
+    assert (tile.status, tile.error, tile.worker) == (Tile.Status.FAILED, "ValueError: boom", "w9")
+
+
+def test_the_failures_of_a_batch_cost_as_many_queries_for_five_tiles_as_for_one(alice):
+    def cost(count: int) -> int:
+        job = make_job(alice, SMALL_PHOTO)
+        failures = [Result.decode(failed_result(job.pk, index, "ValueError: boom")) for index in range(count)]
+        with CaptureQueriesContext(connection) as captured:
+            record_results(failures)
+        assert job.tiles.filter(status=Tile.Status.FAILED).count() == count
+        return len(captured)
+
+    assert cost(5) == cost(1)
 
 
 def test_a_result_for_an_unknown_job_changes_nothing(job):

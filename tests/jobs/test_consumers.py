@@ -48,7 +48,8 @@ class Page:
             self.asked = False
         elif message["type"] == "tile":
             self.tiles.add((message["stage"], message["index"]))
-        self.status = message.get("status", self.status)
+        if message["type"] in ("snapshot", "status"):  # a tile event's "status" is the tile's
+            self.status = message["status"]
         ended = message["type"] == "status" and self.status in TERMINAL
         if (message["tiles_done"] > len(self.tiles) or ended) and not self.asked:
             await self.communicator.send_json_to(SNAPSHOT_REQUEST)
