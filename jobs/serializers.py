@@ -99,7 +99,7 @@ class JobSerializer(serializers.ModelSerializer):
 
 class TileSerializer(serializers.ModelSerializer):
     state = serializers.ChoiceField(
-        choices=Tile.STATES, read_only=True, help_text="queued, sent (to a worker, not back yet), done or failed"
+        choices=Tile.STATES, read_only=True, help_text="queued, sent (to a worker, not back), done or failed"
     )
     retried = serializers.SerializerMethodField(help_text="sent more than once")
     place = serializers.SerializerMethodField()

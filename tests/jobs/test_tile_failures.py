@@ -134,7 +134,7 @@ def test_a_failed_tile_tells_its_whole_story(job, alice_api):
     ("attempts", "sent", "state", "retried"),
     [(0, False, "queued", False), (1, True, "sent", False), (2, True, "sent", True)],
 )
-def test_a_tile_not_back_yet_is_pending_or_in_flight(job, alice_api, attempts, sent, state, retried):
+def test_a_tile_not_back_yet_is_queued_or_sent(job, alice_api, attempts, sent, state, retried):
     sent_at = timezone.now() - timedelta(seconds=3) if sent else None
     Tile.objects.filter(job=job, index=1).update(attempts=attempts, dispatched_at=sent_at)
     body = alice_api.get(tile_url(job, 1)).json()
