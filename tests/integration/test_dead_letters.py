@@ -1,5 +1,7 @@
 """Tasks the workers give up on, seen by staff: the failed tile's story and the dead-letter topic."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -79,3 +81,20 @@ def test_staff_see_the_dead_letters_page_and_others_are_refused(api, parked, sys
     assert page.goto(f"{system.url}/dead-letters/").status == 403
     assert api.get(f"{api.base}/api/dead-letters/").status_code == 403
     page.context.close()
+
+
+def test_the_owner_sees_the_failed_tile_in_the_mosaic_and_its_error_in_the_tile_panel(
+    parked, system, chromium
+):
+    job, letters = parked
+    page = logged_in(chromium, system, "alice", "alice-pass")
+    page.goto(f"{system.url}/jobs/{job.pk}/")
+    failed = page.locator('#mosaic .tile.failed[data-index="0"]')
+    expect(failed).to_have_attribute("aria-label", re.compile(r"^tile 0: failed by \S+-worker-"))
+    expect(page.locator("#mosaic-summary")).to_contain_text("1 failed")
+    failed.click()
+    panel = page.locator("#tile-detail")
+    expect(panel).to_contain_text("Statefailed")
+    expect(panel).to_contain_text(f"Error{letters['failing']['reason']}")
+    expect(panel).to_contain_text(re.compile(r"Partition / offset\d+ / \d+"))  # where the task was read
+    assert serious_violations(page) == []
