@@ -49,7 +49,8 @@ def test_no_page_has_a_serious_accessibility_finding(chromium, system, api, admi
             if viewport == PHONE:  # nothing wider than the screen: no sideways scrolling
                 assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
         page.context.close()
-    assert {name: problems for name, problems in found.items() if problems} == {}
+    problems = [f"{name}: {problem}" for name, found_there in found.items() for problem in found_there]
+    assert problems == [], "\n".join(problems)
 
 
 def tab_to(page: Page, selector: str, limit: int = 60) -> None:
