@@ -12,11 +12,13 @@ class JobSerializer(serializers.ModelSerializer):
     timings = serializers.DictField(read_only=True)
     duration = serializers.FloatField(read_only=True)
     priority = serializers.SerializerMethodField()
+    owner = serializers.CharField(source="owner.username", read_only=True)
 
     class Meta:
         model = Job
         fields = [
             "id",
+            "owner",
             "status",
             "priority",
             "original_name",
