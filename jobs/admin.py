@@ -72,6 +72,7 @@ class JobAdmin(admin.ModelAdmin):
         for f in Job._meta.fields
         if f.name != "priority"
     ] + ["tile_list"]
+    exclude = ["original", "result"]  # shown as those links instead
 
     def has_add_permission(self, request):
         return False  # jobs come through the submit page, the API or `manage.py submit`
