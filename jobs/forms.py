@@ -33,13 +33,13 @@ class HistoryFilter(forms.Form):
         required=False, choices=[("", "any status")] + [(s, s) for s in Job.Status.values]
     )
     op = forms.ChoiceField(
-        required=False, label="operation", choices=[("", "any operation")] + [(n, n) for n in OPERATIONS]
+        required=False, label="Operation", choices=[("", "any operation")] + [(n, n) for n in OPERATIONS]
     )
-    since = forms.DateField(required=False, label="from", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="to", widget=forms.DateInput(attrs={"type": "date"}))
-    q = forms.CharField(required=False, max_length=200, label="file name")
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=200, label="File name")
     scope = forms.ChoiceField(
-        required=False, label="jobs", choices=[("all", "everyone's"), ("mine", "mine")], initial="all"
+        required=False, label="Jobs", choices=[("all", "everyone's"), ("mine", "mine")], initial="all"
     )
     owner = forms.ModelChoiceField(
         required=False,
@@ -49,7 +49,7 @@ class HistoryFilter(forms.Form):
     )
 
     def __init__(self, data, user):
-        super().__init__(data)
+        super().__init__(data, label_suffix="")
         self.user = user
         if not user.is_staff:
             del self.fields["scope"], self.fields["owner"]

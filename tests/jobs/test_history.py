@@ -70,9 +70,9 @@ def test_the_api_refuses_filters_it_cannot_read(client, staff):
 def test_every_filter_control_has_a_label(client, jobs, user, request):
     client.force_login(request.getfixturevalue(user))
     form = re.search(r'<form method="get" class="filters".*?</form>', client.get("/").content.decode(), re.S)
-    controls = re.findall(r"<(?:select|input)\b", form.group(0))
-    labelled = re.findall(r"<label>[^<]*<(?:select|input)\b", form.group(0))
-    assert len(controls) == len(labelled) == (5 if user == "alice" else 7)
+    controls = re.findall(r'<(?:select|input)\b[^>]*\bid="([^"]+)"', form.group(0))
+    labelled = re.findall(r'<label for="([^"]+)">\w', form.group(0))
+    assert controls == labelled and len(controls) == (5 if user == "alice" else 7)
 
 
 def test_thumbnails_say_which_image_they_show(client, alice, jobs):

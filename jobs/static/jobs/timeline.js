@@ -87,11 +87,13 @@
     });
     const head = element("tr");
     for (const title of ["Worker", "Tiles", "Busy (s)", "First tile", "Last tile"]) head.append(element("th", {scope: "col"}, title));
-    const result = element("table", {class: "visually-hidden"});
+    const result = element("table");
     result.append(element("caption", {}, caption), element("thead"), element("tbody"));
     result.tHead.append(head);
     result.tBodies[0].append(...rows);
-    return result;
+    const hidden = element("div", {class: "visually-hidden"});  // a table is never narrower than its cells
+    hidden.append(result);
+    return hidden;
   }
 
   function legend(data, colours) {
