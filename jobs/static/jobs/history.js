@@ -8,6 +8,12 @@
   const body = table.tBodies[0];
   const staff = table.dataset.staff === "true";
   const url = `/api/jobs/?${table.dataset.query}`;
+  const none = body.querySelector("tr.empty") || Object.assign(document.createElement("tr"), {className: "empty"});
+  if (!none.cells.length) {  // the server listed jobs; should none be left, say so as it would
+    none.append(Object.assign(document.createElement("td"), {
+      colSpan: table.tHead.rows[0].cells.length, textContent: "No jobs match these filters.",
+    }));
+  }
   const cell = (text, className = "") => Object.assign(document.createElement("td"), {textContent: text, className});
   const link = (job, child) => {
     const a = Object.assign(document.createElement("a"), {href: `/jobs/${job.id}/`});
@@ -56,12 +62,11 @@
     if (!response.ok) return;
     const rows = new Map([...body.querySelectorAll("tr[data-job]")].map(tr => [tr.dataset.job, tr]));
     const jobs = (await response.json()).results;
-    if (!jobs.length) return;  // keep the server's "no jobs" row
-    body.replaceChildren(...jobs.map(job => {
+    body.replaceChildren(...(jobs.length ? jobs.map(job => {
       const tr = rows.get(job.id) || newRow(job);
       update(tr, job);
       return tr;
-    }));
+    }) : [none]));
   }
   setInterval(refresh, 2000);
 })();

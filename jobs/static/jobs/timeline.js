@@ -9,7 +9,9 @@
 (() => {
   const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
   const SVG = "http://www.w3.org/2000/svg";
-  const LABEL = 110, LANE = 22, GAP = 6, AXIS = 18, CHART = 60;
+  const LABEL = 110, LANE = 22, GAP = 6, AXIS = 18, CHART = 60, NAME = 16;
+  const TEXT = "#1d2430", MUTED = "#4a5260", TRACK = "#eef0f3";
+  const HIDDEN = "position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap";
 
   const element = (name, attributes = {}, text = "") => {
     const node = name.startsWith("svg:") ? document.createElementNS(SVG, name.slice(4)) : document.createElement(name);
@@ -19,6 +21,12 @@
   };
   const clock = time => new Date(time).toLocaleTimeString([], {hour12: false});
   const colourOf = workers => new Map(workers.map((worker, n) => [worker.id, PALETTE[n % PALETTE.length]]));
+
+  function name(id, y) {  // a long worker id keeps its end (the host's worker number) and a tooltip
+    const text = element("svg:text", {x: 0, y, fill: TEXT}, id.length > NAME ? `…${id.slice(1 - NAME)}` : id);
+    text.append(element("svg:title", {}, id));
+    return text;
+  }
 
   function lanes(data, width, colours) {
     const since = Date.parse(data.since), until = Date.parse(data.until);
@@ -35,8 +43,8 @@
     data.workers.forEach((worker, n) => {
       const top = n * (LANE + GAP);
       const lane = element("svg:g", {class: "lane", "data-lane": worker.id});
-      lane.append(element("svg:rect", {x: LABEL, y: top, width: plot, height: LANE, class: "lane-track"}),
-                  element("svg:text", {x: 0, y: top + LANE - 6, class: "lane-name"}, worker.id));
+      lane.append(element("svg:rect", {x: LABEL, y: top, width: plot, height: LANE, fill: TRACK}),
+                  name(worker.id, top + LANE - 6));
       for (const span of byWorker.get(worker.id)) {
         const start = x(span.start), bar = element("svg:rect", {
           x: start, y: top + 2, width: Math.max(1, x(span.end) - start), height: LANE - 4,
@@ -49,8 +57,8 @@
       svg.append(lane);
     });
     const bottom = height - 4;
-    svg.append(element("svg:text", {x: LABEL, y: bottom, class: "axis"}, clock(data.since)),
-               element("svg:text", {x: width, y: bottom, class: "axis", "text-anchor": "end"}, clock(data.until)));
+    svg.append(element("svg:text", {x: LABEL, y: bottom, fill: MUTED}, clock(data.since)),
+               element("svg:text", {x: width, y: bottom, fill: MUTED, "text-anchor": "end"}, clock(data.until)));
     return svg;
   }
 
@@ -63,14 +71,14 @@
       "aria-label": `Throughput: ${total} tiles in ${counts.length} buckets of ${data.bucket_seconds} s, `
                     + `at most ${Math.max(0, ...counts)} in one.`,
     });
-    svg.append(element("svg:text", {x: 0, y: CHART / 2, class: "lane-name"}, `tiles / ${data.bucket_seconds} s`),
-               element("svg:text", {x: LABEL - 6, y: 12, class: "axis", "text-anchor": "end"}, String(peak)));
+    svg.append(element("svg:text", {x: 0, y: CHART / 2, fill: TEXT}, `tiles / ${data.bucket_seconds} s`),
+               element("svg:text", {x: LABEL - 6, y: 12, fill: MUTED, "text-anchor": "end"}, String(peak)));
     counts.forEach((count, n) => {
       const height = (count / peak) * CHART;
       svg.append(element("svg:rect", {x: LABEL + n * step + 0.5, y: CHART - height, width: Math.max(1, step - 1),
-                                      height, class: "bucket", "data-tiles": count}));
+                                      height, fill: PALETTE[0], class: "bucket", "data-tiles": count}));
     });
-    svg.append(element("svg:line", {x1: LABEL, x2: width, y1: CHART, y2: CHART, class: "baseline"}));
+    svg.append(element("svg:line", {x1: LABEL, x2: width, y1: CHART, y2: CHART, stroke: MUTED}));
     return svg;
   }
 
@@ -91,7 +99,8 @@
     result.append(element("caption", {}, caption), element("thead"), element("tbody"));
     result.tHead.append(head);
     result.tBodies[0].append(...rows);
-    const hidden = element("div", {class: "visually-hidden"});  // a table is never narrower than its cells
+    // Off screen, not hidden: screen readers read it. (Wrapped: a table is never narrower than its cells.)
+    const hidden = element("div", {style: HIDDEN});
     hidden.append(result);
     return hidden;
   }
@@ -118,6 +127,7 @@
       if (data.truncated) parts.push(element("p", {class: "timeline-note"}, `Showing the latest ${data.max_spans} tiles.`));
     }
     if (options.throughput !== false) parts.push(throughput(data, width));
+    container.classList.add("timeline");
     container.replaceChildren(...parts);
   }
 
