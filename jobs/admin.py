@@ -116,9 +116,6 @@ class TileAdmin(ReadOnlyAdmin):
     search_fields = ["worker", "error"]
     fields = [f.name for f in Tile._meta.fields if f.name != "result"]  # its media URL is not served
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # a job without one of its tiles could never be assembled
-
 
 @admin.register(Collector)
 class CollectorAdmin(ReadOnlyAdmin):
