@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from jobs.models import Tile
 
 from .browser import PHONE, logged_in, serious_violations, shoot
-from .conftest import submit, wait_until_finished
+from .conftest import submit, two_workers_assigned, wait_for, wait_until_finished
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,10 @@ def test_staff_filter_history_by_owner_and_operation(api, system, chromium, staf
 
 
 def test_the_workers_page_shows_each_workers_tiles_on_the_timeline(api, system, chromium):
-    job = submit(api, "rocket.jpg", [{"op": "invert"}], tile_size=64)
+    # Worker rows come back with their next heartbeat after each test's flush; the dispatcher
+    # sends only to partitions it knows are held, so both must be back for both to get tiles.
+    wait_for(lambda: two_workers_assigned(system), "both workers' heartbeats", system)
+    job = submit(api, "rocket.jpg", [{"op": "median", "size": 5}, {"op": "grayscale"}], tile_size=64)
     wait_until_finished(api, system, job["id"])
     per_worker = dict(Tile.objects.filter(job=job["id"]).count_by("worker"))
     assert len(per_worker) == 2 and sum(per_worker.values()) == 70
