@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from jobs import api as job_api
+from jobs import timeline
 from jobs import views as job_views
 from jobs.api import JobViewSet
 from workers import views as worker_views
@@ -26,5 +27,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/operations/", job_api.operations, name="api-operations"),
+    path("api/timeline/", timeline.timeline, name="api-timeline"),
     path("api/", include(router.urls)),
 ]

@@ -1,17 +1,18 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from . import actions
 from .models import Collector, Job, Tile
 
 
-class TileInline(admin.TabularInline):
-    model = Tile
-    extra = 0
-    can_delete = False
-    fields = ["index", "status", "worker", "attempts", "partition", "offset", "duration_ms"]
-    readonly_fields = fields
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the pipeline writes: staff look, never add or change (so no form offers Save)."""
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -54,7 +55,6 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     search_fields = ["original_name", "owner__username", "id"]
     date_hierarchy = "created_at"
-    inlines = [TileInline]
     actions = [cancel_jobs, retry_jobs, pause_jobs, resume_jobs]
 
     @admin.display(description="size")
@@ -66,7 +66,35 @@ class JobAdmin(admin.ModelAdmin):
         return None if job.duration is None else round(job.duration, 1)
 
     # Pipeline fields are the collector's to change, never an admin's; staff may set the priority.
-    readonly_fields = [f.name for f in Job._meta.fields if f.name != "priority"]
+    # The files are shown as links to the app's authenticated downloads (media is not served).
+    readonly_fields = [
+        {"original": "original_file", "result": "result_file"}.get(f.name, f.name)
+        for f in Job._meta.fields
+        if f.name != "priority"
+    ] + ["tile_list"]
+    exclude = ["original", "result"]  # shown as those links instead
+
+    def has_add_permission(self, request):
+        return False  # jobs come through the submit page, the API or `manage.py submit`
+
+    @admin.display(description="original")
+    def original_file(self, job):
+        url = reverse("api-job-original", args=[job.pk])
+        return format_html('<a href="{}">{}</a>', url, job.original_name)
+
+    @admin.display(description="result")
+    def result_file(self, job):
+        if not job.result:
+            return None
+        return format_html('<a href="{}">{}</a>', reverse("api-job-result", args=[job.pk]), job.result.name)
+
+    @admin.display(description="tiles")
+    def tile_list(self, job):
+        """A link to the job's tiles in their own list, which pages, sorts and filters them; a job
+        can have thousands, more than an inline on this page could show."""
+        url = f"{reverse('admin:jobs_tile_changelist')}?job__id__exact={job.pk}"
+        counts = ", ".join(f"{n} {status}" for status, n in job.tiles.count_by("status"))
+        return format_html('<a href="{}">{} tiles</a> ({})', url, job.tiles_total, counts)
 
     def save_model(self, request, obj, form, change):
         if change and "priority" in form.changed_data:
@@ -81,18 +109,18 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tile)
-class TileAdmin(admin.ModelAdmin):
-    list_display = ["job", "index", "status", "worker", "attempts", "duration_ms", "partition", "offset"]
-    list_filter = ["status"]
+class TileAdmin(ReadOnlyAdmin):
+    list_display = ["job", "stage", "index", "status", "worker", "attempts", "duration_ms", "partition"]
+    list_filter = ["status", "stage"]
     list_select_related = ["job"]
-    readonly_fields = [f.name for f in Tile._meta.fields]
+    search_fields = ["worker", "error"]
+    fields = [f.name for f in Tile._meta.fields if f.name != "result"]  # its media URL is not served
 
 
 @admin.register(Collector)
-class CollectorAdmin(admin.ModelAdmin):
+class CollectorAdmin(ReadOnlyAdmin):
     list_display = ["id", "consuming", "partitions", "lag", "rebuilds", "stalled", "last_seen", "stopped"]
     list_filter = ["stopped"]
-    readonly_fields = [f.name for f in Collector._meta.fields]
 
     @admin.display(boolean=True)
     def consuming(self, collector):

@@ -6,9 +6,10 @@ from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirec
 from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -17,6 +18,7 @@ from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
 from . import actions, previews
+from .forms import HistoryFilter
 from .models import Job
 from .serializers import JobSerializer, PrioritySerializer, TileSerializer, submit_schema
 from .throttles import SubmitRateThrottle
@@ -30,6 +32,21 @@ def operations(request):
     return Response(catalogue())
 
 
+# GET /api/jobs/ takes the history page's filters (jobs.forms.HistoryFilter).
+LIST_FILTERS = [
+    OpenApiParameter("status", str, enum=Job.Status.values),
+    OpenApiParameter("op", str, description="the chain contains this operation"),
+    OpenApiParameter("since", OpenApiTypes.DATE, description="created on or after"),
+    OpenApiParameter("until", OpenApiTypes.DATE, description="created on or before"),
+    OpenApiParameter("q", str, description="the file name contains"),
+    OpenApiParameter("scope", str, enum=["all", "mine"], description="staff: every job or their own"),
+    OpenApiParameter("owner", str, description="staff: one owner's jobs (username)"),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=LIST_FILTERS, description="Newest first, filtered as on History.")
+)
 class JobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
@@ -38,7 +55,13 @@ class JobViewSet(
     queryset = Job.objects.none()  # for the schema's types only; get_queryset scopes every request
 
     def get_queryset(self):
-        return Job.objects.visible_to(self.request.user)
+        jobs = Job.objects.visible_to(self.request.user)
+        if self.action != "list":
+            return jobs
+        filters = HistoryFilter(self.request.query_params, self.request.user)  # the history page's
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        return filters.apply(jobs.select_related("owner"))
 
     def get_throttles(self):
         return [SubmitRateThrottle()] if self.action == "create" else super().get_throttles()

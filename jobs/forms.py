@@ -2,7 +2,9 @@ import json
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
+from imagepipe.core.operations import OPERATIONS
 from imagepipe.core.output import FORMATS
 
 from .models import Job
@@ -45,23 +47,46 @@ class SubmitJobForm(forms.Form):
 
 
 class HistoryFilter(forms.Form):
-    """The history page's filters: status, created between two dates, file name contains."""
+    """The history's filters, for the page and ``GET /api/jobs/`` alike: status, created between two
+    dates, file name contains, chain contains an operation; for staff also whose jobs (theirs or all,
+    one owner). Other users never get the owner fields: their jobs are all they can see anyway."""
 
     status = forms.ChoiceField(
         required=False, choices=[("", "any status")] + [(s, s) for s in Job.Status.values]
     )
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    q = forms.CharField(required=False, max_length=200, label="file name")
+    op = forms.ChoiceField(
+        required=False, label="Operation", choices=[("", "any operation")] + [(n, n) for n in OPERATIONS]
+    )
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=200, label="File name")
+    scope = forms.ChoiceField(
+        required=False, label="Jobs", choices=[("all", "everyone's"), ("mine", "mine")], initial="all"
+    )
+    owner = forms.ModelChoiceField(
+        required=False,
+        queryset=get_user_model().objects.filter(jobs__isnull=False).distinct().order_by("username"),
+        to_field_name="username",
+        empty_label="any owner",
+    )
+
+    def __init__(self, data, user):
+        super().__init__(data, label_suffix="")
+        self.user = user
+        if not user.is_staff:
+            del self.fields["scope"], self.fields["owner"]
 
     def apply(self, jobs):
+        """``jobs`` (already what the user may see) narrowed by the valid filters."""
         if not self.is_valid():
             return jobs
         data = self.cleaned_data
         lookups = {
             "status": data["status"],
+            "operations__contains": [{"op": data["op"]}] if data["op"] else None,
             "created_at__date__gte": data["since"],
             "created_at__date__lte": data["until"],
             "original_name__icontains": data["q"],
+            "owner": self.user if data.get("scope") == "mine" else data.get("owner"),
         }
         return jobs.filter(**{key: value for key, value in lookups.items() if value})

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from imagepipe.core.chain import split_stages
@@ -101,6 +102,9 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("job-detail", args=[self.pk])
 
     @cached_property
     def steps(self):

@@ -52,11 +52,13 @@ class JobSerializer(serializers.ModelSerializer):
     phase = serializers.CharField(read_only=True, allow_null=True, help_text="the phase under way, if any")
     duration = serializers.FloatField(read_only=True)
     priority = serializers.SerializerMethodField()
+    owner = serializers.CharField(source="owner.username", read_only=True)
 
     class Meta:
         model = Job
         fields = [
             "id",
+            "owner",
             "status",
             "priority",
             "original_name",

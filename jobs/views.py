@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from rest_framework.settings import api_settings
 
 from . import actions
 from .forms import HistoryFilter, SubmitJobForm
@@ -17,12 +18,13 @@ from .uploads import UploadError
 
 @login_required
 def history(request):
-    filters = HistoryFilter(request.GET)
+    filters = HistoryFilter(request.GET, request.user)
     jobs = filters.apply(Job.objects.visible_to(request.user).select_related("owner"))
-    page = Paginator(jobs, 25).get_page(request.GET.get("page"))
+    # As many rows as a page of GET /api/jobs/, which history.js polls to keep the first page live.
+    page = Paginator(jobs, api_settings.PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"page": page, "filters": filters, "query": query.urlencode(), "statuses": Job.Status.values}
+    context = {"page": page, "filters": filters, "query": query.urlencode()}
     return render(request, "jobs/history.html", context)
 
 

@@ -1,10 +1,17 @@
+from django.utils import timezone
 from rest_framework import serializers, viewsets
+
+from jobs.timeline import RATE_SECONDS, tiles_per_second
 
 from .models import Worker
 
 
 class WorkerSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True)
+    seconds_since_seen = serializers.SerializerMethodField()
+    tiles_per_second = serializers.SerializerMethodField(
+        help_text=f"tiles recorded in the last {RATE_SECONDS} s, per second"
+    )
 
     class Meta:
         model = Worker
@@ -15,13 +22,25 @@ class WorkerSerializer(serializers.ModelSerializer):
             "status",
             "first_seen",
             "last_seen",
+            "seconds_since_seen",
             "tiles_done",
+            "tiles_per_second",
             "current_job",
             "partitions",
             "counters",
         ]
 
+    def get_seconds_since_seen(self, worker: Worker) -> float:
+        """By the server's clock, so a browser's own clock cannot make it wrong."""
+        return round((timezone.now() - worker.last_seen).total_seconds(), 1)
+
+    def get_tiles_per_second(self, worker: Worker) -> float:
+        return round(self.context["rates"].get(worker.id, 0.0), 1)
+
 
 class WorkerViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Worker.objects.all()
+    queryset = Worker.objects.order_by("id")  # a row keeps its place from one poll to the next
     serializer_class = WorkerSerializer
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "rates": tiles_per_second()}
