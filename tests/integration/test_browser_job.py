@@ -12,7 +12,7 @@ from tests.core.reference import reference
 from tests.images import photo
 
 from .browser import PHONE, logged_in, serious_violations, shoot
-from .conftest import submit, wait_until_finished
+from .conftest import submit, two_workers_assigned, wait_for, wait_until_finished
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,14 @@ def page(chromium, system, api):
     return logged_in(chromium, system, "alice", "alice-pass")
 
 
+def both_workers(system) -> None:
+    """Worker rows come back with their next heartbeat after each test's flush, and the dispatcher
+    sends only to partitions it knows are held: wait for both before a test that needs both."""
+    wait_for(lambda: two_workers_assigned(system), "both workers' heartbeats", system)
+
+
 def test_every_tile_shows_from_the_start_and_each_stage_fills_its_own_grid(page, api, system, tmp_path):
+    both_workers(system)
     system.stop("dispatcher")  # queued, and nothing sent: the page must show the whole grid waiting
     try:
         job = submit(api, "rocket.jpg", TWO_STAGES, tile_size=64)
@@ -126,3 +133,15 @@ def test_the_job_page_fits_a_phone(chromium, system, api):
     assert page.locator("#mosaic").bounding_box()["width"] <= PHONE["width"] - 20
     assert serious_violations(page) == []
     shoot(page, "job-phone")
+
+
+def test_the_job_page_has_the_jobs_timeline_one_lane_per_worker(page, api, system):
+    both_workers(system)
+    job = submit(api, "rocket.jpg", [{"op": "median", "size": 3}], tile_size=64)  # 70 tiles
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    lanes = page.locator("#job-timeline g.lane")
+    expect(lanes).to_have_count(2)
+    spans = page.locator("#job-timeline rect.span")
+    expect(spans).to_have_count(70)
+    assert set(spans.evaluate_all("all => all.map(s => s.dataset.job)")) == {job["id"]}

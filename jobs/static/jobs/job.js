@@ -229,6 +229,7 @@
     recolour();
     if (fresh || view.stage === null) layout(job.stage);
     summarise();
+    if (TERMINAL.includes(job.status)) drawTimeline(true); // the final snapshot: every tile is in
     asked = false;
   }
 
@@ -413,11 +414,22 @@
     };
   }
 
+  // The job's timeline (jobs/timeline.js): redrawn every few seconds while tiles come, once at the end.
+  const TIMELINE_MS = 3000;
+  let timelineAt = 0;
+  async function drawTimeline(force) {
+    if (!known || (!force && Date.now() - timelineAt < TIMELINE_MS)) return;
+    timelineAt = Date.now();
+    const response = await fetch(`/api/timeline/?job=${job.id}`);
+    if (response.ok) window.ImagePipeTimeline.draw($("job-timeline"), await response.json(), {throughput: false});
+  }
+
   function tick() {
     const now = job.finished_at ? Date.parse(job.finished_at) : Date.now();
     $("elapsed").textContent = `${((now - Date.parse(job.created_at)) / 1000).toFixed(1)} s`;
     showTimeLeft();
     showTimings();
+    if (!TERMINAL.includes(job.status)) drawTimeline(false);
     if (!TERMINAL.includes(job.status) && Date.now() - lastMessage > QUIET_MS) {
       lastMessage = Date.now();
       resync();
