@@ -58,8 +58,8 @@ def seconds(text: str) -> float | None:
 
 def errors(seen: list[dict], total: int) -> dict[float, dict]:
     """At each mark: the time left shown, what was left until the last tile and until done."""
-    last_tile = next(s["t"] for s in seen if s["count"] == total)
     done = next(s["t"] for s in seen if s["status"] == "done")
+    last_tile = next((s["t"] for s in seen if s["count"] == total), done)  # a page may count on late
     found = {}
     for mark in MARKS:
         shown = next(s for s in seen if s["count"] >= mark * total and seconds(s["eta"]) is not None)
