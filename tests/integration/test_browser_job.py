@@ -86,7 +86,6 @@ def test_the_before_after_split_lies_under_the_handle_with_the_halves_named(page
         split = page.locator("#before-clip").bounding_box()
         handle = image["x"] + 8 + (image["width"] - 16) * value / 100  # the centre of the 16-px thumb
         assert split["x"] + split["width"] == pytest.approx(handle, abs=1)
-    shoot(page, "job-done")
 
 
 def test_a_chain_that_turns_the_image_shows_the_two_side_by_side(page, api, system):

@@ -39,12 +39,18 @@
 
   // --- the mosaic -------------------------------------------------------------------------
 
+  const fittingScale = stage => Math.min(1, $("mosaic-wrap").clientWidth / canvases[stage][0]);
+
+  // Lays out a stage's tiles; laid out again (the window resized), the selected tile stays
+  // selected, and keeps the keyboard focus if it had it.
   function layout(stage) {
+    const kept = view.stage === stage && view.active ? Number(view.active.dataset.index) : null;
+    const focused = mosaic.contains(document.activeElement);
     view.stage = stage;
     view.cells.clear();
     view.active = null;
     const canvas = canvases[stage];
-    view.scale = Math.min(1, $("mosaic-wrap").clientWidth / canvas[0]);
+    view.scale = fittingScale(stage);
     mosaic.style.width = `${canvas[0] * view.scale}px`;
     mosaic.style.height = `${canvas[1] * view.scale}px`;
     mosaic.dataset.stage = stage;
@@ -52,7 +58,7 @@
     const cells = [];
     for (const t of tiles.values()) if (t.stage === stage) cells.push(cell(t));
     mosaic.replaceChildren(...cells);
-    if (cells.length) activate(cells[0], false);
+    if (cells.length) activate(view.cells.get(kept) || cells[0], focused);
     $("view-stage").value = stage;
     if (job.status === "done" && stage === stageCount() - 1) showResultUnder();
   }
@@ -469,7 +475,9 @@
     $("after").onload = fit;
     window.addEventListener("resize", fit);
   }
-  window.addEventListener("resize", () => { if (view.stage !== null) layout(view.stage); });
+  window.addEventListener("resize", () => {
+    if (view.stage !== null && fittingScale(view.stage) !== view.scale) layout(view.stage);
+  });
 
   showStatus(job);
   connect();
