@@ -51,6 +51,7 @@ def test_every_tile_shows_from_the_start_and_each_stage_fills_its_own_grid(page,
     # Stage 2 starts with its own full grid, never a single row of the tiles done so far.
     expect(page.locator("#stage-label")).to_have_text("· stage 2 of 2", timeout=60_000)
     expect(page.locator('#mosaic[data-stage="1"] .tile')).to_have_count(70)
+    shoot(page, "job-stage-2")
     expect(page.locator("#status")).to_have_text("done", timeout=60_000)
     expect(page.locator("#announce")).to_have_text("The job is done; the result is ready to download.")
     expect(page.locator('#mosaic[data-stage="1"] .tile.done')).to_have_count(70)
