@@ -44,7 +44,6 @@ def test_a_user_submits_a_photo_and_watches_the_mosaic_fill(api, system, chromiu
 
     expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}/$"))
     page.wait_for_selector("#mosaic .tile.done")
-    shoot(page, "job-running")
     expect(page.locator("#status")).to_have_text("done", timeout=60_000)
     expect(page.locator("#mosaic .tile.done")).to_have_count(70)
     expect(page.locator("#timings")).to_contain_text("assembling")
