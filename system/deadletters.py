@@ -60,9 +60,10 @@ class Reading:
 
 
 @kafka.collected
-def latest(limit: int = LIMIT, timeout: float = TIMEOUT) -> Reading:
-    """The newest ``limit`` dead letters across the topic's partitions; Unreachable past ``timeout``."""
-    deadline = time.monotonic() + timeout
+def latest(limit: int = LIMIT, timeout: float | None = None) -> Reading:
+    """The newest ``limit`` dead letters across the topic's partitions; Unreachable past ``timeout``
+    (``TIMEOUT`` by default)."""
+    deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
     reader = kafka.consumer(
         "dead-letter-reader", **{"enable.auto.commit": False, "enable.partition.eof": True}
     )
