@@ -18,7 +18,7 @@ if [ "${1:-}" = --fast ]; then
   scripts/bootstrap.sh --no-broker
   checks
   # An address nothing listens on: a test that reaches for a broker fails rather than finds one.
-  exec env KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1 .venv/bin/pytest -n 2 -m "not kafka" "$@"
+  exec env KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1 .venv/bin/pytest -n 3 -m "not kafka" "$@"
 fi
 
 scripts/bootstrap.sh
