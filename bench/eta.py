@@ -17,14 +17,10 @@ import json
 import os
 import re
 import statistics
-import subprocess
-import uuid
 
-import django
 from playwright.sync_api import sync_playwright
 
-from bench.scheduling import Bench, Upload, jpeg, reference, run_system
-from imagepipe.processes import BASE_DIR, MANAGE
+from bench.scheduling import Bench, Upload, jpeg, private_setup, reference, run_system
 
 CHAINS = {
     "gaussian_blur r4": [{"op": "gaussian_blur", "radius": 4}],
@@ -100,18 +96,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8102)
     args = parser.parse_args()
-    env = {
-        "KAFKA_TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-",
-        "WORKER_HEARTBEAT_SECONDS": "1",
-        "DJANGO_SETTINGS_MODULE": "imagepipe.settings",
-    }
-    os.environ.update(env)
-    from bench.e2e import use_private_database
-
-    env["DATABASE_URL"] = use_private_database()
-    django.setup()
-    command = [*MANAGE, "ensure_demo_user", "--username", "alice", "--password", "alice-pass"]
-    subprocess.run(command, cwd=BASE_DIR, check=True, stdout=subprocess.DEVNULL)
+    env = private_setup(["alice"])
     data = jpeg(6000, 4000, seed=0)
     upload = Upload("photo.jpg", "24 MP", data, {json.dumps(c): reference(data, c) for c in CHAINS.values()})
     print(f"6000x4000 JPEG q90, tiles of 512 (96), {args.workers} workers, {os.cpu_count()} CPUs", flush=True)

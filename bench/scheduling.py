@@ -213,12 +213,9 @@ def run_system(env: dict[str, str], workers: int, port: int, users: list[str], w
         cleanup(system, bench.jobs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8101)
-    parser.add_argument("--skip-memory", action="store_true")
-    args = parser.parse_args()
+def private_setup(users: list[str]) -> dict[str, str]:
+    """This process on fresh bench topics and a private database, with ``users`` (password
+    ``<user>-pass``): the environment for ``run_system``."""
     env = {
         "KAFKA_TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-",
         "WORKER_HEARTBEAT_SECONDS": "1",
@@ -227,10 +224,20 @@ def main() -> None:
     os.environ.update(env)
     env["DATABASE_URL"] = use_private_database()
     django.setup()
-    users = ["alice", "bob", "carol"]
     for user in users:
         command = [*MANAGE, "ensure_demo_user", "--username", user, "--password", f"{user}-pass"]
         subprocess.run(command, cwd=BASE_DIR, check=True, stdout=subprocess.DEVNULL)
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    users = ["alice", "bob", "carol"]
+    env = private_setup(users)
     print("making the images and their whole-image references (not timed) ...", flush=True)
     uploads = {}
     sizes = {
