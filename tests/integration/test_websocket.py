@@ -9,6 +9,8 @@ from django.test import Client
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.snapshots import done_rows
+
 from .conftest import submit, wait_for, wait_until_finished
 
 pytestmark = pytest.mark.integration
@@ -46,7 +48,7 @@ def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, a
         while not events or events[-1]["type"] != "status" or events[-1]["status"] not in ("done", "failed"):
             events.append(json.loads(socket.recv(timeout=60)))
 
-    assert events[0]["type"] == "snapshot" and events[0]["tiles"] == []
+    assert events[0]["type"] == "snapshot" and len(events[0]["tiles"]) == 9 and done_rows(events[0]) == []
     tiles = [e for e in events if e["type"] == "tile"]
     assert sorted(e["index"] for e in tiles) == list(range(9))
     assert [e["tiles_done"] for e in tiles] == list(range(1, 10))
@@ -76,10 +78,10 @@ def follow(socket) -> list[dict]:
 
 
 def finished_tiles(messages: list[dict]) -> set[tuple[int, int]]:
-    """What a client knows from snapshots and tile events, deduplicated by (stage, index)."""
-    known = {(m["stage"], m["index"]) for m in messages if m["type"] == "tile"}
+    """What a client knows done from snapshots and tile events, deduplicated by (stage, index)."""
+    known = {(m["stage"], m["index"]) for m in messages if m["type"] == "tile" and m["status"] == "done"}
     for state in (m for m in messages if m["type"] == "snapshot"):
-        known |= {(row[0], row[1]) for row in state["tiles"]}
+        known |= {(row[0], row[1]) for row in done_rows(state)}
     return known
 
 
@@ -101,7 +103,7 @@ def test_a_socket_opened_mid_job_gets_a_snapshot_then_every_later_tile(api, syst
 
     first = messages[0]
     assert first["type"] == "snapshot" and first["tiles_total"] == 256
-    assert 0 < len(first["tiles"]) == first["tiles_done"] < 256
+    assert 0 < len(done_rows(first)) == first["tiles_done"] < 256 and len(first["tiles"]) == 256
     assert any(m["type"] == "tile" for m in messages)
     assert finished_tiles(messages) == {(0, index) for index in range(256)}
     assert messages[-1]["status"] == "done"

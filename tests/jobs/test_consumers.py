@@ -19,6 +19,7 @@ from jobs.consumers import SNAPSHOT_REQUEST, JobConsumer
 from jobs.events import push, status_event
 from jobs.models import Job, Tile
 from tests.images import noise
+from tests.snapshots import done_rows
 
 from .factories import make_job as submitted_job
 
@@ -44,9 +45,9 @@ class Page:
         message = await self.communicator.receive_json_from()
         self.received[message["type"]] += 1
         if message["type"] == "snapshot":
-            self.tiles |= {(row[0], row[1]) for row in message["tiles"]}
+            self.tiles |= {(row[0], row[1]) for row in done_rows(message)}
             self.asked = False
-        elif message["type"] == "tile":
+        elif message["type"] == "tile" and message["status"] == "done":
             self.tiles.add((message["stage"], message["index"]))
         if message["type"] in ("snapshot", "status"):  # a tile event's "status" is the tile's
             self.status = message["status"]
