@@ -26,6 +26,10 @@ fi
 # The browser tests inject axe-core (package.json) into each page for the accessibility scan.
 npm_stamp=node_modules/.lock-$(sha256sum package-lock.json | cut -c1-16)
 if [ ! -f "$npm_stamp" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "npm:      installing Node.js from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
   echo "npm:      installing package-lock.json (axe-core)"
   npm ci --silent --no-audit --no-fund
   touch "$npm_stamp"
