@@ -141,8 +141,18 @@ def restart_worker(system, name):
     wait_for(lambda: two_workers_assigned(system), "two workers sharing the partitions", system)
 
 
+@pytest.fixture
+def chromium(launched_chromium, transactional_db):
+    """The browser for one test: every page it opened is closed when the test ends, before the
+    test database is flushed (a page left open keeps its socket, which reads the tables the flush
+    truncates: Postgres then breaks the deadlock by failing the flush)."""
+    yield launched_chromium
+    for context in launched_chromium.contexts:
+        context.close()
+
+
 @pytest.fixture(scope="module")
-def chromium():
+def launched_chromium():
     """Debian's Chromium through Playwright (its own browser download can't be used here)."""
     # Playwright's sync API keeps an event loop running in this thread; Django then refuses
     # ORM calls from the test unless told that this loop is not an async context of its own.
