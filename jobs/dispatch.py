@@ -289,12 +289,13 @@ class Dispatcher:
         with transaction.atomic():
             if not _lead():
                 return 0  # another dispatcher is sending right now
-            # Still dispatchable? A pause or a cancel waits for the lock this step holds (models.
-            # _after_sends), so once it has answered, nothing more of the job goes out.
-            if not Job.objects.dispatchable().filter(pk=job.pk).exists():
-                return 0
             queued = job.tiles.queued(job.stage).select_for_update(skip_locked=True).order_by("index")
             tiles = {tile.index: tile.pk for tile in queued[:count]}
+            # Still dispatchable? A pause or a cancel waits for the lock this step holds (models.
+            # _after_sends), so once it has answered, nothing more of the job goes out. (Asked
+            # after the tiles: tables are taken in the order the collector and a flush take them.)
+            if not Job.objects.dispatchable().filter(pk=job.pk).exists():
+                return 0
             placed = self.publish(job, source, table, tiles, load)
             now = timezone.now()
             for partition, ids in placed.items():

@@ -88,18 +88,23 @@ def snapshot(job_id) -> dict | None:
     whatever the tile count.
 
     Both read one snapshot of the database (repeatable read), so the counts and the tiles agree
-    even while the collector records more between the two queries.
+    even while the collector records more between the two queries. The tiles are read first, each
+    query one table: tables are then taken in the order the collector's transaction and Django's
+    flush (TRUNCATE) take them, so none of them can deadlock with a snapshot.
     """
     outermost = not connection.in_atomic_block  # inside another transaction it can't be set
     with transaction.atomic(savepoint=False):
         if outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        tiles = list(
+            Tile.objects.filter(job_id=job_id).order_by("stage", "index").only("job", *SNAPSHOT_COLUMNS)
+        )
         job = Job.objects.defer("icc_profile").filter(pk=job_id).first()
         if job is None:
             return None
-        # "job" too: the related manager sets each tile's job, which would load a deferred job_id.
-        tiles = list(job.tiles.only("job", *SNAPSHOT_COLUMNS))
+    for tile in tiles:
+        tile.job = job  # one job for all: no query per tile
     workers: dict[str, int] = {}  # name -> its index in "workers", filled as tiles name them
     rows = [_row(job, tile, workers) for tile in tiles]
     return {
