@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from jobs.models import Tile
 from tests.core.reference import reference
 from tests.images import photo
 
@@ -145,3 +146,14 @@ def test_the_job_page_has_the_jobs_timeline_one_lane_per_worker(page, api, syste
     spans = page.locator("#job-timeline rect.span")
     expect(spans).to_have_count(70)
     assert set(spans.evaluate_all("all => all.map(s => s.dataset.job)")) == {job["id"]}
+
+
+def test_a_tile_sent_more_than_once_is_marked_and_said(page, api, system):
+    job = submit(api, "rocket.jpg", [{"op": "invert"}], tile_size=128)  # 20 tiles
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    Tile.objects.filter(job_id=job["id"], index=3).update(attempts=2)  # as recovery's second send leaves it
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    retried = page.locator("#mosaic .tile.retried")
+    expect(retried).to_have_count(1)
+    expect(retried).to_have_attribute("aria-label", re.compile(r"^tile 3: done by \S+, sent 2 times$"))
+    expect(page.locator("#mosaic-summary")).to_contain_text("1 sent more than once")
