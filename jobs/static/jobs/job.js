@@ -13,8 +13,8 @@
   const PREVIEW_LIMIT = 1000; // beyond this many tiles the mosaic shows outlines, not pixels
   const QUIET_MS = 20000; // no message for this long on an unfinished job: the final one may be lost
   const PACE_MS = 10000; // the time left is read from the pace of the last ten seconds' tiles
-  // Okabe & Ito's colour-blind-safe palette, workers in name order (the timeline uses the same).
-  const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+  // Okabe & Ito's colour-blind-safe palette, given to workers in name order, as on the timeline.
+  const PALETTE = window.ImagePipeTimeline.PALETTE;
 
   const tiles = new Map(); // "stage:index" -> {stage, index, place, state, worker, attempts, duration_ms}
   const canvases = [];
