@@ -290,7 +290,8 @@ class Dispatcher:
             if not _lead():
                 return 0  # another dispatcher is sending right now
             queued = job.tiles.queued(job.stage).select_for_update(skip_locked=True).order_by("index")
-            tiles = {tile.index: tile.pk for tile in queued[:count]}
+            claimed = list(queued.only("pk", "index", "attempts")[:count])
+            tiles = {tile.index: tile.pk for tile in claimed}
             # Still dispatchable? A pause or a cancel waits for the lock this step holds (models.
             # _after_sends), so once it has answered, nothing more of the job goes out. (Asked
             # after the tiles: tables are taken in the order the collector and a flush take them.)
@@ -304,8 +305,8 @@ class Dispatcher:
                 )
             if tiles and job.dispatched_at is None:
                 job.mark_dispatched(now)
-        if tiles:
-            push_sent(job, list(tiles.values()))
+        if tiles:  # each sent once more than it had been when claimed
+            push_sent(job, [(tile.index, tile.attempts + 1) for tile in claimed])
         return len(tiles)
 
     def publish(self, job, source, table, tiles: dict[int, int], load: Counter) -> dict[int, list[int]]:

@@ -57,11 +57,10 @@ async def _send_all(group: str, events: list[dict]) -> None:
         await layer.group_send(group, {"type": "job.event", "event": event})
 
 
-def push_sent(job: Job, tiles: list[int]) -> None:
-    """Tell the job's watchers which tiles just went to the workers, and how often each has been
-    sent (more than once: recovery sent it again)."""
-    sent = Tile.objects.filter(pk__in=tiles).values_list("index", "attempts")
-    push(job, {"type": "sent", "stage": job.stage, "tiles": [list(tile) for tile in sent]})
+def push_sent(job: Job, tiles: list[tuple[int, int]]) -> None:
+    """Tell the job's watchers which tiles just went to the workers: (index, times sent), more
+    than once when recovery sent one again."""
+    push(job, {"type": "sent", "stage": job.stage, "tiles": [list(tile) for tile in tiles]})
 
 
 def push_status(job) -> None:

@@ -9,7 +9,7 @@ from django.test import Client
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.snapshots import done_rows
+from tests.events import done_rows
 
 from .conftest import submit, wait_for, wait_until_finished
 

@@ -1,11 +1,8 @@
 """jobs.actions (cancel, retry, delete) through the API and the admin, on the real database and broker."""
 
-import asyncio
 from unittest.mock import ANY
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import ImageFilter
@@ -14,6 +11,7 @@ from imagepipe import kafka
 from jobs.collector import record_result
 from jobs.events import status_event
 from jobs.models import Job, Tile
+from tests.events import listening, next_message
 from tests.topics import read_topic
 
 from .factories import SMALL_PHOTO, failed_result, result_image, results_for
@@ -131,21 +129,6 @@ def cancel_in_the_admin(job, alice_api, admin_client):
 
 def delete_by_api(job, alice_api, admin_client):
     assert alice_api.delete(f"/api/jobs/{job.pk}/").status_code == 204
-
-
-def listening(group: str) -> str:
-    """A channel of the real channel layer, in the group a job's sockets are in."""
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group, channel)
-    return channel
-
-
-def next_message(channel: str) -> dict:
-    async def receive():
-        return await asyncio.wait_for(get_channel_layer().receive(channel), timeout=10)
-
-    return async_to_sync(receive)()
 
 
 @pytest.mark.parametrize("way", [cancel_by_api, cancel_in_the_admin, delete_by_api])

@@ -18,8 +18,8 @@ from django.db import transaction
 from jobs.consumers import SNAPSHOT_REQUEST, JobConsumer
 from jobs.events import push, status_event
 from jobs.models import Job, Tile
+from tests.events import done_rows
 from tests.images import noise
-from tests.snapshots import done_rows
 
 from .factories import make_job as submitted_job
 

@@ -17,6 +17,7 @@ from jobs import actions
 from jobs.collector import record_result
 from jobs.dispatch import PACE_SECONDS, Dispatcher, StageImages, Wakeups
 from jobs.models import Job, Tile
+from tests.events import listening, next_message
 from tests.images import noise, png_file
 from tests.topics import all_records
 from workers.models import Worker
@@ -199,3 +200,12 @@ def test_a_change_made_elsewhere_wakes_the_dispatcher_and_its_own_do_not():
         assert wakeups.wait(30)
     finally:
         wakeups.close()
+
+
+def test_the_jobs_page_hears_which_tiles_were_sent_and_how_often(dispatcher, job):
+    Tile.objects.filter(job=job, index=2).update(attempts=1)  # sent once before: recovery queued it again
+    channel = listening(job.group_name)
+    assert dispatcher.step() == 4
+    event = next_message(channel)["event"]
+    assert event == {"type": "sent", "stage": 0, "tiles": [[0, 1], [1, 1], [2, 2], [3, 1]]}
+    assert list(job.tiles.in_flight().order_by("index").values_list("attempts", flat=True)) == [1, 1, 2, 1]

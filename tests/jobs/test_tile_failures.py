@@ -10,10 +10,10 @@ from jobs import actions
 from jobs.collector import COUNTS, record_result, record_results
 from jobs.dispatch import task_messages
 from jobs.models import Job, Tile
+from tests.events import listening, next_message
 from workers.worker import process_task
 
 from .factories import SMALL_PHOTO, result_image, results_for
-from .test_actions import listening, next_message
 
 pytestmark = pytest.mark.django_db
 
