@@ -22,8 +22,10 @@
   // The pace of the stage under way, from live events only: [time, tiles done in the stage] as
   // they come, how long recent tiles took from sent to recorded, and when its last tiles were sent.
   const pace = {stage: null, samples: [], trips: [], lastSent: 0};
-  const counts = []; // per stage: how many of its tiles are queued, sent, done, failed
-  const stageCounts = stage => (counts[stage] ||= {queued: 0, sent: 0, done: 0, failed: 0});
+  const counts = [];
+  // per stage: how many of its tiles are queued, sent, done, failed, and sent more than once
+  const stageCounts = stage => (counts[stage] ||= {queued: 0, sent: 0, done: 0, failed: 0, retried: 0});
+  const workersSeen = new Set(); // every worker a tile names, kept as tiles come: the legend's
   let done = job.tiles_done; // the job's count, as the events tell it
   let known = 0; // tiles the page holds as done
   let queue = [];
@@ -34,7 +36,6 @@
 
   const key = (stage, index) => `${stage}:${index}`;
   const stageCount = () => canvases.length || job.stages;
-  const workerNames = () => [...new Set([...tiles.values()].map(t => t.worker).filter(Boolean))].sort();
   let colours = new Map();
 
   // --- the mosaic -------------------------------------------------------------------------
@@ -93,10 +94,10 @@
     view.cells.forEach(button => { button.style.backgroundImage = "none"; });
   }
 
+  // Called once per frame; does anything only when a worker joined the legend.
   function recolour() {
-    const names = workerNames();
-    const changed = names.length !== colours.size || names.some((name, i) => colours.get(name) !== PALETTE[i % PALETTE.length]);
-    if (!changed) return;
+    if (workersSeen.size === colours.size) return;
+    const names = [...workersSeen].sort();
     colours = new Map(names.map((name, i) => [name, PALETTE[i % PALETTE.length]]));
     for (const t of tiles.values()) paint(t);
     const legend = $("legend");
@@ -113,10 +114,8 @@
 
   function summarise() {
     const c = stageCounts(view.stage);
-    let retried = 0;
-    for (const t of tiles.values()) retried += t.stage === view.stage && t.attempts > 1;
     const parts = [`${c.done} done`, `${c.sent} in flight`, `${c.queued} queued`, `${c.failed} failed`];
-    if (retried) parts.push(`${retried} sent more than once`);
+    if (c.retried) parts.push(`${c.retried} sent more than once`);
     const stage = stageCount() > 1 ? `Stage ${view.stage + 1} of ${stageCount()}: ` : "";
     $("mosaic-summary").textContent = stage + parts.join(" · ");
     mosaic.setAttribute("aria-label", `tile mosaic, ${stage}${parts.join(", ")}`);
@@ -216,6 +215,8 @@
     const c = stageCounts(t.stage);
     if (before) c[before.state] -= 1;
     c[merged.state] += 1;
+    c.retried += (merged.attempts > 1) - (before?.attempts > 1);
+    if (merged.worker) workersSeen.add(merged.worker);
     known += (merged.state === "done") - (before?.state === "done");
     if (live && merged.state !== before?.state) notePace(merged, Date.now());
     paint(merged);
