@@ -24,10 +24,10 @@ from confluent_kafka.admin import NewTopic
 from PIL import Image
 
 from bench.photo import photo_like
-from imagepipe import kafka
 from imagepipe.core import codec
 from imagepipe.core.pipeline import cut_tile
 from imagepipe.core.tiling import tile_grid
+from pipeline import kafka
 
 PARTITIONS = 4
 KAFKA_DATA = Path(__file__).resolve().parent.parent / "var" / "kafka" / "data"

@@ -197,9 +197,9 @@ def tile_figures(job_id: str, phases: list[Phase], cpus: int) -> tuple[float, fl
 
 def cleanup(system: System, job_ids: list[str]) -> None:
     """Stop our processes, drop the bench topics and groups, delete the given jobs and files."""
-    from imagepipe import kafka
     from jobs import actions
     from jobs.models import Job
+    from pipeline import kafka
 
     system.stop_all()
     admin = kafka.admin()

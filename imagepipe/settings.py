@@ -55,7 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "jobs",
-    "workers",
+    "pipeline",
     "system",
 ]
 

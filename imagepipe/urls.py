@@ -8,18 +8,17 @@ from jobs import api as job_api
 from jobs import timeline
 from jobs import views as job_views
 from jobs.api import JobViewSet
-from workers import views as worker_views
-from workers.api import WorkerViewSet
+from system import workers
 
 router = DefaultRouter(trailing_slash=True)
 router.register("jobs", JobViewSet, basename="api-job")
-router.register("workers", WorkerViewSet, basename="api-worker")
+router.register("workers", workers.WorkerViewSet, basename="api-worker")
 
 urlpatterns = [
     path("", job_views.history, name="history"),
     path("jobs/new/", job_views.submit, name="job-submit"),
     path("jobs/<uuid:job_id>/", job_views.detail, name="job-detail"),
-    path("workers/", worker_views.worker_list, name="worker-list"),
+    path("workers/", workers.worker_list, name="worker-list"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("system.urls")),

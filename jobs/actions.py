@@ -1,8 +1,10 @@
 """What a user can do to a job, one function per verb: submit, cancel, retry, delete, pause, resume,
 prioritise.
 
-The API, the form, the admin and the management commands all call these, so every way in
-has the same side effects: the state change, what the workers are told, the websocket push.
+The API, the form, the admin and the management commands all call these, so every way in has the
+same side effects: the state change and the websocket push. Each writes its change and returns;
+the pipeline's processes act on it (the dispatcher tells the workers of a cancellation and
+assembles a retried job whose tiles are all in), so no request waits on Kafka or encodes an image.
 """
 
 from __future__ import annotations
@@ -12,25 +14,22 @@ from django.db import transaction
 from imagepipe.core.operations import chain_output_mode
 
 from . import previews
-from .assembly import assemble_job, discard_tiles
-from .dispatch import announce_cancel
 from .events import push_status
 from .models import Job, Tile
-from .uploads import (
+from .submission import (
     check_message_size,
     check_tile_count,
     clean_filename,
-    inspect_upload,
-    kept_profile,
     parse_operations,
     parse_output,
     parse_priority,
     parse_tile_size,
 )
+from .uploads import inspect_upload, kept_profile
 
 
 def submit(owner, upload, operations, tile_size=None, output_format=None, quality=None, priority=None) -> Job:
-    """Create a job from an upload; raises UploadError before anything is stored.
+    """Create a job from an upload; raises SubmissionError before anything is stored.
 
     ``job.notes`` lists what the submitter should know that did not stop the job (not stored).
     """
@@ -67,21 +66,20 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
 
 
 def cancel(job: Job) -> bool:
-    """Stop an unfinished job: workers drop its queued tiles, its page hears at once."""
+    """Stop an unfinished job: its page hears at once, the workers as soon as the dispatcher tells
+    them (``PendingCancellation``), and they drop its tiles."""
     if not job.cancel():
         return False
-    announce_cancel(job)
     push_status(job)
     return True
 
 
 def retry(job: Job) -> bool:
-    """Put a failed or cancelled job back to work, re-running only the tiles not done."""
+    """Put a failed or cancelled job back to work, re-running only the tiles not done (one whose
+    tiles are all in is assembled again by the dispatcher)."""
     if not job.reopen():
         return False
-    if job.tiles_done == job.tiles_total:
-        assemble_job(job)
-    else:
+    if job.tiles_done < job.tiles_total:
         job.tiles.in_flight(job.stage).update(dispatched_at=None)  # queued again: the dispatcher sends them
         job.tiles.filter(status=Tile.Status.FAILED).update(  # sent again too, from a clean slate
             status=Tile.Status.PENDING,
@@ -122,7 +120,7 @@ def prioritise(job: Job, priority: int) -> None:
 def delete(job: Job) -> None:
     """Remove a job with its original, tiles and result (cancelling it first if it still runs)."""
     cancel(job)
-    discard_tiles(job)
+    job.discard_tile_files()
     previews.discard(job)
     for field in (job.original, job.result):
         if field:

@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import actions
-from .models import Collector, Job, Tile
+from .models import Job, Tile
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -115,13 +115,3 @@ class TileAdmin(ReadOnlyAdmin):
     list_select_related = ["job"]
     search_fields = ["worker", "error"]
     fields = [f.name for f in Tile._meta.fields if f.name != "result"]  # its media URL is not served
-
-
-@admin.register(Collector)
-class CollectorAdmin(ReadOnlyAdmin):
-    list_display = ["id", "consuming", "partitions", "lag", "rebuilds", "stalled", "last_seen", "stopped"]
-    list_filter = ["stopped"]
-
-    @admin.display(boolean=True)
-    def consuming(self, collector):
-        return collector.consuming

@@ -21,8 +21,8 @@ from . import actions, previews
 from .forms import HistoryFilter
 from .models import Job
 from .serializers import JobSerializer, PrioritySerializer, TileSerializer, submit_schema
+from .submission import SubmissionError, parse_priority
 from .throttles import SubmitRateThrottle
-from .uploads import UploadError, parse_priority
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -84,7 +84,7 @@ class JobViewSet(
                 request.data.get("quality"),
                 request.data.get("priority"),
             )
-        except UploadError as exc:
+        except SubmissionError as exc:
             return Response({"error": str(exc)}, status=exc.status)
         # Notes such as a dropped ICC profile are told once, here; the job row does not keep them.
         warnings = {"warnings": job.notes} if job.notes else {}
@@ -121,7 +121,7 @@ class JobViewSet(
             return conflict(f"the job is {job.status}; only an unfinished job's priority can change")
         try:
             priority = parse_priority(request.data.get("priority"))
-        except UploadError as exc:
+        except SubmissionError as exc:
             return Response({"error": str(exc)}, status=400)
         actions.prioritise(job, priority)
         return Response(self.get_serializer(job).data)

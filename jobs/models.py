@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from pathlib import PurePath
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
@@ -37,6 +38,11 @@ class JobQuerySet(models.QuerySet):
     def unfinished(self) -> JobQuerySet:
         """Queued, running or assembling: jobs the pipeline still owes a result."""
         return self.exclude(status__in=Job.TERMINAL)
+
+    def reopened_complete(self) -> JobQuerySet:
+        """Jobs retried with every tile already in (an assembly that failed, a cancel during it):
+        running, and none of their tiles recorded in this run. The dispatcher assembles them."""
+        return self.filter(status=Job.Status.RUNNING, tiles_done=F("tiles_total"), last_tile_at__isnull=True)
 
     def count_by_status(self) -> dict[str, int]:
         """Every status with its number of jobs, zero included."""
@@ -257,7 +263,8 @@ class Job(models.Model):
         return self._end(Job.Status.FAILED, error[:2000])
 
     def cancel(self) -> bool:
-        """Cancel a job that has not ended yet; late results for it are ignored."""
+        """Cancel a job that has not ended yet; late results for it are ignored, and the workers are
+        to be told (``PendingCancellation``, in the same transaction)."""
         return self._end(Job.Status.CANCELLED, "cancelled by the user")
 
     def _end(self, status: str, error: str) -> bool:
@@ -268,11 +275,19 @@ class Job(models.Model):
                 .unfinished()
                 .update(status=status, error=error, finished_at=timezone.now())
             )
+            if ended:
+                self.refresh_from_db(fields=["status", "error", "finished_at", "generation"])
+            if ended and status == Job.Status.CANCELLED:
+                PendingCancellation.objects.create(job_id=self.pk, generation=self.generation)
         if ended:
-            self.refresh_from_db(fields=["status", "error", "finished_at"])
             # Its tiles hold no place in the dispatch window any more; a retry queues them again.
             Tile.objects.filter(job=self).in_flight().update(dispatched_at=None)
         return bool(ended)
+
+    def discard_tile_files(self) -> None:
+        """Delete the stored tiles (once the result holds their pixels, or the job goes)."""
+        for name in self.tiles.exclude(result="").values_list("result", flat=True):
+            default_storage.delete(name)
 
     def pause(self) -> bool:
         """Stop dispatching this job's queued tiles (those in flight finish); True if this call did it."""
@@ -462,44 +477,15 @@ class Tile(models.Model):
         }
 
 
-class CollectorQuerySet(models.QuerySet):
-    def live(self) -> CollectorQuerySet:
-        """Collectors that reported within COLLECTOR_STALE_SECONDS and have not stopped."""
-        since = timezone.now() - timedelta(seconds=settings.COLLECTOR_STALE_SECONDS)
-        return self.filter(stopped=False, last_seen__gte=since)
+class PendingCancellation(models.Model):
+    """A cancellation the workers have not been told of yet: written with the job's change, so the
+    request that cancels never waits on Kafka; the dispatcher publishes it to ``cancellations`` and
+    deletes it. Not a foreign key: a deleted job's tiles are to be dropped too."""
 
-
-class Collector(models.Model):
-    """A running collector's report of itself, rewritten every COLLECTOR_REPORT_SECONDS.
-
-    Workers are seen through the heartbeats the collector records; the collector itself is seen
-    through this row, so a collector that stops consuming is visible even though it is alive.
-    """
-
-    id = models.CharField(primary_key=True, max_length=255)  # <host>-<pid>
-    host = models.CharField(max_length=255)
-    pid = models.PositiveIntegerField()
-    started_at = models.DateTimeField(default=timezone.now)
-    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
-    last_message_at = models.DateTimeField(null=True, blank=True)
-    partitions = models.JSONField(default=list)  # "topic[partition]" held now
-    lag = models.BigIntegerField(default=0)  # messages waiting in those partitions
-    rebuilds = models.PositiveIntegerField(default=0)  # times its watchdog rebuilt its consumer
-    stalled = models.CharField(max_length=255, blank=True)  # why the last rebuild happened
-    stopped = models.BooleanField(default=False)
-
-    objects = CollectorQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-last_seen"]
+    id = models.BigAutoField(primary_key=True)  # the order they were made in
+    job_id = models.UUIDField()
+    generation = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return self.id
-
-    @property
-    def consuming(self) -> bool:
-        """Holds partitions and is not sitting on waiting messages past the watchdog's bound."""
-        if not self.partitions:
-            return False
-        quiet = timezone.now() - (self.last_message_at or self.started_at)
-        return not (self.lag and quiet > timedelta(seconds=settings.CONSUMER_STALL_SECONDS))
+        return f"cancel {self.job_id} up to generation {self.generation}"

@@ -12,8 +12,8 @@ from . import actions
 from .forms import HistoryFilter, SubmitJobForm
 from .models import Job
 from .serializers import JobSerializer
+from .submission import SubmissionError
 from .throttles import SubmitRateThrottle
-from .uploads import UploadError
 
 
 @login_required
@@ -49,7 +49,7 @@ def submit(request):
                 data["quality"],
                 data["priority"],
             )
-        except UploadError as exc:
+        except SubmissionError as exc:
             form.add_error(None, str(exc))
         else:
             return redirect("job-detail", job_id=job.pk)

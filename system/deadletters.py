@@ -21,9 +21,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from imagepipe import kafka
-from imagepipe.core.messages import MessageError, Task
 from jobs.models import Job
+from pipeline import kafka
+from pipeline.messages import MessageError, Task
 
 TIMEOUT = 3.0  # as the health checks'
 LIMIT, MAX_LIMIT = 100, 500
@@ -37,7 +37,7 @@ class Unreachable(Exception):
 @dataclass
 class DeadLetter:
     time: datetime | None  # when the worker parked it: the message's timestamp
-    reason: str  # the headers the worker set (workers.worker.TileWorker.dead_letter)
+    reason: str  # the headers the worker set (pipeline.worker.TileWorker.dead_letter)
     worker: str
     source: str  # where the task was read: tasks[partition]@offset
     partition: int  # its place on tasks.dlq

@@ -22,9 +22,8 @@ from confluent_kafka import (
 from django.conf import settings
 from django.db import connection
 
-from imagepipe import kafka as kafka_clients
-from jobs.models import Collector
-from workers.models import Worker
+from pipeline import kafka as kafka_clients
+from pipeline.models import Collector, Worker
 
 logger = logging.getLogger(__name__)
 

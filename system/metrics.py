@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import CollectorRegistry
 
 from jobs.models import Job, Tile
-from workers.models import Worker
+from pipeline.models import Worker
 
 from . import deadletters, health
 

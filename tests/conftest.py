@@ -11,6 +11,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from tests import tiers
+from tests.jobs.factories import SMALL_PHOTO, make_job
 from tests.topics import delete_topics
 
 
@@ -102,3 +103,18 @@ def fresh_channel_layer():
     keeps per-instance state across event loops (which loop may receive, how many receive, the
     messages buffered per channel), and every async_to_sync call in a test runs a loop of its own."""
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+def job(alice):
+    """A small job of alice's, submitted and not yet started: SMALL_PHOTO blurred, in 6 tiles of 64."""
+    return make_job(alice, SMALL_PHOTO)
+
+
+@pytest.fixture
+def dispatcher(kafka_topics, settings):
+    """A dispatcher in this process, its steps called by the test, on the real database and broker."""
+    from pipeline.dispatch import Dispatcher
+
+    settings.DISPATCH_WINDOW_MIN = 4  # no worker is online here: the floor is the window
+    return Dispatcher()

@@ -4,10 +4,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from jobs.models import Collector
+from pipeline.models import Collector, Worker
 from tests.images import noise
 from tests.jobs.factories import make_job
-from workers.models import Worker
 
 
 def queries(client, url) -> int:

@@ -6,7 +6,7 @@ from dataclasses import fields
 
 from hypothesis import strategies as st
 
-from imagepipe.core.messages import Heartbeat, Result, Task, pack
+from pipeline.messages import Heartbeat, Result, Task, pack
 
 # Integers around every boundary a column or a check has, and far past them.
 integers = st.one_of(

@@ -60,7 +60,7 @@ def env_example() -> dict[str, tuple[str, bool]]:
 
 def passthrough_names() -> set[str]:
     """KAFKA_* variables imagepipe/kafka.py builds from librdkafka keys rather than spells out."""
-    from imagepipe.kafka import _PASSTHROUGH
+    from pipeline.kafka import _PASSTHROUGH
 
     return {"KAFKA_" + key.replace(".", "_").upper() for key in _PASSTHROUGH}
 
@@ -113,7 +113,7 @@ def test_the_web_server_and_its_application_path_are_importable(compose):
 
 def test_the_broker_accepts_the_largest_tile_message(compose, settings):
     broker = compose["services"]["kafka"]["environment"]
-    topic_limit = settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024  # imagepipe.kafka.topic_specs
+    topic_limit = settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024  # pipeline.kafka.topic_specs
     assert int(broker["KAFKA_MESSAGE_MAX_BYTES"]) >= topic_limit
     assert int(broker["KAFKA_REPLICA_FETCH_MAX_BYTES"]) >= topic_limit
 

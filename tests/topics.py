@@ -4,7 +4,7 @@ import gc
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from imagepipe import kafka
+from pipeline import kafka
 
 
 def read_topic(name, count):
@@ -26,7 +26,7 @@ def delete_topics(prefix: str) -> None:
     for future in admin.delete_topics(mine).values() if mine else ():
         future.result()
     del admin
-    gc.collect()  # here, not on a librdkafka thread (see imagepipe.kafka.collected)
+    gc.collect()  # here, not on a librdkafka thread (see pipeline.kafka.collected)
 
 
 def all_records(name):

@@ -21,9 +21,9 @@ from django.conf import settings
 from playwright.sync_api import sync_playwright
 
 from imagepipe.processes import BASE_DIR, start_system
+from pipeline.models import Worker
 from tests.images import DATA
 from tests.topics import delete_topics
-from workers.models import Worker
 
 from .browser import CHROMIUM_FLAGS
 

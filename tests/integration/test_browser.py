@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from pipeline.models import Worker
 from tests.core.reference import reference
 from tests.images import DATA, photo
-from workers.models import Worker
 
 from .browser import logged_in, shoot
 from .conftest import submit

@@ -5,8 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from imagepipe import kafka
-from imagepipe.core.messages import Task
+from pipeline import kafka
+from pipeline.messages import Task
 
 from .browser import logged_in, serious_violations, shoot
 from .conftest import token_session, wait_for, wait_until_finished

@@ -18,15 +18,14 @@ from django.db import connections, transaction
 from django.utils import timezone
 from PIL import Image
 
-from imagepipe import kafka
-from imagepipe.core.messages import Result, Task, pack
 from imagepipe.processes import BASE_DIR
-from jobs import collector
 from jobs.actions import submit as submit_job
-from jobs.models import Collector, Job, Tile
+from jobs.models import Job, Tile
+from pipeline import collector, kafka
+from pipeline.messages import Result, Task, pack
+from pipeline.models import Collector, Worker
 from tests.core.reference import reference
 from tests.images import DATA, photo
-from workers.models import Worker
 
 from .conftest import restart_worker, submit, two_workers_assigned, wait_for, wait_until_finished
 
@@ -343,7 +342,7 @@ def test_a_collector_whose_consumer_stops_is_rebuilt_by_its_watchdog_and_the_job
 
     def run():
         try:
-            collector.run(stop.is_set, poll_seconds=0.2, consumer=consumer)
+            collector.ResultCollector(consumer, poll_seconds=0.2).run(stop.is_set)
         finally:
             connections.close_all()
 

@@ -22,8 +22,8 @@ from PIL import Image, ImageFilter
 
 from imagepipe.processes import BASE_DIR, MANAGE, System, wait_for_port
 from jobs.models import Tile
+from pipeline.models import Worker
 from tests.images import photo
-from workers.models import Worker
 
 from .conftest import database_url, submit, token_session, wait_for
 

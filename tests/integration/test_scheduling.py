@@ -6,9 +6,9 @@ import io
 import pytest
 from PIL import Image
 
-from imagepipe import kafka
-from imagepipe.core.messages import MessageError, Task
 from jobs.models import Job, Tile
+from pipeline import kafka
+from pipeline.messages import MessageError, Task
 from tests.core.reference import reference
 from tests.images import photo
 from tests.topics import all_records

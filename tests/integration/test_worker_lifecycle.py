@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from workers.models import Worker
+from pipeline.models import Worker
 
 from .conftest import wait_for
 

@@ -5,11 +5,11 @@ import io
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from imagepipe.core.messages import Result, Task
 from jobs.actions import submit as submit_job
-from jobs.dispatch import task_messages
+from pipeline.dispatch import task_messages
+from pipeline.messages import Result, Task
+from pipeline.worker import process_task
 from tests.images import encoded, photo
-from workers.worker import process_task
 
 # The image of the `job` fixture (tests/jobs/conftest.py): 6 tiles of 64.
 SMALL_PHOTO = photo("camera.png").crop((0, 0, 150, 100))
@@ -34,8 +34,8 @@ def post_job(client, file=None, operations='[{"op": "invert"}]', **fields):
 def results_for(job, image, stage=0, table=None):
     """Run every tile of a stage through the real worker code, as Kafka would deliver them."""
     messages = []
-    for spec, value in task_messages(job, image, stage, table):
-        result, payload = process_task(*Task.decode(value), f"w{spec.index % 2}", spec.index % 4, spec.index)
+    for index, value in task_messages(job, image, stage, table):
+        result, payload = process_task(*Task.decode(value), f"w{index % 2}", index % 4, index)
         messages.append(result.encode(payload))
     return messages
 

@@ -7,12 +7,12 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import ImageFilter
 
-from imagepipe import kafka
-from jobs.collector import record_result
 from jobs.events import status_event
-from jobs.models import Job, Tile
+from jobs.models import Job, PendingCancellation, Tile
+from pipeline import kafka
+from pipeline.collector import record_result
 from tests.events import listening, next_message
-from tests.topics import read_topic
+from tests.topics import all_records
 
 from .factories import SMALL_PHOTO, failed_result, result_image, results_for
 
@@ -63,6 +63,30 @@ def test_a_job_failed_by_a_bad_tile_finishes_identically_after_a_retry(kafka_top
 
     assert alice_api.post(f"/api/jobs/{job.pk}/retry/").status_code == 200
     record_result(values[5])  # the re-sent tile comes back
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
+
+
+def test_a_retried_job_whose_tiles_are_all_in_is_assembled_by_the_dispatcher_not_the_request(
+    dispatcher, alice_api, job, monkeypatch
+):
+    def storage_down(job):
+        raise OSError("the result's storage is away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("pipeline.assembly._store_result", storage_down)
+        for value in results_for(job, SMALL_PHOTO):
+            record_result(value)
+    job.refresh_from_db()
+    assert (job.status, job.tiles_done) == (Job.Status.FAILED, job.tiles_total)
+
+    response = alice_api.post(f"/api/jobs/{job.pk}/retry/")
+    assert response.status_code == 200 and response.json()["status"] == "running"
+    job.refresh_from_db()
+    assert not job.result  # the request encoded nothing
+
+    assert dispatcher.step() == 0  # no tile to send: it assembles
     job.refresh_from_db()
     assert job.status == Job.Status.DONE
     assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
@@ -133,7 +157,7 @@ def delete_by_api(job, alice_api, admin_client):
 
 @pytest.mark.parametrize("way", [cancel_by_api, cancel_in_the_admin, delete_by_api])
 def test_every_way_to_cancel_a_running_job_has_the_same_side_effects(
-    kafka_topics, alice_api, admin_client, job, way
+    dispatcher, alice_api, admin_client, job, way
 ):
     record_result(results_for(job, SMALL_PHOTO)[0])
     job.refresh_from_db()
@@ -146,7 +170,12 @@ def test_every_way_to_cancel_a_running_job_has_the_same_side_effects(
     cancelled = {**running, "status": "cancelled", "error": "cancelled by the user", "finished_at": ANY}
     cancelled.update(timings=ANY, phase=None)
     assert next_message(channel) == {"type": "job.event", "event": cancelled}  # the job's page hears
-    (record,) = read_topic(kafka.CANCELLATIONS, 1)  # the workers drop its queued tiles
+    # The request only wrote what the workers are to be told; the dispatcher tells them.
+    assert list(PendingCancellation.objects.values_list("job_id", "generation")) == [(job.pk, job.generation)]
+    assert all_records(kafka.CANCELLATIONS) == []
+    assert dispatcher.tell_cancellations() == 1
+    (record,) = all_records(kafka.CANCELLATIONS)  # the workers drop its queued tiles
     assert (record.key(), record.value()) == (str(job.pk).encode(), str(job.generation).encode())
+    assert not PendingCancellation.objects.exists()
     remaining = Job.objects.filter(pk=job.pk).values_list("status", flat=True)
     assert list(remaining) == ([] if way is delete_by_api else [Job.Status.CANCELLED])

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from jobs.models import Collector, Job
+from jobs.models import Job
 from tests.images import noise
 from tests.queries import list_page_queries
 
@@ -16,24 +16,22 @@ from .factories import make_job
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/tile/", "/admin/jobs/collector/"])
+@pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/tile/"])
 def test_a_list_page_does_not_query_per_row(admin_client, url):
     few, many = list_page_queries(admin_client, url)
     assert many == few
 
 
-@pytest.mark.parametrize("model", ["jobs/job", "jobs/tile", "jobs/collector"])
+@pytest.mark.parametrize("model", ["jobs/job", "jobs/tile"])
 def test_nothing_can_be_added_by_hand(admin_client, model):
     assert admin_client.get(f"/admin/{model}/add/").status_code == 403
     assert f'href="/admin/{model}/add/"' not in admin_client.get(f"/admin/{model}/").content.decode()
 
 
-def test_tiles_and_collectors_are_shown_without_a_save_button(admin_client, job):
-    Collector.objects.create(id="c1", host="h", pid=1)
-    for url in [f"/admin/jobs/tile/{job.tiles.first().pk}/change/", "/admin/jobs/collector/c1/change/"]:
-        page = admin_client.get(url)
-        assert page.status_code == 200
-        assert 'name="_save"' not in page.content.decode()
+def test_tiles_are_shown_without_a_save_button(admin_client, job):
+    page = admin_client.get(f"/admin/jobs/tile/{job.tiles.first().pk}/change/")
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
 
 
 def test_a_jobs_priority_is_still_saved_from_its_page(admin_client, job):

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from jobs.collector import record_result
 from jobs.models import Job
+from pipeline.collector import record_result
 
 from .factories import SMALL_PHOTO, make_job, results_for
 

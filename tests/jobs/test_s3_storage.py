@@ -9,7 +9,7 @@ import requests
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageFilter
 
-from jobs.collector import record_result
+from pipeline.collector import record_result
 from tests.images import photo
 
 from .factories import make_job, results_for

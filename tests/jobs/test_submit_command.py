@@ -112,7 +112,7 @@ def test_the_bar_shows_the_time_elapsed_and_left_at_the_pace_so_far():
 def test_info_lines_are_held_back_while_it_runs_and_warnings_are_not(caplog):
     caplog.set_level(logging.INFO)
     with without_info_logs():
-        logging.getLogger("jobs.dispatch").info("job 1: stage 2 of 2 queued")
+        logging.getLogger("pipeline.dispatch").info("job 1: stage 2 of 2 queued")
         logging.getLogger("jobs.uploads").warning("dropped an ICC profile")
-    logging.getLogger("jobs.dispatch").info("after the command")
+    logging.getLogger("pipeline.dispatch").info("after the command")
     assert [r.getMessage() for r in caplog.records] == ["dropped an ICC profile", "after the command"]

@@ -5,13 +5,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from imagepipe.core.messages import Result, Task
 from jobs import actions
-from jobs.collector import COUNTS, record_result, record_results
-from jobs.dispatch import task_messages
 from jobs.models import Job, Tile
+from pipeline.collector import COUNTS, record_result, record_results
+from pipeline.dispatch import task_messages
+from pipeline.messages import Result, Task
+from pipeline.worker import process_task
 from tests.events import listening, next_message
-from workers.worker import process_task
 
 from .factories import SMALL_PHOTO, result_image, results_for
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def torn(job, index: int, worker: str = "w7") -> bytes:
     """Tile ``index`` with torn pixels through the real worker code: it fails twice, then reports."""
-    spec, value = list(task_messages(job, SMALL_PHOTO, 0))[index]
+    _, value = list(task_messages(job, SMALL_PHOTO, 0))[index]
     task, _ = Task.decode(value)
     result, payload = process_task(task, b"IPT1 torn pixels", worker, 3, 40 + index, attempts=2)
     return result.encode(payload)

@@ -13,7 +13,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from jobs.models import Job
-from jobs.uploads import UploadError, check_pixel_data, least_bytes
+from jobs.uploads import SubmissionError, check_pixel_data, least_bytes
 from tests.images import DATA, SRGB, encoded, noise, photo, png_chunk, png_file
 
 from .factories import post_job, upload
@@ -189,7 +189,7 @@ def test_a_png_with_a_wrong_checksum_anywhere_is_refused(alice_api):
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF"])
 def test_a_file_too_small_for_its_declared_size_is_refused_before_decoding(fmt):
-    with pytest.raises(UploadError, match=f"pixel data is missing: a 14142×14142 {fmt} holds at least"):
+    with pytest.raises(SubmissionError, match=f"pixel data is missing: a 14142×14142 {fmt} holds at least"):
         check_pixel_data(fmt, 14142, 14142, 633)
 
 

@@ -5,8 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from jobs.collector import record_result
 from jobs.models import Job
+from pipeline.collector import record_result
 from tests.images import noise
 from tests.queries import list_page_queries, queries
 

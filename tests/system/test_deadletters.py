@@ -7,8 +7,8 @@ import pytest
 from confluent_kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from imagepipe import kafka
-from imagepipe.core.messages import Task
+from pipeline import kafka
+from pipeline.messages import Task
 from system import deadletters
 from tests.jobs.factories import SMALL_PHOTO, make_job
 

@@ -8,10 +8,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIRequestFactory, force_authenticate
 
-from imagepipe import kafka
-from jobs.models import Collector
+from pipeline import kafka
+from pipeline.models import Collector, Worker
 from system import health, views
-from workers.models import Worker
 
 
 def lag_of(group_name):

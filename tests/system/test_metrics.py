@@ -6,11 +6,10 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.collector import record_result
-from jobs.models import Collector
+from pipeline.collector import record_result
+from pipeline.models import Collector, Worker
 from tests.images import photo
 from tests.jobs.factories import make_job, results_for
-from workers.models import Worker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kafka]  # /metrics reports consumer lag
 

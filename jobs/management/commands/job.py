@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs import actions
 from jobs.models import Job
-from jobs.uploads import UploadError, parse_priority
+from jobs.submission import SubmissionError, parse_priority
 
 VERBS = {
     "cancel": actions.cancel,
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         elif verb == "priority":
             try:
                 actions.prioritise(found, parse_priority(priority))
-            except UploadError as exc:
+            except SubmissionError as exc:
                 raise CommandError(str(exc)) from None
         elif not VERBS[verb](found):
             raise CommandError(f"job {found.pk} is {found.status}: it cannot {verb} now")

@@ -19,7 +19,7 @@ from imagepipe.core.operations import OPERATIONS, Param
 from imagepipe.core.output import DEFAULT_JPEG_QUALITY, FORMATS
 from jobs import actions
 from jobs.models import Job
-from jobs.uploads import UploadError
+from jobs.submission import SubmissionError
 
 
 def parse_op(text: str) -> dict:
@@ -159,7 +159,7 @@ class Command(BaseCommand):
                     quality,
                     priority,
                 )
-            except UploadError as exc:
+            except SubmissionError as exc:
                 raise CommandError(str(exc)) from None
         self.stdout.write(
             f"job {job.pk}: {job.tiles_total} tiles of {job.tile_size} px, {job.width}×{job.height}"

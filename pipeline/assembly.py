@@ -1,0 +1,119 @@
+"""Turning finished tiles into images: the next stage's input, or the job's result.
+
+Stage images are rebuilt from the stored tiles, so a collector that stops
+between stages, or mid-assembly, picks up where it left off (``recovery.resume``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import InterfaceError, OperationalError
+from PIL import Image
+
+from imagepipe.core import statistics
+from imagepipe.core.chain import global_table
+from imagepipe.core.codec import decode_tile
+from imagepipe.core.operations import chain_output_mode, without_alpha
+from imagepipe.core.output import FORMATS, encode
+from imagepipe.core.pipeline import assemble, output_size
+from jobs.events import push_status
+from jobs.models import Job, Tile
+
+from .canvas import CANVASES, Canvas
+
+logger = logging.getLogger(__name__)
+
+
+def store_tile(tile: Tile, pixels: bytes) -> str:
+    name = f"tiles/{tile.job_id}/{tile.stage}-{tile.index}.tile"
+    default_storage.delete(name)  # an earlier, uncounted attempt may have written it
+    return default_storage.save(name, ContentFile(pixels))
+
+
+def stage_image(job: Job, stage: int) -> Image.Image:
+    """A finished stage's output, pasted together from its stored tiles."""
+    steps, size = job.stages[stage], job.stage_size(stage)
+    tiles = job.tiles.filter(stage=stage).only("stage", "x", "y", "width", "height", "result")
+    placed = ((job.placed_box(tile), _read(tile)) for tile in tiles)
+    return assemble(output_size(steps, size), stage_mode(job, stage), placed)
+
+
+def stage_mode(job: Job, stage: int) -> str:
+    """The mode of a stage's output."""
+    return chain_output_mode(job.mode, [s for earlier in job.stages[: stage + 1] for s in earlier])
+
+
+def _read(tile: Tile) -> Image.Image:
+    with default_storage.open(tile.result.name, "rb") as handle:
+        return decode_tile(handle.read())
+
+
+def next_stage_input(job: Job, finished: int) -> tuple[Image.Image, list[int]]:
+    """The image the next stage cuts its tiles from, and its global step's table."""
+    return stage_image(job, finished), next_stage_table(job, finished)
+
+
+def next_stage_table(job: Job, finished: int) -> list[int]:
+    """The next stage's global step's table, from the sum of the histograms the finished stage's
+    tiles reported: the whole image's statistics without reading the whole image."""
+    stats = statistics.add(job.tiles.filter(stage=finished).values_list("stats", flat=True))
+    return global_table(job.stages[finished + 1][0], stats, without_alpha(stage_mode(job, finished)))
+
+
+def assemble_job(job: Job) -> None:
+    """Build, store and publish the result once every tile is in (only one caller wins)."""
+    if not job.claim_assembly():
+        return
+    push_status(job)
+    try:
+        name = _store_result(job)
+    except (OperationalError, InterfaceError):
+        raise  # the database, not the job: the collector retries
+    except Exception as exc:
+        logger.exception("assembling job %s failed", job.pk)
+        job.fail(f"assembling the result failed: {exc}")
+    else:
+        job.finish(name)
+        logger.info("job %s done: %s", job.pk, name)
+        job.discard_tile_files()
+    push_status(job)
+
+
+def _store_result(job: Job) -> str:
+    started = time.perf_counter()
+    canvas = CANVASES.take(job)
+    data = _result_file(job, canvas)
+    encoded = time.perf_counter()
+    name = f"results/{job.pk}{FORMATS[job.output_format].extension}"
+    default_storage.delete(name)
+    name = default_storage.save(name, ContentFile(data))
+    logger.info(
+        "job %s assembled from %s: encoded in %.2f s, stored in %.2f s",
+        job.pk,
+        "its canvas" if canvas else "storage",
+        encoded - started,
+        time.perf_counter() - encoded,
+    )
+    return name
+
+
+def _result_file(job: Job, canvas: Canvas | None) -> bytes:
+    """The result, from the canvas the collector pasted it on if it has one (a PNG's bands mostly
+    deflated already), else from the stored tiles."""
+    icc_profile = bytes(job.icc_profile) or None
+    if canvas is not None and canvas.png:
+        return canvas.png_file(icc_profile)
+    image = canvas.image() if canvas else stage_image(job, job.last_stage)
+    return encode(
+        image,
+        job.output_format,
+        job.output_quality,
+        icc_profile,
+        settings.RESULT_PNG_COMPRESS_LEVEL,
+        settings.RESULT_PNG_THREADS,
+    )

@@ -1,0 +1,361 @@
+"""The result collector: one step function per message kind, and the loop around them.
+
+Each result is made durable (tile file, then the Tile row in one transaction) before its offset
+is stored, and a duplicate result is a no-op, so the collector can be killed at any point and
+resume without losing or double-counting a tile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+
+from confluent_kafka import Message
+from django.conf import settings
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+    transaction,
+)
+from django.utils import timezone
+from PIL import Image
+
+from imagepipe.core.codec import CodecError, decode_tile
+from jobs.events import push, push_all, push_status
+from jobs.models import Job, Tile
+
+from . import kafka
+from .assembly import store_tile
+from .canvas import CANVASES
+from .loop import Loop, longer
+from .messages import Heartbeat, MessageError, Result
+from .models import Collector, Worker
+from .recovery import recover, resume
+from .stages import move_on
+from .watchdog import WatchedConsumer
+
+logger = logging.getLogger(__name__)
+# recorded, tiles_failed, duplicates, late, malformed, failed (not handled), ignored: logged at stop
+COUNTS: Counter[str] = Counter()
+# What the collector fills in when a worker reports a tile failed.
+FAILURE_RECORDED = ["status", "error", "worker", "partition", "offset", "duration_ms", "finished_at"]
+
+
+def record_result(value: bytes) -> None:
+    """One result on its own (a batch of one): what a batch's fallback calls."""
+    record_results([Result.decode(value)])
+
+
+def record_results(results: list[tuple[Result, bytes]]) -> None:
+    """Record a batch of decoded results: a few queries for the whole batch, not a few per tile.
+
+    Each tile's pixels are stored before any row says so, and a tile is claimed only while still
+    pending, all in one transaction: replaying a batch (after a crash, or when the database
+    failed halfway) stores the same files again and counts nothing twice.
+    """
+    jobs = {
+        str(job.pk): job
+        for job in Job.objects.defer("icc_profile").filter(pk__in={r.job for r, _ in results})
+    }
+    # Failures first: a job they fail takes none of the batch's other tiles (it is late for them).
+    _record_failures(
+        [(result, jobs[result.job]) for result, _ in results if result.error and _unfinished(result, jobs)]
+    )
+    arrived: list[tuple[Result, bytes, Job]] = []
+    for result, pixels in results:
+        if not result.error and _unfinished(result, jobs):
+            arrived.append((result, pixels, jobs[result.job]))
+    images: dict[int, Image.Image] = {}
+    claims = _store_new_tiles(arrived, images)
+    if not claims:
+        return
+    with transaction.atomic():
+        pending = set(
+            Tile.objects.pending()
+            .filter(pk__in=list(claims))
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        Tile.objects.record_finished([claims[pk] for pk in pending])
+        done = Counter(str(claims[pk].job_id) for pk in pending)
+        for job_id, count in done.items():
+            jobs[job_id].record_tiles_done(count)
+    COUNTS["recorded"] += len(pending)
+    COUNTS["duplicates"] += len(claims) - len(pending)
+    for job_id, count in done.items():
+        job, tiles = jobs[job_id], [claims[pk] for pk in pending if str(claims[pk].job_id) == job_id]
+        CANVASES.paste(job, [(tile, images[tile.pk]) for tile in tiles], job.tiles_done - count)
+        _announce(job, tiles, count)
+
+
+def _unfinished(result: Result, jobs: dict[str, Job]) -> bool:
+    """Is the result's job known and not ended? If not, the result is counted and ignored."""
+    job = jobs.get(result.job)
+    if job is not None and job.status not in Job.TERMINAL:
+        return True
+    COUNTS["late" if job else "ignored"] += 1  # late: for a job already finished
+    logger.info(
+        "ignoring result for tile %s of %s job %s", result.index, job.status if job else "unknown", result.job
+    )
+    return False
+
+
+def _record_failures(failures: list[tuple[Result, Job]]) -> None:
+    """Record each tile a worker gave up on as failed, with its reason, and fail its job.
+
+    Only a tile still pending is claimed, in the same transaction as its job's failure: a
+    replayed failure finds its job ended (or its tile done) and changes nothing, and a failure
+    for a tile done meanwhile (a recovered tile's other copy) neither touches it nor fails the job.
+    """
+    if not failures:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        pending = {
+            (str(tile.job_id), tile.stage, tile.index): tile
+            for tile in Tile.objects.pending()
+            .filter(job__in={job.pk for _, job in failures}, index__in={r.index for r, _ in failures})
+            .select_for_update()
+        }
+        failed: list[Tile] = []
+        for result, job in failures:
+            tile = pending.pop((result.job, result.stage, result.index), None)
+            if tile is None:
+                COUNTS["duplicates"] += 1  # done already, failed twice in the batch, or unknown
+                continue
+            tile.job, tile.status, tile.error, tile.finished_at = job, Tile.Status.FAILED, result.error, now
+            tile.worker, tile.duration_ms = result.worker, result.duration_ms
+            tile.partition, tile.offset = result.task_partition, result.task_offset
+            failed.append(tile)
+        Tile.objects.bulk_update(failed, FAILURE_RECORDED)
+        first = {str(tile.job_id): tile for tile in reversed(failed)}  # each job's first failed tile
+        ended = [tile.job for tile in first.values() if tile.job.fail(_failure_message(tile))]
+    COUNTS["tiles_failed"] += len(failed)
+    for tile in failed:
+        push(tile.job, tile.event())  # before the status: the page paints the tile, then the job
+    for job in ended:
+        push_status(job)
+
+
+def _failure_message(tile: Tile) -> str:
+    return f"tile {tile.index} failed on {tile.worker}: {tile.error}"
+
+
+def _store_new_tiles(
+    arrived: list[tuple[Result, bytes, Job]], images: dict[int, Image.Image]
+) -> dict[int, Tile]:
+    """Store the pixels of every result whose tile is still pending; its row, filled in but not
+    saved, by id (and its pixels, decoded, in ``images``). A tile that is unknown, done already, or
+    twice in the batch is counted and skipped; one whose pixels are wrong is counted as malformed
+    and skipped alone."""
+    wanted = {(str(job.pk), result.stage, result.index) for result, _, job in arrived}
+    tiles = {
+        (str(tile.job_id), tile.stage, tile.index): tile
+        for tile in Tile.objects.filter(
+            job__in={job.pk for _, _, job in arrived}, index__in={index for _, _, index in wanted}
+        )
+        if (str(tile.job_id), tile.stage, tile.index) in wanted
+    }
+    claims: dict[int, Tile] = {}
+    now = timezone.now()
+    for result, pixels, job in arrived:
+        tile = tiles.get((result.job, result.stage, result.index))
+        if tile is None or tile.status == Tile.Status.DONE or tile.pk in claims:
+            COUNTS["duplicates" if tile else "ignored"] += 1
+            continue  # a redelivered result, or an unknown tile: nothing changes
+        try:
+            images[tile.pk] = _check_tile(job, tile, pixels)
+        except MessageError as exc:
+            COUNTS["malformed"] += 1
+            logger.warning("skipping the result of tile %s of job %s: %s", tile.index, job.pk, exc)
+            continue
+        tile.job = job
+        tile.status, tile.finished_at, tile.result = Tile.Status.DONE, now, store_tile(tile, pixels)
+        tile.worker, tile.partition, tile.offset = result.worker, result.task_partition, result.task_offset
+        tile.duration_ms, tile.stats = result.duration_ms, result.stats
+        claims[tile.pk] = tile
+    return claims
+
+
+def _check_tile(job: Job, tile: Tile, pixels: bytes) -> Image.Image:
+    try:
+        image = decode_tile(pixels)
+    except CodecError as exc:
+        raise MessageError(f"tile {tile.index}: {exc}") from None
+    box = job.placed_box(tile)
+    if image.size != (box.width, box.height):
+        raise MessageError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
+    return image
+
+
+def _announce(job: Job, tiles: list[Tile], count: int) -> None:
+    """Tell the job's watchers, then move the job on if these tiles completed a stage or the job."""
+    before = job.tiles_done - count  # each event counts the tiles done up to it, as if one by one
+    push_all(job, [{**tile.event(), "tiles_done": before + n} for n, tile in enumerate(tiles, 1)])
+    if not before:  # its first tiles: it runs
+        push_status(job)
+    move_on(job, {tile.stage for tile in tiles})
+
+
+def record_heartbeat(value: bytes) -> None:
+    Worker.record_heartbeat(Heartbeat.decode(value))
+
+
+def handle(message: Message) -> None:
+    """Route one message to its step. Whatever the message holds, it is recorded or skipped:
+    only an unreachable database escapes (``durably`` retries it), so no message can stop the
+    collector or come back after a restart."""
+    name, where = message.topic(), kafka.where(message)
+    try:
+        if name == kafka.topic(kafka.RESULTS):
+            record_result(message.value())
+        elif name == kafka.topic(kafka.HEARTBEATS):
+            record_heartbeat(message.value())
+    except (OperationalError, InterfaceError):
+        raise
+    except MessageError as exc:
+        _skip_malformed(where, exc)
+    except Exception:  # a bug or a message nobody foresaw: skipped, not a crash loop
+        COUNTS["failed"] += 1
+        logger.exception("skipping message %s that could not be handled", where)
+
+
+def handle_batch(messages: list[Message]) -> None:
+    """Handle what one poll brought: its results recorded together (``record_results``), the rest
+    one by one. Should the batch fail for any reason but the database, each of its results is
+    handled alone, so one bad message costs only itself."""
+    results: list[tuple[Result, bytes]] = []
+    decoded: list[Message] = []
+    for message in messages:
+        if message.topic() != kafka.topic(kafka.RESULTS):
+            handle(message)
+            continue
+        try:
+            results.append(Result.decode(message.value()))
+            decoded.append(message)
+        except MessageError as exc:
+            _skip_malformed(kafka.where(message), exc)
+    try:
+        record_results(results)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception("recording %d results together failed; recording them one by one", len(results))
+        for message in decoded:
+            handle(message)
+
+
+def _skip_malformed(where: str, exc: MessageError) -> None:
+    COUNTS["malformed"] += 1
+    logger.warning("skipping malformed message %s: %s", where, exc)
+
+
+def _log_assignment(consumer, partitions) -> None:
+    logger.info("collector assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+
+
+def watched_consumer() -> WatchedConsumer:
+    topics = [kafka.topic(kafka.RESULTS), kafka.topic(kafka.HEARTBEATS)]
+    return WatchedConsumer(kafka.COLLECTOR_GROUP, topics, "collector", on_assign=_log_assignment)
+
+
+class ResultCollector(Loop):
+    """Consume ``results`` and ``heartbeats`` a batch a step; sweep for stuck work and report
+    this collector's state (``pipeline.models.Collector``) on their own clocks."""
+
+    name = "collector"
+
+    def __init__(self, consumer: WatchedConsumer | None = None, poll_seconds: float = 1.0) -> None:
+        super().__init__()
+        self.counters = COUNTS  # the step functions count into it
+        self.consumer = consumer or watched_consumer()
+        self.poll_seconds = poll_seconds
+        self.next_sweep = self.next_report = time.monotonic()
+
+    def start(self) -> None:
+        self.consumer.subscribe()
+        logger.info(
+            "collector consuming %s from %s as group %s",
+            ", ".join(self.consumer.topics),
+            settings.KAFKA_BOOTSTRAP_SERVERS,
+            kafka.group(kafka.COLLECTOR_GROUP),
+        )
+        self.durably(resume)
+
+    def step(self) -> int:
+        """Sweep and report when due, then record what one poll brought; the messages handled."""
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.durably(recover)
+            self.durably(CANVASES.forget_finished)
+            self.next_sweep = now + settings.COLLECTOR_SWEEP_SECONDS
+        if now >= self.next_report:
+            self.report()
+            self.next_report = now + settings.COLLECTOR_REPORT_SECONDS
+        batch = self.consumer.poll_batch(self.poll_seconds, settings.COLLECTOR_BATCH_MAX)
+        if not batch:
+            close_old_connections()  # idle: drop a connection that is old or broken
+            return 0
+        for message in batch:
+            if message.error():
+                logger.warning("kafka: %s", message.error())
+        batch = [message for message in batch if not message.error()]
+        if self.durably(partial(handle_batch, batch)):
+            for message in batch:
+                self.consumer.store_offset(message)  # only once the work is in the database
+        return len(batch)
+
+    def stop(self) -> None:
+        self.consumer.stop()  # commits the offsets stored above
+        self.report(stopped=True)
+
+    def report(self, stopped: bool = False) -> None:
+        """Write this collector's own state where /ready/, the system strip and /metrics read it."""
+        consumer = self.consumer
+        quiet = timedelta(seconds=time.monotonic() - consumer.last_message)
+        try:
+            held = [] if stopped else [f"{tp.topic}[{tp.partition}]" for tp in consumer.consumer.assignment()]
+        except RuntimeError:  # closed behind the loop's back: the watchdog rebuilds it next poll
+            held = []
+        try:
+            Collector.objects.update_or_create(
+                id=f"{socket.gethostname()}-{os.getpid()}",
+                defaults={
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "last_seen": timezone.now(),
+                    "last_message_at": timezone.now() - quiet,
+                    "partitions": held,
+                    "lag": consumer.lag,
+                    "rebuilds": consumer.rebuilds,
+                    "stalled": consumer.stalled[:255],
+                    "stopped": stopped,
+                },
+            )
+        except (DatabaseError, InterfaceError) as exc:  # the report can wait; the work must not
+            logger.warning("could not report the collector's state: %s", str(exc).strip())
+
+    def durably(self, work: Callable[[], object]) -> bool:
+        """Run ``work`` until the database takes it; False if asked to stop first (nothing stored,
+        so the batch's offsets are not stored either: it is read again)."""
+        delay = 0.5
+        while True:
+            try:
+                work()
+                return True
+            except (OperationalError, InterfaceError) as exc:
+                if self.should_stop():
+                    return False
+                logger.warning("database unavailable (%s); retrying in %.1f s", str(exc).strip(), delay)
+                connections.close_all()
+                self.pause(delay)
+                delay = longer(delay)

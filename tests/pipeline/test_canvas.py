@@ -1,0 +1,97 @@
+"""pipeline.canvas: the result pasted as tiles are recorded is the result assembled from storage, and
+a canvas that could be incomplete is never used."""
+
+import pytest
+
+from jobs.models import Job
+from pipeline.assembly import next_stage_input
+from pipeline.canvas import CANVASES
+from pipeline.collector import record_result
+from tests.core.reference import reference
+from tests.images import noise, photo
+from tests.jobs.factories import make_job, result_image, results_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_canvases():
+    CANVASES.held.clear()
+    CANVASES.refused.clear()
+
+
+def run(job, image, values=None):
+    for value in values or results_for(job, image):
+        record_result(value)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    return result_image(job)
+
+
+@pytest.mark.parametrize(
+    ("mode", "chain", "output"),
+    [
+        ("RGB", [{"op": "gaussian_blur", "radius": 2}], {}),
+        (
+            "RGB",
+            [{"op": "rotate", "angle": 90}, {"op": "median", "size": 3}],
+            {},
+        ),  # tiles move: bands of the turned grid
+        ("L", [{"op": "transpose"}, {"op": "sharpen"}], {}),
+        ("RGBA", [{"op": "box_blur", "radius": 1}], {}),
+        ("LA", [{"op": "flip_vertical"}], {}),
+        ("RGB", [{"op": "invert"}], {"output_format": "webp"}),  # not a PNG: encoded from the canvas
+    ],
+)
+def test_a_result_from_its_canvas_is_the_whole_image_reference(alice, caplog, mode, chain, output):
+    image = noise(150, 110, mode, seed=3)
+    job = make_job(alice, image, operations=chain, tile_size=32, **output)
+    caplog.set_level("INFO", "pipeline.assembly")
+    result = run(job, image)
+    assert result.tobytes() == reference(image, chain).tobytes() and result.mode == mode
+    assert f"job {job.pk} assembled from its canvas" in caplog.text
+    assert not CANVASES.held
+
+
+def test_only_the_last_stage_is_pasted_and_its_result_is_exact(alice, caplog):
+    image = photo("coffee.png").crop((0, 0, 200, 130))
+    chain = [{"op": "gaussian_blur", "radius": 2}, {"op": "equalize"}, {"op": "box_blur", "radius": 1}]
+    job = make_job(alice, image, operations=chain, tile_size=64)
+    for value in results_for(job, image):
+        record_result(value)
+    assert not CANVASES.held  # stage 0 of 2 is not the result
+    job.refresh_from_db()
+    intermediate, table = next_stage_input(job, 0)
+    caplog.set_level("INFO", "pipeline.assembly")
+    assert (
+        run(job, image, results_for(job, intermediate, 1, table)).tobytes()
+        == reference(image, chain).tobytes()
+    )
+    assert f"job {job.pk} assembled from its canvas" in caplog.text
+
+
+def test_a_collector_that_missed_tiles_assembles_from_storage(job, caplog):
+    image = photo("camera.png").crop((0, 0, 150, 100))
+    values = results_for(job, image)
+    record_result(values[0])
+    CANVASES.held.clear()  # as after a restart: the first tile was recorded by another process
+    caplog.set_level("INFO", "pipeline.assembly")
+    assert run(job, image, values[1:]).tobytes() == reference(image, job.operations).tobytes()
+    assert f"job {job.pk} assembled from storage" in caplog.text
+    assert str(job.pk) not in CANVASES.refused  # forgotten once assembled
+
+
+def test_a_job_too_big_for_the_canvas_memory_is_assembled_from_storage(job, settings, caplog):
+    settings.COLLECTOR_CANVAS_MB = 0
+    image = photo("camera.png").crop((0, 0, 150, 100))
+    caplog.set_level("INFO", "pipeline.assembly")
+    assert run(job, image).tobytes() == reference(image, job.operations).tobytes()
+    assert f"job {job.pk} assembled from storage" in caplog.text
+
+
+def test_the_canvas_of_a_job_that_ended_unassembled_is_let_go(job):
+    record_result(results_for(job, photo("camera.png").crop((0, 0, 150, 100)))[0])
+    assert set(CANVASES.held) == {str(job.pk)}
+    job.cancel()
+    CANVASES.forget_finished()
+    assert not CANVASES.held

@@ -1,0 +1,71 @@
+"""pipeline.dispatch.stage_input: a later stage's tiles are the same bytes whether they are cut from the
+rebuilt image or taken as the stage before stored them."""
+
+import pytest
+
+from pipeline.assembly import next_stage_input
+from pipeline.collector import record_result
+from pipeline.dispatch import task_messages
+from pipeline.messages import Task
+from pipeline.stages import StoredTiles, stage_input, stored_tiles
+from tests.images import noise, photo
+from tests.jobs.factories import make_job, results_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("chain", "tile_size", "stored"),
+    [
+        ([{"op": "gaussian_blur", "radius": 2}, {"op": "equalize"}], 64, True),  # no halo, nothing moved
+        (
+            [
+                {"op": "autocontrast", "cutoff": 1},
+                {"op": "median", "size": 3},
+                {"op": "equalize"},
+                {"op": "invert"},
+            ],
+            48,
+            True,
+        ),
+        ([{"op": "rotate", "angle": 90}, {"op": "equalize"}], 64, False),  # the grid turned: cut again
+        (
+            [{"op": "sharpen"}, {"op": "equalize"}, {"op": "box_blur", "radius": 1}],
+            64,
+            False,
+        ),  # a halo: cut again
+        ([{"op": "flip_horizontal"}, {"op": "sharpen"}, {"op": "equalize"}], 64, False),  # the tiles moved
+    ],
+)
+def test_a_later_stage_sends_the_same_tiles_either_way(alice, chain, tile_size, stored, caplog):
+    image = photo("coffee.png").crop((0, 0, 200, 130))
+    job = make_job(alice, image, operations=chain, tile_size=tile_size)
+    original, table = stage_input(job, 0)  # with the upload's own table, if it needs one
+    for value in results_for(job, original, 0, table):
+        record_result(value)
+    job.refresh_from_db()
+    assert job.stage == 1
+
+    caplog.set_level("INFO", "pipeline.dispatch")
+    source, table = stage_input(job, 1)
+    rebuilt, rebuilt_table = next_stage_input(job, 0)
+    assert isinstance(source, StoredTiles) is stored and (stored_tiles(job, 1) is not None) is stored
+    assert (
+        "is the stored tiles before it" in caplog.text if stored else "rebuilt from the tiles" in caplog.text
+    )
+    assert table == rebuilt_table
+    sent = [Task.decode(value) for _, value in task_messages(job, source, 1, table)]
+    expected = [Task.decode(value) for _, value in task_messages(job, rebuilt, 1, rebuilt_table)]
+    assert sent == expected and len(sent) == len(job.stage_tiles(1))
+
+
+def test_a_stage_of_rgba_tiles_is_passed_on_with_its_alpha(alice):
+    image = noise(90, 70, "RGBA", seed=5)
+    job = make_job(alice, image, operations=[{"op": "sharpen"}, {"op": "equalize"}], tile_size=32)
+    for value in results_for(job, image):
+        record_result(value)
+    job.refresh_from_db()
+    source, table = stage_input(job, 1)
+    rebuilt, _ = next_stage_input(job, 0)
+    assert isinstance(source, StoredTiles)
+    assert list(task_messages(job, source, 1, table)) == list(task_messages(job, rebuilt, 1, table))
