@@ -80,9 +80,9 @@ def retry(job: Job) -> bool:
     if not job.reopen():
         return False
     if job.tiles_done < job.tiles_total:
-        job.tiles.in_flight(job.stage).update(dispatched_at=None)  # queued again: the dispatcher sends them
-        job.tiles.filter(status=Tile.Status.FAILED).update(  # sent again too, from a clean slate
-            status=Tile.Status.PENDING,
+        job.tiles.in_flight(job.stage).requeue()  # the dispatcher sends them again
+        job.tiles.filter(state=Tile.State.FAILED).update(  # sent again too, from a clean slate
+            state=Tile.State.QUEUED,
             error="",
             worker="",
             offset=None,

@@ -93,7 +93,7 @@ class JobAdmin(admin.ModelAdmin):
         """A link to the job's tiles in their own list, which pages, sorts and filters them; a job
         can have thousands, more than an inline on this page could show."""
         url = f"{reverse('admin:jobs_tile_changelist')}?job__id__exact={job.pk}"
-        counts = ", ".join(f"{n} {status}" for status, n in job.tiles.count_by("status"))
+        counts = ", ".join(f"{n} {status}" for status, n in job.tiles.count_by("state"))
         return format_html('<a href="{}">{} tiles</a> ({})', url, job.tiles_total, counts)
 
     def save_model(self, request, obj, form, change):
@@ -110,8 +110,8 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(Tile)
 class TileAdmin(ReadOnlyAdmin):
-    list_display = ["job", "stage", "index", "status", "worker", "attempts", "duration_ms", "partition"]
-    list_filter = ["status", "stage"]
+    list_display = ["job", "stage", "index", "state", "worker", "attempts", "duration_ms", "partition"]
+    list_filter = ["state", "stage"]
     list_select_related = ["job"]
     search_fields = ["worker", "error"]
     fields = [f.name for f in Tile._meta.fields if f.name != "result"]  # its media URL is not served

@@ -16,14 +16,15 @@ from .models import Job, Tile
 logger = logging.getLogger(__name__)
 
 # One row per tile in a snapshot: arrays, not dicts, so 16k tiles stay a few hundred KB.
-# "state" is an index into Tile.STATES, "worker" one into the snapshot's "workers" (None before a
+# "state" is an index into Tile.State's values, "worker" one into the snapshot's "workers" (None before a
 # worker has it); left/top/width/height is where the mosaic draws the tile on its stage's canvas.
 TILE_FIELDS = (
     "stage", "index", "left", "top", "width", "height", "state", "worker", "attempts", "duration_ms"
 )  # fmt: skip
+STATES = tuple(Tile.State.values)
 # What the snapshot reads of each tile.
 SNAPSHOT_COLUMNS = (
-    "stage", "index", "x", "y", "width", "height", "status", "dispatched_at", "worker", "attempts",
+    "stage", "index", "x", "y", "width", "height", "state", "worker", "attempts",
     "duration_ms",
 )  # fmt: skip
 
@@ -111,7 +112,7 @@ def snapshot(job_id) -> dict | None:
         "type": "snapshot",
         "canvases": [job.canvas(stage) for stage in range(len(job.stages))],
         "workers": list(workers),
-        "tile_states": Tile.STATES,
+        "tile_states": STATES,
         "tile_fields": TILE_FIELDS,
         "tiles": rows,
     }
@@ -122,7 +123,7 @@ def _row(job: Job, tile: Tile, workers: dict[str, int]) -> list:
     box = job.placed_box(tile)
     worker = workers.setdefault(tile.worker, len(workers)) if tile.worker else None
     place = [box.left, box.top, box.width, box.height]
-    state = Tile.STATES.index(tile.state)
+    state = STATES.index(tile.state)
     return [tile.stage, tile.index, *place, state, worker, tile.attempts, tile.duration_ms]
 
 

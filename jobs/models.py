@@ -281,7 +281,7 @@ class Job(models.Model):
                 PendingCancellation.objects.create(job_id=self.pk, generation=self.generation)
         if ended:
             # Its tiles hold no place in the dispatch window any more; a retry queues them again.
-            Tile.objects.filter(job=self).in_flight().update(dispatched_at=None)
+            Tile.objects.filter(job=self).in_flight().requeue()
         return bool(ended)
 
     def discard_tile_files(self) -> None:
@@ -351,11 +351,11 @@ class TileQuerySet(models.QuerySet):
 
     def pending(self, stage: int | None = None) -> TileQuerySet:
         """Tiles not recorded yet (of one stage, if given)."""
-        pending = self.filter(status=Tile.Status.PENDING)
+        pending = self.filter(state__in=Tile.PENDING)
         return pending if stage is None else pending.filter(stage=stage)
 
     def done(self) -> TileQuerySet:
-        return self.filter(status=Tile.Status.DONE)
+        return self.filter(state=Tile.State.DONE)
 
     def count_by(self, *fields: str) -> list[tuple]:
         """(the fields' values..., how many tiles) for each group, from this table alone."""
@@ -363,18 +363,25 @@ class TileQuerySet(models.QuerySet):
 
     def queued(self, stage: int | None = None) -> TileQuerySet:
         """Pending tiles waiting for the dispatcher: never sent, or sent back by a retry or recovery."""
-        return self.pending(stage).filter(dispatched_at__isnull=True)
+        return self.pending(stage).filter(state=Tile.State.QUEUED)
 
     def in_flight(self, stage: int | None = None) -> TileQuerySet:
         """Pending tiles published to ``tasks`` and not recorded yet."""
-        return self.pending(stage).filter(dispatched_at__isnull=False)
+        return self.pending(stage).filter(state=Tile.State.SENT)
+
+    def requeue(self) -> int:
+        """Queue these tiles again for the dispatcher, as if never sent; how many."""
+        return self.update(state=Tile.State.QUEUED, dispatched_at=None)
 
 
 class Tile(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        DONE = "done"
-        FAILED = "failed"
+    class State(models.TextChoices):
+        QUEUED = "queued"  # waiting for the dispatcher
+        SENT = "sent"  # published to ``tasks`` (at ``dispatched_at``), not recorded yet
+        DONE = "done"  # recorded by the collector
+        FAILED = "failed"  # a worker gave up on it, with ``error``
+
+    PENDING = (State.QUEUED, State.SENT)  # not recorded yet
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tiles")
     stage = models.PositiveSmallIntegerField(default=0)
@@ -385,7 +392,7 @@ class Tile(models.Model):
     y = models.PositiveIntegerField()
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True)
     partition = models.IntegerField(null=True, blank=True)
@@ -399,7 +406,7 @@ class Tile(models.Model):
 
     objects = TileQuerySet.as_manager()
     # What the collector fills in when a tile's result is recorded.
-    RECORDED = ("status", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats")
+    RECORDED = ("state", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats")
 
     class Meta:
         ordering = ["job", "stage", "index"]
@@ -410,7 +417,9 @@ class Tile(models.Model):
             # What the dispatcher asks several times a second, whatever the history holds:
             # the tiles waiting or in flight, and those recorded in the last seconds.
             models.Index(
-                fields=["dispatched_at"], condition=models.Q(status="pending"), name="tile_pending_dispatched"
+                fields=["state", "dispatched_at"],
+                condition=models.Q(state__in=["queued", "sent"]),
+                name="tile_pending",
             ),
             models.Index(fields=["finished_at"], name="tile_finished_at"),
         ]
@@ -437,20 +446,11 @@ class Tile(models.Model):
     def core(self) -> Box:
         return Box(self.x, self.y, self.x + self.width, self.y + self.height)
 
-    # What the job page shows of a tile: waiting for the dispatcher, sent to a worker, recorded.
-    STATES = ("queued", "sent", "done", "failed")
-
-    @property
-    def state(self) -> str:
-        if self.status == Tile.Status.PENDING:
-            return "sent" if self.dispatched_at else "queued"
-        return self.status
-
     def event(self) -> dict:
         """The websocket message announcing this tile's end: done, or failed with the worker's reason."""
         return {
             "type": "tile",
-            "status": self.status,
+            "state": self.state,
             "error": self.error,
             "stage": self.stage,
             "index": self.index,

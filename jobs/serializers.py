@@ -100,9 +100,6 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class TileSerializer(serializers.ModelSerializer):
-    state = serializers.ChoiceField(
-        choices=Tile.STATES, read_only=True, help_text="queued, sent (to a worker, not back), done or failed"
-    )
     retried = serializers.SerializerMethodField(help_text="sent more than once")
     place = serializers.SerializerMethodField()
     canvas = serializers.SerializerMethodField()
@@ -118,7 +115,6 @@ class TileSerializer(serializers.ModelSerializer):
             "y",
             "width",
             "height",
-            "status",
             "state",
             "worker",
             "attempts",

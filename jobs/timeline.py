@@ -66,7 +66,7 @@ def describe(tiles, since: datetime, until: datetime) -> dict:
     tiles = tiles.exclude(worker="").order_by()
     latest = list(
         tiles.order_by("-finished_at", "-pk").values_list(
-            "worker", "job_id", "stage", "index", "status", "finished_at", "duration_ms"
+            "worker", "job_id", "stage", "index", "state", "finished_at", "duration_ms"
         )[: MAX_SPANS + 1]
     )
     spans = [
@@ -75,11 +75,11 @@ def describe(tiles, since: datetime, until: datetime) -> dict:
             "job": str(job),
             "stage": stage,
             "index": index,
-            "status": status,
+            "state": state,
             "start": finished - timedelta(milliseconds=duration or 0),
             "end": finished,
         }
-        for worker, job, stage, index, status, finished, duration in reversed(latest[:MAX_SPANS])
+        for worker, job, stage, index, state, finished, duration in reversed(latest[:MAX_SPANS])
     ]
     workers = tiles.values_list("worker").annotate(n=Count("pk")).order_by("worker")
     bucket_seconds, counts = throughput(tiles, since, until)

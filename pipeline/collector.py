@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 # recorded, tiles_failed, duplicates, late, malformed, failed (not handled), ignored: logged at stop
 COUNTS: Counter[str] = Counter()
 # What the collector fills in when a worker reports a tile failed.
-FAILURE_RECORDED = ["status", "error", "worker", "partition", "offset", "duration_ms", "finished_at"]
+FAILURE_RECORDED = ["state", "error", "worker", "partition", "offset", "duration_ms", "finished_at"]
 
 
 def record_result(value: bytes) -> None:
@@ -132,7 +132,7 @@ def _record_failures(failures: list[tuple[Result, Job]]) -> None:
             if tile is None:
                 COUNTS["duplicates"] += 1  # done already, failed twice in the batch, or unknown
                 continue
-            tile.job, tile.status, tile.error, tile.finished_at = job, Tile.Status.FAILED, result.error, now
+            tile.job, tile.state, tile.error, tile.finished_at = job, Tile.State.FAILED, result.error, now
             tile.worker, tile.duration_ms = result.worker, result.duration_ms
             tile.partition, tile.offset = result.task_partition, result.task_offset
             failed.append(tile)
@@ -169,7 +169,7 @@ def _store_new_tiles(
     now = timezone.now()
     for result, pixels, job in arrived:
         tile = tiles.get((result.job, result.stage, result.index))
-        if tile is None or tile.status == Tile.Status.DONE or tile.pk in claims:
+        if tile is None or tile.state == Tile.State.DONE or tile.pk in claims:
             COUNTS["duplicates" if tile else "ignored"] += 1
             continue  # a redelivered result, or an unknown tile: nothing changes
         try:
@@ -179,7 +179,7 @@ def _store_new_tiles(
             logger.warning("skipping the result of tile %s of job %s: %s", tile.index, job.pk, exc)
             continue
         tile.job = job
-        tile.status, tile.finished_at, tile.result = Tile.Status.DONE, now, store_tile(tile, pixels)
+        tile.state, tile.finished_at, tile.result = Tile.State.DONE, now, store_tile(tile, pixels)
         tile.worker, tile.partition, tile.offset = result.worker, result.task_partition, result.task_offset
         tile.duration_ms, tile.stats = result.duration_ms, result.stats
         claims[tile.pk] = tile

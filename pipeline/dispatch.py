@@ -122,7 +122,7 @@ class Claim:
             now = timezone.now()
             for partition, group in placed.items():
                 Tile.objects.filter(pk__in=[tile.pk for tile in group]).update(
-                    attempts=F("attempts") + 1, dispatched_at=now, partition=partition
+                    state=Tile.State.SENT, attempts=F("attempts") + 1, dispatched_at=now, partition=partition
                 )
             if job.dispatched_at is None:
                 job.mark_dispatched(now)
@@ -135,8 +135,8 @@ class Claim:
         """Queue the tiles again, as if never sent: the broker did not take them."""
         ids = [tile.pk for tile in self.tiles()]
         with transaction.atomic():
-            self.job.tiles.pending().filter(pk__in=ids, dispatched_at=self.when).update(
-                dispatched_at=None, attempts=F("attempts") - 1
+            self.job.tiles.in_flight().filter(pk__in=ids, dispatched_at=self.when).update(
+                state=Tile.State.QUEUED, dispatched_at=None, attempts=F("attempts") - 1
             )
             Job.objects.filter(pk=self.job.pk, dispatched_at=self.when).update(dispatched_at=None)
 

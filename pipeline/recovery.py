@@ -50,7 +50,7 @@ def recover(now=None) -> None:
         if stuck.filter(attempts__gte=settings.TILE_MAX_DISPATCHES).exists():
             if job.fail(f"tiles were not finished after {settings.TILE_MAX_DISPATCHES} dispatches"):
                 push_status(job)
-        elif requeued := stuck.update(dispatched_at=None):
+        elif requeued := stuck.requeue():
             logger.warning("job %s: %d tiles not back after %s; queued again", job.pk, requeued, deadline)
         elif job.last_tile_at and now - job.last_tile_at >= deadline:
             if job.tiles_done == job.tiles_total:

@@ -55,7 +55,7 @@ def assert_complete_and_exact(api, system, job):
     assert result.tobytes() == reference(photo("coffee.png"), CHAIN).tobytes()
     tiles = Tile.objects.filter(job_id=job["id"])
     assert tiles.count() == body["tiles_done"] == body["tiles_total"]  # each tile recorded once
-    assert set(tiles.values_list("status", flat=True)) == {Tile.Status.DONE}
+    assert set(tiles.values_list("state", flat=True)) == {Tile.State.DONE}
 
 
 def worker_names(system):

@@ -35,7 +35,7 @@ def test_a_photo_is_blurred_pixel_identically_by_two_workers(api, system):
 
     tiles = Tile.objects.filter(job_id=job["id"])
     assert tiles.count() == 20
-    assert set(tiles.values_list("status", flat=True)) == {Tile.Status.DONE}
+    assert set(tiles.values_list("state", flat=True)) == {Tile.State.DONE}
     assert set(tiles.values_list("attempts", flat=True)) == {1}
     assert len(set(tiles.values_list("worker", flat=True))) == 2
     assert len(set(tiles.values_list("partition", flat=True))) == 4

@@ -79,7 +79,7 @@ def follow(socket) -> list[dict]:
 
 def finished_tiles(messages: list[dict]) -> set[tuple[int, int]]:
     """What a client knows done from snapshots and tile events, deduplicated by (stage, index)."""
-    known = {(m["stage"], m["index"]) for m in messages if m["type"] == "tile" and m["status"] == "done"}
+    known = {(m["stage"], m["index"]) for m in messages if m["type"] == "tile" and m["state"] == "done"}
     for state in (m for m in messages if m["type"] == "snapshot"):
         known |= {(row[0], row[1]) for row in done_rows(state)}
     return known

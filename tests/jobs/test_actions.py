@@ -35,7 +35,7 @@ def test_results_arriving_after_a_cancel_change_nothing(alice_api, job, kafka_to
 
 
 def test_a_retry_re_sends_only_the_tiles_not_done(kafka_topics, alice_api, job):
-    Tile.objects.filter(job=job).update(attempts=1, dispatched_at=timezone.now())
+    Tile.objects.filter(job=job).update(state=Tile.State.SENT, attempts=1, dispatched_at=timezone.now())
     for value in results_for(job, SMALL_PHOTO)[:4]:
         record_result(value)
     alice_api.post(f"/api/jobs/{job.pk}/cancel/")

@@ -57,7 +57,7 @@ def test_a_jobs_tiles_are_a_link_to_their_own_list_not_an_inline(admin_client, j
     other = make_job(alice, noise(20, 20), tile_size=16)
     page = admin_client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
     assert "tile_set" not in page and "inline-group" not in page
-    link = re.search(r'<a href="([^"]+)">6 tiles</a> \(6 pending\)', page).group(1)
+    link = re.search(r'<a href="([^"]+)">6 tiles</a> \(6 queued\)', page).group(1)
 
     tiles = admin_client.get(link.replace("&amp;", "&"))
     assert tiles.status_code == 200

@@ -126,11 +126,11 @@ def test_job_detail_has_the_documented_fields(alice_api, alice):
 def test_the_tiles_of_a_job_are_listed_with_their_place(alice_api, alice):
     job = make_job(alice, noise(100, 70), tile_size=64)
     tiles = alice_api.get(f"/api/jobs/{job.pk}/tiles/").json()
-    assert [(t["index"], t["x"], t["y"], t["width"], t["height"], t["status"]) for t in tiles] == [
-        (0, 0, 0, 64, 64, "pending"),
-        (1, 64, 0, 36, 64, "pending"),
-        (2, 0, 64, 64, 6, "pending"),
-        (3, 64, 64, 36, 6, "pending"),
+    assert [(t["index"], t["x"], t["y"], t["width"], t["height"], t["state"]) for t in tiles] == [
+        (0, 0, 0, 64, 64, "queued"),
+        (1, 64, 0, 36, 64, "queued"),
+        (2, 0, 64, 64, 6, "queued"),
+        (3, 64, 64, 36, 6, "queued"),
     ]
     assert {"worker", "attempts", "partition", "offset", "duration_ms"} <= set(tiles[0])
 

@@ -47,9 +47,9 @@ class Page:
         if message["type"] == "snapshot":
             self.tiles |= {(row[0], row[1]) for row in done_rows(message)}
             self.asked = False
-        elif message["type"] == "tile" and message["status"] == "done":
+        elif message["type"] == "tile" and message["state"] == "done":
             self.tiles.add((message["stage"], message["index"]))
-        if message["type"] in ("snapshot", "status"):  # a tile event's "status" is the tile's
+        if message["type"] in ("snapshot", "status"):
             self.status = message["status"]
         ended = message["type"] == "status" and self.status in TERMINAL
         if (message["tiles_done"] > len(self.tiles) or ended) and not self.asked:
@@ -101,7 +101,7 @@ def big_job(alice) -> Job:
 
 def finish_every_tile(job: Job) -> list[dict]:
     """Mark every tile done, as the collector would, and return its events in order."""
-    job.tiles.update(status=Tile.Status.DONE, worker="host-a-worker-1", attempts=1)
+    job.tiles.update(state=Tile.State.DONE, worker="host-a-worker-1", attempts=1)
     events = []
     for done, tile in enumerate(job.tiles.all(), start=1):
         job.tiles_done = done

@@ -18,7 +18,7 @@ TURNED_TWO_STAGES = [{"op": "rotate", "angle": 90}, {"op": "equalize"}, {"op": "
 def finish(job: Job, tiles, worker: str) -> None:
     """Mark tiles done as the collector would."""
     for tile in tiles:
-        Tile.objects.filter(pk=tile.pk).update(status=Tile.Status.DONE, worker=worker, attempts=1)
+        Tile.objects.filter(pk=tile.pk).update(state=Tile.State.DONE, worker=worker, attempts=1)
         job.record_tiles_done(1)
 
 
@@ -29,10 +29,12 @@ def as_dicts(state: dict) -> list[dict]:
 def test_a_snapshot_holds_the_job_state_and_every_tile_with_its_state(alice):
     job = make_job(alice, noise(64, 48), tile_size=16)  # 4 x 3 tiles
     tiles = list(job.tiles.all())
-    Tile.objects.filter(pk__in=[t.pk for t in tiles[5:8]]).update(dispatched_at=timezone.now(), attempts=2)
+    Tile.objects.filter(pk__in=[t.pk for t in tiles[5:8]]).update(
+        state=Tile.State.SENT, dispatched_at=timezone.now(), attempts=2
+    )
     finish(job, tiles[:3], "host-a-worker-1")
     finish(job, tiles[3:5], "host-b-worker-2")
-    Tile.objects.filter(pk=tiles[11].pk).update(status=Tile.Status.FAILED, worker="host-b-worker-2")
+    Tile.objects.filter(pk=tiles[11].pk).update(state=Tile.State.FAILED, worker="host-b-worker-2")
 
     state = snapshot(job.pk)
 

@@ -29,13 +29,13 @@ def torn(job, index: int, worker: str = "w7") -> bytes:
 def test_a_failed_tile_is_recorded_with_the_workers_reason_and_fails_its_job(job):
     record_result(torn(job, 2))
     tile = Tile.objects.get(job=job, index=2)
-    assert (tile.status, tile.worker, tile.partition, tile.offset) == (Tile.Status.FAILED, "w7", 3, 42)
+    assert (tile.state, tile.worker, tile.partition, tile.offset) == (Tile.State.FAILED, "w7", 3, 42)
     assert tile.error.startswith("failed 2 times: CodecError")
     assert tile.duration_ms is not None and tile.finished_at is not None
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error == f"tile 2 failed on w7: {tile.error}"
-    assert set(job.tiles.exclude(index=2).values_list("status", flat=True)) == {Tile.Status.PENDING}
+    assert set(job.tiles.exclude(index=2).values_list("state", flat=True)) == {Tile.State.QUEUED}
 
 
 def test_a_replayed_failure_changes_nothing_twice(job):
@@ -52,7 +52,7 @@ def test_a_failure_for_a_tile_already_done_neither_overwrites_it_nor_fails_the_j
     record_result(results_for(job, SMALL_PHOTO)[0])
     record_result(torn(job, 0))
     tile = Tile.objects.get(job=job, index=0)
-    assert (tile.status, tile.error, tile.worker) == (Tile.Status.DONE, "", "w0")
+    assert (tile.state, tile.error, tile.worker) == (Tile.State.DONE, "", "w0")
     job.refresh_from_db()
     assert (job.status, job.error) == (Job.Status.RUNNING, "")
 
@@ -60,8 +60,8 @@ def test_a_failure_for_a_tile_already_done_neither_overwrites_it_nor_fails_the_j
 def test_every_failure_of_a_batch_is_recorded_and_its_other_tiles_come_too_late(job):
     done = results_for(job, SMALL_PHOTO)
     record_results([Result.decode(torn(job, 1)), Result.decode(done[0]), Result.decode(torn(job, 4, "w8"))])
-    statuses = dict(job.tiles.values_list("index", "status"))
-    assert [statuses[index] for index in (0, 1, 4)] == [Tile.Status.PENDING, Tile.Status.FAILED, "failed"]
+    states = dict(job.tiles.values_list("index", "state"))
+    assert [states[index] for index in (0, 1, 4)] == [Tile.State.QUEUED, Tile.State.FAILED, "failed"]
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and job.error.startswith("tile 1 failed on w7")
     assert job.tiles_done == 0
@@ -71,9 +71,9 @@ def test_the_page_hears_the_failed_tile_then_the_failed_job(job):
     channel = listening(job.group_name)
     record_result(torn(job, 3))
     tile = next_message(channel)["event"]
-    assert {k: tile[k] for k in ("type", "status", "stage", "index", "worker", "partition", "offset")} == {
+    assert {k: tile[k] for k in ("type", "state", "stage", "index", "worker", "partition", "offset")} == {
         "type": "tile",
-        "status": "failed",
+        "state": "failed",
         "stage": 0,
         "index": 3,
         "worker": "w7",
@@ -91,7 +91,7 @@ def test_a_retry_sends_a_failed_tile_again_and_the_job_finishes(job):
     record_result(torn(job, 5))
     assert actions.retry(job)
     tile = Tile.objects.get(job=job, index=5)
-    assert (tile.status, tile.error, tile.worker, tile.dispatched_at) == (Tile.Status.PENDING, "", "", None)
+    assert (tile.state, tile.error, tile.worker, tile.dispatched_at) == (Tile.State.QUEUED, "", "", None)
     assert job.tiles.queued().count() == 6
     for value in results_for(job, SMALL_PHOTO):
         record_result(value)
@@ -108,17 +108,16 @@ def tile_url(job, index: int, stage: int = 0) -> str:
 
 
 def test_a_failed_tile_tells_its_whole_story(job, alice_api):
-    Tile.objects.filter(job=job, index=2).update(attempts=2, dispatched_at=timezone.now())
+    Tile.objects.filter(job=job, index=2).update(
+        state=Tile.State.SENT, attempts=2, dispatched_at=timezone.now()
+    )
     record_result(torn(job, 2))
     body = alice_api.get(tile_url(job, 2)).json()
-    assert {
-        k: body[k] for k in ("stage", "index", "col", "row", "status", "state", "attempts", "retried")
-    } == {
+    assert {k: body[k] for k in ("stage", "index", "col", "row", "state", "attempts", "retried")} == {
         "stage": 0,
         "index": 2,
         "col": 2,
         "row": 0,
-        "status": "failed",
         "state": "failed",
         "attempts": 2,
         "retried": True,
@@ -136,9 +135,9 @@ def test_a_failed_tile_tells_its_whole_story(job, alice_api):
 )
 def test_a_tile_not_back_yet_is_queued_or_sent(job, alice_api, attempts, sent, state, retried):
     sent_at = timezone.now() - timedelta(seconds=3) if sent else None
-    Tile.objects.filter(job=job, index=1).update(attempts=attempts, dispatched_at=sent_at)
+    Tile.objects.filter(job=job, index=1).update(state=state, attempts=attempts, dispatched_at=sent_at)
     body = alice_api.get(tile_url(job, 1)).json()
-    assert (body["status"], body["state"], body["retried"]) == ("pending", state, retried)
+    assert (body["state"], body["retried"]) == (state, retried)
     assert body["finished_at"] is None and body["error"] == ""
 
 

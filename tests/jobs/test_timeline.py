@@ -21,7 +21,7 @@ def record(job, worker: str, indexes, seconds_ago: float, duration_ms: int = 250
     at = timezone.now() - timedelta(seconds=seconds_ago)
     Job.objects.filter(pk=job.pk, created_at__gt=at).update(created_at=at - timedelta(seconds=1))
     Tile.objects.filter(job=job, index__in=indexes).update(
-        status=Tile.Status.DONE, worker=worker, finished_at=at, duration_ms=duration_ms
+        state=Tile.State.DONE, worker=worker, finished_at=at, duration_ms=duration_ms
     )
     return at
 

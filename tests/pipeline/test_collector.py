@@ -43,7 +43,7 @@ def test_it_ignores_a_duplicate_result(job):
     job.refresh_from_db()
     assert job.tiles_done == 1
     assert job.status == Job.Status.RUNNING
-    assert Tile.objects.get(job=job, index=0).status == Tile.Status.DONE
+    assert Tile.objects.get(job=job, index=0).state == Tile.State.DONE
 
 
 def test_an_error_result_fails_the_job_with_the_reason(job):
@@ -52,7 +52,7 @@ def test_an_error_result_fails_the_job_with_the_reason(job):
     assert job.status == Job.Status.FAILED
     assert job.error == "tile 2 failed on w9: ValueError: boom"
     tile = job.tiles.get(index=2)
-    assert (tile.status, tile.error, tile.worker) == (Tile.Status.FAILED, "ValueError: boom", "w9")
+    assert (tile.state, tile.error, tile.worker) == (Tile.State.FAILED, "ValueError: boom", "w9")
 
 
 def test_the_failures_of_a_batch_cost_as_many_queries_for_five_tiles_as_for_one(alice):
@@ -61,7 +61,7 @@ def test_the_failures_of_a_batch_cost_as_many_queries_for_five_tiles_as_for_one(
         failures = [Result.decode(failed_result(job.pk, index, "ValueError: boom")) for index in range(count)]
         with CaptureQueriesContext(connection) as captured:
             record_results(failures)
-        assert job.tiles.filter(status=Tile.Status.FAILED).count() == count
+        assert job.tiles.filter(state=Tile.State.FAILED).count() == count
         return len(captured)
 
     assert cost(5) == cost(1)

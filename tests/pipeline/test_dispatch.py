@@ -52,9 +52,9 @@ def test_the_window_holds_a_second_of_work_at_what_tiles_took_lately(dispatcher,
 
     def recorded(ms: int, ago: float = 0.0) -> None:
         done.tiles.update(
-            status=Tile.Status.DONE, duration_ms=ms, finished_at=timezone.now() - timedelta(seconds=ago)
+            state=Tile.State.DONE, duration_ms=ms, finished_at=timezone.now() - timedelta(seconds=ago)
         )
-        job.tiles.in_flight().update(dispatched_at=None)
+        job.tiles.in_flight().requeue()
 
     recorded(ms=200)  # 5 tiles a second each (the floor would give 2)
     assert dispatcher.step() == 10
@@ -64,10 +64,10 @@ def test_the_window_holds_a_second_of_work_at_what_tiles_took_lately(dispatcher,
     assert dispatcher.step() == 4
     # Tiny tiles (1 ms of work each) recorded only 10 in 2 s: their trips are what they cost,
     # 0.4 s a tile for each worker, so the second ahead is 3 tiles each, not 1000.
-    job.tiles.in_flight().update(dispatched_at=None)
-    done.tiles.update(finished_at=None, status=Tile.Status.PENDING)
+    job.tiles.in_flight().requeue()
+    done.tiles.update(finished_at=None, state=Tile.State.QUEUED)
     for tile in done.tiles.order_by("index")[:10]:
-        tile.status, tile.duration_ms = Tile.Status.DONE, 1
+        tile.state, tile.duration_ms = Tile.State.DONE, 1
         tile.finished_at = timezone.now() - timedelta(seconds=2 - tile.index * 0.2)
         tile.save()
     assert dispatcher.step() == 6

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_job_that_keeps_moving_is_left_alone(job, settings):
-    Tile.objects.filter(job=job, index__lt=3).update(attempts=1, dispatched_at=timezone.now())
+    Tile.objects.filter(job=job, index__lt=3).update(
+        state=Tile.State.SENT, attempts=1, dispatched_at=timezone.now()
+    )
     recover(now=timezone.now() + timedelta(seconds=settings.TILE_DEADLINE_SECONDS - 1))
     job.refresh_from_db()
     assert job.status == Job.Status.QUEUED
@@ -26,7 +28,9 @@ def test_a_job_waiting_its_turn_is_left_alone_however_long(job, settings):
 
 
 def test_a_job_whose_tiles_were_sent_too_often_fails_with_the_reason(job, settings):
-    Tile.objects.filter(job=job).update(attempts=settings.TILE_MAX_DISPATCHES, dispatched_at=timezone.now())
+    Tile.objects.filter(job=job).update(
+        state=Tile.State.SENT, attempts=settings.TILE_MAX_DISPATCHES, dispatched_at=timezone.now()
+    )
     recover(now=timezone.now() + timedelta(seconds=settings.TILE_DEADLINE_SECONDS + 1))
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
@@ -35,8 +39,10 @@ def test_a_job_whose_tiles_were_sent_too_often_fails_with_the_reason(job, settin
 
 def test_tiles_not_back_by_the_deadline_are_queued_again(job, settings):
     sent = timezone.now()
-    Tile.objects.filter(job=job, index__lt=2).update(attempts=1, dispatched_at=sent)
-    Tile.objects.filter(job=job, index=2).update(attempts=1, dispatched_at=sent + timedelta(seconds=5))
+    Tile.objects.filter(job=job, index__lt=2).update(state=Tile.State.SENT, attempts=1, dispatched_at=sent)
+    Tile.objects.filter(job=job, index=2).update(
+        state=Tile.State.SENT, attempts=1, dispatched_at=sent + timedelta(seconds=5)
+    )
     recover(now=sent + timedelta(seconds=settings.TILE_DEADLINE_SECONDS + 1))
     assert set(job.tiles.in_flight().values_list("index", flat=True)) == {2}
     assert job.tiles.queued().count() == job.tiles_total - 1  # the dispatcher sends them again

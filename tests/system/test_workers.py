@@ -23,7 +23,7 @@ def workers(alice):
     Worker.objects.create(id="w-b", host="h", tiles_done=40, counters={"skipped": 3, "dead_lettered": 1})
     Worker.objects.create(id="w-a", host="h", last_seen=now - timedelta(seconds=30))
     job = make_job(alice, noise(128, 128), tile_size=64)
-    job.tiles.filter(index__lt=4).update(worker="w-b", finished_at=now - timedelta(seconds=2), status="done")
+    job.tiles.filter(index__lt=4).update(worker="w-b", finished_at=now - timedelta(seconds=2), state="done")
 
 
 def test_workers_are_listed_by_id_with_their_rate_counters_and_age(alice_api, workers):

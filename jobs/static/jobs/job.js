@@ -245,7 +245,7 @@
 
   function tileEvent(e) {
     reachStage(e.stage);
-    setTile({stage: e.stage, index: e.index, place: e.place, state: e.status || "done", worker: e.worker,
+    setTile({stage: e.stage, index: e.index, place: e.place, state: e.state, worker: e.worker,
              attempts: e.attempts, duration_ms: e.duration_ms, error: e.error}, true);
   }
 

@@ -48,7 +48,7 @@
       for (const span of byWorker.get(worker.id)) {
         const start = x(span.start), bar = element("svg:rect", {
           x: start, y: top + 2, width: Math.max(1, x(span.end) - start), height: LANE - 4,
-          fill: colours.get(worker.id), class: `span ${span.status}`, "data-job": span.job,
+          fill: colours.get(worker.id), class: `span ${span.state}`, "data-job": span.job,
           "data-stage": span.stage, "data-index": span.index,
         });
         bar.append(element("svg:title", {}, `tile ${span.index} (stage ${span.stage + 1}) of job ${span.job.slice(0, 8)}`));
