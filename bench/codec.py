@@ -10,6 +10,7 @@ markdown table.  Run: ``.venv/bin/python -m bench.codec``.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import time
@@ -24,7 +25,7 @@ from confluent_kafka.admin import NewTopic
 from PIL import Image
 
 from bench.photo import photo_like
-from imagepipe.core import codec
+from imagepipe.core import codec, png
 from imagepipe.core.pipeline import cut_tile
 from imagepipe.core.tiling import tile_grid
 from pipeline import kafka
@@ -47,10 +48,18 @@ class Codec:
 
 CODECS = [
     Codec("raw", "lz4", codec.encode_raw, codec.decode_raw),
-    Codec("png", "none", codec.encode_png, codec.decode_png),
+    Codec(
+        "png", "none", lambda tile: png.encode_png(tile, threads=1), lambda data: Image.open(io.BytesIO(data))
+    ),
     Codec("raw", "none", codec.encode_raw, codec.decode_raw),
     Codec("raw", "zstd", codec.encode_raw, codec.decode_raw),
 ]
+
+
+def _png_tile(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image
 
 
 @dataclass

@@ -88,9 +88,8 @@ def snapshot(job_id) -> dict | None:
     whatever the tile count.
 
     Both read one snapshot of the database (repeatable read), so the counts and the tiles agree
-    even while the collector records more between the two queries. The tiles are read first, each
-    query one table: tables are then taken in the order the collector's transaction and Django's
-    flush (TRUNCATE) take them, so none of them can deadlock with a snapshot.
+    even while the collector records more between the two queries; they take the tables in the
+    order every transaction does (``jobs.models``).
     """
     outermost = not connection.in_atomic_block  # inside another transaction it can't be set
     with transaction.atomic(savepoint=False):

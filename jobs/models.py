@@ -1,4 +1,11 @@
-"""Jobs and their tiles.  State changes are methods; reusable queries live on QuerySets."""
+"""Jobs and their tiles. State changes are methods; reusable queries live on QuerySets.
+
+**The lock order.** A transaction that touches both tables takes a job's tiles before the job,
+each statement one table: the collector claims tiles and then counts them on their job, the
+dispatcher claims tiles and then marks their job sent, a snapshot reads the tiles and then the job,
+and Django's flush (TRUNCATE) takes the tables in that order too. A transaction that took the job
+first could deadlock with any of them. ``tests/jobs/test_lock_order.py`` holds them to it.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +29,8 @@ from imagepipe.core.output import FORMATS
 from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
 
-# The dispatcher holds it while it sends (one dispatcher at a time); pauses and cancels wait for it.
+# The dispatcher holds it while it claims tiles (one dispatcher at a time); pauses and cancels wait
+# for it.
 DISPATCH_LOCK = 0x494D_5044  # "IMPD"
 
 
@@ -336,8 +344,8 @@ def _after_sends() -> None:
 class TileQuerySet(models.QuerySet):
     def record_finished(self, tiles: list[Tile]) -> None:
         """Write what the collector filled in on each finished tile (``Tile.RECORDED``): one
-        statement, sent for every tile at once. (``bulk_update`` builds a CASE per field and row,
-        and cost the collector more than the rest of a batch.)"""
+        statement, sent for every tile at once (``bulk_update`` would build a CASE per field and
+        row, a statement that grows with the batch times its fields)."""
         fields = [Tile._meta.get_field(name) for name in Tile.RECORDED]
         quote = connection.ops.quote_name
         assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)

@@ -46,7 +46,7 @@ def inspect_upload(upload) -> Inspected:
     """Check an upload from its header and structure, decoding its pixels only where they can't tell.
 
     A JPEG that ends in its end-of-image marker, and a PNG whose chunks are all present with
-    their checksums right, are not decoded here (a 24 MP photo would take a second): the
+    their checksums right, are not decoded here (a photo's decode is most of a request's time): the
     dispatcher decodes them, and a job whose pixels then fail to decode fails with the reason.
     Other formats, and the rare files these checks can't vouch for, are decoded now.
     """

@@ -1,7 +1,7 @@
 """Each job's result pasted together in the collector as its last stage's tiles are recorded.
 
 Assembling from the stored tiles after the last one (``assembly.stage_image``) reads every tile
-back and then writes the whole PNG: about a second of a 24 MP job spent while nothing else runs.
+back and then writes the whole PNG, time every job pays after its last tile while nothing else runs.
 Here each tile is pasted the moment it is recorded, and each band of rows is deflated
 (``png.deflate_band``, on a thread) as soon as its tiles are in, so when the last tile comes only
 its band is left to deflate before the file is joined.

@@ -1,9 +1,8 @@
 """A group consumer that watches its own progress and rebuilds itself when it has stopped.
 
 A consumer can fall out of its group and never come back while its process stays alive and
-polling: observed once under heavy load (the session timed out, the collector's group stayed
-empty for 25 minutes, and nothing said so). Waiting for luck is not a plan, so every
-long-running consumer (collector, worker) polls through ``WatchedConsumer``, which every
+polling (its session timed out under load and the rejoin never came), and nothing says so.
+So every long-running consumer (collector, worker) polls through ``WatchedConsumer``, which every
 ``CONSUMER_CHECK_SECONDS`` asks two questions:
 
 * **stalled**: messages are waiting in the partitions it holds, yet none has arrived for

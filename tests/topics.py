@@ -1,6 +1,7 @@
-"""Kafka topics in tests: reading back what the code under test published, and removing them."""
+"""Kafka in tests: reading back what the code under test published, removing topics, the broker's pid."""
 
 import gc
+from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
@@ -44,3 +45,8 @@ def all_records(name):
             remaining -= 1
     reader.close()
     return messages
+
+
+def broker_pid() -> int:
+    """The local broker's process (scripts/services.sh writes its pid file)."""
+    return int((Path(__file__).resolve().parent.parent / "var/kafka/kafka.pid").read_text().split()[0])

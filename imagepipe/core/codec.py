@@ -1,15 +1,12 @@
 """Tile codecs: how a tile's pixels travel in a Kafka message.
 
-``raw`` is the codec in use: a 12-byte header and the pixel bytes as Pillow
-holds them; the producer's compression (``KAFKA_COMPRESSION``, lz4 by default)
-applies on top.  ``png`` (compress level 1) is kept for comparison:
-``bench/codec.py`` measures both through the real broker, and raw won, 1.2 s
-against 3.1 s for 96 tiles of a 24-megapixel photo (``bench/README.md``).
+A 12-byte header and the pixel bytes as Pillow holds them; the producer's compression
+(``KAFKA_COMPRESSION``, lz4 by default) applies on top. ``bench/codec.py`` compares it with PNG
+tiles through the real broker (``bench/README.md``).
 """
 
 from __future__ import annotations
 
-import io
 import struct
 
 from PIL import Image
@@ -45,18 +42,6 @@ def decode_raw(data: bytes) -> Image.Image:
         raise CodecError(f"tile payload has {len(pixels)} pixel bytes, expected {expected}")
     # Pillow reads any buffer; its annotation names bytes and bytearray only.
     return Image.frombuffer(mode, (width, height), pixels, "raw", mode, 0, 1).copy()  # type: ignore[arg-type]
-
-
-def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def decode_png(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return image
 
 
 encode_tile = encode_raw

@@ -1,14 +1,13 @@
 import pytest
 
-from imagepipe.core.codec import CodecError, decode_png, decode_raw, encode_png, encode_raw
+from imagepipe.core.codec import CodecError, decode_raw, encode_raw
 from tests.images import noise
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
-@pytest.mark.parametrize("encode,decode", [(encode_raw, decode_raw), (encode_png, decode_png)])
-def test_a_tile_survives_the_round_trip_exactly(mode, encode, decode):
+def test_a_tile_survives_the_round_trip_exactly(mode):
     tile = noise(37, 19, mode)
-    back = decode(encode(tile))
+    back = decode_raw(encode_raw(tile))
     assert (back.mode, back.size, back.tobytes()) == (mode, (37, 19), tile.tobytes())
 
 

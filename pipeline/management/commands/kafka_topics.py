@@ -57,7 +57,7 @@ def await_metadata(admin, partitions: dict[str, int], timeout: float = 30) -> No
     """Return once the broker's metadata shows every topic with its partitions, each with a leader.
 
     Creating topics or partitions is acknowledged before the metadata says so; whatever starts
-    next (a worker, a test reading the count) would otherwise see the old shape.
+    next (a worker, or anything that counts the partitions) would otherwise see the old shape.
     """
     deadline = time.monotonic() + timeout
     while True:

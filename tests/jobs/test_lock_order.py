@@ -1,0 +1,91 @@
+"""The lock order of ``jobs.models``: every transaction that touches tiles and their job takes the
+tiles first, one table a statement. Each is run here and its statements read back in order."""
+
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from jobs.events import snapshot
+from jobs.models import Tile
+from pipeline.collector import record_result
+from pipeline.dispatch import Claim
+from tests.jobs.factories import SMALL_PHOTO, failed_result, results_for
+
+pytestmark = pytest.mark.django_db
+TABLES = ("jobs_tile", "jobs_job")
+
+
+def transactions(statements: list[str]) -> list[list[str]]:
+    """The statements of each outermost atomic block (a savepoint inside the test's transaction);
+    all of them as one if the code ran none (it joined the transaction it found)."""
+    blocks, depth = [], 0
+    for sql in statements:
+        if sql.startswith("SAVEPOINT"):
+            depth += 1
+            if depth == 1:
+                blocks.append([])
+        elif sql.startswith("RELEASE SAVEPOINT") or sql.startswith("ROLLBACK TO SAVEPOINT"):
+            depth -= 1
+        elif depth:
+            blocks[-1].append(sql)
+    return blocks or [statements]
+
+
+def tables_in_order(statements: list[str]) -> list[str]:
+    """The tables of TABLES as the statements first touch them; a statement touching both is refused."""
+    order: list[str] = []
+    for sql in statements:
+        touched = [table for table in TABLES if f'"{table}"' in sql]
+        assert len(touched) < 2, f"one statement takes both tables: {sql}"
+        order += [table for table in touched if table not in order]
+    return order
+
+
+def run(call) -> list[list[str]]:
+    """The tables each transaction of ``call()`` touches, in the order it touches them."""
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    blocks = transactions([query["sql"] for query in captured.captured_queries])
+    return [tables_in_order(block) for block in blocks]
+
+
+def assert_tiles_first(orders: list[list[str]]) -> None:
+    both = [order for order in orders if len(order) == 2]
+    assert both, "no transaction touched both tables: the check would prove nothing"
+    assert all(order == list(TABLES) for order in both), orders
+
+
+def test_the_check_sees_a_transaction_that_takes_the_job_first():
+    assert tables_in_order(['UPDATE "jobs_job" SET x', 'SELECT * FROM "jobs_tile"']) == [
+        "jobs_job",
+        "jobs_tile",
+    ]
+    with pytest.raises(AssertionError):
+        assert_tiles_first([["jobs_job", "jobs_tile"]])
+
+
+def test_the_collector_recording_tiles_takes_the_tiles_first(job):
+    first, second = results_for(job, SMALL_PHOTO)[:2]
+    assert_tiles_first(run(lambda: record_result(first)) + run(lambda: record_result(second)))
+
+
+def test_the_collector_recording_a_failure_takes_the_tiles_first(job):
+    assert_tiles_first(run(lambda: record_result(failed_result(job.pk, 1, "MemoryError"))))
+    assert Tile.objects.get(job=job, index=1).state == Tile.State.FAILED
+
+
+def test_the_dispatchers_claim_takes_the_tiles_first(job):
+    claim = None
+
+    def take():
+        nonlocal claim
+        claim = Claim.take(job, {0, 1, 2}, Counter({0: 0, 1: 0}))
+
+    assert_tiles_first(run(take))
+    assert claim is not None and len(claim.tiles()) == 3
+
+
+def test_a_snapshot_reads_the_tiles_first(job):
+    assert_tiles_first(run(lambda: snapshot(job.pk)))
