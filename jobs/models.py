@@ -1,10 +1,12 @@
 """Jobs and their tiles. State changes are methods; reusable queries live on QuerySets.
 
-**The lock order.** A transaction that touches both tables takes a job's tiles before the job,
-each statement one table: the collector claims tiles and then counts them on their job, the
-dispatcher claims tiles and then marks their job sent, a snapshot reads the tiles and then the job,
-and Django's flush (TRUNCATE) takes the tables in that order too. A transaction that took the job
-first could deadlock with any of them. ``tests/jobs/test_lock_order.py`` holds them to it.
+**The lock order** (``LOCK_ORDER``). A transaction that touches more than one of these tables
+takes them in this order, one table a statement: a job's tiles, the job, its pending cancellation.
+The collector claims tiles and then counts them on their job, the dispatcher claims tiles and then
+marks their job sent, a snapshot reads the tiles and then the job, a cancel ends the job and then
+writes what the workers are to be told. Two transactions that took two tables in opposite orders
+could deadlock. ``tests/jobs/test_lock_order.py`` holds each of them to it, and the test suite's
+flush (one TRUNCATE of every table) takes them in this order too (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -497,3 +499,6 @@ class PendingCancellation(models.Model):
 
     def __str__(self) -> str:
         return f"cancel {self.job_id} up to generation {self.generation}"
+
+
+LOCK_ORDER = (Tile._meta.db_table, Job._meta.db_table, PendingCancellation._meta.db_table)

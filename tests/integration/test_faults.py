@@ -134,7 +134,7 @@ def lost_job(system, settings, chain, tile_size):
     owner = Job._meta.get_field("owner").related_model.objects.get(username="alice")
     with open(DATA / "coffee.png", "rb") as handle, transaction.atomic():  # before the dispatcher sees it
         job = submit_job(owner, File(handle, name="coffee.png"), chain, tile_size)
-        job.tiles.update(attempts=1, dispatched_at=timezone.now())
+        job.tiles.update(state=Tile.State.SENT, attempts=1, dispatched_at=timezone.now())
     return job
 
 

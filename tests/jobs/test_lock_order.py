@@ -1,20 +1,22 @@
-"""The lock order of ``jobs.models``: every transaction that touches tiles and their job takes the
-tiles first, one table a statement. Each is run here and its statements read back in order."""
+"""The lock order of ``jobs.models``: every transaction that touches more than one of its tables
+takes them in ``LOCK_ORDER``, one table a statement. Each is run here and its statements read back
+in order."""
 
 from collections import Counter
 
 import pytest
+from django.core.management.color import no_style
+from django.core.management.sql import sql_flush
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs.events import snapshot
-from jobs.models import Tile
+from jobs.models import LOCK_ORDER, Tile
 from pipeline.collector import record_result
 from pipeline.dispatch import Claim
 from tests.jobs.factories import SMALL_PHOTO, failed_result, results_for
 
 pytestmark = pytest.mark.django_db
-TABLES = ("jobs_tile", "jobs_job")
 
 
 def transactions(statements: list[str]) -> list[list[str]]:
@@ -34,11 +36,11 @@ def transactions(statements: list[str]) -> list[list[str]]:
 
 
 def tables_in_order(statements: list[str]) -> list[str]:
-    """The tables of TABLES as the statements first touch them; a statement touching both is refused."""
+    """The tables of LOCK_ORDER as the statements first touch them; a statement touching two is refused."""
     order: list[str] = []
     for sql in statements:
-        touched = [table for table in TABLES if f'"{table}"' in sql]
-        assert len(touched) < 2, f"one statement takes both tables: {sql}"
+        touched = [table for table in LOCK_ORDER if f'"{table}"' in sql]
+        assert len(touched) < 2, f"one statement takes two tables: {sql}"
         order += [table for table in touched if table not in order]
     return order
 
@@ -51,10 +53,10 @@ def run(call) -> list[list[str]]:
     return [tables_in_order(block) for block in blocks]
 
 
-def assert_tiles_first(orders: list[list[str]]) -> None:
-    both = [order for order in orders if len(order) == 2]
-    assert both, "no transaction touched both tables: the check would prove nothing"
-    assert all(order == list(TABLES) for order in both), orders
+def assert_in_lock_order(orders: list[list[str]]) -> None:
+    several = [order for order in orders if len(order) > 1]
+    assert several, "no transaction touched two of the tables: the check would prove nothing"
+    assert all(order == sorted(order, key=LOCK_ORDER.index) for order in several), orders
 
 
 def test_the_check_sees_a_transaction_that_takes_the_job_first():
@@ -63,16 +65,18 @@ def test_the_check_sees_a_transaction_that_takes_the_job_first():
         "jobs_tile",
     ]
     with pytest.raises(AssertionError):
-        assert_tiles_first([["jobs_job", "jobs_tile"]])
+        assert_in_lock_order([["jobs_job", "jobs_tile"]])
+    with pytest.raises(AssertionError):
+        assert_in_lock_order([["jobs_tile"], ["jobs_job"]])  # none took two: nothing proven
 
 
 def test_the_collector_recording_tiles_takes_the_tiles_first(job):
     first, second = results_for(job, SMALL_PHOTO)[:2]
-    assert_tiles_first(run(lambda: record_result(first)) + run(lambda: record_result(second)))
+    assert_in_lock_order(run(lambda: record_result(first)) + run(lambda: record_result(second)))
 
 
 def test_the_collector_recording_a_failure_takes_the_tiles_first(job):
-    assert_tiles_first(run(lambda: record_result(failed_result(job.pk, 1, "MemoryError"))))
+    assert_in_lock_order(run(lambda: record_result(failed_result(job.pk, 1, "MemoryError"))))
     assert Tile.objects.get(job=job, index=1).state == Tile.State.FAILED
 
 
@@ -83,9 +87,19 @@ def test_the_dispatchers_claim_takes_the_tiles_first(job):
         nonlocal claim
         claim = Claim.take(job, {0, 1, 2}, Counter({0: 0, 1: 0}))
 
-    assert_tiles_first(run(take))
+    assert_in_lock_order(run(take))
     assert claim is not None and len(claim.tiles()) == 3
 
 
 def test_a_snapshot_reads_the_tiles_first(job):
-    assert_tiles_first(run(lambda: snapshot(job.pk)))
+    assert_in_lock_order(run(lambda: snapshot(job.pk)))
+
+
+def test_a_cancel_ends_the_job_before_it_writes_what_the_workers_are_told(job):
+    assert_in_lock_order(run(job.cancel))
+
+
+def test_the_suites_flush_takes_the_tables_in_the_lock_order():
+    (statement,) = sql_flush(no_style(), connection)
+    positions = [statement.index(f'"{table}"') for table in LOCK_ORDER]
+    assert positions == sorted(positions)
