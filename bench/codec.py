@@ -18,9 +18,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import cast
 
 import django
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import NewTopic
 from PIL import Image
 
@@ -75,7 +76,12 @@ class Run:
 
 def run_once(c: Codec, tiles: list[Image.Image], topic: str) -> Run:
     producer = kafka.producer(**{"compression.type": c.compression})
-    errors: list = []
+    errors: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        if err:
+            errors.append(err)
+
     encode_s, payload = 0.0, 0
     started = time.perf_counter()
     for index, tile in enumerate(tiles):
@@ -89,7 +95,7 @@ def run_once(c: Codec, tiles: list[Image.Image], topic: str) -> Run:
                     topic,
                     value,
                     partition=index % PARTITIONS,
-                    on_delivery=lambda err, msg: err and errors.append(err),
+                    on_delivery=delivered,
                 )
                 break
             except BufferError:  # local queue full: let deliveries drain
@@ -110,7 +116,8 @@ def run_once(c: Codec, tiles: list[Image.Image], topic: str) -> Run:
             )
         t = time.perf_counter()
         # Partition p holds tiles p, p+4, ... in order: that gives each tile's index.
-        decoded[message.offset() * PARTITIONS + message.partition()] = c.decode(message.value())
+        offset, partition = cast(int, message.offset()), cast(int, message.partition())  # fetched: set
+        decoded[offset * PARTITIONS + partition] = c.decode(cast(bytes, message.value()))
         decode_s += time.perf_counter() - t
     finished = time.perf_counter()
     consumer.close()

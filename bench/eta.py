@@ -22,7 +22,7 @@ from playwright.sync_api import sync_playwright
 
 from bench.scheduling import Bench, Upload, jpeg, private_setup, reference, run_system
 
-CHAINS = {
+CHAINS: dict[str, list[dict]] = {
     "gaussian_blur r4": [{"op": "gaussian_blur", "radius": 4}],
     "median 5 → grayscale": [{"op": "median", "size": 5}, {"op": "grayscale"}],
     "blur r2 → median 5 → unsharp mask": [

@@ -26,7 +26,10 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar, cast
 
 import django
 import requests
@@ -40,6 +43,7 @@ MEDIAN = [{"op": "median", "size": 5}]
 INVERT = [{"op": "invert"}]
 FIRST_COME_FIRST_SERVED = {"DISPATCH_WINDOW_MIN": "1000000"}
 TIMEOUT = 600.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -134,7 +138,8 @@ def timings(job_id: str, sent: float) -> tuple[float, float, float]:
 
     job = Job.objects.get(pk=job_id)
     tiles = job.tiles.aggregate(first=Min("finished_at"), busy=Sum("duration_ms"))
-    return tiles["first"].timestamp() - sent, job.finished_at.timestamp() - sent, tiles["busy"] / 1000
+    finished = cast(datetime, job.finished_at)  # the job is done
+    return tiles["first"].timestamp() - sent, finished.timestamp() - sent, tiles["busy"] / 1000
 
 
 def measure_submit(bench: Bench, big: Upload, repeat: int = 3) -> dict[str, float]:
@@ -189,7 +194,9 @@ def measure_memory(bench: Bench, big: Upload, count: int = 10) -> dict[str, floa
     }
 
 
-def run_system(env: dict[str, str], workers: int, port: int, users: list[str], work) -> object:
+def run_system(
+    env: dict[str, str], workers: int, port: int, users: list[str], work: Callable[[Bench], T]
+) -> T:
     """Start the system on fresh bench topics, run ``work`` on it, stop it and drop everything made."""
     subprocess.run(
         [*MANAGE, "kafka_topics"],

@@ -32,9 +32,10 @@ class StaticFiles(ASGIStaticFilesHandler):
             raise Http404("no such static file") from None
 
 
+# The routes' type: URLRouter's stubs want Channels' own pattern type, which path() can't return.
 application = ProtocolTypeRouter(
     {
         "http": StaticFiles(django_http) if settings.SERVE_STATIC else django_http,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),  # type: ignore[arg-type]
     }
 )

@@ -11,7 +11,8 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
         await self.close()
 
 
+# django-stubs' path() and re_path() take views; Channels routes ASGI applications with them too.
 websocket_urlpatterns = [
-    path("ws/jobs/<uuid:job_id>/", JobConsumer.as_asgi()),
-    re_path(r"", NotFoundConsumer.as_asgi()),
+    path("ws/jobs/<uuid:job_id>/", JobConsumer.as_asgi()),  # type: ignore[arg-type]
+    re_path(r"", NotFoundConsumer.as_asgi()),  # type: ignore[arg-type]
 ]

@@ -5,6 +5,7 @@ Defaults run everything on one machine: the services started by
 """
 
 from pathlib import Path
+from typing import Any
 
 from .env import (
     DEFAULT_DATABASE_URL,
@@ -121,7 +122,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 SERVE_STATIC = env_bool("SERVE_STATIC", True)  # daphne serves /static/ itself when on
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

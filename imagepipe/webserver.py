@@ -19,12 +19,17 @@ from __future__ import annotations
 import json
 import logging
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from django.conf import settings
-from twisted.internet.interfaces import IDelayedCall
+
+if TYPE_CHECKING:
+    # What the reactor's callLater returns; its interface, IDelayedCall, is a zope Interface,
+    # whose methods mypy can't read without the zope plugin.
+    from twisted.internet.base import DelayedCall
 
 logger = logging.getLogger("imagepipe.webserver")  # not __name__, which is "__main__" under -m
 
@@ -37,7 +42,7 @@ class LimitedRequest(WebRequest):
         self.received = 0
         self.refused = False
         # Created on the request line, so slow headers count against the deadline too.
-        self.deadline: IDelayedCall | None = self.channel.callLater(
+        self.deadline: DelayedCall | None = self.channel.callLater(
             self.server.request_body_timeout, self.arrival_timed_out
         )
 

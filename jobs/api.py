@@ -60,7 +60,7 @@ class JobViewSet(
             return jobs
         filters = HistoryFilter(self.request.query_params, self.request.user)  # the history page's
         if not filters.is_valid():
-            raise ValidationError(filters.errors)
+            raise ValidationError(filters.errors)  # type: ignore[arg-type]  # a dict of lists at run time
         return filters.apply(jobs.select_related("owner"))
 
     def get_throttles(self):
@@ -87,7 +87,7 @@ class JobViewSet(
         except SubmissionError as exc:
             return Response({"error": str(exc)}, status=exc.status)
         # Notes such as a dropped ICC profile are told once, here; the job row does not keep them.
-        warnings = {"warnings": job.notes} if job.notes else {}
+        warnings = {"warnings": job.notes} if job.notes else {}  # type: ignore[attr-defined]  # set by submit
         return Response({**self.get_serializer(job).data, **warnings}, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):

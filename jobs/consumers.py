@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -34,7 +35,9 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "job", None) is not None:
             await self.channel_layer.group_discard(self.job.group_name, self.channel_name)
 
-    async def receive(self, text_data=None, bytes_data=None):
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
         """The one request a client makes: a fresh snapshot, once it has seen a gap in the events."""
         if asks_for_snapshot(text_data):
             await self.send_snapshot()

@@ -8,6 +8,7 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
@@ -82,11 +83,12 @@ def _open_header(upload) -> tuple[Image.Image, str]:
         raise SubmissionError(f"the image declares too many pixels: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise SubmissionError(f"the image header is corrupt: {exc}") from None
+    found = cast(str, image.format)  # one of ACCEPTED_FORMATS, the only formats it was opened with
     check_dimensions(*image.size)
-    check_pixel_data(image.format, *image.size, upload.size)
+    check_pixel_data(found, *image.size, upload.size)
     if getattr(image, "n_frames", 1) > 1:
         raise SubmissionError("animated or multi-frame images are not supported")
-    return image, ACCEPTED_FORMATS[image.format]
+    return image, ACCEPTED_FORMATS[found]
 
 
 def _decode(image: Image.Image) -> Image.Image:

@@ -1,6 +1,7 @@
 """Server-rendered pages: history, submit, job progress."""
 
 import uuid
+from typing import cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -20,8 +21,9 @@ from .throttles import SubmitRateThrottle
 def history(request):
     filters = HistoryFilter(request.GET, request.user)
     jobs = filters.apply(Job.objects.visible_to(request.user).select_related("owner"))
-    # As many rows as a page of GET /api/jobs/, which history.js polls to keep the first page live.
-    page = Paginator(jobs, api_settings.PAGE_SIZE).get_page(request.GET.get("page"))
+    # As many rows as a page of GET /api/jobs/, which history.js polls to keep the first page live
+    # (REST_FRAMEWORK sets PAGE_SIZE, whose type allows None).
+    page = Paginator(jobs, cast(int, api_settings.PAGE_SIZE)).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {"page": page, "filters": filters, "query": query.urlencode()}
@@ -34,7 +36,8 @@ def submit(request):
     initial = SubmitJobForm.initial_from(source) if source else {}
     form = SubmitJobForm(request.POST or None, request.FILES or None, initial=initial)
     context = {"form": form, "source": source}
-    if request.method == "POST" and not SubmitRateThrottle().allow_request(request, None):
+    # No API view here: the throttle keys on the request's user alone.
+    if request.method == "POST" and not SubmitRateThrottle().allow_request(request, None):  # type: ignore[arg-type]
         form.add_error(None, "too many submissions; wait a minute and try again")
         return render(request, "jobs/submit.html", context, status=429)
     if request.method == "POST" and form.is_valid():

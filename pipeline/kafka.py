@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -40,11 +40,11 @@ _PASSTHROUGH = (
 
 
 def topic(name: str) -> str:
-    return cast(str, settings.KAFKA_TOPIC_PREFIX) + name  # settings is untyped: Any
+    return settings.KAFKA_TOPIC_PREFIX + name
 
 
 def group(name: str) -> str:
-    return cast(str, settings.KAFKA_TOPIC_PREFIX) + name
+    return settings.KAFKA_TOPIC_PREFIX + name
 
 
 def _common() -> dict[str, Any]:

@@ -59,6 +59,10 @@ class Worker(models.Model):
 
     objects = WorkerQuerySet.as_manager()
 
+    # Not stored: set on each worker for the workers' page (system.workers.worker_list).
+    tiles_per_second: float
+    counts: list[int]
+
     class Meta:
         ordering = ["-last_seen"]
         db_table = "workers_worker"  # the table it had in the app it came from (pipeline/migrations)

@@ -58,8 +58,7 @@ class StallClock:
             self.waiting_since = None
             return False
         self.waiting_since = self.waiting_since or now
-        # cast: settings is untyped (Any), and so would the comparison be
-        return now - max(self.waiting_since, self.last_arrival) > cast(float, settings.CONSUMER_STALL_SECONDS)
+        return now - max(self.waiting_since, self.last_arrival) > settings.CONSUMER_STALL_SECONDS
 
 
 class WatchedConsumer:

@@ -10,7 +10,7 @@ WORKERS=${TEST_WORKERS:-3}  # pytest-xdist processes: most of the suite waits on
 checks() {
   .venv/bin/ruff check --quiet .
   .venv/bin/ruff format --check --quiet .
-  .venv/bin/mypy  # the pure core and the Kafka layer, strictly (pyproject.toml)
+  .venv/bin/mypy  # the whole project, with the Django and DRF stubs; the pure core and the Kafka layer strictly (pyproject.toml)
 }
 
 if [ "${1:-}" = --fast ]; then

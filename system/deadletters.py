@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
@@ -114,18 +115,22 @@ def _read(
     letters: list[DeadLetter] = []
     while ends:
         for message in reader.consume(500, timeout=min(_left(deadline), 0.5)):
-            error, partition = message.error(), message.partition()
+            # A fetched message and a partition's end both have a partition and an offset.
+            error = message.error()
+            partition, offset = cast(int, message.partition()), cast(int, message.offset())
             if error and error.code() != KafkaError._PARTITION_EOF:
                 raise KafkaException(error)
-            if not error and message.offset() < ends.get(partition, -1):
+            if not error and offset < ends.get(partition, -1):
                 letters.append(_letter(message))
-            if error or message.offset() >= ends.get(partition, 0) - 1:
+            if error or offset >= ends.get(partition, 0) - 1:
                 ends.pop(partition, None)  # read to the end seen at the start
     return letters
 
 
 def _letter(message: Message) -> DeadLetter:
-    headers = {key: (value or b"").decode(errors="replace") for key, value in message.headers() or []}
+    # A fetched message's headers are a list of (str, bytes | None); a dict is only for producing.
+    fetched = cast("list[tuple[str, bytes | None]]", message.headers() or [])
+    headers = {key: (value or b"").decode(errors="replace") for key, value in fetched}
     kind, stamp = message.timestamp()
     value = message.value() or b""
     letter = DeadLetter(
@@ -133,8 +138,8 @@ def _letter(message: Message) -> DeadLetter:
         reason=headers.get("reason", ""),
         worker=headers.get("worker", ""),
         source=headers.get("source", ""),
-        partition=message.partition(),
-        offset=message.offset(),
+        partition=cast(int, message.partition()),
+        offset=cast(int, message.offset()),
         size=len(value),
     )
     try:
@@ -148,7 +153,7 @@ def _letter(message: Message) -> DeadLetter:
 
 def _mark_known_jobs(letters: list[DeadLetter]) -> None:
     """Which letters name a job that still exists (one query): the page links to those."""
-    ids = {_uuid(letter.job) for letter in letters} - {None}
+    ids = {job for letter in letters if (job := _uuid(letter.job)) is not None}
     known = set(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
     for letter in letters:
         if _uuid(letter.job) in known:

@@ -4,12 +4,12 @@ snapshot."""
 import asyncio
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 
 
 def listening(group: str) -> str:
     """A channel of the real channel layer, in the group a job's sockets are in."""
-    layer = get_channel_layer()
+    layer = default_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(group, channel)
     return channel
@@ -17,9 +17,15 @@ def listening(group: str) -> str:
 
 def next_message(channel: str) -> dict:
     async def receive():
-        return await asyncio.wait_for(get_channel_layer().receive(channel), timeout=10)
+        return await asyncio.wait_for(default_layer().receive(channel), timeout=10)
 
     return async_to_sync(receive)()
+
+
+def default_layer() -> BaseChannelLayer:
+    layer = get_channel_layer()
+    assert layer is not None, "settings.CHANNEL_LAYERS has a default layer"
+    return layer
 
 
 def done_rows(snapshot: dict) -> list[list]:

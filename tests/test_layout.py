@@ -19,7 +19,7 @@ def imported_packages(path: Path) -> set[str]:
     """The top-level packages a module imports, relative imports resolved to its own package."""
     tree = ast.parse(path.read_text(), filename=str(path))
     own = path.relative_to(BASE_DIR).parts[0]
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import cast
 
 import pytest
 
@@ -21,7 +22,9 @@ BROKER_FIXTURES = {"kafka_prefix", "kafka_topics", "system"}
 
 def mark_broker_tests(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("integration") or BROKER_FIXTURES & set(item.fixturenames):
+        # Every item collected here is a test function, which is what has fixture names.
+        test = cast(pytest.Function, item)
+        if item.get_closest_marker("integration") or BROKER_FIXTURES & set(test.fixturenames):
             item.add_marker(pytest.mark.kafka)
 
 

@@ -3,7 +3,7 @@
 import gc
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from pipeline import kafka
 
@@ -12,7 +12,7 @@ def read_topic(name, count):
     """The first ``count`` records of ImagePipe's topic ``name`` (fewer if none comes for 10 s)."""
     reader = kafka.consumer("test-reader", **{"enable.auto.commit": False})
     reader.assign([TopicPartition(kafka.topic(name), p, OFFSET_BEGINNING) for p in range(2)])
-    messages = []
+    messages: list[Message] = []
     while len(messages) < count and (message := reader.poll(10)) is not None:
         if not message.error():
             messages.append(message)
@@ -38,7 +38,7 @@ def all_records(name):
     ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
     reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, (lo, hi) in ends.items() if hi > lo])
     remaining = sum(high - low for low, high in ends.values())
-    messages = []
+    messages: list[Message] = []
     while remaining and (message := reader.poll(10)) is not None:
         if not message.error():
             messages.append(message)

@@ -12,7 +12,7 @@ from tests.images import noise, photo
 from .reference import COLOUR, GEOMETRIC, reference
 from .tiled import same_pixels, tiled
 
-PARAMS = {
+PARAMS: dict[str, dict[str, st.SearchStrategy]] = {
     "brightness": {"factor": st.floats(0, 4)},
     "contrast": {"factor": st.floats(0, 4)},
     "autocontrast": {"cutoff": st.floats(0, 49)},

@@ -86,7 +86,7 @@ def test_a_fast_route_gives_pillows_bytes(route, mode, width, height, pixels, se
 
 
 WINDOWS = [{"size": 3}, {"size": 15}]  # the rank filters' smallest and largest window
-ON_PHOTOS = {
+ON_PHOTOS: dict[str, list[dict]] = {
     "median": WINDOWS,
     "erode": WINDOWS,
     "dilate": WINDOWS,

@@ -1,6 +1,7 @@
 """Every upload becomes upright L, LA, RGB or RGBA before tiling."""
 
 import io
+from typing import cast
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_a_palette_gif_with_transparency_becomes_rgba():
     gif = reopened(palette, "GIF", transparency=0)
     rgba = normalise(gif)
     assert rgba.mode == "RGBA"
-    assert rgba.getpixel((0, 0))[3] == 0 and rgba.getpixel((1, 0)) == (255, 0, 0, 255)
+    assert cast(tuple[int, ...], rgba.getpixel((0, 0)))[3] == 0 and rgba.getpixel((1, 0)) == (255, 0, 0, 255)
 
 
 def test_a_palette_image_without_transparency_becomes_rgb():

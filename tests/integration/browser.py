@@ -9,18 +9,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from imagepipe.processes import BASE_DIR
 
 SHOTS = os.environ.get("IMAGEPIPE_SCREENSHOTS")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 AXE = BASE_DIR / "node_modules" / "axe-core" / "axe.min.js"  # package.json; scripts/bootstrap.sh installs it
 
 
-def logged_in(chromium, system, username: str, password: str, viewport: dict = DESKTOP) -> Page:
+def logged_in(chromium, system, username: str, password: str, viewport: ViewportSize = DESKTOP) -> Page:
     context = chromium.new_context(viewport=viewport, accept_downloads=True)
     page = context.new_page()
     page.goto(f"{system.url}/accounts/login/")

@@ -101,9 +101,13 @@ def wait_for(condition, what: str, running, timeout: float = WAIT_SECONDS):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; logs in {running.log_dir}")
 
 
-def token_session(base: str, username: str, password: str) -> requests.Session:
+class ApiSession(requests.Session):
+    base: str  # the server's address, which the tests' URLs start with
+
+
+def token_session(base: str, username: str, password: str) -> ApiSession:
     """A requests session that presents the user's API token, fetched from ``base``."""
-    session = requests.Session()
+    session = ApiSession()
     token = session.post(f"{base}/api/auth/token/", data={"username": username, "password": password})
     session.headers["Authorization"] = f"Token {token.json()['token']}"
     session.base = base

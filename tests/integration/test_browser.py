@@ -87,7 +87,8 @@ def test_another_user_cannot_open_the_job_page_or_its_socket(api, system, chromi
     job = submit(api, "coffee.png", [{"op": "invert"}])
     page = logged_in(chromium, system, "bob", "bob-pass")
 
-    assert page.goto(f"{system.url}/jobs/{job['id']}/").status == 404
+    response = page.goto(f"{system.url}/jobs/{job['id']}/")
+    assert response is not None and response.status == 404
     opened = page.evaluate(
         """id => new Promise(done => {
              const socket = new WebSocket(`ws://${location.host}/ws/jobs/${id}/`);

@@ -131,7 +131,8 @@ def test_the_job_page_fits_a_phone(chromium, system, api):
     expect(page.locator("#mosaic .tile.done")).to_have_count(70)
     page.wait_for_function("document.getElementById('after').complete")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    assert page.locator("#mosaic").bounding_box()["width"] <= PHONE["width"] - 20
+    box = page.locator("#mosaic").bounding_box()
+    assert box is not None and box["width"] <= PHONE["width"] - 20
     assert serious_violations(page) == []
     shoot(page, "job-phone")
 

@@ -39,7 +39,9 @@ def add_step(page: Page, op: str) -> None:
 
 def submitted_job(page: Page) -> Job:
     expect(page).to_have_url(JOB_PAGE)
-    return Job.objects.get(pk=JOB_PAGE.search(page.url)[1])
+    found = JOB_PAGE.search(page.url)
+    assert found is not None
+    return Job.objects.get(pk=found[1])
 
 
 def test_double_clicking_start_creates_one_job(api, system, chromium):

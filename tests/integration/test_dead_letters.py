@@ -78,7 +78,8 @@ def test_staff_see_the_dead_letters_page_and_others_are_refused(api, parked, sys
     page.context.close()
 
     page = logged_in(chromium, system, "alice", "alice-pass")
-    assert page.goto(f"{system.url}/dead-letters/").status == 403
+    response = page.goto(f"{system.url}/dead-letters/")
+    assert response is not None and response.status == 403
     assert api.get(f"{api.base}/api/dead-letters/").status_code == 403
     page.context.close()
 

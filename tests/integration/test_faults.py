@@ -10,6 +10,7 @@ import random
 import subprocess
 import threading
 import time
+from typing import cast
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -131,7 +132,7 @@ def test_a_database_restart_mid_job_is_survived(api, system):
 def lost_job(system, settings, chain, tile_size):
     """A job whose tiles were sent and never arrived: a broker that lost them, say."""
     settings.MEDIA_ROOT = system.env["MEDIA_ROOT"]
-    owner = Job._meta.get_field("owner").related_model.objects.get(username="alice")
+    owner = Job._meta.get_field("owner").related_model._default_manager.get(username="alice")
     with open(DATA / "coffee.png", "rb") as handle, transaction.atomic():  # before the dispatcher sees it
         job = submit_job(owner, File(handle, name="coffee.png"), chain, tile_size)
         job.tiles.update(state=Tile.State.SENT, attempts=1, dispatched_at=timezone.now())
@@ -173,11 +174,13 @@ def test_a_tile_that_keeps_failing_goes_to_the_dead_letter_topic_and_fails_its_j
 def dead_letters(job_id):
     consumer = kafka.consumer("test-dlq-reader", **{"enable.auto.commit": False})
     consumer.assign([TopicPartition(kafka.topic(kafka.TASKS_DLQ), 0, OFFSET_BEGINNING)])
-    reasons, deadline = [], time.monotonic() + 15
+    reasons: list[str] = []
+    deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not reasons:
         message = consumer.poll(1)
         if message is not None and not message.error() and (message.key() or b"").startswith(job_id.encode()):
-            reasons.append(dict(message.headers())["reason"].decode())
+            headers = cast("list[tuple[str, bytes]]", message.headers())  # as the worker set them
+            reasons.append(dict(headers)["reason"].decode())
     consumer.close()
     return reasons
 

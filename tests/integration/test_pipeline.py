@@ -135,7 +135,7 @@ def test_the_submit_command_waits_and_prints_the_result(api, system):
 
 
 @pytest.mark.parametrize("size,tiles", [((1, 1), 1), ((1, 100_000), 196)])
-def test_extreme_shapes_are_processed_exactly(api, system, tmp_path, size, tiles):
+def test_extreme_shapes_are_processed_exactly(api, system, tmp_path, size: tuple[int, int], tiles):
     image = noise(*size, "L", seed=size[1])
     image.save(tmp_path / "thin.png")
     chain = [{"op": "gaussian_blur", "radius": 3}, {"op": "pixelate", "block": 7}]

@@ -42,7 +42,7 @@ def test_the_owner_gets_one_event_per_tile_and_others_are_refused(api, system, a
             open_socket(system, job["id"], cookie)
         assert refused.value.response.status_code == 403
 
-    events = []
+    events: list[dict] = []
     with open_socket(system, job["id"], session_cookie(owner)) as socket:
         system.start_collector()
         while not events or events[-1]["type"] != "status" or events[-1]["status"] not in ("done", "failed"):

@@ -50,6 +50,7 @@ def test_the_files_link_to_the_apps_downloads_and_the_job_to_its_page(admin_clie
     assert job.original.name not in page  # no link to storage: media is not served
 
     on_site = re.search(r'href="(/admin/r/[^"]+)"[^>]*>View on site', page)
+    assert on_site is not None
     assert admin_client.get(on_site.group(1))["Location"].endswith(f"/jobs/{job.pk}/")
 
 
@@ -57,7 +58,9 @@ def test_a_jobs_tiles_are_a_link_to_their_own_list_not_an_inline(admin_client, j
     other = make_job(alice, noise(20, 20), tile_size=16)
     page = admin_client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
     assert "tile_set" not in page and "inline-group" not in page
-    link = re.search(r'<a href="([^"]+)">6 tiles</a> \(6 queued\)', page).group(1)
+    found = re.search(r'<a href="([^"]+)">6 tiles</a> \(6 queued\)', page)
+    assert found is not None
+    link = found.group(1)
 
     tiles = admin_client.get(link.replace("&amp;", "&"))
     assert tiles.status_code == 200

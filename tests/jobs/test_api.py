@@ -1,6 +1,7 @@
 """The JSON API: authentication, submission, validation, isolation."""
 
 import json
+from typing import cast
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -44,7 +45,7 @@ def test_a_submission_creates_the_job_and_its_tiles(alice_api):
     job = Job.objects.get(pk=body["id"])
     assert job.stage_tiles(0)[1].padded.left == 256 - 15 and job.original_name == "coffee.png"
     assert list(Tile.objects.filter(job=job).values_list("index", flat=True)) == list(range(6))
-    assert job.original.name.startswith(f"originals/{job.pk}")
+    assert cast(str, job.original.name).startswith(f"originals/{job.pk}")
 
 
 def test_the_tile_size_defaults_to_512(alice_api):

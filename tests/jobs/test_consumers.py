@@ -34,7 +34,7 @@ class Page:
     def __init__(self, communicator: WebsocketCommunicator):
         self.communicator = communicator
         self.tiles: set[tuple[int, int]] = set()
-        self.status = None
+        self.status: str | None = None
         self.received: Counter[str] = Counter()
         self.asked = False
 
@@ -79,8 +79,9 @@ class Page:
 
 def socket(job: Job, user=None) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(JobConsumer.as_asgi(), f"/ws/jobs/{job.pk}/")
-    communicator.scope["user"] = user or job.owner
-    communicator.scope["url_route"] = {"kwargs": {"job_id": job.pk}}
+    # What AuthMiddlewareStack and URLRouter add to a scope: keys the test scope's type lacks.
+    communicator.scope["user"] = user or job.owner  # type: ignore[typeddict-unknown-key]
+    communicator.scope["url_route"] = {"kwargs": {"job_id": job.pk}}  # type: ignore[typeddict-unknown-key]
     return communicator
 
 
@@ -118,7 +119,12 @@ def burst(job: Job, events: list[dict]) -> None:
     Called from the test's coroutine, the wait blocks the event loop the consumer runs on:
     a web process too busy to read for as long as the burst lasts.
     """
-    sender = threading.Thread(target=lambda: [push(job, event) for event in events])
+
+    def push_all() -> None:
+        for event in events:
+            push(job, event)
+
+    sender = threading.Thread(target=push_all)
     sender.start()
     sender.join()
 
@@ -173,7 +179,7 @@ def test_a_socket_that_lost_events_to_a_full_queue_re_syncs_to_the_true_state(bi
 def test_a_snapshot_request_is_answered_and_anything_else_ignored(alice):
     job = make_job(alice, noise(64, 64), tile_size=32)
 
-    async def conversation() -> list[dict]:
+    async def conversation() -> dict:
         page = await connected(job)
         for junk in ["not json", "[" * 5000, '{"type": "tile"}', '"snapshot"']:
             await page.communicator.send_to(text_data=junk)

@@ -38,6 +38,7 @@ def test_a_snapshot_holds_the_job_state_and_every_tile_with_its_state(alice):
 
     state = snapshot(job.pk)
 
+    assert state is not None
     assert state["type"] == "snapshot"
     assert {k: state[k] for k in ("status", "stage", "tiles_done", "tiles_total", "error")} == {
         "status": "running",
@@ -67,6 +68,7 @@ def test_a_snapshot_places_every_tile_where_its_tile_event_does(alice):
 
     state = snapshot(job.pk)
 
+    assert state is not None
     events = {(t.stage, t.index): t.event() for t in job.tiles.select_related("job")}
     assert len(state["canvases"]) == 2
     assert {(r["stage"], r["index"]) for r in as_dicts(state)} == events.keys()
@@ -81,7 +83,8 @@ def test_a_snapshot_costs_two_queries_whatever_the_tile_count(alice, django_asse
         job = make_job(alice, noise(*size), tile_size=16)
         finish(job, job.tiles.all(), "host-a-worker-1")
         with django_assert_num_queries(2):
-            assert len(snapshot(job.pk)["tiles"]) == job.tiles_total
+            state = snapshot(job.pk)
+            assert state is not None and len(state["tiles"]) == job.tiles_total
 
 
 def test_a_snapshot_of_a_finished_job_is_its_final_state(alice):
@@ -92,6 +95,7 @@ def test_a_snapshot_of_a_finished_job_is_its_final_state(alice):
 
     state = snapshot(job.pk)
 
+    assert state is not None
     assert (state["status"], state["tiles_done"], len(state["tiles"])) == ("done", 4, 4)
     assert state["finished_at"] == job.finished_at.isoformat()
 

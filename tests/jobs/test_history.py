@@ -2,6 +2,7 @@
 operation, and labels for every control."""
 
 import re
+from typing import cast
 
 import pytest
 from rest_framework.settings import api_settings
@@ -70,6 +71,7 @@ def test_the_api_refuses_filters_it_cannot_read(client, staff):
 def test_every_filter_control_has_a_label(client, jobs, user, request):
     client.force_login(request.getfixturevalue(user))
     form = re.search(r'<form method="get" class="filters".*?</form>', client.get("/").content.decode(), re.S)
+    assert form is not None
     controls = re.findall(r'<(?:select|input)\b[^>]*\bid="([^"]+)"', form.group(0))
     labelled = re.findall(r'<label for="([^"]+)">\w', form.group(0))
     assert controls == labelled and len(controls) == (5 if user == "alice" else 7)
@@ -84,7 +86,7 @@ def test_thumbnails_say_which_image_they_show(client, alice, jobs):
 
 
 def test_a_page_of_history_is_a_page_of_the_api(client, alice):
-    for _ in range(api_settings.PAGE_SIZE + 1):
+    for _ in range(cast(int, api_settings.PAGE_SIZE) + 1):  # set in settings.REST_FRAMEWORK
         make_job(alice, noise(4, 4))
     client.force_login(alice)
     assert client.get("/").content.decode().count("<tr data-job=") == api_settings.PAGE_SIZE

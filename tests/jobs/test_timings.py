@@ -2,6 +2,7 @@
 got there, and the phase under way counted up to now."""
 
 from datetime import timedelta
+from typing import cast
 
 import pytest
 from django.utils import timezone
@@ -39,7 +40,7 @@ def test_a_finished_job_has_three_phases_end_to_end(alice):
     )
     assert job.timings() == {"queued": 0.2, "processing": 2.8, "assembling": 0.5}
     assert job.phase is None
-    assert sum(job.timings().values()) == pytest.approx(job.duration)
+    assert sum(cast(dict[str, float], job.timings()).values()) == pytest.approx(job.duration)  # all set
 
 
 def test_the_phase_under_way_counts_up_to_now(alice):
@@ -81,6 +82,7 @@ def test_a_retry_times_its_run_afresh(alice):
     job.refresh_from_db()
     assert actions.retry(job)  # minutes later, as a user would
     job.refresh_from_db()
+    assert job.queued_at is not None
     assert job.queued_at > at(2) and job.created_at == T0
     assert (job.dispatched_at, job.started_at, job.last_tile_at, job.finished_at) == (None, None, None, None)
     timings = job.timings(now=job.queued_at + timedelta(seconds=0.4))

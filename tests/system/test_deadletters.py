@@ -30,7 +30,11 @@ def park(topic: str, letters: list[tuple[int, bytes, str]]) -> None:
     """Put (partition, value, reason) on the topic as a worker's dead_letter would, one second apart."""
     producer = kafka.producer()
     for n, (partition, value, reason) in enumerate(letters):
-        headers = [("reason", reason.encode()), ("worker", b"w1"), ("source", f"tasks[3]@{n}".encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("reason", reason.encode()),
+            ("worker", b"w1"),
+            ("source", f"tasks[3]@{n}".encode()),
+        ]
         producer.produce(topic, value, partition=partition, headers=headers, timestamp=START + n * 1000)
     assert producer.flush(10) == 0
 

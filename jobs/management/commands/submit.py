@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -184,4 +185,4 @@ class Command(BaseCommand):
         try:
             self.stdout.write(job.result.path)
         except NotImplementedError:  # object storage: no local path
-            self.stdout.write(job.result.name)
+            self.stdout.write(cast(str, job.result.name))  # a done job has its result
