@@ -52,8 +52,7 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
         output_quality=quality,
         priority=priority,
     )
-    # Job declares no ``notes`` (jobs/models.py); the attribute is this function's, not stored.
-    job.icc_profile, job.notes = kept_profile(found.icc_profile, result_mode)  # type: ignore[attr-defined]
+    job.icc_profile, job.notes = kept_profile(found.icc_profile, result_mode)
     check_tile_count(job)  # before building the tile list, whose size it bounds
     tiles = job.all_tiles()
     job.tiles_total = len(tiles)

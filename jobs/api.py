@@ -87,7 +87,7 @@ class JobViewSet(
         except SubmissionError as exc:
             return Response({"error": str(exc)}, status=exc.status)
         # Notes such as a dropped ICC profile are told once, here; the job row does not keep them.
-        warnings = {"warnings": job.notes} if job.notes else {}  # type: ignore[attr-defined]  # set by submit
+        warnings = {"warnings": job.notes} if job.notes else {}
         return Response({**self.get_serializer(job).data, **warnings}, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):

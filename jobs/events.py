@@ -54,6 +54,8 @@ def push_all(job, events: list[dict]) -> None:
 
 async def _send_all(group: str, events: list[dict]) -> None:
     layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer is configured (CHANNEL_LAYERS)")
     for event in events:  # in order: a page reads a gap in tiles_done as a missed event
         await layer.group_send(group, {"type": "job.event", "event": event})
 

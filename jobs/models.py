@@ -112,6 +112,7 @@ class Job(models.Model):
     result = models.FileField(upload_to="results/", blank=True)
 
     objects = JobQuerySet.as_manager()
+    notes: list[str]  # what its submitter should know that did not stop it (actions.submit; not stored)
 
     class Meta:
         ordering = ["-created_at"]
@@ -348,9 +349,11 @@ class TileQuerySet(models.QuerySet):
         """Write what the collector filled in on each finished tile (``Tile.RECORDED``): one
         statement, sent for every tile at once (``bulk_update`` would build a CASE per field and
         row, a statement that grows with the batch times its fields)."""
-        fields = [Tile._meta.get_field(name) for name in Tile.RECORDED]
+        fields = [field for field in Tile._meta.concrete_fields if field.name in Tile.RECORDED]
         quote = connection.ops.quote_name
-        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        assignments = ", ".join(
+            f"{quote(field.get_attname_column()[1] or field.attname)} = %s" for field in fields
+        )
         sql = f"UPDATE {quote(Tile._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"
         rows = [
             [field.get_db_prep_save(getattr(tile, field.attname), connection) for field in fields] + [tile.pk]

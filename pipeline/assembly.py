@@ -49,7 +49,7 @@ def stage_mode(job: Job, stage: int) -> str:
 
 
 def _read(tile: Tile) -> Image.Image:
-    with default_storage.open(tile.result.name, "rb") as handle:
+    with tile.result.open("rb") as handle:
         return decode_tile(handle.read())
 
 
@@ -61,7 +61,7 @@ def next_stage_input(job: Job, finished: int) -> tuple[Image.Image, list[int]]:
 def next_stage_table(job: Job, finished: int) -> list[int]:
     """The next stage's global step's table, from the sum of the histograms the finished stage's
     tiles reported: the whole image's statistics without reading the whole image."""
-    stats = statistics.add(job.tiles.filter(stage=finished).values_list("stats", flat=True))
+    stats = statistics.add(job.tiles.filter(stage=finished).values_list("stats", flat=True))  # type: ignore[arg-type]  # a JSON column: the lists each tile reported
     return global_table(job.stages[finished + 1][0], stats, without_alpha(stage_mode(job, finished)))
 
 

@@ -68,7 +68,7 @@ class Cancellations:
         while (message := self.consumer.poll(wait)) is not None:
             if not message.error():
                 self.read(message)
-                self.next_offset = message.offset() + 1
+                self.next_offset = kafka.offset(message) + 1
                 self.clock.arrived(time.monotonic())
             wait = 0
         if time.monotonic() >= self.next_check:

@@ -219,9 +219,9 @@ def handle(message: Message) -> None:
     name, where = message.topic(), kafka.where(message)
     try:
         if name == kafka.topic(kafka.RESULTS):
-            record_result(message.value())
+            record_result(message.value() or b"")
         elif name == kafka.topic(kafka.HEARTBEATS):
-            record_heartbeat(message.value())
+            record_heartbeat(message.value() or b"")
     except (OperationalError, InterfaceError):
         raise
     except MessageError as exc:

@@ -136,6 +136,22 @@ def watermarks(probe: Consumer, partition: TopicPartition, deadline: float) -> t
             time.sleep(0.1)
 
 
+def partition(message: Message) -> int:
+    """A consumed message's partition (only one not yet produced has none)."""
+    found = message.partition()
+    if found is None:
+        raise ValueError("a message with no partition was never consumed")
+    return found
+
+
+def offset(message: Message) -> int:
+    """A consumed message's offset (only one not yet produced has none)."""
+    found = message.offset()
+    if found is None:
+        raise ValueError("a message with no offset was never consumed")
+    return found
+
+
 def where(message: Message) -> str:
     """A message's place, as logs name it: topic[partition]@offset."""
     return f"{message.topic()}[{message.partition()}]@{message.offset()}"

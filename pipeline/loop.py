@@ -33,8 +33,9 @@ class Loop:
     def start(self) -> None:
         """Before the first step (subscribe, catch up)."""
 
-    def step(self) -> bool:
-        """One round of work; True if it did any (else ``idle`` waits for more)."""
+    def step(self) -> int:
+        """One round of work; how much it did (tiles sent, messages handled): 0 for none, and
+        ``idle`` then waits for more."""
         raise NotImplementedError
 
     def idle(self) -> None:
@@ -58,7 +59,7 @@ class Loop:
             self.stop()
             logger.info("%s stopped; counts: %s", self.name, dict(sorted(self.counters.items())))
 
-    def guarded_step(self, backoff: float) -> tuple[bool, float]:
+    def guarded_step(self, backoff: float) -> tuple[int, float]:
         """A step, and the backoff before the next: none after a step that worked."""
         try:
             return self.step(), 0.0
@@ -73,7 +74,7 @@ class Loop:
             backoff = longer(backoff)
             self.counters["step_errors"] += 1
             logger.exception("%s: a step failed; again in %.1f s", self.name, backoff)
-        return False, backoff
+        return 0, backoff
 
     def pause(self, seconds: float) -> None:
         """Sleep, waking early to stop."""

@@ -97,7 +97,7 @@ def stored_tiles(job: Job, stage: int) -> StoredTiles | None:
     if chain_halo(job.stages[stage]):
         return None
     before = job.tiles.filter(stage=stage - 1).only("stage", "x", "y", "width", "height", "result")
-    landed = {job.placed_box(tile): tile.result.name for tile in before}
+    landed = {job.placed_box(tile): str(tile.result.name) for tile in before}
     names = {}
     for spec in job.stage_tiles(stage):
         if spec.core not in landed:

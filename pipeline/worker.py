@@ -196,9 +196,8 @@ class TileWorker(Loop):
             self.counters["skipped"] += 1  # cheaply: no decoding, no result
             return
         self.current_job = task.job
-        result, payload = process_task(
-            task, pixels, self.id, message.partition(), message.offset(), settings.WORKER_MAX_ATTEMPTS
-        )
+        place = kafka.partition(message), kafka.offset(message)
+        result, payload = process_task(task, pixels, self.id, *place, settings.WORKER_MAX_ATTEMPTS)
         if result.error:
             self.dead_letter(message, result.error, "failed")
         self.publish(kafka.topic(kafka.RESULTS), task.job, result.encode(payload))
@@ -208,7 +207,7 @@ class TileWorker(Loop):
     def dead_letter(self, message: Message, reason: str, counter: str) -> None:
         """Park a task that can't be processed on tasks.dlq, with why and where it came from."""
         logger.warning("dead-lettering task %s: %s", kafka.where(message), reason)
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("reason", reason.encode(errors="replace")[:1000]),
             ("worker", self.id.encode()),
             ("source", kafka.where(message).encode()),

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db
 def transactions(statements: list[str]) -> list[list[str]]:
     """The statements of each outermost atomic block (a savepoint inside the test's transaction);
     all of them as one if the code ran none (it joined the transaction it found)."""
-    blocks, depth = [], 0
+    blocks: list[list[str]] = []
+    depth = 0
     for sql in statements:
         if sql.startswith("SAVEPOINT"):
             depth += 1
