@@ -29,12 +29,6 @@ from .canvas import CANVASES, Canvas
 logger = logging.getLogger(__name__)
 
 
-def store_tile(tile: Tile, pixels: bytes) -> str:
-    name = f"tiles/{tile.job_id}/{tile.stage}-{tile.index}.tile"
-    default_storage.delete(name)  # an earlier, uncounted attempt may have written it
-    return default_storage.save(name, ContentFile(pixels))
-
-
 def stage_image(job: Job, stage: int) -> Image.Image:
     """A finished stage's output, pasted together from its stored tiles."""
     steps, size = job.stages[stage], job.stage_size(stage)

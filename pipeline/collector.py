@@ -18,6 +18,8 @@ from functools import partial
 
 from confluent_kafka import Message
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -34,7 +36,6 @@ from jobs.events import push, push_all, push_status
 from jobs.models import Job, Tile
 
 from . import kafka
-from .assembly import store_tile
 from .canvas import CANVASES
 from .loop import Loop, longer
 from .messages import Heartbeat, MessageError, Result
@@ -186,6 +187,13 @@ def _store_new_tiles(
         tile.duration_ms, tile.stats = result.duration_ms, result.stats
         claims[tile.pk] = tile
     return claims
+
+
+def store_tile(tile: Tile, pixels: bytes) -> str:
+    """A tile's result pixels in storage, under a name of its own; the name."""
+    name = f"tiles/{tile.job_id}/{tile.stage}-{tile.index}.tile"
+    default_storage.delete(name)  # an earlier, uncounted attempt may have written it
+    return default_storage.save(name, ContentFile(pixels))
 
 
 def _check_tile(job: Job, tile: Tile, pixels: bytes) -> Image.Image:
