@@ -1,4 +1,4 @@
-"""pipeline.dispatch.stage_input: a later stage's tiles are the same bytes whether they are cut from the
+"""pipeline.stages.stage_input: a later stage's tiles are the same bytes whether they are cut from the
 rebuilt image or taken as the stage before stored them."""
 
 import pytest
