@@ -169,6 +169,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": env_str("CACHE_URL", "redis://127.0.0.1:6379/1"),
         "KEY_PREFIX": "imagepipe",
+        "OPTIONS": {"serializer": "imagepipe.cache.JSONSerializer"},  # never unpickles (imagepipe/cache.py)
     }
 }
 SPECTACULAR_SETTINGS = {

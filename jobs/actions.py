@@ -13,7 +13,6 @@ from django.db import transaction
 
 from imagepipe.core.operations import chain_output_mode
 
-from . import previews
 from .events import push_status
 from .models import Job, Tile
 from .submission import (
@@ -59,9 +58,13 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
     check_message_size(tiles, len(found.mode))
     upload.seek(0)
     job.original.save(f"{job.id}{found.extension}", upload, save=False)
-    with transaction.atomic():
-        job.save()
-        Tile.objects.bulk_create(Tile.from_spec(job, spec, stage) for stage, spec in tiles)
+    try:
+        with transaction.atomic():
+            job.save()
+            Tile.objects.bulk_create(Tile.from_spec(job, spec, stage) for stage, spec in tiles)
+    except BaseException:
+        job.original.delete(save=False)  # no row names it: nothing would ever delete it
+        raise
     return job  # queued: the dispatcher sends its tiles as the workers have room
 
 
@@ -118,11 +121,8 @@ def prioritise(job: Job, priority: int) -> None:
 
 
 def delete(job: Job) -> None:
-    """Remove a job with its original, tiles and result (cancelling it first if it still runs)."""
+    """Remove a job (cancelling it first if it still runs); its files go once the row has gone
+    (``jobs.cleanup``)."""
     cancel(job)
-    job.discard_tile_files()
-    previews.discard(job)
-    for field in (job.original, job.result):
-        if field:
-            field.delete(save=False)
-    job.delete()
+    with transaction.atomic():
+        job.delete()

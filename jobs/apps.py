@@ -9,7 +9,13 @@ class JobsConfig(AppConfig):
 
     def ready(self):
         from django.conf import settings
+        from django.db.models.signals import pre_delete
         from PIL import Image, PngImagePlugin
+
+        from .cleanup import delete_files_with_job
+        from .models import Job
+
+        pre_delete.connect(delete_files_with_job, sender=Job, dispatch_uid="jobs-files-go-with-the-row")
 
         # Pillow's own bomb guard follows ours: it refuses at twice this, after our header check.
         Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS

@@ -67,10 +67,10 @@ def tile_preview(tile: Tile) -> tuple[bytes, str]:
     return encode(image)
 
 
-def discard(job: Job) -> None:
+def stored(job: Job) -> list[str]:
+    """The names of the job's stored previews."""
     try:
         _, files = default_storage.listdir(f"previews/{job.pk}")
     except FileNotFoundError:
-        return
-    for name in files:
-        default_storage.delete(f"previews/{job.pk}/{name}")
+        return []
+    return [f"previews/{job.pk}/{name}" for name in files]

@@ -60,9 +60,14 @@ def next_stage_table(job: Job, finished: int) -> list[int]:
 
 
 def assemble_job(job: Job) -> None:
-    """Build, store and publish the result once every tile is in (only one caller wins)."""
-    if not job.claim_assembly():
-        return
+    """Build, store and publish the result once every tile is in: one process at a time holds the
+    job's assembly lock, and only one caller wins the claim."""
+    with job.assembly_lock() as mine:
+        if mine and job.claim_assembly():
+            _assemble(job)
+
+
+def _assemble(job: Job) -> None:
     push_status(job)
     try:
         name = _store_result(job)
@@ -72,9 +77,16 @@ def assemble_job(job: Job) -> None:
         logger.exception("assembling job %s failed", job.pk)
         job.fail(f"assembling the result failed: {exc}")
     else:
-        job.finish(name)
-        logger.info("job %s done: %s", job.pk, name)
-        job.discard_tile_files()
+        if job.finish(name):
+            logger.info("job %s done: %s", job.pk, name)
+            job.discard_tile_files()
+        else:  # cancelled or deleted meanwhile: the file is nobody's
+            logger.info("job %s ended while it was assembled; its result is dropped", job.pk)
+            default_storage.delete(name)
+            ended = Job.objects.filter(pk=job.pk).first()
+            if ended is None:
+                return  # deleted: its page has gone too
+            job.status, job.error, job.finished_at = ended.status, ended.error, ended.finished_at
     push_status(job)
 
 

@@ -28,10 +28,15 @@ def resume() -> None:
 
 
 def resume_assembly(job: Job) -> None:
-    """Assemble a job whose tiles are all in, whatever stopped its assembly before."""
-    Job.objects.filter(pk=job.pk, status=Job.Status.ASSEMBLING).update(status=Job.Status.RUNNING)
-    job.refresh_from_db(fields=["status"])
-    assemble_job(job)
+    """Assemble a job whose tiles are all in, whatever stopped its assembly before, unless a live
+    process is assembling it now: it holds the job's assembly lock (another collector, or the
+    dispatcher assembling a retry)."""
+    with job.assembly_lock() as free:
+        if not free:
+            return
+        Job.objects.filter(pk=job.pk, status=Job.Status.ASSEMBLING).update(status=Job.Status.RUNNING)
+        job.refresh_from_db(fields=["status"])
+        assemble_job(job)
 
 
 def recover(now=None) -> None:

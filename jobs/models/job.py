@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
 from pathlib import PurePath
@@ -28,6 +30,8 @@ from .tile import Tile
 # The dispatcher holds it while it claims tiles (one dispatcher at a time); pauses and cancels wait
 # for it.
 DISPATCH_LOCK = 0x494D_5044  # "IMPD"
+# The namespace of the jobs' assembly locks (two-key advisory locks: the job's key is its hash).
+ASSEMBLY_LOCKS = 0x494D_5041  # "IMPA"
 
 
 class JobQuerySet(models.QuerySet):
@@ -257,11 +261,37 @@ class Job(models.Model):
             self.status = Job.Status.ASSEMBLING
         return bool(claimed)
 
-    def finish(self, result_name: str) -> None:
-        self.result.name = result_name
-        self.status = Job.Status.DONE
-        self.finished_at = timezone.now()
-        self.save(update_fields=["result", "status", "finished_at"])
+    def finish(self, result_name: str) -> bool:
+        """Compare-and-set assembling -> done with its stored result; False if the job ended (a
+        cancel) or went (a delete) while it was assembled, and the result is not its own."""
+        now = timezone.now()
+        finished = Job.objects.filter(pk=self.pk, status=Job.Status.ASSEMBLING).update(
+            result=result_name, status=Job.Status.DONE, finished_at=now
+        )
+        if finished:
+            self.result.name, self.status, self.finished_at = result_name, Job.Status.DONE, now
+        return bool(finished)
+
+    @contextmanager
+    def assembly_lock(self) -> Iterator[bool]:
+        """This job's assembly lock while the block runs; whether this process holds it. A
+        Postgres session lock: it dies with the connection of a process that dies, so a lock free
+        on a job still assembling says its assembler is gone."""
+        key: list[int | str] = [ASSEMBLY_LOCKS, str(self.pk)]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key)
+            held = bool(cursor.fetchone()[0])
+        try:
+            yield held
+        finally:
+            if held:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+
+    def stored_files(self) -> list[str]:
+        """The names of the job's original, result and stored tiles (``previews`` has its own)."""
+        names = [str(field.name) for field in (self.original, self.result) if field]
+        return names + [str(name) for name in self.tiles.exclude(result="").values_list("result", flat=True)]
 
     def fail(self, error: str) -> bool:
         """Fail a job that has not ended yet; True if this call failed it."""

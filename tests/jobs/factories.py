@@ -11,7 +11,7 @@ from pipeline.messages import Result, Task
 from pipeline.worker import process_task
 from tests.images import encoded, photo
 
-# The image of the `job` fixture (tests/jobs/conftest.py): 6 tiles of 64.
+# The image of the `job` fixture (tests/conftest.py): 6 tiles of 64.
 SMALL_PHOTO = photo("camera.png").crop((0, 0, 150, 100))
 
 

@@ -102,12 +102,18 @@ def finished(job) -> list[str]:
     return files
 
 
-def test_deleting_a_job_removes_its_files(alice_api, bob_api, job):
+def test_deleting_a_job_removes_its_files_once_the_row_has_gone(
+    alice_api, bob_api, job, django_capture_on_commit_callbacks
+):
     files = finished(job)
 
     assert bob_api.delete(f"/api/jobs/{job.pk}/").status_code == 404
-    assert alice_api.delete(f"/api/jobs/{job.pk}/").status_code == 204
+    with django_capture_on_commit_callbacks() as deletions:
+        assert alice_api.delete(f"/api/jobs/{job.pk}/").status_code == 204
     assert not Job.objects.filter(pk=job.pk).exists()
+    assert all(default_storage.exists(name) for name in files)  # until the deletion commits
+    for deletion in deletions:
+        deletion()
     assert not any(default_storage.exists(name) for name in files)
 
 
@@ -124,10 +130,13 @@ def test_deleting_a_job_removes_its_files(alice_api, bob_api, job):
         ),
     ],
 )
-def test_deleting_a_job_from_the_admin_removes_its_files_too(admin_client, job, form):
+def test_deleting_a_job_from_the_admin_removes_its_files_too(
+    admin_client, job, form, django_capture_on_commit_callbacks
+):
     files = finished(job)
     url, data = form(job)
-    assert admin_client.post(url, data).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post(url, data).status_code == 302
     assert not Job.objects.filter(pk=job.pk).exists()
     assert not any(default_storage.exists(name) for name in files)
 

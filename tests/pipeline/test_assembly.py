@@ -1,0 +1,103 @@
+"""The end of a job: a cancel or a delete while it is assembled wins, and leaves no file behind;
+one assembler at a time; a starting collector resumes only the assemblies nobody holds."""
+
+import psycopg
+import pytest
+from django.core.files.storage import default_storage
+from django.db import connection
+from PIL import ImageFilter
+
+from jobs import actions
+from jobs.models import Job
+from jobs.models.job import ASSEMBLY_LOCKS
+from pipeline import assembly
+from pipeline.collector import record_result
+from pipeline.recovery import resume
+from tests.jobs.factories import SMALL_PHOTO, result_image, results_for, upload
+
+pytestmark = pytest.mark.django_db
+BLURRED = SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2))
+
+
+def stored(folder: str) -> list[str]:
+    try:
+        return default_storage.listdir(folder)[1]
+    except FileNotFoundError:
+        return []
+
+
+def while_assembling(monkeypatch, act) -> None:
+    """Do ``act(job)`` as the result is being stored: a request that comes during assembly."""
+    store = assembly._store_result
+
+    def store_then_act(job):
+        name = store(job)
+        act(Job.objects.get(pk=job.pk))
+        return name
+
+    monkeypatch.setattr(assembly, "_store_result", store_then_act)
+
+
+def test_a_cancel_during_assembly_stays_cancelled_and_leaves_no_result(job, monkeypatch):
+    while_assembling(monkeypatch, actions.cancel)
+    for value in results_for(job, SMALL_PHOTO):
+        record_result(value)
+    job.refresh_from_db()
+    assert (job.status, job.result.name) == (Job.Status.CANCELLED, "")
+    assert stored("results") == []
+
+
+def test_a_delete_during_assembly_leaves_no_file_behind(job, monkeypatch, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        while_assembling(monkeypatch, actions.delete)
+        for value in results_for(job, SMALL_PHOTO):
+            record_result(value)
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert stored("results") == [] and stored("originals") == [] and stored(f"tiles/{job.pk}") == []
+
+
+def held_elsewhere(job) -> psycopg.Connection:
+    """Another connection holding the job's assembly lock: a live collector assembling it."""
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [ASSEMBLY_LOCKS, str(job.pk)])
+    return other
+
+
+def test_a_job_another_process_is_assembling_is_neither_assembled_nor_resumed_here(job):
+    values = results_for(job, SMALL_PHOTO)
+    other = held_elsewhere(job)
+    try:
+        for value in values:
+            record_result(value)  # the last would assemble it: the lock is the other's
+        job.refresh_from_db()
+        assert job.status == Job.Status.RUNNING and job.tiles_done == job.tiles_total
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.ASSEMBLING)  # as the other has it
+        resume()  # a collector starting meanwhile
+        job.refresh_from_db()
+        assert job.status == Job.Status.ASSEMBLING and not job.result
+    finally:
+        other.close()  # the other process dies: its lock with it
+    resume()
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert result_image(job).tobytes() == BLURRED.tobytes()
+
+
+def test_deleting_a_user_deletes_their_jobs_files(job, alice, django_capture_on_commit_callbacks):
+    for value in results_for(job, SMALL_PHOTO):
+        record_result(value)
+    job.refresh_from_db()
+    assert default_storage.exists(job.result.name) and default_storage.exists(job.original.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.delete()
+    assert stored("results") == [] and stored("originals") == []
+
+
+def test_a_submit_whose_rows_fail_leaves_no_original(alice, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the database refused the tiles")
+
+    monkeypatch.setattr("jobs.models.Tile.objects.bulk_create", refuse)
+    with pytest.raises(RuntimeError):
+        actions.submit(alice, upload(SMALL_PHOTO), [{"op": "invert"}])
+    assert stored("originals") == []
