@@ -34,7 +34,7 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
     """
     steps = parse_operations(operations)
     size = parse_tile_size(tile_size)
-    priority = parse_priority(priority)
+    priority = parse_priority(priority, owner)
     found = inspect_upload(upload)
     result_mode = chain_output_mode(found.mode, steps)
     output_format, quality = parse_output(output_format, quality, result_mode)

@@ -120,9 +120,9 @@ class JobViewSet(
         if job.status in Job.TERMINAL:
             return conflict(f"the job is {job.status}; only an unfinished job's priority can change")
         try:
-            priority = parse_priority(request.data.get("priority"))
+            priority = parse_priority(request.data.get("priority"), request.user)
         except SubmissionError as exc:
-            return Response({"error": str(exc)}, status=400)
+            return Response({"error": str(exc)}, status=exc.status)
         actions.prioritise(job, priority)
         return Response(self.get_serializer(job).data)
 

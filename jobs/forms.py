@@ -1,4 +1,5 @@
 import json
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -28,8 +29,11 @@ class SubmitJobForm(forms.Form):
         choices=[(p.label.lower(), p.label) for p in Job.Priority], initial="normal", required=False
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if user is None or not user.is_staff:  # high goes before everyone's jobs: staff only
+            priority = cast(forms.ChoiceField, self.fields["priority"])
+            priority.choices = [(p.label.lower(), p.label) for p in Job.Priority if p != Job.Priority.HIGH]
         # Read per form, not at import, so the page always shows the limits the server applies.
         tile_size = self.fields["tile_size"]
         tile_size.initial = settings.TILE_SIZE_DEFAULT

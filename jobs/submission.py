@@ -65,16 +65,24 @@ def parse_tile_size(raw: Any) -> int:
     return size
 
 
-def parse_priority(raw: Any) -> int:
-    """ "low", "normal" (the default) or "high": how soon the job's tiles get into the window."""
+def parse_priority(raw: Any, asked_by: Any = None) -> int:
+    """ "low", "normal" (the default) or "high": how soon the job's tiles get into the window.
+
+    High goes before fairness between users, so only staff may ask for it (``asked_by``: the
+    user asking; None for an operator at the command line). 403 for anyone else."""
     from .models import Job
 
     names = {choice.label.lower(): choice.value for choice in Job.Priority}
     if raw is None or raw == "":
         return Job.Priority.NORMAL
-    if isinstance(raw, str) and raw.strip().lower() in names:
-        return names[raw.strip().lower()]
-    raise SubmissionError(f"priority must be one of {', '.join(names)}")
+    if not (isinstance(raw, str) and raw.strip().lower() in names):
+        raise SubmissionError(f"priority must be one of {', '.join(names)}")
+    priority = names[raw.strip().lower()]
+    if priority == Job.Priority.HIGH and asked_by is not None and not asked_by.is_staff:
+        raise SubmissionError(
+            "priority high is for staff: it goes before every other user's jobs", status=403
+        )
+    return priority
 
 
 def parse_output(name: Any, quality: Any, mode: str) -> tuple[str, int | None]:

@@ -34,7 +34,7 @@ def history(request):
 def submit(request):
     source = rerun_source(request)
     initial = SubmitJobForm.initial_from(source) if source else {}
-    form = SubmitJobForm(request.POST or None, request.FILES or None, initial=initial)
+    form = SubmitJobForm(request.POST or None, request.FILES or None, initial=initial, user=request.user)
     context = {"form": form, "source": source}
     # No API view here: the throttle keys on the request's user alone.
     if request.method == "POST" and not SubmitRateThrottle().allow_request(request, None):  # type: ignore[arg-type]

@@ -65,6 +65,16 @@ kafka_ready() { # a real admin (metadata + describeConfigs) request against the 
     --command-config "$KAFKA_DIR/admin.properties" --describe --entity-type brokers --entity-name 1 \
     >/dev/null 2>&1
 }
+kafka_started_since() { # "Kafka Server started" logged after line $1 of server.log
+  local log="$KAFKA_LOGS/server.log" lines files
+  lines="$(wc -l <"$log" 2>/dev/null || echo 0)"
+  files=("$log")
+  # Shorter than the mark: log4j rolled it over (at 50 MB) since; the lines after the mark begin
+  # in the rolled file.
+  if ((lines < $1)) && [[ -f $log.1 ]]; then files=("$log.1" "$log"); fi
+  # awk, not tail | grep -q: with pipefail, grep quitting early makes tail's SIGPIPE a failure.
+  awk -v mark="$1" 'NR > mark && /Kafka Server started/ { found = 1 } END { exit !found }' "${files[@]}" 2>/dev/null
+}
 kafka_fail() { # report, kill the broker we just launched, show the end of its logs
   say kafka "$1"
   if pid_alive "$KAFKA_DIR/kafka.pid" kafka.Kafka; then kill -KILL "$(cat "$KAFKA_DIR/kafka.pid")"; fi
@@ -94,9 +104,7 @@ kafka_start() {
     </dev/null >>"$KAFKA_LOGS/kafka.out" 2>&1 &
   echo $! >"$pidf"
   local deadline=$((SECONDS + 90))
-  # awk, not tail | grep -q: with pipefail, grep quitting early makes tail's SIGPIPE a failure.
-  until port_open "$KAFKA_PORT" "$KAFKA_HOST" && awk -v mark="$mark" 'NR > mark && /Kafka Server started/ { found = 1 }
-      END { exit !found }' "$KAFKA_LOGS/server.log" 2>/dev/null; do
+  until port_open "$KAFKA_PORT" "$KAFKA_HOST" && kafka_started_since "$mark"; do
     # Alive, by pid: until setsid and nohup have exec'd java, its command line is theirs.
     kill -0 "$(cat "$pidf")" 2>/dev/null || kafka_fail "broker exited during startup"
     ((SECONDS < deadline)) || kafka_fail "not ready after 90 s"

@@ -11,7 +11,7 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
-from . import deadletters, health
+from . import deadletters, health, metrics
 
 
 @extend_schema(responses=dict)
@@ -32,7 +32,9 @@ def alive(request):
 
 def ready(request):
     """GET /ready/: open to all; 200 once the database, Kafka and the channel layer all answer
-    and a collector is consuming (without one, jobs are accepted but never finish)."""
+    and a collector is consuming (without one, jobs are accepted but never finish). Which checks
+    fail is for anyone; why (the services' own error text, which names hosts and ports) only for
+    staff or a scraper with METRICS_TOKEN."""
     checks = {
         "database": health.database(),
         "kafka": health.kafka(),
@@ -40,10 +42,10 @@ def ready(request):
         "collector": health.collector(),
     }
     failing = sorted(name for name, check in checks.items() if not check["ok"])
-    errors = {name: checks[name].get("error", "") for name in failing}
-    return JsonResponse(
-        {"ready": not failing, "failing": failing, "errors": errors}, status=503 if failing else 200
-    )
+    answer: dict[str, object] = {"ready": not failing, "failing": failing}
+    if metrics.allowed(request):
+        answer["errors"] = {name: checks[name].get("error", "") for name in failing}
+    return JsonResponse(answer, status=503 if failing else 200)
 
 
 @login_required

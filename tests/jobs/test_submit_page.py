@@ -40,3 +40,12 @@ def test_only_a_job_the_user_may_see_fills_the_form(client, alice, bob, staff):
     assert client.get("/jobs/new/?from=not-a-job").status_code == 404
     client.force_login(staff)
     assert client.get(f"/jobs/new/?from={job.pk}").status_code == 200
+
+
+def test_only_staff_are_offered_high_priority(client, alice, staff):
+    client.force_login(alice)
+    offered = client.get("/jobs/new/").context["form"].fields["priority"].choices
+    assert [value for value, _ in offered] == ["low", "normal"]
+    client.force_login(staff)
+    offered = client.get("/jobs/new/").context["form"].fields["priority"].choices
+    assert [value for value, _ in offered] == ["low", "normal", "high"]

@@ -61,14 +61,25 @@ def consuming_collector():
 
 def test_ready_says_which_service_is_missing(client, settings):
     consuming_collector()
-    assert client.get("/ready/").json() == {"ready": True, "failing": [], "errors": {}}
+    assert client.get("/ready/").json() == {"ready": True, "failing": []}
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
     response = client.get("/ready/")
     assert response.status_code == 503
     assert response.json()["failing"] == ["kafka"]
 
 
-def test_ready_is_not_ready_while_no_collector_consumes(client, settings):
+def test_ready_tells_why_only_to_staff_and_the_scraper(client, admin_client, settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    consuming_collector()
+    assert client.get("/ready/").json() == {"ready": False, "failing": ["kafka"]}
+    why = {"kafka": "Failed to get metadata: Local: Broker transport failure"}
+    assert admin_client.get("/ready/").json()["errors"] == why
+    assert client.get("/ready/", HTTP_AUTHORIZATION="Bearer scrape-secret").json()["errors"] == why
+
+
+def test_ready_is_not_ready_while_no_collector_consumes(admin_client, settings):
+    client = admin_client  # staff: it is told why
     response = client.get("/ready/")
     assert response.status_code == 503
     assert response.json() == {
