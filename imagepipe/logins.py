@@ -1,11 +1,17 @@
-"""Wrong passwords are throttled per account and per client address, on every login.
+"""Wrong passwords are throttled per account from an address, and per address, on every login.
 
 The admin's login, ``/accounts/login/`` and DRF's ``/api/auth/token/`` all check passwords
 through ``django.contrib.auth.authenticate``, which asks this backend: one place covers the three.
 Failures are counted in the shared cache, so every web process counts together. Past
-``LOGIN_FAILURES_PER_ACCOUNT`` for a username, or ``LOGIN_FAILURES_PER_ADDRESS`` for an address,
-within ``LOGIN_FAILURE_WINDOW_SECONDS`` of the first failure, every attempt there is refused —
-the right password too — until the window has passed.
+``LOGIN_FAILURES_PER_ACCOUNT`` for a username from one address, or ``LOGIN_FAILURES_PER_ADDRESS``
+for an address (whatever the usernames), within ``LOGIN_FAILURE_WINDOW_SECONDS`` of the first
+failure, every attempt there is refused, the right password too, until the window has passed.
+An account's count is its count from that address: whoever guesses at a username keeps only
+themselves out, never the account's owner logging in from elsewhere.
+
+The address is the connection's, or, from a proxy listed in ``TRUSTED_PROXIES``, the nearest
+address in ``X-Forwarded-For`` that is not one of those proxies: the entries a client writes
+itself stand to the left of what its proxies added, and are never believed.
 """
 
 from __future__ import annotations
@@ -60,17 +66,37 @@ class FailureCount:
         cache.delete_many([self.key, self.closes_key])
 
 
-def account_count(username: str) -> FailureCount:
+def account_count(username: str, address: str | None) -> FailureCount:
+    """A username's failures from one address (or from nowhere known, together)."""
     # Hashed: a username may hold anything, keys may not; case-folded so "Alice" counts as "alice".
     digest = hashlib.sha256(username.casefold().encode(errors="surrogatepass")).hexdigest()
-    return FailureCount(f"login-failures:account:{digest}", settings.LOGIN_FAILURES_PER_ACCOUNT)
+    return FailureCount(
+        f"login-failures:account:{digest}:{address or '-'}", settings.LOGIN_FAILURES_PER_ACCOUNT
+    )
 
 
-def address_count(request: HttpRequest | Request | None) -> FailureCount | None:
-    address = request.META.get("REMOTE_ADDR") if request is not None else None
+def address_count(address: str | None) -> FailureCount | None:
     if not address:
         return None
     return FailureCount(f"login-failures:address:{address}", settings.LOGIN_FAILURES_PER_ADDRESS)
+
+
+def client_address(request: HttpRequest | Request | None) -> str | None:
+    """The client's address: the connection's, unless that is a trusted proxy, whose
+    ``X-Forwarded-For`` is read from the right, past the proxies, to the first it did not add."""
+    if request is None:
+        return None
+    address = request.META.get("REMOTE_ADDR") or None
+    trusted = set(settings.TRUSTED_PROXIES)
+    if address not in trusted:
+        return address
+    forwarded = [
+        hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()
+    ]
+    for hop in reversed(forwarded):
+        if hop not in trusted:
+            return hop
+    return address
 
 
 def refusal(request: HttpRequest | Request | None, seconds: int) -> Exception:
@@ -95,8 +121,9 @@ class ThrottledModelBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None:
             username = kwargs.get(get_user_model().USERNAME_FIELD)
-        account = account_count(username) if username is not None else None
-        address = address_count(request)
+        client = client_address(request)
+        account = account_count(username, client) if username is not None else None
+        address = address_count(client)
         counts = [count for count in (account, address) if count is not None]
         exceeded = [count for count in counts if count.exceeded()]
         if exceeded:

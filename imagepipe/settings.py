@@ -260,6 +260,8 @@ AUTHENTICATION_BACKENDS = ["imagepipe.logins.ThrottledModelBackend"]
 LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
 LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
+# Reverse proxies whose X-Forwarded-For is believed (the login throttle's client address).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
 LOGGING = {
     "version": 1,
