@@ -164,7 +164,7 @@ REST_FRAMEWORK = {
 # Per user; counted in the shared cache, so every web process counts together.
 JOB_SUBMIT_RATE = env_str("JOB_SUBMIT_RATE", "60/minute")
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": env_str("CACHE_URL", "redis://127.0.0.1:6379/1"),

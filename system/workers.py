@@ -1,10 +1,17 @@
-"""The workers, as their heartbeats describe them: the Workers page and ``/api/workers/``."""
+"""The workers, as their heartbeats describe them: the Workers page and ``/api/workers/``.
+
+Staff see everything. Anyone else sees each worker's name, status, pace and counters, but not the
+machine it runs on (host, pid) nor the job it works on unless that job is theirs.
+"""
+
+import uuid
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
 from rest_framework import serializers, viewsets
 
+from jobs.models import Job
 from jobs.timeline import RATE_SECONDS, tiles_per_second
 from pipeline.models import Worker
 
@@ -17,10 +24,32 @@ COUNTERS = {
 }
 
 
+def shown_to(user, workers: list[Worker]) -> list[Worker]:
+    """``workers`` as ``user`` may see them (in place): for anyone but staff, no host and no pid,
+    and a current job only if it is theirs."""
+    if user.is_staff:
+        return workers
+    named = {job for job in (_job_id(worker.current_job) for worker in workers) if job is not None}
+    theirs = {str(pk) for pk in Job.objects.filter(owner=user, pk__in=named).values_list("pk", flat=True)}
+    for worker in workers:
+        worker.host, worker.pid = "", 0
+        if _job_id(worker.current_job) not in theirs:
+            worker.current_job = ""
+    return workers
+
+
+def _job_id(value: str) -> str | None:
+    """A heartbeat's current job, spelt as the database spells job ids; None if it is none."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
 @login_required
 def worker_list(request):
     rates = tiles_per_second()
-    workers = Worker.objects.order_by("id")
+    workers = shown_to(request.user, list(Worker.objects.order_by("id")))
     for worker in workers:
         worker.tiles_per_second = rates.get(worker.id, 0.0)
         worker.counts = [worker.counters.get(name, 0) for name in COUNTERS]
@@ -62,6 +91,13 @@ class WorkerSerializer(serializers.ModelSerializer):
 class WorkerViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Worker.objects.order_by("id")  # a row keeps its place from one poll to the next
     serializer_class = WorkerSerializer
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else shown_to(self.request.user, list(page))
+
+    def get_object(self):
+        return shown_to(self.request.user, [super().get_object()])[0]
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "rates": tiles_per_second()}

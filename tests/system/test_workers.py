@@ -54,3 +54,29 @@ def test_listing_workers_costs_the_same_queries_for_many(alice_api, client, alic
         Worker.objects.create(id=f"w{n}", host="h")
     Tile.objects.update(worker="w3")
     assert (queries(client, "/api/workers/"), queries(client, "/workers/")) == few
+
+
+@pytest.fixture
+def busy_workers(alice, bob):
+    """w-1 works on one of alice's jobs, w-2 on one of bob's."""
+    mine, theirs = make_job(alice, noise(20, 20)), make_job(bob, noise(20, 20))
+    Worker.objects.create(id="w-1", host="gpu-rack-7", pid=4242, current_job=str(mine.pk))
+    Worker.objects.create(id="w-2", host="gpu-rack-8", pid=4343, current_job=str(theirs.pk))
+    return mine, theirs
+
+
+def test_a_user_sees_no_host_nor_pid_and_only_their_own_current_job(alice_api, client, alice, busy_workers):
+    mine, _ = busy_workers
+    listed = alice_api.get("/api/workers/").json()["results"]
+    assert [(w["host"], w["pid"], w["current_job"]) for w in listed] == [("", 0, str(mine.pk)), ("", 0, "")]
+    assert alice_api.get("/api/workers/w-2/").json()["host"] == ""
+    client.force_login(alice)
+    page = client.get("/workers/").content.decode()
+    assert "gpu-rack" not in page and "4242" not in page and str(busy_workers[1].pk) not in page
+
+
+def test_staff_see_every_workers_host_pid_and_job(client, staff, busy_workers):
+    client.force_login(staff)
+    listed = client.get("/api/workers/").json()["results"]
+    assert [(w["host"], w["pid"]) for w in listed] == [("gpu-rack-7", 4242), ("gpu-rack-8", 4343)]
+    assert [w["current_job"] for w in listed] == [str(job.pk) for job in busy_workers]
