@@ -25,5 +25,5 @@ def delete_files(names: list[str]) -> None:
     for name in names:
         try:
             default_storage.delete(name)
-        except OSError as exc:  # the storage away: the storage sweep finds the file later
+        except OSError as exc:  # the storage away: the file stays behind, and the log says so
             logger.warning("could not delete %s: %s", name, exc)

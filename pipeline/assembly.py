@@ -59,11 +59,12 @@ def next_stage_table(job: Job, finished: int) -> list[int]:
     return global_table(job.stages[finished + 1][0], stats, without_alpha(stage_mode(job, finished)))
 
 
-def assemble_job(job: Job) -> None:
+def assemble_job(job: Job, resuming: bool = False) -> None:
     """Build, store and publish the result once every tile is in: one process at a time holds the
-    job's assembly lock, and only one caller wins the claim."""
+    job's assembly lock, and only one caller wins the claim. ``resuming``: also a job left
+    assembling, whose assembler is gone (its lock was free)."""
     with job.assembly_lock() as mine:
-        if mine and job.claim_assembly():
+        if mine and job.claim_assembly(resuming):
             _assemble(job)
 
 
@@ -83,10 +84,10 @@ def _assemble(job: Job) -> None:
         else:  # cancelled or deleted meanwhile: the file is nobody's
             logger.info("job %s ended while it was assembled; its result is dropped", job.pk)
             default_storage.delete(name)
-            ended = Job.objects.filter(pk=job.pk).first()
-            if ended is None:
+            try:
+                job.refresh_from_db(fields=["status", "error", "finished_at"])
+            except Job.DoesNotExist:
                 return  # deleted: its page has gone too
-            job.status, job.error, job.finished_at = ended.status, ended.error, ended.finished_at
     push_status(job)
 
 

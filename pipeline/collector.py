@@ -83,7 +83,6 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
         pending = set(
             Tile.objects.pending()
             .filter(pk__in=list(claims))
-            .order_by("pk")  # not the model's ordering: that joins the job, and locks it first
             .select_for_update()
             .values_list("pk", flat=True)
         )
@@ -126,7 +125,6 @@ def _record_failures(failures: list[tuple[Result, Job]]) -> None:
             (str(tile.job_id), tile.stage, tile.index): tile
             for tile in Tile.objects.pending()
             .filter(job__in={job.pk for _, job in failures}, index__in={r.index for r, _ in failures})
-            .order_by("pk")  # as above: the tiles alone
             .select_for_update()
         }
         failed: list[Tile] = []

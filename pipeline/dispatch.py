@@ -52,7 +52,7 @@ CANCELLATIONS_A_STEP = 100
 
 
 class PublishError(Exception):
-    """The broker did not take every tile of a step: nothing of it is marked sent."""
+    """The broker did not take every tile of a send: its claim is released (``Claim.release``)."""
 
 
 class Wakeups:

@@ -186,12 +186,19 @@ def _build(cls: type[_Message], header: dict[str, Any], kind: str) -> _Message:
         # A string: this module's annotations are postponed (``from __future__ import annotations``).
         if not _VALID[cast(str, spec.type)](getattr(message, spec.name), spec.metadata):
             raise MessageError(f"bad {kind} message: {spec.name} is not a valid {spec.type}")
-    if kind != "heartbeat":
-        try:
-            message.job = str(uuid.UUID(message.job))  # one spelling, as the database and cancels use
-        except ValueError:
-            raise MessageError(f"bad {kind} message: job {message.job[:64]!r} is not a job id") from None
+    # Job ids in one spelling, as the database and cancels use: a task's and a result's job, and
+    # the job a heartbeat says its worker is on (if any).
+    field = "current_job" if kind == "heartbeat" else "job"
+    if kind != "heartbeat" or message.current_job:
+        setattr(message, field, _job_id(getattr(message, field), kind, field))
     return cast(_Message, message)
+
+
+def _job_id(value: str, kind: str, field: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise MessageError(f"bad {kind} message: {field} {value[:64]!r} is not a job id") from None
 
 
 @dataclass

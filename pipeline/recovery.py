@@ -24,19 +24,9 @@ def resume() -> None:
     """Finish the assemblies a stopped collector left half done."""
     for job in Job.objects.filter(status__in=[Job.Status.RUNNING, Job.Status.PAUSED, Job.Status.ASSEMBLING]):
         if job.tiles_done == job.tiles_total:
-            resume_assembly(job)
-
-
-def resume_assembly(job: Job) -> None:
-    """Assemble a job whose tiles are all in, whatever stopped its assembly before, unless a live
-    process is assembling it now: it holds the job's assembly lock (another collector, or the
-    dispatcher assembling a retry)."""
-    with job.assembly_lock() as free:
-        if not free:
-            return
-        Job.objects.filter(pk=job.pk, status=Job.Status.ASSEMBLING).update(status=Job.Status.RUNNING)
-        job.refresh_from_db(fields=["status"])
-        assemble_job(job)
+            # Unless a live process is assembling it: it holds the job's assembly lock (another
+            # collector, or the dispatcher assembling a retry).
+            assemble_job(job, resuming=True)
 
 
 def recover(now=None) -> None:
@@ -59,6 +49,6 @@ def recover(now=None) -> None:
             logger.warning("job %s: %d tiles not back after %s; queued again", job.pk, requeued, deadline)
         elif job.last_tile_at and now - job.last_tile_at >= deadline:
             if job.tiles_done == job.tiles_total:
-                resume_assembly(job)
+                assemble_job(job, resuming=True)
             elif not job.tiles.pending(job.stage).exists():
                 advance_stage(job, job.stage)

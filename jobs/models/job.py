@@ -252,11 +252,14 @@ class Job(models.Model):
         """Compare-and-set the stage from ``finished`` to the next; True for the one caller that wins."""
         return bool(Job.objects.filter(pk=self.pk, stage=finished).update(stage=finished + 1))
 
-    def claim_assembly(self) -> bool:
-        """Compare-and-set running (or paused) -> assembling once every tile is in; True for the winner."""
-        claimed = Job.objects.filter(
-            pk=self.pk, status__in=[Job.Status.RUNNING, Job.Status.PAUSED], tiles_done=F("tiles_total")
-        ).update(status=Job.Status.ASSEMBLING)
+    def claim_assembly(self, resuming: bool = False) -> bool:
+        """Compare-and-set running (or paused) -> assembling once every tile is in; True for the
+        winner. ``resuming``: one already assembling is taken too (its assembler is gone, and the
+        caller holds its assembly lock)."""
+        sources = [Job.Status.RUNNING, Job.Status.PAUSED, *([Job.Status.ASSEMBLING] if resuming else [])]
+        claimed = Job.objects.filter(pk=self.pk, status__in=sources, tiles_done=F("tiles_total")).update(
+            status=Job.Status.ASSEMBLING
+        )
         if claimed:
             self.status = Job.Status.ASSEMBLING
         return bool(claimed)
@@ -288,10 +291,13 @@ class Job(models.Model):
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
 
+    def tile_files(self) -> list[str]:
+        """The names of the job's stored tiles."""
+        return [str(name) for name in self.tiles.exclude(result="").values_list("result", flat=True)]
+
     def stored_files(self) -> list[str]:
         """The names of the job's original, result and stored tiles (``previews`` has its own)."""
-        names = [str(field.name) for field in (self.original, self.result) if field]
-        return names + [str(name) for name in self.tiles.exclude(result="").values_list("result", flat=True)]
+        return [str(field.name) for field in (self.original, self.result) if field] + self.tile_files()
 
     def fail(self, error: str) -> bool:
         """Fail a job that has not ended yet; True if this call failed it."""
@@ -320,8 +326,8 @@ class Job(models.Model):
         return bool(ended)
 
     def discard_tile_files(self) -> None:
-        """Delete the stored tiles (once the result holds their pixels, or the job goes)."""
-        for name in self.tiles.exclude(result="").values_list("result", flat=True):
+        """Delete the stored tiles, once the result holds their pixels."""
+        for name in self.tile_files():
             default_storage.delete(name)
 
     def pause(self) -> bool:

@@ -90,7 +90,7 @@ class Tile(models.Model):
     RECORDED = ("state", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats")
 
     class Meta:
-        ordering = ["job", "stage", "index"]
+        ordering = ["job_id", "stage", "index"]  # the column: "job" would join jobs_job, and lock it too
         constraints = [
             models.UniqueConstraint(fields=["job", "stage", "index"], name="unique_tile_per_job_stage")
         ]

@@ -124,6 +124,7 @@ def test_a_header_nested_deeper_than_json_can_parse_is_malformed(cls, depth):
         ({"host": "\ud800"}, "host"),
         ({"tiles_done": 10**40}, "tiles_done"),
         ({"current_job": "j" * 65}, "current_job"),
+        ({"current_job": "j1"}, "current_job"),
         ({"counters": {"a\x00": 1}}, "counters"),
     ],
 )
