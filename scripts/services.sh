@@ -176,7 +176,8 @@ redis_start() {
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is in use by a process not started by this script"
   mkdir -p "$REDIS_DIR"
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --dir "$REDIS_DIR" \
-    --pidfile "$pidf" --logfile "$REDIS_DIR/redis.log" --save '' --appendonly no
+    --pidfile "$pidf" --logfile "$REDIS_DIR/redis.log" --save '' --appendonly no \
+    --databases 64  # room for several suites' cache databases side by side
   for _ in $(seq 50); do
     [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && break; sleep 0.2
   done
