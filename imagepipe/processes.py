@@ -20,6 +20,20 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
+# The local services' secrets (scripts/services.sh): each role's broker login and signing keys.
+SECRETS_DIR = Path(os.environ.get("IMAGEPIPE_VAR") or BASE_DIR / "var") / "secrets"
+# What one role holds and another must not inherit.
+ROLE_SECRETS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "TASK_SIGNING_KEY", "RESULT_SIGNING_KEY")
+
+
+def role_env(role: str, secrets: Path = SECRETS_DIR) -> dict[str, str]:
+    """What a process of ``role`` (admin, dispatcher, worker, collector, web) needs from
+    ``secrets``; nothing if there are none (a broker without security)."""
+    path = secrets / f"{role}.env"
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 @dataclass
@@ -28,16 +42,21 @@ class System:
     log_dir: Path
     port: int = 8000
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    secrets: Path = SECRETS_DIR
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def spawn(self, name: str, argv: list[str], role: str) -> subprocess.Popen:
+        """Start ``argv`` as ``name``, holding only ``role``'s secrets."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
+        env = self.env
+        if own := role_env(role, self.secrets):
+            env = {key: value for key, value in env.items() if key not in ROLE_SECRETS} | own
         process = subprocess.Popen(
-            argv, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.processes[name] = process
         return process
@@ -55,17 +74,18 @@ class System:
                 str(self.port),
                 "imagepipe.asgi:application",
             ],
+            "web",
         )
         wait_for_port(self.port, process=self.processes["web"])
 
     def start_collector(self) -> None:
-        self.spawn("collector", [*MANAGE, "runcollector"])
+        self.spawn("collector", [*MANAGE, "runcollector"], "collector")
 
     def start_dispatcher(self, name: str = "dispatcher") -> subprocess.Popen:
-        return self.spawn(name, [*MANAGE, "rundispatcher"])
+        return self.spawn(name, [*MANAGE, "rundispatcher"], "dispatcher")
 
     def start_worker(self, name: str) -> subprocess.Popen:
-        return self.spawn(name, [*MANAGE, "runworker_kafka", "--id", name])
+        return self.spawn(name, [*MANAGE, "runworker_kafka", "--id", name], "worker")
 
     def stop(self, name: str, timeout: float = 20) -> int | None:
         """SIGTERM, wait for a clean exit, SIGKILL if it hangs."""

@@ -203,6 +203,15 @@ KAFKA_MAX_MESSAGE_BYTES = env_int("KAFKA_MAX_MESSAGE_BYTES", 32 * 1024 * 1024)
 KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "lz4")
 # A consumer silent this long leaves its group and its partitions move on (a killed worker's, say).
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000)
+# How long the broker keeps tasks and results (tile pixels), and how much per partition at most;
+# dead letters are kept longer, to be looked at.
+KAFKA_TILE_RETENTION_HOURS = env_int("KAFKA_TILE_RETENTION_HOURS", 24)
+KAFKA_TILE_RETENTION_MB = env_int("KAFKA_TILE_RETENTION_MB", 4096)
+KAFKA_DEAD_LETTER_RETENTION_HOURS = env_int("KAFKA_DEAD_LETTER_RETENTION_HOURS", 7 * 24)
+# Message signatures (pipeline/signing.py): the dispatcher and the workers hold the task key, the
+# workers and the collector the result key. Unset outside production: derived from SECRET_KEY.
+TASK_SIGNING_KEY = env_str("TASK_SIGNING_KEY", "")
+RESULT_SIGNING_KEY = env_str("RESULT_SIGNING_KEY", "")
 
 # Jobs and tiles.
 TILE_SIZE_DEFAULT = env_int("TILE_SIZE_DEFAULT", 512)

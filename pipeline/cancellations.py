@@ -9,7 +9,7 @@ from collections import Counter
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from django.conf import settings
 
-from . import kafka
+from . import kafka, signing
 from .messages import Cancellation, MessageError, Task
 from .watchdog import StallClock
 
@@ -95,18 +95,17 @@ class Cancellations:
             self.clock.reset(now)
 
     def read(self, message: Message) -> None:
-        """One record; one that can't be read is counted and passed over, never read twice."""
+        """One record; one that can't be read, or that the dispatcher did not sign, is counted
+        and passed over, never read twice."""
         try:
+            signing.check(signing.CANCELLATION, message)
             self.apply(Cancellation.decode(message.key(), message.value()))
+        except signing.Unsigned as exc:
+            self.counters["unsigned"] += 1
+            logger.warning("refusing cancellation %s: %s", kafka.where(message), exc)
         except MessageError as exc:
             self.counters["malformed"] += 1
-            logger.warning(
-                "skipping malformed cancellation %s[%s]@%s: %s",
-                message.topic(),
-                message.partition(),
-                message.offset(),
-                exc,
-            )
+            logger.warning("skipping malformed cancellation %s: %s", kafka.where(message), exc)
 
     def apply(self, cancellation: Cancellation) -> None:
         if cancellation.generation is None:

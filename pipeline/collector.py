@@ -14,9 +14,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaException, Message, Producer
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -35,7 +35,7 @@ from imagepipe.core.codec import CodecError, decode_tile
 from jobs.events import push, push_all, push_status
 from jobs.models import Job, Tile
 
-from . import kafka
+from . import kafka, signing
 from .canvas import CANVASES
 from .loop import Loop, longer
 from .messages import Heartbeat, MessageError, Result
@@ -45,40 +45,61 @@ from .stages import move_on
 from .watchdog import WatchedConsumer
 
 logger = logging.getLogger(__name__)
-# recorded, tiles_failed, duplicates, late, malformed, failed (not handled), ignored: logged at stop
+# recorded, tiles_failed, duplicates, late, malformed, failed (not handled), ignored, and the
+# refused: unsigned (no valid signature) and stale_nonce (not the answer to the tile's last send)
 COUNTS: Counter[str] = Counter()
 # What the collector fills in when a worker reports a tile failed.
 FAILURE_RECORDED = ["state", "error", "worker", "partition", "offset", "duration_ms", "finished_at"]
 
 
-def record_result(value: bytes) -> None:
+class Refused(list[tuple[Result, str]]):
+    """Results a batch did not record because they answer no task sent, each with why."""
+
+    def add(self, result: Result, reason: str) -> None:
+        COUNTS["stale_nonce"] += 1
+        logger.warning("refusing the result of tile %s of job %s: %s", result.index, result.job, reason)
+        self.append((result, reason))
+
+
+def answers_last_send(result: Result, tile: Tile) -> bool:
+    """Does the result carry the nonce of the tile's last send? (A tile never sent has none.)"""
+    return bool(tile.nonce) and result.nonce == tile.nonce
+
+
+def record_result(value: bytes) -> Refused:
     """One result on its own (a batch of one): what a batch's fallback calls."""
-    record_results([Result.decode(value)])
+    return record_results([Result.decode(value)])
 
 
-def record_results(results: list[tuple[Result, bytes]]) -> None:
-    """Record a batch of decoded results: a few queries for the whole batch, not a few per tile.
+def record_results(results: list[tuple[Result, bytes]]) -> Refused:
+    """Record a batch of decoded results: a few queries for the whole batch, not a few per tile;
+    those refused, for the caller to dead-letter.
 
     Each tile's pixels are stored before any row says so, and a tile is claimed only while still
     pending, all in one transaction: replaying a batch (after a crash, or when the database
-    failed halfway) stores the same files again and counts nothing twice.
+    failed halfway) stores the same files again and counts nothing twice. A result is recorded
+    only if it answers the tile's last send (its nonce): a result for an earlier send, for
+    another job's tile, or for none at all is refused. The same result again (a redelivery) is a
+    duplicate: counted, not recorded, not refused.
     """
+    refused = Refused()
     jobs = {
         str(job.pk): job
         for job in Job.objects.defer("icc_profile").filter(pk__in={r.job for r, _ in results})
     }
     # Failures first: a job they fail takes none of the batch's other tiles (it is late for them).
     _record_failures(
-        [(result, jobs[result.job]) for result, _ in results if result.error and _unfinished(result, jobs)]
+        [(result, jobs[result.job]) for result, _ in results if result.error and _unfinished(result, jobs)],
+        refused,
     )
     arrived: list[tuple[Result, bytes, Job]] = []
     for result, pixels in results:
         if not result.error and _unfinished(result, jobs):
             arrived.append((result, pixels, jobs[result.job]))
     images: dict[int, Image.Image] = {}
-    claims = _store_new_tiles(arrived, images)
+    claims = _store_new_tiles(arrived, images, refused)
     if not claims:
-        return
+        return refused
     with transaction.atomic():
         pending = set(
             Tile.objects.pending()
@@ -96,6 +117,7 @@ def record_results(results: list[tuple[Result, bytes]]) -> None:
         job, tiles = jobs[job_id], [claims[pk] for pk in pending if str(claims[pk].job_id) == job_id]
         CANVASES.paste(job, [(tile, images[tile.pk]) for tile in tiles], job.tiles_done - count)
         _announce(job, tiles, count)
+    return refused
 
 
 def _unfinished(result: Result, jobs: dict[str, Job]) -> bool:
@@ -110,7 +132,7 @@ def _unfinished(result: Result, jobs: dict[str, Job]) -> bool:
     return False
 
 
-def _record_failures(failures: list[tuple[Result, Job]]) -> None:
+def _record_failures(failures: list[tuple[Result, Job]], refused: Refused) -> None:
     """Record each tile a worker gave up on as failed, with its reason, and fail its job.
 
     Only a tile still pending is claimed, in the same transaction as its job's failure: a
@@ -129,7 +151,11 @@ def _record_failures(failures: list[tuple[Result, Job]]) -> None:
         }
         failed: list[Tile] = []
         for result, job in failures:
-            tile = pending.pop((result.job, result.stage, result.index), None)
+            key = (result.job, result.stage, result.index)
+            if key in pending and not answers_last_send(result, pending[key]):
+                refused.add(result, "its nonce is not that of the tile's last send")
+                continue
+            tile = pending.pop(key, None)
             if tile is None:
                 COUNTS["duplicates"] += 1  # done already, failed twice in the batch, or unknown
                 continue
@@ -152,7 +178,7 @@ def _failure_message(tile: Tile) -> str:
 
 
 def _store_new_tiles(
-    arrived: list[tuple[Result, bytes, Job]], images: dict[int, Image.Image]
+    arrived: list[tuple[Result, bytes, Job]], images: dict[int, Image.Image], refused: Refused
 ) -> dict[int, Tile]:
     """Store the pixels of every result whose tile is still pending; its row, filled in but not
     saved, by id (and its pixels, decoded, in ``images``). A tile that is unknown, done already, or
@@ -170,6 +196,9 @@ def _store_new_tiles(
     now = timezone.now()
     for result, pixels, job in arrived:
         tile = tiles.get((result.job, result.stage, result.index))
+        if tile is not None and not answers_last_send(result, tile):
+            refused.add(result, "its nonce is not that of the tile's last send")
+            continue
         if tile is None or tile.state == Tile.State.DONE or tile.pk in claims:
             COUNTS["duplicates" if tile else "ignored"] += 1
             continue  # a redelivered result, or an unknown tile: nothing changes
@@ -218,15 +247,27 @@ def record_heartbeat(value: bytes) -> None:
     Worker.record_heartbeat(Heartbeat.decode(value))
 
 
+def signed(kind: str, message: Message) -> bool:
+    """Did a worker sign this message? If not, it is refused: dead-lettered and counted."""
+    try:
+        signing.check(kind, message)
+    except signing.Unsigned as exc:
+        COUNTS["unsigned"] += 1
+        dead_letter(message, str(exc))
+        return False
+    return True
+
+
 def handle(message: Message) -> None:
     """Route one message to its step. Whatever the message holds, it is recorded or skipped:
     only an unreachable database escapes (``durably`` retries it), so no message can stop the
     collector or come back after a restart."""
     name, where = message.topic(), kafka.where(message)
     try:
-        if name == kafka.topic(kafka.RESULTS):
-            record_result(message.value() or b"")
-        elif name == kafka.topic(kafka.HEARTBEATS):
+        if name == kafka.topic(kafka.RESULTS) and signed(signing.RESULT, message):
+            for _, reason in record_result(message.value() or b""):
+                dead_letter(message, reason)
+        elif name == kafka.topic(kafka.HEARTBEATS) and signed(signing.HEARTBEAT, message):
             record_heartbeat(message.value() or b"")
     except (OperationalError, InterfaceError):
         raise
@@ -242,24 +283,52 @@ def handle_batch(messages: list[Message]) -> None:
     one by one. Should the batch fail for any reason but the database, each of its results is
     handled alone, so one bad message costs only itself."""
     results: list[tuple[Result, bytes]] = []
-    decoded: list[Message] = []
+    decoded: dict[int, Message] = {}  # by id() of its Result: where a refused result came from
     for message in messages:
         if message.topic() != kafka.topic(kafka.RESULTS):
             handle(message)
             continue
+        if not signed(signing.RESULT, message):
+            continue
         try:
-            results.append(Result.decode(message.value()))
-            decoded.append(message)
+            result, pixels = Result.decode(message.value())
         except MessageError as exc:
             _skip_malformed(kafka.where(message), exc)
+            continue
+        results.append((result, pixels))
+        decoded[id(result)] = message
     try:
-        record_results(results)
+        refused = record_results(results)
     except (OperationalError, InterfaceError):
         raise
     except Exception:
         logger.exception("recording %d results together failed; recording them one by one", len(results))
-        for message in decoded:
+        for message in decoded.values():
             handle(message)
+        return
+    for result, reason in refused:
+        dead_letter(decoded[id(result)], reason)
+
+
+@cache
+def _dead_letters() -> Producer:
+    return kafka.producer()
+
+
+def dead_letter(message: Message, reason: str) -> None:
+    """Park a refused message on ``results.dlq`` with why and where it came from; best effort
+    (it is counted and logged either way), never waited for."""
+    headers: signing.Headers = [
+        ("reason", reason.encode(errors="replace")[:1000]),
+        ("source", kafka.where(message).encode()),
+    ]
+    try:
+        _dead_letters().produce(
+            kafka.topic(kafka.RESULTS_DLQ), message.value() or b"", key=message.key(), headers=headers
+        )
+        _dead_letters().poll(0)
+    except (BufferError, KafkaException) as exc:
+        logger.error("could not dead-letter %s: %s", kafka.where(message), exc)
 
 
 def _skip_malformed(where: str, exc: MessageError) -> None:
@@ -284,6 +353,7 @@ class ResultCollector(Loop):
 
     def __init__(self, consumer: WatchedConsumer | None = None, poll_seconds: float = 1.0) -> None:
         super().__init__()
+        signing.require_keys(signing.RESULT)
         self.counters = COUNTS  # the step functions count into it
         self.consumer = consumer or watched_consumer()
         self.poll_seconds = poll_seconds
@@ -324,6 +394,7 @@ class ResultCollector(Loop):
 
     def stop(self) -> None:
         self.consumer.stop()  # commits the offsets stored above
+        _dead_letters().flush(10)
         self.report(stopped=True)
 
     def report(self, stopped: bool = False) -> None:
@@ -347,6 +418,7 @@ class ResultCollector(Loop):
                     "rebuilds": consumer.rebuilds,
                     "stalled": consumer.stalled[:255],
                     "stopped": stopped,
+                    "counters": {name: count for name, count in COUNTS.items() if count},
                 },
             )
         except (DatabaseError, InterfaceError) as exc:  # the report can wait; the work must not

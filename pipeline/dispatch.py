@@ -17,6 +17,7 @@ a no-op).
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from imagepipe.core.pipeline import cut_tile
 from jobs.events import push_sent, push_status
 from jobs.models import DISPATCH_LOCK, Job, PendingCancellation, Tile
 
-from . import assembly, kafka
+from . import assembly, kafka, signing
 from .loop import Loop
 from .messages import Task
 from .models import Worker
@@ -92,17 +93,20 @@ class Wakeups:
 
 @dataclass
 class Claim:
-    """Tiles of one job marked sent at ``when``, each placed on a partition, not yet published."""
+    """Tiles of one job marked sent at ``when`` with this send's nonce, each placed on a partition,
+    not yet published."""
 
     job: Job
     when: datetime
     placed: dict[int, list[Tile]]
 
     @classmethod
-    def take(cls, job: Job, indices: set[int], load: Counter) -> Claim | None:
-        """Mark the tiles of ``indices`` still queued as sent, each to the least loaded live
-        partition, in one short transaction under ``DISPATCH_LOCK``; None if another dispatcher
-        holds the lock, or the job is no longer dispatchable as it was when its tiles were cut."""
+    def take(cls, job: Job, indices: set[int], load: Counter, nonce: str) -> Claim | None:
+        """Mark the tiles of ``indices`` still queued as sent with ``nonce``, each to the least
+        loaded live partition, in one short transaction under ``DISPATCH_LOCK``; None if another
+        dispatcher holds the lock, or the job is no longer dispatchable as it was when its tiles
+        were cut. From here, only a result carrying ``nonce`` is recorded for these tiles: one
+        answering an earlier send of a tile, or no send at all, is refused."""
         with transaction.atomic():
             if not indices or not _lead():
                 return None
@@ -122,7 +126,11 @@ class Claim:
             now = timezone.now()
             for partition, group in placed.items():
                 Tile.objects.filter(pk__in=[tile.pk for tile in group]).update(
-                    state=Tile.State.SENT, attempts=F("attempts") + 1, dispatched_at=now, partition=partition
+                    state=Tile.State.SENT,
+                    attempts=F("attempts") + 1,
+                    dispatched_at=now,
+                    partition=partition,
+                    nonce=nonce,
                 )
             if job.dispatched_at is None:
                 job.mark_dispatched(now)
@@ -148,6 +156,7 @@ class Dispatcher(Loop):
         super().__init__()
         self.wakeups = Wakeups()
         self.images = StageImages(settings.DISPATCH_CACHED_IMAGES)
+        signing.require_keys(signing.TASK)
         self.producer = _producer()
         self.topic = kafka.topic(kafka.TASKS)
 
@@ -188,7 +197,8 @@ class Dispatcher(Loop):
                 if err is None:
                     told.append(pk)
 
-            _produce(self.producer, kafka.topic(kafka.CANCELLATIONS), value, key, None, delivered)
+            topic = kafka.topic(kafka.CANCELLATIONS)
+            _produce(self.producer, topic, value, key, None, delivered, signing.CANCELLATION)
         self.producer.flush(10)
         PendingCancellation.objects.filter(pk__in=told).delete()
         if len(told) < len(pending):
@@ -265,8 +275,9 @@ class Dispatcher(Loop):
                 push_status(job)
             return 0
         indices = set(job.tiles.queued(job.stage).order_by("index").values_list("index", flat=True)[:count])
-        messages = dict(task_messages(job, source, job.stage, table, indices))
-        claim = Claim.take(job, set(messages), load)
+        nonce = secrets.token_hex(16)
+        messages = dict(task_messages(job, source, job.stage, table, indices, nonce))
+        claim = Claim.take(job, set(messages), load, nonce)
         if claim is None:
             return 0
         try:
@@ -288,7 +299,8 @@ class Dispatcher(Loop):
         for partition, tiles in claim.placed.items():
             for tile in tiles:
                 key = f"{job.pk}:{job.stage}:{tile.index}"
-                _produce(self.producer, self.topic, messages[tile.index], key, partition, delivered)
+                value = messages[tile.index]
+                _produce(self.producer, self.topic, value, key, partition, delivered, signing.TASK)
         if self.producer.flush(30) or errors:
             reason = (errors or ["timed out"])[0]
             raise PublishError(f"job {job.pk}: the broker did not take its tiles: {reason}")
@@ -339,9 +351,15 @@ def task_partitions(topic_name: str) -> int:
 
 
 def task_messages(
-    job: Job, source: Image.Image | StoredTiles, stage: int, table=None, only: set[int] | None = None
+    job: Job,
+    source: Image.Image | StoredTiles,
+    stage: int,
+    table=None,
+    only: set[int] | None = None,
+    nonce: str = "",
 ) -> Iterator[tuple[int, bytes]]:
-    """Each tile of a stage (``only`` those indices) as a task: padded pixels, place, the steps."""
+    """Each tile of a stage (``only`` those indices) as a task: padded pixels, place, the steps,
+    and the send's nonce."""
     operations = [step.to_dict() for step in job.stages[stage]]
     stat = needed_stat(job.stages, stage)
     for spec in job.stage_tiles(stage):
@@ -358,6 +376,7 @@ def task_messages(
             table=table,
             stat=stat,
             generation=job.generation,
+            nonce=nonce,
         )
         if isinstance(source, StoredTiles):
             yield spec.index, task.encode(source.pixels(spec.index))
@@ -365,12 +384,16 @@ def task_messages(
             yield spec.index, task.encode(encode_tile(cut_tile(source, spec)))
 
 
-def _produce(producer, topic_name, value, key, partition: int | None, on_delivery) -> None:
-    """Produce one message (to ``partition``, or where the key hashes), waiting for room."""
+def _produce(producer, topic_name, value, key, partition: int | None, on_delivery, kind: str) -> None:
+    """Produce one message of ``kind``, signed (to ``partition``, or where the key hashes),
+    waiting for room."""
     placement = {} if partition is None else {"partition": partition}
+    headers = signing.sign(kind, key, value)
     while True:
         try:
-            producer.produce(topic_name, value, key=key, on_delivery=on_delivery, **placement)
+            producer.produce(
+                topic_name, value, key=key, on_delivery=on_delivery, headers=headers, **placement
+            )
             producer.poll(0)
             return
         except BufferError:  # local queue full: let deliveries drain, then retry

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -24,10 +31,13 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 TASKS, RESULTS, HEARTBEATS, TASKS_DLQ = "tasks", "results", "heartbeats", "tasks.dlq"
+RESULTS_DLQ = "results.dlq"  # results and heartbeats the collector refused, with why
 CANCELLATIONS = "cancellations"  # key: job id; every worker reads it all
 WORKER_GROUP, COLLECTOR_GROUP = "workers", "collector"
+DEAD_LETTER_READER, HEALTH_PROBE = "dead-letter-reader", "health-probe"  # the web's
 
-# Passed through untouched so TLS/SASL need no code: KAFKA_SECURITY_PROTOCOL=SASL_SSL etc.
+# Passed through untouched so TLS/SASL need no code: KAFKA_SECURITY_PROTOCOL=SASL_SSL etc. A
+# secret may instead be read from a file: KAFKA_SASL_PASSWORD_FILE (as compose secrets are).
 _PASSTHROUGH = (
     "security.protocol",
     "sasl.mechanism",
@@ -36,7 +46,36 @@ _PASSTHROUGH = (
     "ssl.ca.location",
     "ssl.certificate.location",
     "ssl.key.location",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
 )
+_SECRETS = ("sasl.password", "ssl.key.password")
+
+# What each role may do, and nothing else (``acl_bindings``; the broker refuses the rest). READ and
+# WRITE imply DESCRIBE; WRITE to a topic is all an idempotent producer needs (Kafka 3+).
+READ, WRITE, DESCRIBE = AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE
+ROLE_GRANTS: dict[str, dict[str, list[tuple[str, AclOperation]]]] = {
+    "dispatcher": {"topics": [(TASKS, WRITE), (CANCELLATIONS, WRITE)]},
+    "worker": {
+        "topics": [
+            (TASKS, READ),
+            (CANCELLATIONS, READ),
+            (RESULTS, WRITE),
+            (HEARTBEATS, WRITE),
+            (TASKS_DLQ, WRITE),
+        ],
+        "groups": [(WORKER_GROUP, READ)],
+    },
+    "collector": {
+        "topics": [(RESULTS, READ), (HEARTBEATS, READ), (RESULTS_DLQ, WRITE)],
+        "groups": [(COLLECTOR_GROUP, READ)],
+    },
+    # /ready/, /metrics and the dead letters page: lag, and the dead letters themselves.
+    "web": {
+        "topics": [(TASKS, DESCRIBE), (RESULTS, DESCRIBE), (TASKS_DLQ, READ), (RESULTS_DLQ, READ)],
+        "groups": [(WORKER_GROUP, DESCRIBE), (COLLECTOR_GROUP, DESCRIBE), (DEAD_LETTER_READER, READ)],
+    },
+}
 
 
 def topic(name: str) -> str:
@@ -53,7 +92,11 @@ def _common() -> dict[str, Any]:
         "logger": logging.getLogger("librdkafka"),  # through Django's LOGGING, not raw stderr
     }
     for key in _PASSTHROUGH:
-        value = os.environ.get("KAFKA_" + key.replace(".", "_").upper())
+        name = "KAFKA_" + key.replace(".", "_").upper()
+        value = os.environ.get(name)
+        if not value and key in _SECRETS and os.environ.get(name + "_FILE"):
+            with open(os.environ[name + "_FILE"]) as file:
+                value = file.read().strip()
         if value:
             config[key] = value
     return config
@@ -179,10 +222,19 @@ def admin() -> AdminClient:
 def topic_specs() -> dict[str, dict[str, Any]]:
     """Each topic with its partitions and the config ImagePipe sets explicitly."""
     size = {"max.message.bytes": str(settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024)}
+    # Tile pixels are kept only as long as a tile can take (and a collector can be down), and no
+    # more than a bound per partition, whatever the broker's defaults.
+    pixels = {
+        **size,
+        "retention.ms": str(settings.KAFKA_TILE_RETENTION_HOURS * 3600 * 1000),
+        "retention.bytes": str(settings.KAFKA_TILE_RETENTION_MB * 1024 * 1024),
+    }
+    parked = {**size, "retention.ms": str(settings.KAFKA_DEAD_LETTER_RETENTION_HOURS * 3600 * 1000)}
     return {
-        topic(TASKS): {"partitions": settings.KAFKA_TASK_PARTITIONS, "config": size},
-        topic(RESULTS): {"partitions": settings.KAFKA_RESULT_PARTITIONS, "config": size},
-        topic(TASKS_DLQ): {"partitions": 1, "config": size},
+        topic(TASKS): {"partitions": settings.KAFKA_TASK_PARTITIONS, "config": pixels},
+        topic(RESULTS): {"partitions": settings.KAFKA_RESULT_PARTITIONS, "config": pixels},
+        topic(TASKS_DLQ): {"partitions": 1, "config": parked},
+        topic(RESULTS_DLQ): {"partitions": 1, "config": parked},
         topic(CANCELLATIONS): {
             "partitions": 1,
             "config": {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
@@ -192,3 +244,25 @@ def topic_specs() -> dict[str, dict[str, Any]]:
             "config": {"cleanup.policy": "delete", "retention.ms": str(6 * 3600 * 1000)},
         },
     }
+
+
+def acl_bindings(prefix: str | None = None) -> list[AclBinding]:
+    """Every role's ACLs on the topics and groups of this installation (or of the one whose
+    KAFKA_TOPIC_PREFIX is ``prefix``), from ``ROLE_GRANTS``."""
+    prefix = settings.KAFKA_TOPIC_PREFIX if prefix is None else prefix
+    bindings = []
+    for role, grants in ROLE_GRANTS.items():
+        for kind, resources in (ResourceType.TOPIC, "topics"), (ResourceType.GROUP, "groups"):
+            for name, operation in grants.get(resources, []):
+                bindings.append(
+                    AclBinding(
+                        kind,
+                        prefix + name,
+                        ResourcePatternType.LITERAL,
+                        f"User:{role}",
+                        "*",
+                        operation,
+                        AclPermissionType.ALLOW,
+                    )
+                )
+    return bindings

@@ -81,6 +81,7 @@ class Task:
     table: list[int] | None = None  # lookup table of the stage's leading global step
     stat: str = ""  # the statistic to report for the next stage ("" for none)
     generation: int = 0  # the job's retry count when this was sent: a cancel covers those before it
+    nonce: str = _limit(default="", length=64)  # this send's, stored on the tile row: its result returns it
 
     def encode(self, pixels: bytes) -> bytes:
         return pack({"kind": "task", **asdict(self)}, pixels)
@@ -104,6 +105,7 @@ class Result:
     stage: int = 0
     stats: list[int] | None = None
     error: str = _limit(default="", length=10_000)
+    nonce: str = _limit(default="", length=64)  # the task's: which send of the tile this answers
 
     def encode(self, pixels: bytes = b"") -> bytes:
         return pack({"kind": "result", **asdict(self)}, pixels)

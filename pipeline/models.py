@@ -121,6 +121,8 @@ class Collector(models.Model):
     rebuilds = models.PositiveIntegerField(default=0)  # times its watchdog rebuilt its consumer
     stalled = models.CharField(max_length=255, blank=True)  # why the last rebuild happened
     stopped = models.BooleanField(default=False)
+    # What it did with messages it did not record: malformed, unsigned, stale_nonce, late, ...
+    counters = models.JSONField(default=dict, blank=True)
 
     objects = CollectorQuerySet.as_manager()
 

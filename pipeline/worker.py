@@ -23,7 +23,7 @@ from imagepipe.core.operations import parse_chain
 from imagepipe.core.pipeline import process_tile, tile_stats
 from imagepipe.core.tiling import Box
 
-from . import kafka
+from . import kafka, signing
 from .cancellations import Cancellations
 from .loop import Loop
 from .messages import Heartbeat, MessageError, Result, Task
@@ -94,6 +94,7 @@ def _result(task: Task, worker: str, started: float, partition: int, offset: int
         duration_ms=round((time.perf_counter() - started) * 1000),
         task_partition=partition,
         task_offset=offset,
+        nonce=task.nonce,
         **extra,
     )
 
@@ -105,6 +106,7 @@ class TileWorker(Loop):
         super().__init__()
         self.id = worker_id or default_worker_id()
         self.name = f"worker {self.id}"
+        signing.require_keys(signing.TASK, signing.RESULT)
         self.host = socket.gethostname()
         self.tiles_done = 0
         self.current_job = ""
@@ -188,6 +190,11 @@ class TileWorker(Loop):
 
     def process(self, message: Message) -> None:
         try:
+            signing.check(signing.TASK, message)
+        except signing.Unsigned as exc:  # not the dispatcher's: never run, never answered
+            self.dead_letter(message, f"refused task: {exc}", "unsigned")
+            return
+        try:
             task, pixels = Task.decode(message.value())
         except MessageError as exc:
             self.dead_letter(message, f"malformed task: {exc}", "malformed")
@@ -230,7 +237,8 @@ class TileWorker(Loop):
             if err is not None:
                 failures.append(err)
 
-        self.producer.produce(topic, value, key=key, on_delivery=delivered)
+        headers = signing.sign(signing.RESULT, key, value)
+        self.producer.produce(topic, value, key=key, on_delivery=delivered, headers=headers)
         if self.producer.flush(60):
             raise NotDelivered("no acknowledgement from the broker in 60 s")
         if failures:
@@ -253,6 +261,8 @@ class TileWorker(Loop):
             stopped=stopped,
             counters={name: count for name, count in counters.items() if count > 0},
         )
-        self.producer.produce(kafka.topic(kafka.HEARTBEATS), beat.encode(), key=self.id)
+        value = beat.encode()
+        headers = signing.sign(signing.HEARTBEAT, self.id, value)
+        self.producer.produce(kafka.topic(kafka.HEARTBEATS), value, key=self.id, headers=headers)
         self.producer.poll(0)
         self.last_beat = time.monotonic()

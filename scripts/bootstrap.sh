@@ -36,4 +36,5 @@ if [ ! -f "$npm_stamp" ]; then
 fi
 scripts/services.sh start
 .venv/bin/python manage.py migrate --noinput -v0
-.venv/bin/python manage.py kafka_topics
+# Topics and each role's ACLs, as the broker's admin (only this step holds its login).
+( set -a; . "${IMAGEPIPE_VAR:-var}/secrets/admin.env"; set +a; exec .venv/bin/python manage.py kafka_topics )

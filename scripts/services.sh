@@ -3,7 +3,11 @@
 #   Apache Kafka 4.1 (KRaft, jars from Maven Central), PostgreSQL and Redis (Debian packages).
 # Usage: scripts/services.sh start [kafka|pg|redis ...]|stop [service]|status|restart service
 # State lives under $IMAGEPIPE_VAR (default <repo>/var). Ports: KAFKA_PORT (9092),
-# KAFKA_CONTROLLER_PORT (9093), PGPORT (5432), REDIS_PORT (6379); everything binds 127.0.0.1.
+# KAFKA_CONTROLLER_PORT (9093), PGPORT (5432), REDIS_PORT (6379); everything binds 127.0.0.1
+# but Kafka's client listener, which binds KAFKA_HOST.
+# Kafka speaks SASL_SSL only (SCRAM-SHA-512, TLS from a CA made here) and authorizes with ACLs:
+# $IMAGEPIPE_VAR/secrets holds the CA, the broker's keystore and one env file per role
+# (admin, dispatcher, worker, collector, web) with that role's broker login and signing keys.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +20,8 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 KAFKA_DIR="$VAR/kafka"; KAFKA_LIB="${KAFKA_LIB:-$KAFKA_DIR/lib}"; KAFKA_LOGS="$KAFKA_DIR/logs"
 PG_DIR="$VAR/postgres"; PG_DATA="$PG_DIR/data"; PG_RUN="$PG_DIR/run"
 REDIS_DIR="$VAR/redis"
+SECRETS="$VAR/secrets"
+KAFKA_ROLES=(admin dispatcher worker collector web)
 
 say() { printf '%-9s %s\n' "$1:" "$2"; }
 die() { echo "services.sh: $*" >&2; exit 1; }
@@ -59,8 +65,63 @@ kafka_libs() {
     >"$KAFKA_DIR/maven.log" 2>&1 || { tail -n 40 "$KAFKA_DIR/maven.log"; die "maven could not collect the Kafka jars"; }
   echo "$stamp" >"$KAFKA_LIB/.complete"
 }
+secret() { openssl rand -hex 24; }
+ip_address() { [[ $1 =~ ^[0-9]+(\.[0-9]+){3}$ ]]; }
+kafka_secrets() { # the CA, the broker's certificate for KAFKA_HOST, each role's login (once)
+  ( umask 077; mkdir -p "$SECRETS" )
+  ensure_pkg command -v openssl -- openssl
+  if [[ ! -f $SECRETS/ca.pem ]]; then
+    openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 -subj "/CN=ImagePipe local CA" \
+      -keyout "$SECRETS/ca.key" -out "$SECRETS/ca.pem" 2>/dev/null || die "could not make the Kafka CA"
+    rm -f "$SECRETS/broker.p12"
+  fi
+  # The names clients reach the broker by: KAFKA_HOST, loopback, and KAFKA_CERT_NAMES (a comma list).
+  local names=() name san=""
+  IFS=, read -ra names <<<"$KAFKA_HOST,127.0.0.1,localhost${KAFKA_CERT_NAMES:+,$KAFKA_CERT_NAMES}"
+  for name in "${names[@]}"; do
+    if ip_address "$name"; then san+="${san:+,}IP:$name"; else san+="${san:+,}DNS:$name"; fi
+  done
+  if [[ ! -f $SECRETS/broker.p12 || $(cat "$SECRETS/broker.names" 2>/dev/null) != "$san" ]]; then
+    [[ -f $SECRETS/broker.password ]] || secret >"$SECRETS/broker.password"
+    printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$san" >"$SECRETS/broker.ext"
+    openssl req -new -nodes -newkey rsa:2048 -subj "/CN=${names[0]}" -keyout "$SECRETS/broker.key" \
+      -out "$SECRETS/broker.csr" 2>/dev/null &&
+      openssl x509 -req -sha256 -days 825 -in "$SECRETS/broker.csr" -CA "$SECRETS/ca.pem" -CAkey "$SECRETS/ca.key" \
+        -CAcreateserial -extfile "$SECRETS/broker.ext" -out "$SECRETS/broker.pem" 2>/dev/null &&
+      openssl pkcs12 -export -in "$SECRETS/broker.pem" -inkey "$SECRETS/broker.key" -name broker \
+        -passout "file:$SECRETS/broker.password" -out "$SECRETS/broker.p12" || die "could not make the broker's certificate"
+    echo "$san" >"$SECRETS/broker.names"
+    rm -f "$SECRETS/broker.csr" "$SECRETS/broker.key"
+  fi
+  local role
+  for role in "${KAFKA_ROLES[@]}"; do [[ -f $SECRETS/$role.password ]] || secret >"$SECRETS/$role.password"; done
+  for key in task result; do [[ -f $SECRETS/$key-signing.key ]] || secret >"$SECRETS/$key-signing.key"; done
+  for role in "${KAFKA_ROLES[@]}"; do role_env "$role" >"$SECRETS/$role.env"; done
+  chmod 600 "$SECRETS"/*
+}
+role_env() { # what a process of this role needs, as KEY=value lines (see imagepipe/processes.py)
+  printf 'KAFKA_SECURITY_PROTOCOL=SASL_SSL\nKAFKA_SASL_MECHANISM=SCRAM-SHA-512\n'
+  printf 'KAFKA_SASL_USERNAME=%s\nKAFKA_SASL_PASSWORD=%s\nKAFKA_SSL_CA_LOCATION=%s\n' \
+    "$1" "$(cat "$SECRETS/$1.password")" "$SECRETS/ca.pem"
+  # Tasks and cancellations are signed by the dispatcher for the workers; results and heartbeats
+  # by the workers for the collector.
+  case $1 in dispatcher|worker) echo "TASK_SIGNING_KEY=$(cat "$SECRETS/task-signing.key")" ;; esac
+  case $1 in worker|collector) echo "RESULT_SIGNING_KEY=$(cat "$SECRETS/result-signing.key")" ;; esac
+}
+scram_users() { # --add-scram arguments for every role, for the storage format
+  local role
+  for role in "${KAFKA_ROLES[@]}"; do
+    printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,password=%s]\n' "$role" "$(cat "$SECRETS/$role.password")"
+  done
+}
 kafka_ready() { # a real admin (metadata + describeConfigs) request against the broker
-  printf 'request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n' >"$KAFKA_DIR/admin.properties"
+  ( umask 077; {
+    printf 'request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n'
+    printf 'security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n'
+    printf 'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="%s";\n' \
+      "$(cat "$SECRETS/admin.password")"
+    printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$SECRETS/ca.pem"
+  } >"$KAFKA_DIR/admin.properties" )
   kafka_java tools kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
     --command-config "$KAFKA_DIR/admin.properties" --describe --entity-type brokers --entity-name 1 \
     >/dev/null 2>&1
@@ -91,12 +152,23 @@ kafka_start() {
   ensure_pkg command -v java -- openjdk-17-jre-headless
   kafka_libs
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_LOGS"
-  sed -e "s|@KAFKA_HOST@|$KAFKA_HOST|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-    -e "s|@LOG_DIRS@|$KAFKA_DIR/data|g" "$ROOT/scripts/kafka/server.properties" >"$props"
+  kafka_secrets
+  ( umask 077; sed -e "s|@KAFKA_HOST@|$KAFKA_HOST|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@LOG_DIRS@|$KAFKA_DIR/data|g" \
+    -e "s|@SECRETS@|$SECRETS|g" -e "s|@KEYSTORE_PASSWORD@|$(cat "$SECRETS/broker.password")|g" \
+    -e "s|@ADMIN_PASSWORD@|$(cat "$SECRETS/admin.password")|g" "$ROOT/scripts/kafka/server.properties" >"$props" )
+  # Formatted before the broker had logins (an older checkout): its data goes; the users are made
+  # at format time.
+  if [[ -f $KAFKA_DIR/data/meta.properties && ! -f $KAFKA_DIR/data/.scram-users ]]; then
+    echo "kafka:    the broker's data predates its logins: formatting it again"
+    rm -rf "$KAFKA_DIR/data"; mkdir -p "$KAFKA_DIR/data"
+  fi
   if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
-    local id; id="$(kafka_java tools kafka.tools.StorageTool random-uuid | tail -n1)"
-    kafka_java tools kafka.tools.StorageTool format -t "$id" -c "$props" >>"$KAFKA_LOGS/tools.log" 2>&1 \
+    local id users; id="$(kafka_java tools kafka.tools.StorageTool random-uuid | tail -n1)"
+    mapfile -t users < <(scram_users)
+    kafka_java tools kafka.tools.StorageTool format -t "$id" -c "$props" "${users[@]}" >>"$KAFKA_LOGS/tools.log" 2>&1 \
       || kafka_fail "storage format failed (see $KAFKA_LOGS/tools.log)"
+    printf '%s\n' "${KAFKA_ROLES[@]}" >"$KAFKA_DIR/data/.scram-users"
   fi
   local mark=0; if [[ -f $KAFKA_LOGS/server.log ]]; then mark="$(wc -l <"$KAFKA_LOGS/server.log")"; fi
   setsid nohup java -Xms256m -Xmx768m -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.yaml" \

@@ -66,7 +66,7 @@ def latest(limit: int = LIMIT, timeout: float | None = None) -> Reading:
     (``TIMEOUT`` by default)."""
     deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
     reader = kafka.consumer(
-        "dead-letter-reader", **{"enable.auto.commit": False, "enable.partition.eof": True}
+        kafka.DEAD_LETTER_READER, **{"enable.auto.commit": False, "enable.partition.eof": True}
     )
     try:
         marks = watermarks(reader, deadline)
@@ -83,7 +83,7 @@ def latest(limit: int = LIMIT, timeout: float | None = None) -> Reading:
 @kafka.collected
 def count(timeout: float = TIMEOUT) -> int:
     """Messages on tasks.dlq now: the sum of its partitions' high minus low watermarks."""
-    reader = kafka.probe("dead-letter-reader")
+    reader = kafka.probe(kafka.DEAD_LETTER_READER)
     try:
         return _total(watermarks(reader, time.monotonic() + timeout))
     except KafkaException as exc:

@@ -65,7 +65,7 @@ def consumer_lag() -> dict:
         # All topics rather than the two by name: naming one may auto-create it on some brokers.
         topics = admin.list_topics(timeout=_remaining(deadline)).topics
         # Never subscribed, so it never joins a group; it only asks partition leaders for watermarks.
-        probe = kafka_clients.probe("health-probe")
+        probe = kafka_clients.probe(kafka_clients.HEALTH_PROBE)
         groups = [_group_lag(admin, probe, topics, group, name, deadline) for group, name in LAG_GROUPS]
     except Exception as exc:
         return _failure("consumer_lag", exc, groups=[])

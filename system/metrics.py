@@ -8,6 +8,7 @@ whole system. Open to staff, or to a scraper presenting ``Authorization: Bearer 
 from __future__ import annotations
 
 import hmac
+from collections import Counter
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -17,10 +18,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import CollectorRegistry
 
 from jobs.models import Job, Tile
-from pipeline.models import Worker
+from pipeline.models import Collector, Worker
 
 from . import deadletters, health
 
+REFUSALS = ("unsigned", "stale_nonce")  # pipeline.collector's counts of what it refused
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
@@ -74,6 +76,23 @@ def collectors():
     for entry in check["collectors"]:
         rebuilds.add_metric([entry["id"]], entry["rebuilds"])
     yield rebuilds
+    yield refused()
+
+
+def refused() -> CounterMetricFamily:
+    """Results and heartbeats the collectors refused (dead-lettered on results.dlq), by reason,
+    over every collector that has reported."""
+    counter = CounterMetricFamily(
+        "imagepipe_messages_refused",
+        "Messages refused by a collector: unsigned (no valid signature), stale_nonce (no task sent).",
+        labels=["reason"],
+    )
+    totals: Counter[str] = Counter()
+    for counters in Collector.objects.values_list("counters", flat=True):
+        totals.update({reason: counters.get(reason, 0) for reason in REFUSALS})
+    for reason in REFUSALS:
+        counter.add_metric([reason], totals[reason])
+    return counter
 
 
 def dead_letters() -> GaugeMetricFamily:

@@ -1,5 +1,6 @@
 import functools
 import io
+import os
 import uuid
 
 import pytest
@@ -18,6 +19,17 @@ from tests.topics import delete_topics
 def pytest_configure(config):
     tiers.own_cache_database(django_settings)
     flush_in_lock_order()
+    act_as_every_role()
+
+
+def act_as_every_role() -> None:
+    """The suite makes, reads and deletes topics as the broker's admin, and signs and checks
+    messages as the roles do (the processes it starts hold only their own role's secrets)."""
+    from imagepipe.processes import role_env
+
+    os.environ.update(role_env("admin"))
+    for role, key in ("dispatcher", "TASK_SIGNING_KEY"), ("collector", "RESULT_SIGNING_KEY"):
+        setattr(django_settings, key, role_env(role).get(key, getattr(django_settings, key)))
 
 
 def flush_in_lock_order() -> None:

@@ -80,6 +80,8 @@ class Tile(models.Model):
     offset = models.BigIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # The last send's random nonce (pipeline.dispatch.Claim): only a result carrying it is recorded.
+    nonce = models.CharField(max_length=64, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     result = models.FileField(upload_to="tiles/", blank=True)
     error = models.TextField(blank=True)

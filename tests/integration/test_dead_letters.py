@@ -7,10 +7,11 @@ from playwright.sync_api import expect
 
 from pipeline import kafka
 from pipeline.messages import Task
+from tests.topics import signed_for
 
 from .browser import logged_in, serious_violations, shoot
 from .conftest import token_session, wait_for, wait_until_finished
-from .test_faults import lost_job
+from .test_faults import LOST, lost_job
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,11 @@ def produce(value: bytes, key: str) -> str:
     landed = []
     producer = kafka.producer()
     producer.produce(
-        kafka.topic(kafka.TASKS), value, key=key, on_delivery=lambda err, msg: landed.append(msg)
+        kafka.topic(kafka.TASKS),
+        value,
+        key=key,
+        on_delivery=lambda err, msg: landed.append(msg),
+        headers=signed_for(kafka.TASKS, key, value),
     )
     producer.flush(10)
     return kafka.where(landed[0])
@@ -33,7 +38,8 @@ def parked(api, system, settings, staff):
     settings.KAFKA_TOPIC_PREFIX = system.env["KAFKA_TOPIC_PREFIX"]
     job = lost_job(system, settings, [{"op": "invert"}], 64)
     core = [0, 0, 64, 64]
-    broken = Task(str(job.pk), 0, core, core, [600, 400], [{"op": "invert"}]).encode(b"IPT1 torn pixels")
+    task = Task(str(job.pk), 0, core, core, [600, 400], [{"op": "invert"}], nonce=LOST)
+    broken = task.encode(b"IPT1 torn pixels")
     sources = {"failing": produce(broken, f"{job.pk}:0"), "malformed": produce(b"no task here", "junk")}
     assert wait_until_finished(api, system, str(job.pk))["status"] == "failed"
     staff_api = token_session(system.url, "staff", "staff-pass")

@@ -27,6 +27,7 @@ from pipeline.messages import Result, Task, pack
 from pipeline.models import Collector, Worker
 from tests.core.reference import reference
 from tests.images import DATA, photo
+from tests.topics import signed_for
 
 from .conftest import restart_worker, submit, two_workers_assigned, wait_for, wait_until_finished
 
@@ -129,13 +130,19 @@ def test_a_database_restart_mid_job_is_survived(api, system):
     assert_complete_and_exact(api, system, job)
 
 
-def lost_job(system, settings, chain, tile_size):
-    """A job whose tiles were sent and never arrived: a broker that lost them, say."""
+LOST = "lost-send"  # the nonce of a lost job's send: a task a test sends for it carries it
+
+
+def lost_job(system, settings, chain, tile_size, paused=False):
+    """A job whose tiles were sent (with the nonce ``LOST``) and never arrived: a broker that lost
+    them, say. Recovery sends them again after TILE_DEADLINE_SECONDS, unless ``paused``."""
     settings.MEDIA_ROOT = system.env["MEDIA_ROOT"]
     owner = Job._meta.get_field("owner").related_model._default_manager.get(username="alice")
     with open(DATA / "coffee.png", "rb") as handle, transaction.atomic():  # before the dispatcher sees it
         job = submit_job(owner, File(handle, name="coffee.png"), chain, tile_size)
-        job.tiles.update(state=Tile.State.SENT, attempts=1, dispatched_at=timezone.now())
+        job.tiles.update(state=Tile.State.SENT, attempts=1, dispatched_at=timezone.now(), nonce=LOST)
+        if paused:
+            job.pause()
     return job
 
 
@@ -157,9 +164,11 @@ def test_a_tile_that_keeps_failing_goes_to_the_dead_letter_topic_and_fails_its_j
         padded=[0, 0, 64, 64],
         size=[600, 400],
         operations=[{"op": "invert"}],
+        nonce=LOST,
     )
+    value, key = broken.encode(b"IPT1 torn pixels"), f"{job.pk}:0"
     producer = kafka.producer()
-    producer.produce(kafka.topic(kafka.TASKS), broken.encode(b"IPT1 torn pixels"), key=f"{job.pk}:0")
+    producer.produce(kafka.topic(kafka.TASKS), value, key=key, headers=signed_for(kafka.TASKS, key, value))
     producer.flush(10)
 
     body = wait_until_finished(api, system, str(job.pk))
@@ -250,12 +259,15 @@ def test_poison_on_every_topic_stops_nothing_even_across_restarts(api, system, s
     }
     log = system.log_dir / "collector.log"
     start = log.stat().st_size
+    # Signed as their senders would sign them: garbage from a sender who holds the keys (a bug,
+    # a compromised node) must not stop anything either.
     producer = kafka.producer()
     for topic, values in poison.items():
         for value in values:
-            producer.produce(kafka.topic(topic), value)
-    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"0", key=b"\xff\xfe")
-    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"\xff", key=unknown.encode())
+            producer.produce(kafka.topic(topic), value, headers=signed_for(topic, None, value))
+    for key, value in (b"\xff\xfe", b"0"), (unknown.encode(), b"\xff"):
+        headers = signed_for(kafka.CANCELLATIONS, key, value)
+        producer.produce(kafka.topic(kafka.CANCELLATIONS), value, key=key, headers=headers)
     producer.flush(10)
 
     job = submit(api, "camera.png", [{"op": "invert"}], 128)

@@ -18,12 +18,15 @@ import time
 import uuid
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 from PIL import Image, ImageFilter
 
-from imagepipe.processes import BASE_DIR, MANAGE, System, wait_for_port
+from imagepipe.processes import BASE_DIR, MANAGE, System, role_env, wait_for_port
 from jobs.models import Tile
 from pipeline.models import Worker
 from tests.images import photo
+from tests.topics import as_role, delivery_error
 
 from .conftest import database_url, submit, token_session, wait_for
 
@@ -123,7 +126,8 @@ def hosts(system, django_db_blocker, tmp_path_factory):
         "WORKER_HEARTBEAT_SECONDS": "1",
         "DISPATCH_TILES_PER_WORKER": "8",  # tiles of milliseconds (see tests/integration/conftest.py)
     }
-    hosts = System(env=env, log_dir=BASE_DIR / "var" / "log" / "network-hosts", port=8000)
+    secrets = var / "secrets"  # the broker host's, as its services.sh made them
+    hosts = System(env=env, log_dir=BASE_DIR / "var" / "log" / "network-hosts", port=8000, secrets=secrets)
     try:
         started = subprocess.run(
             netns("broker", services, "restart", "kafka"),
@@ -134,7 +138,8 @@ def hosts(system, django_db_blocker, tmp_path_factory):
         )
         why = started.stdout + started.stderr
         assert started.returncode == 0, f"the broker host's Kafka did not start:\n{why}"
-        subprocess.run([*MANAGE, "kafka_topics"], cwd=BASE_DIR, env=env, check=True, capture_output=True)
+        admin = {**env, **role_env("admin", secrets)}
+        subprocess.run([*MANAGE, "kafka_topics"], cwd=BASE_DIR, env=admin, check=True, capture_output=True)
         hosts.spawn(
             "web",
             netns(
@@ -148,11 +153,12 @@ def hosts(system, django_db_blocker, tmp_path_factory):
                 "8000",
                 "imagepipe.asgi:application",
             ),
+            "web",
         )
-        hosts.spawn("collector", netns("master", *MANAGE, "runcollector"))
-        hosts.spawn("dispatcher", netns("master", *MANAGE, "rundispatcher"))
+        hosts.spawn("collector", netns("master", *MANAGE, "runcollector"), "collector")
+        hosts.spawn("dispatcher", netns("master", *MANAGE, "rundispatcher"), "dispatcher")
         for host in ("w1", "w2"):
-            hosts.spawn(host, netns(host, *MANAGE, "runworker_kafka", "--id", f"worker-on-{host}"))
+            hosts.spawn(host, netns(host, *MANAGE, "runworker_kafka", "--id", f"worker-on-{host}"), "worker")
         wait_for_port(8000, host=f"{NET}.3")
         with django_db_blocker.unblock():
             wait_for(both_worker_hosts_assigned, "both worker hosts in the group", hosts)
@@ -212,3 +218,14 @@ def test_a_job_crosses_four_hosts_and_survives_losing_a_worker_host(hosts, trans
     assert Tile.objects.filter(job_id=body["id"]).count() == body["tiles_done"] == body["tiles_total"]
     assert time.monotonic() - started < 120
     hosts.kill("w1")  # cut off, it could only wait out its broker timeouts to say goodbye
+
+
+def test_the_broker_host_refuses_an_anonymous_client_and_a_worker_writing_tasks(hosts):
+    broker = hosts.env["KAFKA_BOOTSTRAP_SERVERS"]
+    with pytest.raises(KafkaException):
+        AdminClient({"bootstrap.servers": broker, "socket.timeout.ms": 3000}).list_topics(timeout=5)
+    worker = as_role("worker", hosts.secrets, broker)
+    tasks = hosts.env["KAFKA_TOPIC_PREFIX"] + "tasks"
+    error = delivery_error(worker, tasks)
+    assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert delivery_error(worker, hosts.env["KAFKA_TOPIC_PREFIX"] + "heartbeats") is None  # its own

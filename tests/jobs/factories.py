@@ -6,6 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from jobs.actions import submit as submit_job
+from jobs.models import Tile
 from pipeline.dispatch import task_messages
 from pipeline.messages import Result, Task
 from pipeline.worker import process_task
@@ -31,10 +32,18 @@ def post_job(client, file=None, operations='[{"op": "invert"}]', **fields):
     return client.post("/api/jobs/", {**image, "operations": operations, **fields}, format="multipart")
 
 
+def sent(job_id, stage=0) -> str:
+    """A stage's tiles given a send's nonce, as the dispatcher's claim does (once: the same again
+    after); the nonce, which their results must carry to be recorded."""
+    nonce = f"test-send-{stage}"
+    Tile.objects.filter(job_id=job_id, stage=stage, nonce="").update(nonce=nonce)
+    return nonce
+
+
 def results_for(job, image, stage=0, table=None):
     """Run every tile of a stage through the real worker code, as Kafka would deliver them."""
     messages = []
-    for index, value in task_messages(job, image, stage, table):
+    for index, value in task_messages(job, image, stage, table, nonce=sent(job.pk, stage)):
         result, payload = process_task(*Task.decode(value), f"w{index % 2}", index % 4, index)
         messages.append(result.encode(payload))
     return messages
@@ -52,5 +61,6 @@ def result_image(job) -> Image.Image:
 
 def failed_result(job_id, index: int, error: str, worker: str = "w") -> bytes:
     """A worker's report that a tile failed, as it arrives on ``results``."""
-    result = Result(str(job_id), index, worker, duration_ms=1, task_partition=0, task_offset=0, error=error)
+    nonce = sent(job_id)
+    result = Result(str(job_id), index, worker, 1, task_partition=0, task_offset=0, error=error, nonce=nonce)
     return result.encode()

@@ -86,7 +86,7 @@ def test_the_dispatchers_claim_takes_the_tiles_first(job):
 
     def take():
         nonlocal claim
-        claim = Claim.take(job, {0, 1, 2}, Counter({0: 0, 1: 0}))
+        claim = Claim.take(job, {0, 1, 2}, Counter({0: 0, 1: 0}), "a-nonce")
 
     assert_in_lock_order(run(take))
     assert claim is not None and len(claim.tiles()) == 3

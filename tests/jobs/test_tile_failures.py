@@ -13,14 +13,14 @@ from pipeline.messages import Result, Task
 from pipeline.worker import process_task
 from tests.events import listening, next_message
 
-from .factories import SMALL_PHOTO, result_image, results_for
+from .factories import SMALL_PHOTO, result_image, results_for, sent
 
 pytestmark = pytest.mark.django_db
 
 
 def torn(job, index: int, worker: str = "w7") -> bytes:
     """Tile ``index`` with torn pixels through the real worker code: it fails twice, then reports."""
-    _, value = list(task_messages(job, SMALL_PHOTO, 0))[index]
+    _, value = list(task_messages(job, SMALL_PHOTO, 0, nonce=sent(job.pk)))[index]
     task, _ = Task.decode(value)
     result, payload = process_task(task, b"IPT1 torn pixels", worker, 3, 40 + index, attempts=2)
     return result.encode(payload)

@@ -21,6 +21,7 @@ from tests.core.reference import reference
 from tests.images import SRGB, noise, photo
 from tests.jobs.factories import SMALL_PHOTO, failed_result, make_job, result_bytes, result_image, results_for
 from tests.strategies import envelopes, integers, json_values
+from tests.topics import consumed
 
 pytestmark = pytest.mark.django_db
 
@@ -185,7 +186,7 @@ def test_any_heartbeat_is_recorded_or_refused_with_message_error_only(db, value)
 )
 def test_a_heartbeat_the_database_cannot_hold_is_counted_and_skipped(values):
     header = {"kind": "heartbeat", "worker": "w", "host": "h", "pid": 1, "tiles_done": 0, **values}
-    message = Message(topic=kafka.topic(kafka.HEARTBEATS), partition=0, offset=7, value=pack(header))
+    message = consumed(kafka.HEARTBEATS, pack(header), offset=7)
     before = COUNTS["malformed"]
     handle(message)
     assert COUNTS["malformed"] == before + 1
@@ -198,13 +199,13 @@ def test_a_step_that_fails_unexpectedly_is_counted_and_skipped(monkeypatch, capl
 
     monkeypatch.setattr("pipeline.collector.record_result", broken)
     before = COUNTS["failed"]
-    handle(Message(topic=kafka.topic(kafka.RESULTS), partition=1, offset=9, value=b"x"))
+    handle(consumed(kafka.RESULTS, b"x", offset=9, partition=1))
     assert COUNTS["failed"] == before + 1
     assert "results[1]@9" in caplog.text
 
 
 def as_message(value: bytes, topic: str = kafka.RESULTS, offset: int = 0) -> Message:
-    return Message(topic=kafka.topic(topic), partition=0, offset=offset, value=value)
+    return consumed(topic, value, offset=offset)
 
 
 def test_a_batch_records_each_tile_once_and_skips_only_what_is_wrong(job):

@@ -4,7 +4,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TopicPartition
 from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +17,7 @@ from pipeline.messages import Cancellation, Result, Task, pack
 from pipeline.worker import Cancellations, TileWorker, describe_kernels, process_task
 from tests.images import noise
 from tests.strategies import envelopes
-from tests.topics import read_topic
+from tests.topics import consumed, read_topic
 
 JOB = str(uuid.uuid4())
 
@@ -34,7 +34,7 @@ def worker(kafka_topics):
 
 
 def task_message(value, offset=0, partition=0):
-    return Message(topic=kafka.topic(kafka.TASKS), partition=partition, offset=offset, key=b"k", value=value)
+    return consumed(kafka.TASKS, value, b"k", offset, partition)
 
 
 def a_task(generation=0, **changes):
@@ -93,7 +93,7 @@ def test_any_task_is_dealt_with_and_never_raises(worker, value, partition, offse
 
 
 def cancellation(key, value, offset=0):
-    return Message(topic=kafka.topic(kafka.CANCELLATIONS), partition=0, offset=offset, key=key, value=value)
+    return consumed(kafka.CANCELLATIONS, value, key, offset)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])

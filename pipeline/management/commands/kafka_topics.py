@@ -1,6 +1,6 @@
 import time
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -9,7 +9,10 @@ from pipeline import kafka
 
 
 class Command(BaseCommand):
-    help = "Create ImagePipe's Kafka topics, or bring existing ones up to their partitions and config."
+    help = (
+        "Create ImagePipe's Kafka topics, or bring existing ones up to their partitions and config, and "
+        "grant each role (dispatcher, worker, collector, web) its ACLs. Run with the admin's credentials."
+    )
 
     def handle(self, *args, **options):
         admin = kafka.admin()
@@ -46,11 +49,27 @@ class Command(BaseCommand):
         wait(grown and admin.create_partitions(grown), "add partitions to")
         wait(configured and admin.incremental_alter_configs(configured), "configure")
         await_metadata(admin, {name: spec["partitions"] for name, spec in specs.items()})
+        self.grant(admin)
         for name, spec in specs.items():
             state = "exists" if name in existing else "created"
             partitions = max(existing.get(name, 0), spec["partitions"])
             self.stdout.write(f"{name}: {state}, {partitions} partitions, {spec['config']}")
         self.stdout.write(f"broker: {settings.KAFKA_BOOTSTRAP_SERVERS}")
+
+    def grant(self, admin) -> None:
+        """Each role's ACLs (creating one that exists changes nothing). A broker with no authorizer
+        (a development broker without security) has none to give: said, not failed."""
+        bindings = kafka.acl_bindings()
+        try:
+            for future in admin.create_acls(bindings).values():
+                future.result()
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError.SECURITY_DISABLED:
+                self.stdout.write("acls: the broker has no authorizer; every client may do anything")
+                return
+            raise CommandError(f"could not grant the roles' ACLs: {exc}") from exc
+        roles = sorted({binding.principal for binding in bindings})
+        self.stdout.write(f"acls: {len(bindings)} granted to {', '.join(roles)}")
 
 
 def await_metadata(admin, partitions: dict[str, int], timeout: float = 30) -> None:
