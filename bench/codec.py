@@ -29,6 +29,7 @@ from bench.photo import photo_like
 from imagepipe.core import codec, png
 from imagepipe.core.pipeline import cut_tile
 from imagepipe.core.tiling import tile_grid
+from imagepipe.processes import role_env
 from pipeline import kafka
 
 PARTITIONS = 4
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per codec; medians shown")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagepipe.settings")
+    os.environ.update(role_env("admin"))  # its topics are made and read as the broker's admin
     django.setup()
 
     width, height = (int(v) for v in args.size.split("x"))

@@ -29,7 +29,7 @@ import requests
 from PIL import Image
 
 from bench.photo import photo_like
-from imagepipe.processes import BASE_DIR, MANAGE, System, start_system
+from imagepipe.processes import BASE_DIR, MANAGE, System, role_env, start_system
 
 # The single-process baseline: the catalogue's whole-image Pillow call (for
 # gaussian_blur: image.filter(GaussianBlur(r))), timed from open to saved PNG.
@@ -63,6 +63,9 @@ def use_private_database(name: str = "imagepipe_bench") -> str:
             connection.execute(f'CREATE DATABASE "{name}"')
     os.environ["DATABASE_URL"] = shared._replace(path=f"/{name}").geturl()
     subprocess.run([*MANAGE, "migrate", "-v", "0"], cwd=BASE_DIR, check=True)
+    # The bench makes its topics and reads them as the broker's admin; the system it starts
+    # holds each role's own login (imagepipe.processes).
+    os.environ.update(role_env("admin"))
     return os.environ["DATABASE_URL"]
 
 

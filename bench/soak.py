@@ -24,7 +24,7 @@ import requests
 from PIL import Image
 
 from bench.e2e import cleanup, wait_for_workers
-from imagepipe.processes import BASE_DIR, MANAGE, start_system
+from imagepipe.processes import BASE_DIR, MANAGE, role_env, start_system
 
 PHOTO = BASE_DIR / "tests" / "data" / "coffee.png"
 CHAIN = [{"op": "median", "size": 5}, {"op": "gaussian_blur", "radius": 2}]
@@ -44,6 +44,7 @@ def main() -> None:
         "JOB_SUBMIT_RATE": "1000/minute",
     }
     os.environ.update(env)
+    os.environ.update(role_env("admin"))  # the bench makes and reads topics as the broker's admin
     django.setup()
     from jobs.models import Job
     from tests.core.reference import reference

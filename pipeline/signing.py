@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+
 from confluent_kafka import Message
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
