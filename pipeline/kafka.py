@@ -37,7 +37,8 @@ WORKER_GROUP, COLLECTOR_GROUP = "workers", "collector"
 DEAD_LETTER_READER, HEALTH_PROBE = "dead-letter-reader", "health-probe"  # the web's
 
 # Passed through untouched so TLS/SASL need no code: KAFKA_SECURITY_PROTOCOL=SASL_SSL etc. A
-# secret may instead be read from a file: KAFKA_SASL_PASSWORD_FILE (as compose secrets are).
+# secret may instead be read from a file: KAFKA_SASL_PASSWORD_FILE, KAFKA_SSL_KEY_PASSWORD_FILE
+# (as compose secrets are).
 _PASSTHROUGH = (
     "security.protocol",
     "sasl.mechanism",
