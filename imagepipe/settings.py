@@ -270,6 +270,15 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 # Reverse proxies whose X-Forwarded-For is believed (the login throttle's client address).
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
+# Mail, for the password-reset pages: they are routed only when EMAIL_HOST names a mail server,
+# so that no page promises a mail nothing can send.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "imagepipe@localhost")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
