@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -77,6 +77,25 @@ class LoginFailures(models.Model):
     def key_of(username: str, address: str | None) -> str:
         # The address first: it holds no newline, so no other pair joins to the same text.
         return digest(f"{address or ''}\n{username.casefold()}")
+
+    @classmethod
+    def record(cls, username: str, address: str | None) -> None:
+        """One more wrong password for the username from the address."""
+        # Rows left by guessers go once forgotten, whoever's failure next passes by; apart from
+        # the transaction below, which then locks the one row it counts on.
+        cls.objects.forgotten().delete()
+        now = timezone.now()
+        with transaction.atomic():
+            # Locked, so that concurrent wrong guesses are each counted.
+            failures, _ = cls.objects.select_for_update().get_or_create(
+                key=cls.key_of(username, address),
+                defaults={
+                    "username": storable(username.casefold(), 150),
+                    "address": storable(address or "", 64),
+                    "until": now,
+                },
+            )
+            failures.fail(now)
 
     def fail(self, now: datetime) -> None:
         if self.until + failure_window() <= now:  # forgotten, not yet deleted

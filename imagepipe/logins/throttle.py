@@ -32,13 +32,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 
-from .models import LoginFailures, storable
+from .models import LoginFailures
 
 
 @dataclass(frozen=True)
@@ -82,27 +81,6 @@ def seconds_locked(username: str, address: str | None) -> int:
     """How long the username must still wait from this address; 0 when it may try."""
     until = LoginFailures.objects.of(username, address).locked().values_list("until", flat=True).first()
     return 0 if until is None else max(1, math.ceil((until - timezone.now()).total_seconds()))
-
-
-def record_failure(username: str, address: str | None) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        # Rows left by guessers go once forgotten, whoever's failure next passes by.
-        LoginFailures.objects.forgotten().delete()
-        # Locked, so that concurrent wrong guesses are each counted.
-        failures, _ = LoginFailures.objects.select_for_update().get_or_create(
-            key=LoginFailures.key_of(username, address),
-            defaults={
-                "username": storable(username.casefold(), 150),
-                "address": storable(address or "", 64),
-                "until": now,
-            },
-        )
-        failures.fail(now)
-
-
-def clear_failures(username: str, address: str | None) -> None:
-    LoginFailures.objects.of(username, address).delete()
 
 
 def client_address(request: HttpRequest | Request | None) -> str | None:
@@ -160,7 +138,7 @@ class ThrottledModelBackend(ModelBackend):
             if address is not None:
                 address.record()
             if username is not None:
-                record_failure(username, client)
+                LoginFailures.record(username, client)
         elif username is not None:
-            clear_failures(username, client)
+            LoginFailures.objects.of(username, client).delete()
         return user
