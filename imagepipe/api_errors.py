@@ -4,10 +4,22 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http.multipartparser import MultiPartParserError
-from rest_framework import status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.views import exception_handler
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every API error's body, documentation only."""
+
+    error = serializers.CharField(help_text="what was refused and why, to show as it is")
+
+
+def refusal(why: str) -> OpenApiResponse:
+    """A refusal in the API's docs: its status's reason, and the ``{"error"}`` body."""
+    return OpenApiResponse(ErrorSerializer, why)
 
 
 class BodyTooLarge(APIException):

@@ -51,10 +51,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "imagepipe.logins",
     "jobs",
     "pipeline",
     "system",
@@ -158,7 +158,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "imagepipe.logins.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -265,19 +265,43 @@ CONSUMER_CHECK_SECONDS = env_float("CONSUMER_CHECK_SECONDS", 5.0)
 COLLECTOR_REPORT_SECONDS = env_float("COLLECTOR_REPORT_SECONDS", 2.0)
 COLLECTOR_STALE_SECONDS = env_float("COLLECTOR_STALE_SECONDS", 30.0)
 
-# Web server and logins.
+# Web server.
 # imagepipe/webserver.py refuses a body past this while it arrives (413), the upload plus room for
 # the multipart framing and the other fields, and one that takes longer than the timeout (408).
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", MAX_UPLOAD_BYTES + 1024 * 1024)
 REQUEST_BODY_TIMEOUT_SECONDS = env_float("REQUEST_BODY_TIMEOUT_SECONDS", 60.0)
-# Wrong passwords, counted in the shared cache per username and per client address; past either
-# limit every login there is refused, the right password too, until the window has passed.
-AUTHENTICATION_BACKENDS = ["imagepipe.logins.ThrottledModelBackend"]
+
+# Logins (imagepipe/logins/throttle.py). From its LOGIN_FAILURES_PER_ACCOUNT-th wrong password,
+# a username is locked out from that address for LOGIN_LOCKOUT_SECONDS, doubled with each further
+# one up to LOGIN_LOCKOUT_MAX_SECONDS, the right password refused too while it waits; forgotten a
+# window after its last failure or lockout. An address is refused past LOGIN_FAILURES_PER_ADDRESS
+# wrong passwords (any usernames) within LOGIN_FAILURE_WINDOW_SECONDS of its first.
+AUTHENTICATION_BACKENDS = ["imagepipe.logins.throttle.ThrottledModelBackend"]
 LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 60)
+LOGIN_LOCKOUT_MAX_SECONDS = env_int("LOGIN_LOCKOUT_MAX_SECONDS", 3600)
 LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
+require(LOGIN_FAILURES_PER_ACCOUNT >= 1, "LOGIN_FAILURES_PER_ACCOUNT must be 1 or more")
+require(
+    0 < LOGIN_LOCKOUT_SECONDS <= LOGIN_LOCKOUT_MAX_SECONDS,
+    "LOGIN_LOCKOUT_SECONDS must be positive and at most LOGIN_LOCKOUT_MAX_SECONDS",
+)
 # Reverse proxies whose X-Forwarded-For is believed (the login throttle's client address).
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+# API tokens (imagepipe/logins/models.py) stop working this long after they were issued; a new
+# password or a deactivated account revokes them at once.
+API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 24 * 30)
+require(API_TOKEN_TTL_HOURS >= 1, "API_TOKEN_TTL_HOURS must be 1 or more")
+
+# Mail, for the password-reset pages: they are routed only when EMAIL_HOST names a mail server,
+# so that no page promises a mail nothing can send.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "imagepipe@localhost")
 
 LOGGING = {
     "version": 1,

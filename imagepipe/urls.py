@@ -1,9 +1,11 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import urls as auth_urls
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from imagepipe.logins.tokens import TokenView
 from jobs import api as job_api
 from jobs import timeline
 from jobs import views as job_views
@@ -14,15 +16,29 @@ router = DefaultRouter(trailing_slash=True)
 router.register("jobs", JobViewSet, basename="api-job")
 router.register("workers", workers.WorkerViewSet, basename="api-worker")
 
+# Log in and out, change a password; reset one only with a mail server to send the link
+# (EMAIL_HOST), or the page would promise a mail that never comes.
+PASSWORD_RESET = {
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+account_urls = [
+    pattern
+    for pattern in auth_urls.urlpatterns
+    if settings.EMAIL_HOST or getattr(pattern, "name", None) not in PASSWORD_RESET
+]
+
 urlpatterns = [
     path("", job_views.history, name="history"),
     path("jobs/new/", job_views.submit, name="job-submit"),
     path("jobs/<uuid:job_id>/", job_views.detail, name="job-detail"),
     path("workers/", workers.worker_list, name="worker-list"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(account_urls)),
     path("admin/", admin.site.urls),
     path("", include("system.urls")),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/operations/", job_api.operations, name="api-operations"),

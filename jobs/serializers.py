@@ -1,7 +1,8 @@
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiRequest, extend_schema, extend_schema_field
 from rest_framework import serializers
 
+from imagepipe.api_errors import refusal
 from imagepipe.core.operations import MAX_CHAIN_LENGTH, OPERATIONS
 from imagepipe.core.output import FORMATS
 
@@ -165,20 +166,10 @@ class SubmittedJobSerializer(JobSerializer):
         read_only_fields = fields
 
 
-class ErrorSerializer(serializers.Serializer):
-    """Every API error's body (imagepipe.api_errors), documentation only."""
-
-    error = serializers.CharField(help_text="what was refused and why, to show as it is")
-
-
 class PrioritySerializer(serializers.Serializer):
     """What POST /api/jobs/{id}/priority/ takes."""
 
     priority = serializers.ChoiceField(choices=["low", "normal", "high"])
-
-
-def refusal(why: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, why)
 
 
 # POST /api/jobs/ in the docs: the chain is a multipart part of JSON, and every refusal is {"error"}.

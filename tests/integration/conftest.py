@@ -62,7 +62,7 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         "WORKER_OFFLINE_AFTER_SECONDS": "6",
         "WORKER_MAX_ATTEMPTS": "3",
         # Schemathesis guesses passwords at /api/auth/token/ from 127.0.0.1, where every later
-        # test logs in too; tests/test_logins.py proves the per-address limit.
+        # test logs in too; tests/logins/test_throttle.py proves the per-address limit.
         "LOGIN_FAILURES_PER_ADDRESS": "1000000",
         "LOG_LEVEL": "INFO",
     }

@@ -24,6 +24,9 @@ def test_schemathesis_finds_no_server_error(api, system, tmp_path):
             system.url,
             "--header",
             f"Authorization: {api.headers['Authorization']}",
+            # DELETE /api/auth/token/ would revoke the very token every other request is sent with.
+            "--exclude-operation-id",
+            "auth_token_destroy",
             "--checks",
             "not_a_server_error",
             "--max-examples",

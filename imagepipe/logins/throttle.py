@@ -1,13 +1,20 @@
-"""Wrong passwords are throttled per account from an address, and per address, on every login.
+"""Wrong passwords lock a username out from an address, with back-off, and cap an address.
 
-The admin's login, ``/accounts/login/`` and DRF's ``/api/auth/token/`` all check passwords
-through ``django.contrib.auth.authenticate``, which asks this backend: one place covers the three.
-Failures are counted in the shared cache, so every web process counts together. Past
-``LOGIN_FAILURES_PER_ACCOUNT`` for a username from one address, or ``LOGIN_FAILURES_PER_ADDRESS``
-for an address (whatever the usernames), within ``LOGIN_FAILURE_WINDOW_SECONDS`` of the first
-failure, every attempt there is refused, the right password too, until the window has passed.
-An account's count is its count from that address: whoever guesses at a username keeps only
-themselves out, never the account's owner logging in from elsewhere.
+The admin's login, ``/accounts/login/`` and ``/api/auth/token/`` all check passwords through
+``django.contrib.auth.authenticate``, which asks this backend: one place covers the three.
+
+* **A username from an address** (``LoginFailures``, a row in the database, which staff can list
+  and unlock in the admin): after LOGIN_FAILURES_PER_ACCOUNT wrong passwords the pair waits
+  LOGIN_LOCKOUT_SECONDS, then twice as long after each further one, up to LOGIN_LOCKOUT_MAX_SECONDS.
+  While it waits every attempt is refused, the right password too, with the time left; once the
+  wait is over the right password is accepted again, and clears the pair. Never for ever: a pair
+  gets one guess per wait at most, and the wait has a cap. An account's count is its count from
+  that address: whoever guesses at a username keeps only themselves out, never its owner
+  logging in from elsewhere.
+* **An address, whatever the usernames** (counted in the shared cache): past
+  LOGIN_FAILURES_PER_ADDRESS wrong passwords within LOGIN_FAILURE_WINDOW_SECONDS of the first,
+  every login from there is refused until the window has passed. A correct login leaves it as it
+  is: otherwise a guesser could reset it by logging into an account of their own between guesses.
 
 The address is the connection's, or, from a proxy listed in ``TRUSTED_PROXIES``, the nearest
 address in ``X-Forwarded-For`` that is not one of those proxies: the entries a client writes
@@ -16,7 +23,6 @@ itself stand to the left of what its proxies added, and are never believed.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -27,23 +33,25 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 
+from .models import LoginFailures
+
 
 @dataclass(frozen=True)
-class FailureCount:
-    """Wrong passwords for one account or one address, in a window opened by the first."""
+class AddressCount:
+    """Wrong passwords from one address, in a window opened by the first."""
 
     key: str
-    limit: int
 
     @property
     def closes_key(self) -> str:
         return f"{self.key}:closes"
 
     def exceeded(self) -> bool:
-        return cache.get(self.key, 0) >= self.limit
+        return cache.get(self.key, 0) >= settings.LOGIN_FAILURES_PER_ADDRESS
 
     def seconds_left(self) -> int:
         closes = cache.get(self.closes_key)
@@ -62,23 +70,17 @@ class FailureCount:
             cache.add(self.key, 1, timeout=window)
             cache.set(self.closes_key, time.time() + window, timeout=window)
 
-    def clear(self) -> None:
-        cache.delete_many([self.key, self.closes_key])
 
-
-def account_count(username: str, address: str | None) -> FailureCount:
-    """A username's failures from one address (or from nowhere known, together)."""
-    # Hashed: a username may hold anything, keys may not; case-folded so "Alice" counts as "alice".
-    digest = hashlib.sha256(username.casefold().encode(errors="surrogatepass")).hexdigest()
-    return FailureCount(
-        f"login-failures:account:{digest}:{address or '-'}", settings.LOGIN_FAILURES_PER_ACCOUNT
-    )
-
-
-def address_count(address: str | None) -> FailureCount | None:
+def address_count(address: str | None) -> AddressCount | None:
     if not address:
         return None
-    return FailureCount(f"login-failures:address:{address}", settings.LOGIN_FAILURES_PER_ADDRESS)
+    return AddressCount(f"login-failures:address:{address}")
+
+
+def seconds_locked(username: str, address: str | None) -> int:
+    """How long the username must still wait from this address; 0 when it may try."""
+    until = LoginFailures.objects.of(username, address).locked().values_list("until", flat=True).first()
+    return 0 if until is None else max(1, math.ceil((until - timezone.now()).total_seconds()))
 
 
 def client_address(request: HttpRequest | Request | None) -> str | None:
@@ -99,8 +101,15 @@ def client_address(request: HttpRequest | Request | None) -> str | None:
     return address
 
 
+def in_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def refusal(request: HttpRequest | Request | None, seconds: int) -> Exception:
-    """What stops a throttled login, in the form its caller turns into a clear answer.
+    """What stops a refused login, in the form its caller turns into a clear answer.
 
     Django's login forms show a ValidationError raised while they clean as their error; DRF's
     token serializer would turn that into a 400, while Throttled passes through it to the view,
@@ -108,32 +117,28 @@ def refusal(request: HttpRequest | Request | None, seconds: int) -> Exception:
     """
     if isinstance(request, Request):
         return Throttled(wait=seconds, detail="Too many failed logins.")
-    minutes = math.ceil(seconds / 60)
-    return ValidationError(
-        f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
-        code="throttled",
-    )
+    return ValidationError(f"Too many failed logins. Try again in {in_words(seconds)}.", code="throttled")
 
 
 class ThrottledModelBackend(ModelBackend):
-    """Django's username and password check, refused past the failure limits."""
+    """Django's username and password check, refused while locked out or past the address's cap."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None:
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         client = client_address(request)
-        account = account_count(username, client) if username is not None else None
         address = address_count(client)
-        counts = [count for count in (account, address) if count is not None]
-        exceeded = [count for count in counts if count.exceeded()]
-        if exceeded:
-            raise refusal(request, max(count.seconds_left() for count in exceeded))
+        waits = [seconds_locked(username, client) if username is not None else 0]
+        if address is not None and address.exceeded():
+            waits.append(address.seconds_left())
+        if max(waits) > 0:
+            raise refusal(request, max(waits))
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
-            for count in counts:
-                count.record()
-        elif account is not None:
-            # Only the account's count: were a success to clear the address's too, a guesser
-            # could reset it by logging into an account of their own between guesses.
-            account.clear()
+            if address is not None:
+                address.record()
+            if username is not None:
+                LoginFailures.record(username, client)
+        elif username is not None:
+            LoginFailures.objects.of(username, client).delete()
         return user
