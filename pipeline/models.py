@@ -102,6 +102,10 @@ class CollectorQuerySet(models.QuerySet):
         since = timezone.now() - timedelta(seconds=settings.COLLECTOR_STALE_SECONDS)
         return self.filter(stopped=False, last_seen__gte=since)
 
+    def waiting_for_storage(self) -> CollectorQuerySet:
+        """Live collectors whose work waits for storage to answer again."""
+        return self.live().exclude(storage_error="")
+
 
 class Collector(models.Model):
     """A running collector's report of itself, rewritten every COLLECTOR_REPORT_SECONDS.
@@ -120,6 +124,8 @@ class Collector(models.Model):
     lag = models.BigIntegerField(default=0)  # messages waiting in those partitions
     rebuilds = models.PositiveIntegerField(default=0)  # times its watchdog rebuilt its consumer
     stalled = models.CharField(max_length=255, blank=True)  # why the last rebuild happened
+    # Why storage refused the work in hand, while the collector waits for it; empty otherwise.
+    storage_error = models.CharField(max_length=255, blank=True)
     stopped = models.BooleanField(default=False)
 
     objects = CollectorQuerySet.as_manager()
