@@ -9,12 +9,9 @@ waited out, the batch in hand tried again until it is durable; nothing is skippe
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
 
 from confluent_kafka import Message
@@ -354,28 +351,13 @@ class ResultCollector(Loop):
 
     def report(self, stopped: bool = False) -> None:
         """Write this collector's own state where /ready/, the system strip and /metrics read it."""
-        consumer = self.consumer
-        quiet = timedelta(seconds=time.monotonic() - consumer.last_message)
         try:
-            held = [] if stopped else [f"{tp.topic}[{tp.partition}]" for tp in consumer.consumer.assignment()]
+            assigned = [] if stopped else self.consumer.consumer.assignment()
         except RuntimeError:  # closed behind the loop's back: the watchdog rebuilds it next poll
-            held = []
+            assigned = []
+        held = [f"{tp.topic}[{tp.partition}]" for tp in assigned]
         try:
-            Collector.objects.update_or_create(
-                id=f"{socket.gethostname()}-{os.getpid()}",
-                defaults={
-                    "host": socket.gethostname(),
-                    "pid": os.getpid(),
-                    "last_seen": timezone.now(),
-                    "last_message_at": timezone.now() - quiet,
-                    "partitions": held,
-                    "lag": consumer.lag,
-                    "rebuilds": consumer.rebuilds,
-                    "stalled": consumer.stalled[:255],
-                    "storage_error": self.storage_error[:255],
-                    "stopped": stopped,
-                },
-            )
+            Collector.report(self.consumer, held, self.storage_error, stopped)
         except (DatabaseError, InterfaceError) as exc:  # the report can wait; the work must not
             logger.warning("could not report the collector's state: %s", str(exc).strip())
 

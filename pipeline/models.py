@@ -3,12 +3,19 @@ through their own reports."""
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from .watchdog import WatchedConsumer
 
 
 class WorkerQuerySet(models.QuerySet):
@@ -136,6 +143,29 @@ class Collector(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+    @classmethod
+    def report(
+        cls, consumer: WatchedConsumer, partitions: list[str], storage_error: str, stopped: bool
+    ) -> None:
+        """This process's collector as it is now (its consumer, the partitions it holds, why storage
+        refuses it if it does): its row written afresh."""
+        now = timezone.now()
+        cls.objects.update_or_create(
+            id=f"{socket.gethostname()}-{os.getpid()}",
+            defaults={
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "last_seen": now,
+                "last_message_at": now - timedelta(seconds=time.monotonic() - consumer.last_message),
+                "partitions": partitions,
+                "lag": consumer.lag,
+                "rebuilds": consumer.rebuilds,
+                "stalled": consumer.stalled[:255],
+                "storage_error": storage_error[:255],
+                "stopped": stopped,
+            },
+        )
 
     @property
     def consuming(self) -> bool:
