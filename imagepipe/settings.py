@@ -265,7 +265,19 @@ CONSUMER_CHECK_SECONDS = env_float("CONSUMER_CHECK_SECONDS", 5.0)
 COLLECTOR_REPORT_SECONDS = env_float("COLLECTOR_REPORT_SECONDS", 2.0)
 COLLECTOR_STALE_SECONDS = env_float("COLLECTOR_STALE_SECONDS", 30.0)
 
-# Web server.
+# Storage against the database (jobs/sweep.py: manage.py sweep_storage, and the collector when
+# idle, at most once an interval; 0: never from the collector). A file no row names is deleted
+# only once older than the grace period: every file is written just before the row that names it
+# commits, and an upload or a result may wait out a database outage in between.
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 86_400.0)
+SWEEP_GRACE_SECONDS = env_float("SWEEP_GRACE_SECONDS", 3_600.0)
+
+# A job's websocket checks again, at least this often and before relaying an event once this
+# long has passed, that its user may still see the job (still active, still logged in, the job
+# still there); if not, it closes (jobs/consumers.py).
+WEBSOCKET_ACCESS_CHECK_SECONDS = env_float("WEBSOCKET_ACCESS_CHECK_SECONDS", 10.0)
+
+# Web server and logins.
 # imagepipe/webserver.py refuses a body past this while it arrives (413), the upload plus room for
 # the multipart framing and the other fields, and one that takes longer than the timeout (408).
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", MAX_UPLOAD_BYTES + 1024 * 1024)

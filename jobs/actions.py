@@ -13,9 +13,11 @@ from django.db import transaction
 
 from imagepipe.core.operations import chain_output_mode
 
+from . import storage
 from .events import push_status
 from .models import Job, Tile
 from .submission import (
+    SubmissionError,
     check_message_size,
     check_tile_count,
     clean_filename,
@@ -57,7 +59,11 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
     job.tiles_total = len(tiles)
     check_message_size(tiles, len(found.mode))
     upload.seek(0)
-    job.original.save(f"{job.id}{found.extension}", upload, save=False)
+    try:
+        with storage.calls("storing the upload"):
+            job.original.save(f"{job.id}{found.extension}", upload, save=False)
+    except storage.StorageUnavailable as exc:
+        raise SubmissionError("storage is unavailable; nothing was stored: try again later", 503) from exc
     try:
         with transaction.atomic():
             job.save()

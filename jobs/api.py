@@ -17,7 +17,7 @@ from imagepipe.api_errors import NestingJSONParser
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
-from . import actions, previews
+from . import actions, previews, storage
 from .forms import HistoryFilter
 from .models import Job
 from .serializers import JobSerializer, PrioritySerializer, TileSerializer, submit_schema
@@ -212,7 +212,7 @@ def conflict(message: str) -> Response:
     return Response({"error": message}, status=status.HTTP_409_CONFLICT)
 
 
-def download(field_file, filename: str, content_type: str) -> FileResponse | HttpResponseRedirect:
+def download(field_file, filename: str, content_type: str) -> FileResponse | HttpResponseRedirect | Response:
     """After the access check: object storage hands out a short-lived signed URL, disks stream."""
     if not _local(field_file.storage):
         disposition = content_disposition_header(True, filename)
@@ -223,9 +223,12 @@ def download(field_file, filename: str, content_type: str) -> FileResponse | Htt
             )
         )
     try:
-        handle = field_file.open("rb")
+        with storage.calls(f"reading {field_file.name}"):
+            handle = field_file.open("rb")
     except FileNotFoundError:
         raise Http404("file missing from storage") from None
+    except storage.StorageUnavailable:
+        return Response({"error": "storage is unavailable: try again later"}, status=503)
     return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
 
 

@@ -5,25 +5,12 @@ keeps them, and no row ever names a file that is gone."""
 
 from __future__ import annotations
 
-import logging
-
-from django.core.files.storage import default_storage
 from django.db import transaction
 
-from . import previews
+from . import previews, storage
 from .models import Job
-
-logger = logging.getLogger(__name__)
 
 
 def delete_files_with_job(sender: type[Job], instance: Job, **kwargs: object) -> None:
     names = instance.stored_files() + previews.stored(instance)
-    transaction.on_commit(lambda: delete_files(names))
-
-
-def delete_files(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except OSError as exc:  # the storage away: the file stays behind, and the log says so
-            logger.warning("could not delete %s: %s", name, exc)
+    transaction.on_commit(lambda: storage.discard(names))

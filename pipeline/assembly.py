@@ -10,8 +10,6 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError
 from PIL import Image
 
@@ -21,6 +19,7 @@ from imagepipe.core.codec import decode_tile
 from imagepipe.core.operations import chain_output_mode, without_alpha
 from imagepipe.core.output import FORMATS, encode
 from imagepipe.core.pipeline import assemble, output_size
+from jobs import storage
 from jobs.events import push_status
 from jobs.models import Job, Tile
 
@@ -43,8 +42,7 @@ def stage_mode(job: Job, stage: int) -> str:
 
 
 def _read(tile: Tile) -> Image.Image:
-    with tile.result.open("rb") as handle:
-        return decode_tile(handle.read())
+    return decode_tile(storage.read(str(tile.result.name)))
 
 
 def next_stage_input(job: Job, finished: int) -> tuple[Image.Image, list[int]]:
@@ -74,6 +72,11 @@ def _assemble(job: Job) -> None:
         name = _store_result(job)
     except (OperationalError, InterfaceError):
         raise  # the database, not the job: the collector retries
+    except storage.StorageUnavailable:
+        # Storage, not the job: handed back (running, every tile in), assembled once it answers.
+        if job.release_assembly():
+            push_status(job)
+        raise
     except Exception as exc:
         logger.exception("assembling job %s failed", job.pk)
         job.fail(f"assembling the result failed: {exc}")
@@ -83,7 +86,7 @@ def _assemble(job: Job) -> None:
             job.discard_tile_files()
         else:  # cancelled or deleted meanwhile: the file is nobody's
             logger.info("job %s ended while it was assembled; its result is dropped", job.pk)
-            default_storage.delete(name)
+            storage.discard([name])
             try:
                 job.refresh_from_db(fields=["status", "error", "finished_at"])
             except Job.DoesNotExist:
@@ -96,9 +99,7 @@ def _store_result(job: Job) -> str:
     canvas = CANVASES.take(job)
     data = _result_file(job, canvas)
     encoded = time.perf_counter()
-    name = f"results/{job.pk}{FORMATS[job.output_format].extension}"
-    default_storage.delete(name)
-    name = default_storage.save(name, ContentFile(data))
+    name = storage.save(f"results/{job.pk}{FORMATS[job.output_format].extension}", data)
     logger.info(
         "job %s assembled from %s: encoded in %.2f s, stored in %.2f s",
         job.pk,

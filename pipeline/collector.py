@@ -2,24 +2,20 @@
 
 Each result is made durable (tile file, then the Tile row in one transaction) before its offset
 is stored, and a duplicate result is a no-op, so the collector can be killed at any point and
-resume without losing or double-counting a tile.
+resume without losing or double-counting a tile. The database or storage away (``OUTAGES``) is
+waited out, the batch in hand tried again until it is durable; nothing is skipped for it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
 from functools import cache, partial
 
 from confluent_kafka import KafkaException, Message, Producer
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -32,8 +28,10 @@ from django.utils import timezone
 from PIL import Image
 
 from imagepipe.core.codec import CodecError, decode_tile
+from jobs import storage
 from jobs.events import push, push_all, push_status
 from jobs.models import Job, Tile
+from jobs.sweep import Sweep
 
 from . import kafka, signing
 from .canvas import CANVASES
@@ -50,6 +48,8 @@ logger = logging.getLogger(__name__)
 COUNTS: Counter[str] = Counter()
 # What the collector fills in when a worker reports a tile failed.
 FAILURE_RECORDED = ["state", "error", "worker", "partition", "offset", "duration_ms", "finished_at"]
+# What no message is to blame for: the collector waits these out (``durably``), never skipping.
+OUTAGES = (OperationalError, InterfaceError, storage.StorageUnavailable)
 
 
 class Refused(list[tuple[Result, str]]):
@@ -218,9 +218,7 @@ def _store_new_tiles(
 
 def store_tile(tile: Tile, pixels: bytes) -> str:
     """A tile's result pixels in storage, under a name of its own; the name."""
-    name = f"tiles/{tile.job_id}/{tile.stage}-{tile.index}.tile"
-    default_storage.delete(name)  # an earlier, uncounted attempt may have written it
-    return default_storage.save(name, ContentFile(pixels))
+    return storage.save(f"tiles/{tile.job_id}/{tile.stage}-{tile.index}.tile", pixels)
 
 
 def _check_tile(job: Job, tile: Tile, pixels: bytes) -> Image.Image:
@@ -260,8 +258,8 @@ def signed(kind: str, message: Message) -> bool:
 
 def handle(message: Message) -> None:
     """Route one message to its step. Whatever the message holds, it is recorded or skipped:
-    only an unreachable database escapes (``durably`` retries it), so no message can stop the
-    collector or come back after a restart."""
+    only an outage of the database or storage escapes (``durably`` retries it), so no message can
+    stop the collector or come back after a restart."""
     name, where = message.topic(), kafka.where(message)
     try:
         if name == kafka.topic(kafka.RESULTS) and signed(signing.RESULT, message):
@@ -269,7 +267,7 @@ def handle(message: Message) -> None:
                 dead_letter(message, reason)
         elif name == kafka.topic(kafka.HEARTBEATS) and signed(signing.HEARTBEAT, message):
             record_heartbeat(message.value() or b"")
-    except (OperationalError, InterfaceError):
+    except OUTAGES:
         raise
     except MessageError as exc:
         _skip_malformed(where, exc)
@@ -280,7 +278,7 @@ def handle(message: Message) -> None:
 
 def handle_batch(messages: list[Message]) -> None:
     """Handle what one poll brought: its results recorded together (``record_results``), the rest
-    one by one. Should the batch fail for any reason but the database, each of its results is
+    one by one. Should the batch fail for any reason but an outage, each of its results is
     handled alone, so one bad message costs only itself."""
     results: list[tuple[Result, bytes]] = []
     decoded: dict[int, Message] = {}  # by id() of its Result: where a refused result came from
@@ -299,7 +297,7 @@ def handle_batch(messages: list[Message]) -> None:
         decoded[id(result)] = message
     try:
         refused = record_results(results)
-    except (OperationalError, InterfaceError):
+    except OUTAGES:
         raise
     except Exception:
         logger.exception("recording %d results together failed; recording them one by one", len(results))
@@ -347,7 +345,9 @@ def watched_consumer() -> WatchedConsumer:
 
 class ResultCollector(Loop):
     """Consume ``results`` and ``heartbeats`` a batch a step; sweep for stuck work and report
-    this collector's state (``pipeline.models.Collector``) on their own clocks."""
+    this collector's state (``pipeline.models.Collector``) on their own clocks; between polls that
+    brought nothing, check storage against the database (``jobs.sweep``) a page at a time, at most
+    once every SWEEP_INTERVAL_SECONDS."""
 
     name = "collector"
 
@@ -358,6 +358,10 @@ class ResultCollector(Loop):
         self.consumer = consumer or watched_consumer()
         self.poll_seconds = poll_seconds
         self.next_sweep = self.next_report = time.monotonic()
+        # An interval after the start: a collector restarted in a loop doesn't list storage each time.
+        self.next_storage_sweep = time.monotonic() + settings.SWEEP_INTERVAL_SECONDS
+        self.storage_sweep: Sweep | None = None
+        self.storage_error = ""  # why storage refused the work in hand, while it waits
 
     def start(self) -> None:
         self.consumer.subscribe()
@@ -376,9 +380,7 @@ class ResultCollector(Loop):
             self.durably(recover)
             self.durably(CANVASES.forget_finished)
             self.next_sweep = now + settings.COLLECTOR_SWEEP_SECONDS
-        if now >= self.next_report:
-            self.report()
-            self.next_report = now + settings.COLLECTOR_REPORT_SECONDS
+        self.report_when_due()
         batch = self.consumer.poll_batch(self.poll_seconds, settings.COLLECTOR_BATCH_MAX)
         if not batch:
             close_old_connections()  # idle: drop a connection that is old or broken
@@ -392,50 +394,71 @@ class ResultCollector(Loop):
                 self.consumer.store_offset(message)  # only once the work is in the database
         return len(batch)
 
+    def idle(self) -> None:
+        """A page of the storage sweep, when one is due or under way: results wait a page at most."""
+        if self.storage_sweep is None:
+            if not settings.SWEEP_INTERVAL_SECONDS or time.monotonic() < self.next_storage_sweep:
+                return
+            self.storage_sweep = Sweep()
+            self.next_storage_sweep = time.monotonic() + settings.SWEEP_INTERVAL_SECONDS
+        try:
+            more = self.storage_sweep.step()
+        except Exception:  # storage or the database away, or a bug: this sweep ends, the next comes
+            logger.exception("the storage sweep stopped; the next in %g s", settings.SWEEP_INTERVAL_SECONDS)
+            more = False
+        if not more:
+            self.storage_sweep = None
+
     def stop(self) -> None:
         self.consumer.stop()  # commits the offsets stored above
         _dead_letters().flush(10)
         self.report(stopped=True)
 
+    def report_when_due(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_report:
+            self.report()
+            self.next_report = now + settings.COLLECTOR_REPORT_SECONDS
+
     def report(self, stopped: bool = False) -> None:
         """Write this collector's own state where /ready/, the system strip and /metrics read it."""
-        consumer = self.consumer
-        quiet = timedelta(seconds=time.monotonic() - consumer.last_message)
         try:
-            held = [] if stopped else [f"{tp.topic}[{tp.partition}]" for tp in consumer.consumer.assignment()]
+            assigned = [] if stopped else self.consumer.consumer.assignment()
         except RuntimeError:  # closed behind the loop's back: the watchdog rebuilds it next poll
-            held = []
+            assigned = []
+        held = [f"{tp.topic}[{tp.partition}]" for tp in assigned]
         try:
-            Collector.objects.update_or_create(
-                id=f"{socket.gethostname()}-{os.getpid()}",
-                defaults={
-                    "host": socket.gethostname(),
-                    "pid": os.getpid(),
-                    "last_seen": timezone.now(),
-                    "last_message_at": timezone.now() - quiet,
-                    "partitions": held,
-                    "lag": consumer.lag,
-                    "rebuilds": consumer.rebuilds,
-                    "stalled": consumer.stalled[:255],
-                    "stopped": stopped,
-                    "counters": {name: count for name, count in COUNTS.items() if count},
-                },
-            )
+            Collector.report(self.consumer, held, self.storage_error, stopped, COUNTS)
         except (DatabaseError, InterfaceError) as exc:  # the report can wait; the work must not
             logger.warning("could not report the collector's state: %s", str(exc).strip())
 
     def durably(self, work: Callable[[], object]) -> bool:
-        """Run ``work`` until the database takes it; False if asked to stop first (nothing stored,
-        so the batch's offsets are not stored either: it is read again)."""
-        delay = 0.5
+        """Run ``work`` until the database and storage take it; False if asked to stop first
+        (nothing stored, so the batch's offsets are not stored either: it is read again).
+
+        While storage refuses, the collector's report says so. An assembly the outage broke off
+        went back to running (``assembly``); once storage answers it is finished here (``resume``).
+        """
+        delay, interrupted = 0.5, False
         while True:
             try:
                 work()
+                if interrupted:
+                    resume()
+                if self.storage_error:
+                    logger.info("storage answers again")
+                    self.storage_error = ""
+                    self.report()
                 return True
             except (OperationalError, InterfaceError) as exc:
-                if self.should_stop():
-                    return False
-                logger.warning("database unavailable (%s); retrying in %.1f s", str(exc).strip(), delay)
+                outage = f"database unavailable ({str(exc).strip()})"
                 connections.close_all()
-                self.pause(delay)
-                delay = longer(delay)
+            except storage.StorageUnavailable as exc:
+                outage, interrupted = f"waiting for storage ({exc})", True
+                self.storage_error = str(exc)
+                self.report_when_due()
+            if self.should_stop():
+                return False
+            logger.warning("%s; retrying in %.1f s", outage, delay)
+            self.pause(delay)
+            delay = longer(delay)

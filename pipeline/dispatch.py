@@ -37,6 +37,7 @@ from imagepipe.core.codec import encode_tile
 from imagepipe.core.pipeline import cut_tile
 from jobs.events import push_sent, push_status
 from jobs.models import DISPATCH_LOCK, Job, PendingCancellation, Tile
+from jobs.storage import StorageUnavailable
 
 from . import assembly, kafka, signing
 from .loop import Loop
@@ -269,6 +270,8 @@ class Dispatcher(Loop):
         partitions; the number sent."""
         try:
             source, table = self.images.get(job)
+        except StorageUnavailable:
+            raise  # storage away, not the job: the loop waits it out and sends the tiles then
         except Exception as exc:
             logger.exception("preparing stage %d of job %s failed", job.stage, job.pk)
             if job.fail(f"preparing stage {job.stage} failed: {exc}"):

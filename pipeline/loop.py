@@ -3,8 +3,9 @@ the worker are each a ``Loop`` whose ``step()`` does one round of work.
 
 ``run`` calls ``step()`` until the stop flag (``shutdown.StopFlag``) is set, ``idle()`` after a
 step that found nothing to do, and ``stop()`` at the end, whatever happened. A step that fails is
-never the end of the process: the database away closes its connections, anything else is logged
-with its traceback, and either way the next step comes after a backoff that doubles up to
+never the end of the process: the database away closes its connections, storage away
+(``jobs.storage.StorageUnavailable``) is said in one line, anything else is logged with its
+traceback, and either way the next step comes after a backoff that doubles up to
 ``MAX_BACKOFF``. Each loop counts what it did in ``counters`` (a worker's travel in its heartbeats,
 a collector's in its log) and logs them when it stops. A loop that consumes watches its consumer
 with ``watchdog.WatchedConsumer``.
@@ -18,6 +19,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError, connections
+
+from jobs.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
@@ -70,6 +73,10 @@ class Loop:
                 "%s: database unavailable (%s); again in %.1f s", self.name, str(exc).strip(), backoff
             )
             connections.close_all()
+        except StorageUnavailable as exc:
+            backoff = longer(backoff)
+            self.counters["storage_errors"] += 1
+            logger.warning("%s: waiting for storage (%s); again in %.1f s", self.name, exc, backoff)
         except Exception:  # the broker away, or a bug: never the end of the process
             backoff = longer(backoff)
             self.counters["step_errors"] += 1

@@ -3,12 +3,20 @@ through their own reports."""
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+from collections import Counter
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from .watchdog import WatchedConsumer
 
 
 class WorkerQuerySet(models.QuerySet):
@@ -102,6 +110,10 @@ class CollectorQuerySet(models.QuerySet):
         since = timezone.now() - timedelta(seconds=settings.COLLECTOR_STALE_SECONDS)
         return self.filter(stopped=False, last_seen__gte=since)
 
+    def waiting_for_storage(self) -> CollectorQuerySet:
+        """Live collectors whose work waits for storage to answer again."""
+        return self.live().exclude(storage_error="")
+
 
 class Collector(models.Model):
     """A running collector's report of itself, rewritten every COLLECTOR_REPORT_SECONDS.
@@ -120,6 +132,8 @@ class Collector(models.Model):
     lag = models.BigIntegerField(default=0)  # messages waiting in those partitions
     rebuilds = models.PositiveIntegerField(default=0)  # times its watchdog rebuilt its consumer
     stalled = models.CharField(max_length=255, blank=True)  # why the last rebuild happened
+    # Why storage refused the work in hand, while the collector waits for it; empty otherwise.
+    storage_error = models.CharField(max_length=255, blank=True)
     stopped = models.BooleanField(default=False)
     # What it did with messages it did not record: malformed, unsigned, stale_nonce, late, ...
     counters = models.JSONField(default=dict, blank=True)
@@ -132,6 +146,36 @@ class Collector(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+    @classmethod
+    def report(
+        cls,
+        consumer: WatchedConsumer,
+        partitions: list[str],
+        storage_error: str,
+        stopped: bool,
+        counters: Counter[str],
+    ) -> None:
+        """This process's collector as it is now (its consumer, the partitions it holds, why storage
+        refuses it if it does, what it did with messages it did not record): its row written
+        afresh."""
+        now = timezone.now()
+        cls.objects.update_or_create(
+            id=f"{socket.gethostname()}-{os.getpid()}",
+            defaults={
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "last_seen": now,
+                "last_message_at": now - timedelta(seconds=time.monotonic() - consumer.last_message),
+                "partitions": partitions,
+                "lag": consumer.lag,
+                "rebuilds": consumer.rebuilds,
+                "stalled": consumer.stalled[:255],
+                "storage_error": storage_error[:255],
+                "stopped": stopped,
+                "counters": {name: count for name, count in counters.items() if count},
+            },
+        )
 
     @property
     def consuming(self) -> bool:

@@ -15,6 +15,7 @@ from jobs.events import push_status
 from jobs.models import Job
 
 from .assembly import assemble_job
+from .models import Collector
 from .stages import advance_stage
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,13 @@ def recover(now=None) -> None:
     the stored original (or the stored previous stage). A tile sent TILE_MAX_DISPATCHES times
     fails its job with the reason, so no job stays running forever. A job whose tiles are all in
     but that never advanced or assembled is moved on.
+
+    Not while a collector waits for storage: its tiles are not lost, only not yet stored, and
+    sending them again (or failing their jobs for it) would spend dispatches on an outage.
     """
+    if Collector.objects.waiting_for_storage().exists():
+        logger.warning("a collector is waiting for storage: no tile is re-sent or failed as stuck meanwhile")
+        return
     now = now or timezone.now()
     deadline = timedelta(seconds=settings.TILE_DEADLINE_SECONDS)
     for job in Job.objects.unfinished():

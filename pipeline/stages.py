@@ -7,16 +7,17 @@ rebuilt from its stored tiles (or those tiles as they are, when they are exactly
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections import OrderedDict
 
-from django.core.files.storage import default_storage
 from PIL import Image
 
 from imagepipe.core.normalise import normalise
 from imagepipe.core.operations import chain_halo
 from imagepipe.core.pipeline import leading_table
+from jobs import storage
 from jobs.events import push_status
 from jobs.models import Job
 from jobs.uploads import ACCEPTED_FORMATS
@@ -38,10 +39,10 @@ def move_on(job: Job, stages: set[int]) -> None:
 
 
 def decode_original(job: Job) -> Image.Image:
-    """The stored original, decoded and normalised as its upload's checks found it."""
-    with job.original.open("rb") as original:
-        image = Image.open(original, formats=list(ACCEPTED_FORMATS))
-        image.load()
+    """The stored original, decoded and normalised as its upload's checks found it (read whole
+    first: a decoder's OSError is the file's fault, storage's is ``StorageUnavailable``)."""
+    image = Image.open(io.BytesIO(storage.read(str(job.original.name))), formats=list(ACCEPTED_FORMATS))
+    image.load()
     return normalise(image)
 
 
@@ -68,8 +69,7 @@ class StoredTiles:
         self.names = names  # this stage's tile index -> the stored result it is
 
     def pixels(self, index: int) -> bytes:
-        with default_storage.open(self.names[index], "rb") as handle:
-            return handle.read()
+        return storage.read(self.names[index])
 
 
 StageInput = tuple[Image.Image | StoredTiles, list[int] | None]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as NoAnswer
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -22,6 +24,7 @@ from confluent_kafka import (
 from django.conf import settings
 from django.db import connection
 
+from jobs import storage as files
 from pipeline import kafka as kafka_clients
 from pipeline.models import Collector, Worker
 
@@ -29,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 KAFKA_TIMEOUT = 3.0
 CHANNEL_LAYER_TIMEOUT = 2.0
+STORAGE_TIMEOUT = 3.0
+# Storage is asked on a thread of its own, so an object store that never answers costs a page
+# STORAGE_TIMEOUT, not a hung request; one thread, so such a store holds one thread, not one a call.
+_storage_probes = ThreadPoolExecutor(1, thread_name_prefix="storage-probe")
 # (group, topic) pairs whose backlog is worth watching: tasks waiting for a worker,
 # results waiting for the collector.
 LAG_GROUPS = (
@@ -148,6 +155,27 @@ async def _round_trip(layer) -> None:
         raise RuntimeError(f"sent a health.ping, received {message!r}")
 
 
+def storage() -> dict:
+    """Does storage answer this process, and is no live collector waiting for it (each says so in
+    its report: it may see storage otherwise, from another machine)?"""
+    try:
+        _storage_probes.submit(files.probe).result(timeout=STORAGE_TIMEOUT)
+    except FileNotFoundError:
+        pass  # a local root not made yet: the first save makes it
+    except NoAnswer:
+        return _failure("storage", TimeoutError(f"no answer within {STORAGE_TIMEOUT:g} s"), waiting=[])
+    except Exception as exc:
+        return _failure("storage", exc, waiting=[])
+    try:
+        waiting = list(Collector.objects.waiting_for_storage().values_list("id", "storage_error"))
+    except Exception as exc:
+        return _failure("storage", exc, waiting=[])
+    if waiting:
+        (first, why), names = waiting[0], [name for name, _ in waiting]
+        return {"ok": False, "waiting": names, "error": f"collector {first} is waiting for storage: {why}"}
+    return {"ok": True, "waiting": []}
+
+
 def workers() -> dict:
     """Worker counts by status, counted in the database (rows pile up: one per worker process)."""
     try:
@@ -173,6 +201,7 @@ def collector() -> dict:
                 "lag": c.lag,
                 "rebuilds": c.rebuilds,
                 "stalled": c.stalled,
+                "storage_error": c.storage_error,
                 "consuming": c.consuming,
                 "last_seen": c.last_seen.isoformat(),
             }
@@ -199,6 +228,7 @@ def system() -> dict:
         "lag": lag,
         "database": database(),
         "channel_layer": channel_layer(),
+        "storage": storage(),
         "collector": collector(),
         "workers": workers(),
     }

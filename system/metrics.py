@@ -1,6 +1,7 @@
 """GET /metrics in Prometheus' text format, computed from the database (and Kafka) at each scrape.
 
-Jobs by status, tiles processed, tile latency, workers by status, consumer lag and dead letters. Computed
+Jobs by status, tiles processed, tile latency, workers by status, consumer lag, dead letters, collectors
+and storage. Computed
 from the durable state rather than process-local counters, so any web process answers for the
 whole system. Open to staff, or to a scraper presenting ``Authorization: Bearer METRICS_TOKEN``.
 """
@@ -77,6 +78,7 @@ def collectors():
         rebuilds.add_metric([entry["id"]], entry["rebuilds"])
     yield rebuilds
     yield refused()
+    yield storage()
 
 
 def refused() -> CounterMetricFamily:
@@ -93,6 +95,13 @@ def refused() -> CounterMetricFamily:
     for reason in REFUSALS:
         counter.add_metric([reason], totals[reason])
     return counter
+
+
+def storage() -> GaugeMetricFamily:
+    """1 while storage answers here and no live collector waits for it (alert on 0)."""
+    gauge = GaugeMetricFamily("imagepipe_storage_ok", "Storage answers and no collector waits for it.")
+    gauge.add_metric([], int(health.storage()["ok"]))
+    return gauge
 
 
 def dead_letters() -> GaugeMetricFamily:

@@ -18,7 +18,8 @@ from . import deadletters, health, metrics
 @api_view(["GET"])
 @permission_classes([IsAdminUser])
 def system(request):
-    """Kafka, consumer lag, database, channel layer and workers; each with "ok" and details."""
+    """Kafka, consumer lag, database, channel layer, storage, collectors and workers; each with
+    "ok" and details."""
     return Response(health.system())
 
 
@@ -31,14 +32,16 @@ def alive(request):
 
 
 def ready(request):
-    """GET /ready/: open to all; 200 once the database, Kafka and the channel layer all answer
-    and a collector is consuming (without one, jobs are accepted but never finish). Which checks
+    """GET /ready/: open to all; 200 once the database, Kafka, the channel layer and storage all
+    answer and a collector is consuming (without one, or while one waits for storage, jobs are
+    accepted but don't finish). Which checks
     fail is for anyone; why (the services' own error text, which names hosts and ports) only for
     staff or a scraper with METRICS_TOKEN."""
     checks = {
         "database": health.database(),
         "kafka": health.kafka(),
         "channel_layer": health.channel_layer(),
+        "storage": health.storage(),
         "collector": health.collector(),
     }
     failing = sorted(name for name, check in checks.items() if not check["ok"])

@@ -2,6 +2,7 @@ import functools
 import io
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from channels.layers import channel_layers
@@ -150,3 +151,45 @@ def dispatcher(kafka_topics, settings):
 
     settings.DISPATCH_WINDOW_MIN = 4  # no worker is online here: the floor is the window
     return Dispatcher()
+
+
+class StorageOutage:
+    """Storage away, as a disk gone is: MEDIA_ROOT moved aside and a file put at its path (as root,
+    permissions stop no write), then put back. ``folder`` takes only that folder away."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def begin(self, folder: str = "") -> None:
+        self.path = self.root / folder
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.rename(self.path.with_name(self.path.name + "-away"))
+        self.path.write_text("storage is away")
+
+    def end(self) -> None:
+        self.path.unlink()
+        self.path.with_name(self.path.name + "-away").rename(self.path)
+
+    @property
+    def on(self) -> bool:
+        return hasattr(self, "path") and self.path.is_file()
+
+
+@pytest.fixture
+def outage(media_root):
+    """A storage outage the test begins and ends (ended for it, if it does not)."""
+    storage_outage = StorageOutage(Path(media_root))
+    yield storage_outage
+    if storage_outage.on:
+        storage_outage.end()
+
+
+@pytest.fixture
+def collector():
+    """A collector in this process, its steps called by the test; its consumer is never subscribed,
+    so no broker is needed until it polls."""
+    from pipeline.collector import ResultCollector
+
+    running = ResultCollector()
+    yield running
+    running.consumer.stop()

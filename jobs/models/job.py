@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import PurePath
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
@@ -25,6 +24,7 @@ from imagepipe.core.output import FORMATS
 from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
 
+from .. import storage
 from .tile import Tile
 
 # The dispatcher holds it while it claims tiles (one dispatcher at a time); pauses and cancels wait
@@ -275,6 +275,37 @@ class Job(models.Model):
             self.result.name, self.status, self.finished_at = result_name, Job.Status.DONE, now
         return bool(finished)
 
+    def release_assembly(self) -> bool:
+        """Hand back a claimed assembly that could not store its result (storage away): running,
+        every tile in, for the next try (``recovery.resume``, or the dispatcher's for a retry).
+        False if a cancel or a delete came meanwhile."""
+        assembling = Job.objects.filter(pk=self.pk, status=Job.Status.ASSEMBLING)
+        released = assembling.update(status=Job.Status.RUNNING)
+        if released:
+            self.status = Job.Status.RUNNING
+        return bool(released)
+
+    def lose_result(self) -> bool:
+        """A done job whose result file storage no longer has fails, saying so, and starts over:
+        its tiles went with the result's success (``discard_tile_files``), so they are queued
+        again and a retry runs the job from its original. Compare-and-set on the name it had,
+        which it keeps (a file restored later is not deleted as nobody's)."""
+        error = f"the result file {self.result.name} is missing from storage"
+        with transaction.atomic():
+            tiles = Tile.objects.filter(job_id=self.pk)
+            list(tiles.select_for_update().values_list("pk", flat=True))  # the lock order: tiles first
+            lost = Job.objects.filter(pk=self.pk, status=Job.Status.DONE, result=self.result.name).update(
+                status=Job.Status.FAILED, error=error, stage=0, tiles_done=0
+            )
+            if lost:
+                tiles.update(
+                    state=Tile.State.QUEUED, result="", stats=None, worker="", partition=None, offset=None,
+                    duration_ms=None, dispatched_at=None, finished_at=None,
+                )  # fmt: skip
+        if lost:
+            self.refresh_from_db(fields=["status", "error", "stage", "tiles_done"])
+        return bool(lost)
+
     @contextmanager
     def assembly_lock(self) -> Iterator[bool]:
         """This job's assembly lock while the block runs; whether this process holds it. A
@@ -327,8 +358,7 @@ class Job(models.Model):
 
     def discard_tile_files(self) -> None:
         """Delete the stored tiles, once the result holds their pixels."""
-        for name in self.tile_files():
-            default_storage.delete(name)
+        storage.discard(self.tile_files())
 
     def pause(self) -> bool:
         """Stop dispatching this job's queued tiles (those in flight finish); True if this call did it."""

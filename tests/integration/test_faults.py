@@ -10,6 +10,7 @@ import random
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -391,3 +392,31 @@ def test_a_silent_worker_turns_stale_then_offline_in_the_api(api, system):
     wait_for(lambda: status() == "offline", f"{victim} to turn offline", system, timeout=15)
     restart_worker(system, victim)
     assert status() == "online"
+
+
+def test_a_storage_outage_longer_than_several_recovery_rounds_is_waited_out(api, system):
+    # As root, permissions stop no write: the storage goes away as a disk does, its folder moved
+    # aside and a file put at its path, for web, collector and dispatcher alike.
+    media = Path(system.env["MEDIA_ROOT"])
+    away = media.with_name(media.name + "-away")
+    job = big_job(api)
+    mid_job(api, system, job)
+    media.rename(away)
+    media.write_text("storage is away")
+    try:
+        waiting = Collector.objects.waiting_for_storage()
+        wait_for(waiting.exists, "the collector to say it waits for storage", system)
+        ready = api.get(f"{api.base}/ready/")
+        assert ready.status_code == 503 and "storage" in ready.json()["failing"]
+        # The outage lasts two tile deadlines (TILE_DEADLINE_SECONDS=8 here): recovery would have
+        # re-sent the tiles and, at the dispatcher, failed the job reading its original.
+        time.sleep(16)
+        body = api.get(f"{api.base}/api/jobs/{job['id']}/").json()
+        assert body["status"] in ("queued", "running") and body["error"] == ""
+        system.check_alive()
+    finally:
+        media.unlink()
+        away.rename(media)
+    assert_complete_and_exact(api, system, job)
+    wait_for(lambda: api.get(f"{api.base}/ready/").status_code == 200, "the system to be ready again", system)
+    assert not Collector.objects.waiting_for_storage().exists()

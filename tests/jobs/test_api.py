@@ -96,6 +96,25 @@ def test_users_see_only_their_own_jobs_and_staff_see_all(alice_api, alice, bob, 
     assert {j["id"] for j in staff_api.get("/api/jobs/").json()["results"]} == {str(mine.pk), str(theirs.pk)}
 
 
+def test_a_submission_while_storage_is_away_is_refused_with_503_and_leaves_nothing(alice_api, outage):
+    outage.begin()
+    response = post_job(alice_api, upload(noise(20, 20)))
+    assert response.status_code == 503
+    assert response.json() == {"error": "storage is unavailable; nothing was stored: try again later"}
+    assert not Job.objects.exists()
+
+
+def test_a_download_while_storage_is_away_is_503_and_one_whose_file_is_gone_404(alice_api, alice, outage):
+    job = make_job(alice, noise(20, 20))
+    outage.begin()
+    response = alice_api.get(f"/api/jobs/{job.pk}/original/")
+    assert response.status_code == 503
+    assert response.json() == {"error": "storage is unavailable: try again later"}
+    outage.end()
+    job.original.storage.delete(job.original.name)
+    assert alice_api.get(f"/api/jobs/{job.pk}/original/").status_code == 404
+
+
 def test_the_result_of_an_unfinished_job_is_a_conflict(alice_api, alice):
     job = make_job(alice, noise(20, 20))
     response = alice_api.get(f"/api/jobs/{job.pk}/result/")

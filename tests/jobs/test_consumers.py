@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
+from django.test import Client
 
 from jobs.consumers import SNAPSHOT_REQUEST, JobConsumer
 from jobs.events import push, status_event
@@ -202,3 +203,74 @@ def test_a_stranger_is_refused_before_any_snapshot(alice, bob):
         return accepted
 
     assert not async_to_sync(conversation)()
+
+
+def closed_when(job: Job, user, change, settings, application=None, headers=()) -> dict:
+    """What the socket of ``user`` on ``job`` gets after ``change()`` is made while it is open."""
+    settings.WEBSOCKET_ACCESS_CHECK_SECONDS = 0.2
+
+    async def conversation() -> dict:
+        if application is None:
+            page = await connected(job, user)
+        else:
+            communicator = WebsocketCommunicator(application, f"/ws/jobs/{job.pk}/", headers=list(headers))
+            assert (await communicator.connect())[0]
+            page = Page(communicator)
+            assert await page.read() and page.received == {"snapshot": 1}
+        await database_sync_to_async(change)()
+        closed = await page.communicator.receive_output(timeout=5)  # within a check or two
+        await page.communicator.wait()
+        return closed
+
+    return async_to_sync(conversation)()
+
+
+def test_a_socket_whose_user_is_deactivated_is_closed(alice, settings):
+    job = make_job(alice, noise(64, 64), tile_size=32)
+    deactivate = lambda: type(alice).objects.filter(pk=alice.pk).update(is_active=False)  # noqa: E731
+    assert closed_when(job, alice, deactivate, settings) == {"type": "websocket.close", "code": 4403}
+
+
+def test_a_socket_whose_user_is_deleted_is_closed(staff, settings):
+    job = make_job(staff, noise(64, 64), tile_size=32)
+    closed = closed_when(job, staff, lambda: type(staff).objects.filter(pk=staff.pk).delete(), settings)
+    assert closed == {"type": "websocket.close", "code": 4403}
+
+
+def test_a_staff_socket_on_someone_elses_job_is_closed_once_no_longer_staff(alice, staff, settings):
+    job = make_job(alice, noise(64, 64), tile_size=32)
+    demote = lambda: type(staff).objects.filter(pk=staff.pk).update(is_staff=False)  # noqa: E731
+    assert closed_when(job, staff, demote, settings) == {"type": "websocket.close", "code": 4403}
+
+
+def test_a_socket_on_a_deleted_job_is_closed_as_gone(alice, settings):
+    job = make_job(alice, noise(64, 64), tile_size=32)
+    closed = closed_when(job, alice, lambda: Job.objects.filter(pk=job.pk).delete(), settings)
+    assert closed == {"type": "websocket.close", "code": 4404}
+
+
+def test_a_socket_whose_session_logged_out_is_closed(alice, settings):
+    from imagepipe.asgi import application  # the real stack: origin check, session and auth middleware
+
+    job = make_job(alice, noise(64, 64), tile_size=32)
+    browser = Client()
+    browser.force_login(alice)
+    cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", cookie)]
+    closed = closed_when(job, alice, browser.logout, settings, application, headers)
+    assert closed == {"type": "websocket.close", "code": 4403}
+
+
+def test_a_socket_whose_user_keeps_access_stays_open_across_checks(alice, settings):
+    settings.WEBSOCKET_ACCESS_CHECK_SECONDS = 0.1
+    job = make_job(alice, noise(64, 64), tile_size=32)
+
+    async def conversation() -> dict:
+        page = await connected(job)
+        assert await page.communicator.receive_nothing(0.6)  # several checks: nothing, no close
+        burst(job, [status_event(job)])
+        event = await page.communicator.receive_json_from(timeout=3)
+        await page.communicator.disconnect()
+        return event
+
+    assert async_to_sync(conversation)()["type"] == "status"

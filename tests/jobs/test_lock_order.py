@@ -104,3 +104,11 @@ def test_the_suites_flush_takes_the_tables_in_the_lock_order():
     (statement,) = sql_flush(no_style(), connection)
     positions = [statement.index(f'"{table}"') for table in LOCK_ORDER]
     assert positions == sorted(positions)
+
+
+def test_a_done_job_losing_its_result_takes_the_tiles_first(job):
+    for value in results_for(job, SMALL_PHOTO):
+        record_result(value)
+    job.refresh_from_db()
+    assert_in_lock_order(run(job.lose_result))
+    assert job.status == "failed" and set(job.tiles.values_list("state", flat=True)) == {Tile.State.QUEUED}

@@ -1,5 +1,7 @@
 """The collector's step functions, called directly against the real database."""
 
+from functools import partial
+
 import pytest
 from confluent_kafka import Message
 from django.core.files.storage import default_storage
@@ -16,7 +18,7 @@ from pipeline import kafka
 from pipeline.assembly import next_stage_input
 from pipeline.collector import COUNTS, handle, handle_batch, record_heartbeat, record_result, record_results
 from pipeline.messages import Heartbeat, MessageError, Result, pack
-from pipeline.models import Worker
+from pipeline.models import Collector, Worker
 from tests.core.reference import reference
 from tests.images import SRGB, noise, photo
 from tests.jobs.factories import SMALL_PHOTO, failed_result, make_job, result_bytes, result_image, results_for
@@ -247,3 +249,64 @@ def test_a_batch_that_fails_unexpectedly_is_recorded_one_result_at_a_time(job, m
     assert (job.status, job.tiles_done) == (Job.Status.DONE, 6)
     assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
     assert "recording 6 results together failed; recording them one by one" in caplog.text
+
+
+def test_a_storage_outage_is_waited_out_with_the_batch_in_hand_and_nothing_is_lost(job, collector, outage):
+    batch = [as_message(value, offset=n) for n, value in enumerate(results_for(job, SMALL_PHOTO))]
+    seen = []
+
+    def storage_comes_back() -> bool:  # asked after a failed try, and while it waits: a moment to look
+        if outage.on:
+            said = Collector.objects.get().storage_error
+            seen.append((Job.objects.get(pk=job.pk).status, Tile.objects.done().count(), said))
+            outage.end()
+        return False
+
+    outage.begin()
+    collector.should_stop = storage_comes_back
+    assert collector.durably(partial(handle_batch, batch))
+    ((status, done, waiting_for),) = seen
+    assert (status, done) == (Job.Status.QUEUED, 0)  # nothing recorded, nothing failed, nothing skipped
+    assert waiting_for.startswith("writing tiles/") and "Not a directory" in waiting_for
+    job.refresh_from_db()
+    assert (job.status, job.tiles_done, job.error) == (Job.Status.DONE, 6, "")
+    assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
+    assert Collector.objects.get().storage_error == ""  # said as soon as storage answers
+
+
+def test_a_collector_asked_to_stop_during_a_storage_outage_records_nothing(job, collector, outage):
+    batch = [as_message(value, offset=n) for n, value in enumerate(results_for(job, SMALL_PHOTO))]
+    outage.begin()
+    collector.should_stop = lambda: True
+    assert not collector.durably(partial(handle_batch, batch))  # so its offsets are not stored
+    assert not Tile.objects.done().exists() and Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
+
+
+def test_an_assembly_storage_refuses_is_handed_back_and_finished_once_storage_answers(job, collector, outage):
+    batch = [as_message(value, offset=n) for n, value in enumerate(results_for(job, SMALL_PHOTO))]
+    seen = []
+
+    def storage_comes_back() -> bool:
+        if outage.on:
+            seen.append(Job.objects.values_list("status", "tiles_done", "error").get(pk=job.pk))
+            outage.end()
+        return False
+
+    outage.begin("results")  # tiles are stored; the result can't be
+    collector.should_stop = storage_comes_back
+    assert collector.durably(partial(handle_batch, batch))
+    assert seen == [(Job.Status.RUNNING, 6, "")]  # every tile in, the assembly handed back, not failed
+    job.refresh_from_db()
+    assert (job.status, job.error) == (Job.Status.DONE, "")
+    assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
+
+
+def test_a_result_whose_tile_file_is_gone_fails_its_job_and_is_not_waited_for(job, settings):
+    settings.COLLECTOR_CANVAS_MB = 0  # assembled from the stored tiles
+    values = results_for(job, SMALL_PHOTO)
+    for value in values[:-1]:
+        record_result(value)
+    default_storage.delete(job.tiles.get(index=0).result.name)  # lost while storage answers
+    record_result(values[-1])
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.error.startswith("assembling the result failed:")

@@ -3,6 +3,7 @@ pause and cancel decide what reaches ``tasks``."""
 
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 import psycopg
@@ -14,9 +15,10 @@ from PIL import Image
 
 from jobs import actions
 from jobs.models import Job, Tile
+from jobs.storage import StorageUnavailable
 from pipeline import kafka
 from pipeline.collector import record_result
-from pipeline.dispatch import PACE_SECONDS, Wakeups
+from pipeline.dispatch import PACE_SECONDS, Dispatcher, Wakeups
 from pipeline.messages import Task
 from pipeline.models import Worker
 from pipeline.stages import StageImages
@@ -119,6 +121,16 @@ def test_a_job_whose_original_cannot_be_read_fails_with_the_reason(dispatcher, j
     assert dispatcher.step() == 0
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and job.error.startswith("preparing stage 0 failed:")
+
+
+def test_a_storage_outage_holds_a_jobs_tiles_back_without_failing_it(job, outage):
+    dispatcher = Dispatcher()  # no broker: the tiles can't even be cut, so nothing is published
+    outage.begin()
+    with pytest.raises(StorageUnavailable):  # the loop waits it out (tests/pipeline/test_loop.py)
+        dispatcher.send(job, 4, Counter({0: 0}))
+    job.refresh_from_db()
+    assert (job.status, job.error) == (Job.Status.QUEUED, "")
+    assert job.tiles.queued().count() == job.tiles_total  # none claimed: all sent once it answers
 
 
 def test_the_stage_images_kept_are_bounded(alice):

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Job, Tile
+from pipeline.models import Collector
 from pipeline.recovery import recover
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +47,18 @@ def test_tiles_not_back_by_the_deadline_are_queued_again(job, settings):
     recover(now=sent + timedelta(seconds=settings.TILE_DEADLINE_SECONDS + 1))
     assert set(job.tiles.in_flight().values_list("index", flat=True)) == {2}
     assert job.tiles.queued().count() == job.tiles_total - 1  # the dispatcher sends them again
+
+
+def test_no_tile_is_sent_again_or_failed_while_a_collector_waits_for_storage(job, settings):
+    Tile.objects.filter(job=job).update(
+        state=Tile.State.SENT, attempts=settings.TILE_MAX_DISPATCHES, dispatched_at=timezone.now()
+    )
+    waiting = Collector.objects.create(id="c1", host="h", pid=1, storage_error="writing tiles/x: away")
+    later = timezone.now() + timedelta(seconds=settings.TILE_DEADLINE_SECONDS + 1)
+    recover(now=later)
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED and job.tiles.in_flight().count() == job.tiles_total
+    Collector.objects.filter(pk=waiting.pk).update(storage_error="")  # storage answers again
+    recover(now=later)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED

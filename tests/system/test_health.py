@@ -147,7 +147,8 @@ def get_system(user=None):
 def test_staff_see_every_check(kafka_topics, staff):
     response = get_system(staff)
     assert response.status_code == 200
-    assert set(response.data) == {"kafka", "lag", "database", "channel_layer", "collector", "workers"}
+    checks = {"kafka", "lag", "database", "channel_layer", "storage", "collector", "workers"}
+    assert set(response.data) == checks
     assert all("ok" in check for check in response.data.values())
     assert response.data["kafka"]["ok"] and response.data["lag"]["ok"] and response.data["database"]["ok"]
 
@@ -174,7 +175,7 @@ def test_lag_names_the_members_of_a_group(kafka_topics):
         consumer.close()
 
 
-def reported(name, age=0, partitions=("results[0]",), lag=0, quiet=0, stopped=False):
+def reported(name, age=0, partitions=("results[0]",), lag=0, quiet=0, stopped=False, storage_error=""):
     now = timezone.now()
     return Collector.objects.create(
         id=name,
@@ -186,6 +187,7 @@ def reported(name, age=0, partitions=("results[0]",), lag=0, quiet=0, stopped=Fa
         partitions=list(partitions),
         lag=lag,
         stopped=stopped,
+        storage_error=storage_error,
     )
 
 
@@ -218,3 +220,29 @@ def test_one_spare_collector_without_partitions_beside_a_consuming_one_is_ok():
     reported("c1")
     reported("c2", partitions=())
     assert health.collector()["ok"]
+
+
+@pytest.mark.django_db
+def test_storage_is_ok_when_it_answers_even_before_anything_is_stored(media_root):
+    assert not media_root.exists()  # the first save makes it
+    assert health.storage() == {"ok": True, "waiting": []}
+
+
+@pytest.mark.django_db
+def test_storage_away_from_this_process_is_not_ok(outage):
+    outage.begin()
+    check = health.storage()
+    assert (check["ok"], check["waiting"]) == (False, []) and "Not a directory" in check["error"]
+
+
+@pytest.mark.django_db
+def test_a_live_collector_waiting_for_storage_makes_storage_not_ok(media_root):
+    reported("c1", storage_error="writing tiles/j/0-0.tile: [Errno 20] Not a directory")
+    reported("c2", age=60, storage_error="long gone")  # not live: not counted
+    check = health.storage()
+    assert check == {
+        "ok": False,
+        "waiting": ["c1"],
+        "error": "collector c1 is waiting for storage: writing tiles/j/0-0.tile: [Errno 20] Not a directory",
+    }
+    assert health.collector()["collectors"][0]["storage_error"].startswith("writing tiles/")

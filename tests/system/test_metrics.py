@@ -43,6 +43,7 @@ def test_metrics_describe_jobs_tiles_latency_workers_and_lag(client, alice, staf
     }
     assert families["imagepipe_collectors_consuming"].samples[0].value == 1
     assert families["imagepipe_collector_rebuilds"].samples[0].labels == {"collector": "c1"}
+    assert families["imagepipe_storage_ok"].samples[0].value == 1
 
 
 def test_metrics_are_for_staff_or_the_scraper_token(client, settings, alice):
@@ -98,3 +99,18 @@ def test_ready_is_not_ready_while_no_collector_consumes(admin_client, settings):
     assert client.get("/ready/").json()["errors"] == {
         "collector": "the collector holds its partitions but has stopped consuming"
     }
+
+
+def test_a_collector_waiting_for_storage_makes_the_system_not_ready_and_the_gauge_zero(
+    client, admin_client, settings
+):
+    settings.METRICS_TOKEN = "scrape-secret"
+    Collector.objects.create(
+        id="c1", host="h", pid=1, partitions=["results[0]"], storage_error="writing tiles/j/0-0.tile: away"
+    )
+    response = client.get("/ready/")
+    assert response.status_code == 503 and "storage" in response.json()["failing"]
+    why = admin_client.get("/ready/").json()["errors"]["storage"]
+    assert why == "collector c1 is waiting for storage: writing tiles/j/0-0.tile: away"
+    families = scrape(client, HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert families["imagepipe_storage_ok"].samples[0].value == 0

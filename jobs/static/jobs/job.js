@@ -414,7 +414,10 @@
       lastMessage = Date.now();
       enqueue(JSON.parse(m.data));
     };
-    socket.onclose = () => {
+    socket.onclose = e => {
+      // Access ended (logged out, the account deactivated, the job deleted or no longer theirs,
+      // jobs/access.py): the page, asked again, says which (login, or not found).
+      if (e.code === 4403 || e.code === 4404) return location.reload();
       if (TERMINAL.includes(job.status) && job.status !== "cancelled") return;
       setTimeout(connect, delay);  // the socket dropped: reconnect, and get a fresh snapshot
       delay = Math.min(delay * 2, 10000);

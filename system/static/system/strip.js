@@ -9,6 +9,7 @@
       : `lag: ${s.error}`,
     database: s => s.ok ? "database: ok" : `database: ${s.error}`,
     channel_layer: s => s.ok ? "channel layer: ok" : `channel layer: ${s.error}`,
+    storage: s => s.ok ? "storage: ok" : `storage: ${s.error}`,
     collector: s => s.ok ? `collector: consuming (${s.consuming})` : `collector: ${s.error}`,
     workers: s => `workers: ${s.online} online, ${s.stale} stale, ${s.offline} offline`,
   };

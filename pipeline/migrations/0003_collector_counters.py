@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipeline', '0001_initial'),
+        ('pipeline', '0002_collector_storage_error'),
     ]
 
     operations = [

@@ -1,0 +1,79 @@
+"""Storage calls told apart: storage that is away, which the pipeline waits out, from a file that
+is missing, which is that file's job's loss.
+
+An outage (the disk gone or unwritable, the object store unreachable or refusing) raises
+``StorageUnavailable``: the loops back off and try again, as for a database outage, and no job
+is failed and no tile dropped. A file missing while storage answers raises FileNotFoundError, as
+before. Pixels are read whole here and decoded by the caller, so a decoder's OSError (a garbled
+image) is never taken for an outage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+logger = logging.getLogger(__name__)
+
+
+class StorageUnavailable(Exception):
+    """Storage did not answer: try again later; nothing is failed or dropped meanwhile."""
+
+
+@contextmanager
+def calls(what: str) -> Iterator[None]:
+    """Storage errors inside the block as ``StorageUnavailable``, but a missing file (while storage
+    answers) as FileNotFoundError."""
+    try:
+        yield
+    except StorageUnavailable:
+        raise
+    except FileNotFoundError as exc:
+        # Every file is "missing" while the root is: that is storage away, not a lost file.
+        if not reachable():
+            raise StorageUnavailable(f"{what}: {exc}") from exc
+        raise
+    except (OSError, BotoCoreError, ClientError) as exc:
+        raise StorageUnavailable(f"{what}: {exc}") from exc
+
+
+def probe() -> None:
+    """Ask storage for its top level; raises what storage raises (FileNotFoundError: a local
+    root not made yet, which the first save makes)."""
+    default_storage.listdir("")
+
+
+def reachable() -> bool:
+    try:
+        probe()
+    except (OSError, BotoCoreError, ClientError):
+        return False
+    return True
+
+
+def read(name: str) -> bytes:
+    with calls(f"reading {name}"), default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+def save(name: str, data: bytes) -> str:
+    """Store ``data`` under ``name``, replacing what an earlier, uncounted attempt left; the name."""
+    with calls(f"writing {name}"):
+        default_storage.delete(name)
+        return default_storage.save(name, ContentFile(data))
+
+
+def discard(names: list[str]) -> None:
+    """Delete files nobody needs any more, as far as storage lets: one that stays behind is logged,
+    and ``manage.py sweep_storage`` deletes it later (no row names it)."""
+    for name in names:
+        try:
+            with calls(f"deleting {name}"):
+                default_storage.delete(name)
+        except (StorageUnavailable, FileNotFoundError) as exc:
+            logger.warning("could not delete %s: %s", name, exc)
