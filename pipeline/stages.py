@@ -37,12 +37,30 @@ def move_on(job: Job, stages: set[int]) -> None:
             advance_stage(job, stage)
 
 
+class OriginalError(ValueError):
+    """The stored original does not decode, or not to the image its upload's header declared."""
+
+
 def decode_original(job: Job) -> Image.Image:
-    """The stored original, decoded and normalised as its upload's checks found it."""
+    """The stored original, decoded and normalised, checked against what its upload's header said.
+
+    The web process reads only headers and structure (``jobs.uploads``), so what only decoding
+    shows is found here, before any tile is cut: a stream cut short or garbled behind right
+    checksums, a 16-bit image's values out of range, a size or mode other than the header's.
+    """
     with job.original.open("rb") as original:
-        image = Image.open(original, formats=list(ACCEPTED_FORMATS))
-        image.load()
-    return normalise(image)
+        try:
+            opened = Image.open(original, formats=list(ACCEPTED_FORMATS))
+            opened.load()
+            image = normalise(opened)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise OriginalError(f"the original could not be decoded: {exc}") from None
+    if (image.mode, image.size) != (job.mode, (job.width, job.height)):
+        raise OriginalError(
+            f"the original decodes to a {image.width}×{image.height} {image.mode} image, not the "
+            f"{job.width}×{job.height} {job.mode} image its header declared"
+        )
+    return image
 
 
 def advance_stage(job: Job, finished: int) -> None:
