@@ -1,8 +1,9 @@
 """A job's stages: what each stage's tiles are cut from, and moving the job on once a stage's
 tiles are all in (to the next stage, or to assembly).
 
-Stage 0 is cut from the stored original, decoded here; a later stage from the stage before it,
-rebuilt from its stored tiles (or those tiles as they are, when they are exactly its tiles).
+Stage 0 is cut from the stored original, decoded here (and the original's previews made from it);
+a later stage from the stage before it, rebuilt from its stored tiles (or those tiles as they are,
+when they are exactly its tiles).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PIL import Image
 from imagepipe.core.normalise import normalise
 from imagepipe.core.operations import chain_halo
 from imagepipe.core.pipeline import leading_table
+from jobs import previews
 from jobs.events import push_status
 from jobs.models import Job
 from jobs.uploads import ACCEPTED_FORMATS
@@ -104,6 +106,8 @@ def stage_input(job: Job, stage: int) -> StageInput:
         found, how = assembly.next_stage_input(job, stage - 1), "rebuilt from the tiles before it"
     else:
         image = decode_original(job)
+        if not previews.is_stored(job, "original"):  # made once, though the input may be decoded again
+            previews.store(job, "original", image)
         found, how = (image, leading_table(job.stages[0], image)), "decoded from the original"
     logger.info("job %s stage %d input %s in %.2f s", job.pk, stage, how, time.perf_counter() - started)
     return found

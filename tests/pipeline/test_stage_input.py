@@ -1,11 +1,15 @@
 """pipeline.stages.stage_input: the first stage's input is the original, decoded and checked against
-its header (the web process never decodes it); a later stage's tiles are the same bytes whether
-they are cut from the rebuilt image or taken as the stage before stored them."""
+its header (the web process never decodes it), its previews made from it; a later stage's tiles are
+the same bytes whether they are cut from the rebuilt image or taken as the stage before stored them."""
+
+import io
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
-from jobs import actions
+from jobs import actions, previews
 from pipeline.assembly import next_stage_input
 from pipeline.collector import record_result
 from pipeline.dispatch import task_messages
@@ -94,3 +98,14 @@ def test_an_original_that_decodes_to_another_shape_than_its_header_said_fails_na
     assert str(refused.value) == (
         "the original decodes to a 30×40 RGB image, not the 40×30 RGB image its header declared"
     )
+
+
+def test_the_first_stage_input_makes_the_originals_previews_once(alice):
+    job = make_job(alice, noise(400, 300, "RGBA"))
+    stage_input(job, 0)  # the dispatcher, about to cut the first tiles
+    data, content_type = previews.stored_preview(job, "original", 160)
+    assert content_type == "image/png" and Image.open(io.BytesIO(data)).size == (160, 120)
+    with default_storage.open(previews.preview_name(job, "original", 160), "wb") as handle:
+        handle.write(b"made before")
+    stage_input(job, 0)  # decoded again (the dispatcher's cache let it go): the previews stay
+    assert previews.stored_preview(job, "original", 160)[0] == b"made before"
