@@ -169,11 +169,12 @@ class JobViewSet(
 
     @extend_schema(
         parameters=[OpenApiParameter("size", int, enum=list(previews.SIZES))],
-        responses={(200, "image/jpeg"): OpenApiTypes.BINARY},
+        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, 404: OpenApiTypes.OBJECT},
     )
     @action(detail=True, url_path=r"preview/(?P<which>original|result)", url_name="preview")
     def preview(self, request, pk=None, which=None):
-        """The original or the result, fitted in ``?size=`` 160 or 1000 pixels."""
+        """The original or the result, fitted in ``?size=`` 160 or 1000 pixels, as the pipeline
+        stored it; 404 until it has (the original's when the job starts, the result's with it)."""
         job = self.get_object()
         if which == "result" and job.status != Job.Status.DONE:
             return conflict(f"the job is {job.status}; no result yet")
@@ -181,9 +182,11 @@ class JobViewSet(
         if size not in {str(allowed) for allowed in previews.SIZES}:
             return Response({"error": f"size must be one of {list(previews.SIZES)}"}, status=400)
         try:
-            return image_response(*previews.job_preview(job, which, int(size)))
-        except previews.NoPreview as exc:
-            return Response({"error": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+            return image_response(*previews.stored_preview(job, which, int(size)))
+        except previews.NotReady as exc:
+            response = Response({"error": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+            response["Cache-Control"] = "no-store"  # it will be there soon: ask again
+            return response
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, url_path="original", url_name="original")

@@ -1,7 +1,7 @@
 """A job's files go with its row, however the row goes: deleted by its owner, or with the owner
-(deleting a user cascades to their jobs, each announced by ``pre_delete``). The names are read
-before the rows go, the files deleted once the deletion has committed: a deletion that rolls back
-keeps them, and no row ever names a file that is gone."""
+(deleting a user cascades to their jobs, each announced by ``pre_delete``). The names the rows hold
+are read before the rows go, the files deleted once the deletion has committed: a deletion that
+rolls back keeps them, and no row ever names a file that is gone."""
 
 from __future__ import annotations
 
@@ -12,5 +12,7 @@ from .models import Job
 
 
 def delete_files_with_job(sender: type[Job], instance: Job, **kwargs: object) -> None:
-    names = instance.stored_files() + previews.stored(instance)
-    transaction.on_commit(lambda: storage.discard(names))
+    names, job_id = instance.stored_files(), instance.pk
+    # The previews are listed once the deletion has committed: one the pipeline stores later finds
+    # no row, and deletes itself (previews.store).
+    transaction.on_commit(lambda: storage.discard(names + previews.stored_names(job_id)))

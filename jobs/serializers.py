@@ -54,6 +54,12 @@ class JobSerializer(serializers.ModelSerializer):
     duration = serializers.FloatField(read_only=True)
     priority = serializers.SerializerMethodField()
     owner = serializers.CharField(source="owner.username", read_only=True)
+    thumbnail = serializers.ChoiceField(
+        choices=["original", "result"],
+        read_only=True,
+        allow_null=True,
+        help_text="the preview that stands for the job in lists (preview/{thumbnail}/), null until made",
+    )
 
     class Meta:
         model = Job
@@ -83,6 +89,7 @@ class JobSerializer(serializers.ModelSerializer):
             "timings",
             "phase",
             "duration",
+            "thumbnail",
         ]
         read_only_fields = fields
 

@@ -1,19 +1,21 @@
-"""Checking an uploaded image before any work starts: its format, size and pixel data, from its
-header and structure, decoding it only where they can't tell."""
+"""Checking an uploaded image before any work starts: its format, size and structure, from its
+header and its chunks or segments, never decoding a pixel (the web process holds no image)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass
 from typing import cast
 
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-from imagepipe.core.normalise import NormaliseError, normalise, normalised_shape, output_profile
+from imagepipe.core.normalise import NormaliseError, normalised_shape, output_profile
 
 from .submission import SubmissionError
 
@@ -29,8 +31,14 @@ ACCEPTED_FORMATS = {
 }
 
 
-JPEG_END = b"\xff\xd9"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_PIXEL_DATA = (b"IDAT", b"fdAT")
+JPEG_EOI = 0xD9
+JPEG_STANDALONE = (0x01, 0xD8)  # markers with no length after them (RSTn never match MARKER)
+# A marker: 0xFF then a code. In a scan's entropy-coded data 0xFF is followed by 0x00 (stuffing) or
+# a restart marker, and 0xFF runs are fill: none of them ends the data.
+JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+READ_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,26 +52,28 @@ class Inspected:
 
 
 def inspect_upload(upload) -> Inspected:
-    """Check an upload from its header and structure, decoding its pixels only where they can't tell.
+    """Check an upload from its header and structure; no pixel is decoded here.
 
-    A JPEG that ends in its end-of-image marker, and a PNG whose chunks are all present with
-    their checksums right, are not decoded here (a photo's decode is most of a request's time): the
-    dispatcher decodes them, and a job whose pixels then fail to decode fails with the reason.
-    Other formats, and the rare files these checks can't vouch for, are decoded now.
+    A PNG's chunks must all be there with their checksums right, a JPEG's segments must run on to
+    its end-of-image marker. What only decoding shows (a stream garbled behind right checksums, a
+    TIFF or WebP cut short, a 16-bit image's values out of range) is found by the dispatcher, which
+    decodes the original anyway: the job fails there, with the reason, before any tile is sent.
     """
     image, extension = _open_header(upload)
-    profile = image.info.get("icc_profile")
-    if _complete_without_decoding(image, upload):
-        try:
-            mode, size = normalised_shape(image)
-        except NormaliseError as exc:
-            raise SubmissionError(str(exc)) from None
-        return Inspected(mode, size, profile, extension)
-    image = _decode(image)
-    return Inspected(image.mode, image.size, profile, extension)
+    if image.format == "PNG":
+        image = png_metadata(upload)
+    elif image.format == "JPEG" and not jpeg_reaches_its_end(upload):
+        raise SubmissionError(
+            "the image is truncated or corrupt: the JPEG ends before its end-of-image marker"
+        )
+    try:
+        mode, size = normalised_shape(image)
+    except NormaliseError as exc:
+        raise SubmissionError(str(exc)) from None
+    return Inspected(mode, size, image.info.get("icc_profile"), extension)
 
 
-def _open_header(upload) -> tuple[Image.Image, str]:
+def _open_header(upload) -> tuple[ImageFile.ImageFile, str]:
     """Open an upload and check everything its header tells, before a pixel is decoded."""
     if upload is None:
         raise SubmissionError("an image file is required (field 'image')")
@@ -86,36 +96,22 @@ def _open_header(upload) -> tuple[Image.Image, str]:
     found = cast(str, image.format)  # one of ACCEPTED_FORMATS, the only formats it was opened with
     check_dimensions(*image.size)
     check_pixel_data(found, *image.size, upload.size)
+    check_raster(image, upload.size)
     if getattr(image, "n_frames", 1) > 1:
         raise SubmissionError("animated or multi-frame images are not supported")
     return image, ACCEPTED_FORMATS[found]
 
 
-def _decode(image: Image.Image) -> Image.Image:
-    try:
-        image.load()
-        return normalise(image)
-    except NormaliseError as exc:
-        raise SubmissionError(str(exc)) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise SubmissionError(f"the image is truncated or corrupt: {exc}") from None
+def png_metadata(upload) -> ImageFile.ImageFile:
+    """The PNG's header as Pillow reads it, with every chunk but the pixel data, wherever it sits.
 
-
-def _complete_without_decoding(image: Image.Image, upload) -> bool:
-    """Whether the file's structure vouches it whole (a JPEG) or proves it (a PNG's checksums)."""
-    if image.format == "JPEG":
-        upload.seek(-2, 2)
-        return upload.read(2) == JPEG_END
-    if image.format == "PNG":
-        chunks = png_chunks(upload)
-        return b"eXIf" not in chunks or "exif" in image.info
-    return False
-
-
-def png_chunks(upload) -> set[bytes]:
-    """The kinds of chunk in a PNG, each checked against its CRC; SubmissionError if one is cut or wrong."""
+    Each chunk is checked against its CRC on the way (a cut or damaged file is refused). Pillow
+    reads the chunks after the pixel data (an eXIf, XMP or text written last) only as it decodes
+    them, so the chunks are opened again with the pixel data left out: what Pillow then knows
+    (EXIF orientation, transparency, the profile) is what the dispatcher's decode will know.
+    """
     upload.seek(len(PNG_SIGNATURE))
-    kinds = set()
+    kept = []
     while True:
         head = upload.read(8)
         if len(head) < 8:
@@ -126,9 +122,48 @@ def png_chunks(upload) -> set[bytes]:
             raise SubmissionError("the image is truncated or corrupt: the PNG ends inside a chunk")
         if zlib.crc32(data, zlib.crc32(kind)) != struct.unpack(">I", crc)[0]:
             raise SubmissionError(f"the image is truncated or corrupt: a {kind!r} chunk fails its checksum")
-        kinds.add(kind)
         if kind == b"IEND":
-            return kinds
+            break
+        if kind not in PNG_PIXEL_DATA:
+            kept.append(head + data + crc)
+    empty_idat = struct.pack(">I4sI", 0, b"IDAT", zlib.crc32(b"IDAT"))
+    chunks = b"".join([PNG_SIGNATURE, *kept, empty_idat, head, crc])
+    return Image.open(io.BytesIO(chunks), formats=["PNG"])
+
+
+def jpeg_reaches_its_end(upload) -> bool:
+    """Whether the JPEG's segments and scans run on to its end-of-image marker (read, not decoded).
+
+    Segments are skipped by their lengths and scans searched for the next marker, so an EXIF
+    thumbnail's own end marker is passed over, and data after the end (some cameras' trailers)
+    is allowed. Bytes between segments that are no marker are skipped, as libjpeg does.
+    """
+    upload.seek(2)  # past the start-of-image marker Pillow found
+    while _next_jpeg_marker(upload):
+        marker = upload.read(2)[1]
+        if marker == JPEG_EOI:
+            return True
+        if marker in JPEG_STANDALONE:
+            continue
+        length = int.from_bytes(upload.read(2), "big")
+        if length < 2:  # cut short, or no length at all
+            return False
+        upload.seek(length - 2, io.SEEK_CUR)  # a scan's data follows its header
+    return False
+
+
+def _next_jpeg_marker(upload) -> bool:
+    """Move to the next marker from here; False if the file ends first."""
+    while True:
+        start = upload.tell()
+        block = upload.read(READ_BLOCK)
+        if len(block) < 2:
+            return False
+        found = JPEG_MARKER.search(block)
+        if found:
+            upload.seek(start + found.start())
+            return True
+        upload.seek(start + len(block) - 1)  # a last 0xFF may begin a marker
 
 
 def check_dimensions(width: int, height: int) -> None:
@@ -176,9 +211,28 @@ def least_bytes(fmt: str, width: int, height: int) -> int:
     if fmt == "GIF":
         # An LZW code of w bits stands for at most 2**w pixels: at most 4096 pixels per 12 bits.
         return width * height * 12 // (4096 * 8)
-    # BMP (run-length codes may skip pixels), TIFF (fax, LZW) and WebP (a one-symbol lossless
-    # code costs no bits) have no useful bound: MAX_IMAGE_PIXELS is their only cap.
+    # BMP (run-length codes may skip pixels; an uncompressed one is held to its rows by
+    # check_raster), TIFF (fax, LZW) and WebP (a one-symbol lossless code costs no bits) have no
+    # useful bound: MAX_IMAGE_PIXELS is their only cap.
     return 0
+
+
+def check_raster(image: ImageFile.ImageFile, size: int) -> None:
+    """Refuse an uncompressed BMP too short for the rows its header declares.
+
+    It stores every row in full, so its header tells how long the file must be; Pillow would
+    allocate the whole image before finding the rows missing.
+    """
+    if image.format != "BMP" or image.tile[0].codec_name != "raw":
+        return
+    tile = image.tile[0]
+    stride = cast(tuple, tile.args)[1]
+    least = tile.offset + stride * image.height
+    if size < least:
+        raise SubmissionError(
+            f"the image's pixel data is missing: an uncompressed {image.width}×{image.height} BMP "
+            f"holds {least} bytes, this file has {size}"
+        )
 
 
 def kept_profile(profile: bytes | None, mode: str) -> tuple[bytes, list[str]]:

@@ -1,4 +1,4 @@
-"""Turning finished tiles into images: the next stage's input, or the job's result.
+"""Turning finished tiles into images: the next stage's input, or the job's result and its previews.
 
 Stage images are rebuilt from the stored tiles, so a collector that stops
 between stages, or mid-assembly, picks up where it left off (``recovery.resume``).
@@ -19,7 +19,7 @@ from imagepipe.core.codec import decode_tile
 from imagepipe.core.operations import chain_output_mode, without_alpha
 from imagepipe.core.output import FORMATS, encode
 from imagepipe.core.pipeline import assemble, output_size
-from jobs import storage
+from jobs import previews, storage
 from jobs.events import push_status
 from jobs.models import Job, Tile
 
@@ -95,28 +95,33 @@ def _assemble(job: Job) -> None:
 
 
 def _store_result(job: Job) -> str:
+    """Store the result, then its previews (before the job is done, so a done job has them)."""
     started = time.perf_counter()
     canvas = CANVASES.take(job)
-    data = _result_file(job, canvas)
+    pixels: Canvas | Image.Image = canvas if canvas else stage_image(job, job.last_stage)
+    data = _result_file(job, pixels)
     encoded = time.perf_counter()
     name = storage.save(f"results/{job.pk}{FORMATS[job.output_format].extension}", data)
+    stored = time.perf_counter()
+    previews.store(job, "result", pixels)
     logger.info(
-        "job %s assembled from %s: encoded in %.2f s, stored in %.2f s",
+        "job %s assembled from %s: encoded in %.2f s, stored in %.2f s, previews in %.2f s",
         job.pk,
         "its canvas" if canvas else "storage",
         encoded - started,
-        time.perf_counter() - encoded,
+        stored - encoded,
+        time.perf_counter() - stored,
     )
     return name
 
 
-def _result_file(job: Job, canvas: Canvas | None) -> bytes:
+def _result_file(job: Job, pixels: Canvas | Image.Image) -> bytes:
     """The result, from the canvas the collector pasted it on if it has one (a PNG's bands mostly
     deflated already), else from the stored tiles."""
     icc_profile = bytes(job.icc_profile) or None
-    if canvas is not None and canvas.png:
-        return canvas.png_file(icc_profile)
-    image = canvas.image() if canvas else stage_image(job, job.last_stage)
+    if isinstance(pixels, Canvas) and pixels.png:
+        return pixels.png_file(icc_profile)
+    image = pixels.image() if isinstance(pixels, Canvas) else pixels
     return encode(
         image,
         job.output_format,

@@ -67,9 +67,18 @@ class Canvas:
         bands = [self.deflated[top].result() for top in sorted(self.deflated)]
         return png_file((self.pixels.shape[1], self.height), self.mode, bands, icc_profile)
 
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[1], self.height
+
     def image(self) -> Image.Image:
-        pixels = self.pixels[:, :, 0] if len(self.mode) == 1 else self.pixels
-        return Image.fromarray(pixels, self.mode)
+        return self.crop((0, 0, *self.size))
+
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        """Part of the canvas as an image of its own (the previews reduce it a band at a time)."""
+        left, top, right, bottom = box
+        pixels = self.pixels[top:bottom, left:right]
+        return Image.fromarray(pixels[:, :, 0] if len(self.mode) == 1 else pixels, self.mode)
 
 
 class Canvases:

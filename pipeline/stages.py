@@ -1,8 +1,9 @@
 """A job's stages: what each stage's tiles are cut from, and moving the job on once a stage's
 tiles are all in (to the next stage, or to assembly).
 
-Stage 0 is cut from the stored original, decoded here; a later stage from the stage before it,
-rebuilt from its stored tiles (or those tiles as they are, when they are exactly its tiles).
+Stage 0 is cut from the stored original, decoded here (and the original's previews made from it);
+a later stage from the stage before it, rebuilt from its stored tiles (or those tiles as they are,
+when they are exactly its tiles).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from PIL import Image
 from imagepipe.core.normalise import normalise
 from imagepipe.core.operations import chain_halo
 from imagepipe.core.pipeline import leading_table
-from jobs import storage
+from jobs import previews, storage
 from jobs.events import push_status
 from jobs.models import Job
 from jobs.uploads import ACCEPTED_FORMATS
@@ -38,12 +39,31 @@ def move_on(job: Job, stages: set[int]) -> None:
             advance_stage(job, stage)
 
 
+class OriginalError(ValueError):
+    """The stored original does not decode, or not to the image its upload's header declared."""
+
+
 def decode_original(job: Job) -> Image.Image:
-    """The stored original, decoded and normalised as its upload's checks found it (read whole
-    first: a decoder's OSError is the file's fault, storage's is ``StorageUnavailable``)."""
-    image = Image.open(io.BytesIO(storage.read(str(job.original.name))), formats=list(ACCEPTED_FORMATS))
-    image.load()
-    return normalise(image)
+    """The stored original, decoded and normalised, checked against what its upload's header said.
+
+    The web process reads only headers and structure (``jobs.uploads``), so what only decoding
+    shows is found here, before any tile is cut: a stream cut short or garbled behind right
+    checksums, a 16-bit image's values out of range, a size or mode other than the header's. It is
+    read whole first: a decoder's OSError is the file's fault, storage's is ``StorageUnavailable``.
+    """
+    data = storage.read(str(job.original.name))
+    try:
+        opened = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+        opened.load()
+        image = normalise(opened)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise OriginalError(f"the original could not be decoded: {exc}") from None
+    if (image.mode, image.size) != (job.mode, (job.width, job.height)):
+        raise OriginalError(
+            f"the original decodes to a {image.width}×{image.height} {image.mode} image, not the "
+            f"{job.width}×{job.height} {job.mode} image its header declared"
+        )
+    return image
 
 
 def advance_stage(job: Job, finished: int) -> None:
@@ -86,6 +106,8 @@ def stage_input(job: Job, stage: int) -> StageInput:
         found, how = assembly.next_stage_input(job, stage - 1), "rebuilt from the tiles before it"
     else:
         image = decode_original(job)
+        if not previews.is_stored(job, "original"):  # made once, though the input may be decoded again
+            previews.store(job, "original", image)
         found, how = (image, leading_table(job.stages[0], image)), "decoded from the original"
     logger.info("job %s stage %d input %s in %.2f s", job.pk, stage, how, time.perf_counter() - started)
     return found

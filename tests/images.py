@@ -6,9 +6,11 @@ import io
 import random
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageFile
 
 DATA = Path(__file__).parent / "data"
 
@@ -44,3 +46,26 @@ def png_file(width: int, height: int, pixels: bytes, *extra: bytes) -> bytes:
     header = struct.pack("!IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunks = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels) + b"".join(extra)
     return b"\x89PNG\r\n\x1a\n" + chunks + png_chunk(b"IEND", b"")
+
+
+@contextmanager
+def decoding_watched() -> Iterator[list[tuple]]:
+    """Every decode Pillow begins in the block: each image's load, which every plugin's decoding
+    goes through, as ("load", format), and each decoder Pillow makes, as ("decoder", name, its
+    configuration: a JPEG's is its scale). The real functions run; they are only watched."""
+    begun: list[tuple] = []
+    load, make = ImageFile.ImageFile.load, Image._getdecoder
+
+    def loading(image, *args, **kwargs):
+        begun.append(("load", image.format))
+        return load(image, *args, **kwargs)
+
+    def decoder(mode, name, args, extra=()):
+        begun.append(("decoder", name, extra))
+        return make(mode, name, args, extra)
+
+    ImageFile.ImageFile.load, Image._getdecoder = loading, decoder  # type: ignore[method-assign, assignment]
+    try:
+        yield begun
+    finally:
+        ImageFile.ImageFile.load, Image._getdecoder = load, make  # type: ignore[method-assign]

@@ -33,18 +33,23 @@ def normalise(image: Image.Image) -> Image.Image:
 
 
 def normalised_shape(image: Image.Image) -> tuple[str, tuple[int, int]]:
-    """The mode and size ``normalise`` will give a JPEG or PNG, read from its header alone.
+    """The mode and size ``normalise`` will give an image, read from what Pillow found in its header.
 
-    Other formats may decode their pixels to find their EXIF, and a PNG may keep its EXIF after
-    its pixels: the caller checks it has none there. Only a 16-bit image's values are not known
-    yet, so ``normalise`` may still refuse it.
+    Only a 16-bit image's values are not known yet, so ``normalise`` may still refuse it. A PNG's
+    metadata after its pixels is not in its header: the caller opens its chunks without the pixels
+    (``jobs.uploads.png_metadata``) and hands that image here.
     """
     width, height = image.size
-    # Pillow reads a PNG's eXIf chunk only on load when it follows the pixels (getexif would load
-    # them): the caller has checked the file has none there.
-    unread = image.format == "PNG" and "exif" not in image.info
-    turned = not unread and image.getexif().get(ORIENTATION, 1) in TURNED
-    return target_mode(image), (height, width) if turned else (width, height)
+    return target_mode(image), (height, width) if _turned_on_load(image) else (width, height)
+
+
+def _turned_on_load(image: Image.Image) -> bool:
+    """Whether decoding will swap the image's width and height (EXIF or XMP orientation)."""
+    if image.format == "TIFF":
+        return False  # Pillow's TIFF plugin gives the turned size already, and turns it as it decodes
+    # Image's own getexif (EXIF, then XMP, as exif_transpose reads them): the PNG plugin's decodes
+    # the pixels when it finds no eXIf ahead of them, in case one follows.
+    return Image.Image.getexif(image).get(ORIENTATION, 1) in TURNED
 
 
 def target_mode(image: Image.Image) -> str:

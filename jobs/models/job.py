@@ -191,6 +191,15 @@ class Job(models.Model):
         return f"{stem}-imagepipe{FORMATS[self.output_format].extension}"
 
     @property
+    def thumbnail(self) -> str | None:
+        """Which preview stands for the job in lists: the result's once it is done, else the
+        original's once tiles were sent (the dispatcher makes it from the original it decodes, before
+        the first send); None before, and the page shows a placeholder (jobs.previews)."""
+        if self.status == Job.Status.DONE:
+            return "result"
+        return "original" if self.dispatched_at or self.tiles_done else None
+
+    @property
     def group_name(self) -> str:
         """The Channels group that receives this job's progress events."""
         return f"job-{self.id}"

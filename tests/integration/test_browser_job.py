@@ -78,6 +78,7 @@ def test_the_before_after_split_lies_under_the_handle_with_the_halves_named(page
     page.wait_for_function(
         "(image => image.complete && image.naturalWidth)(document.getElementById('after'))"
     )
+    expect(page.locator("#compare-missing")).to_be_hidden()  # both previews were made with the job
     frame, slider = page.locator("#compare-frame"), page.locator("#slider")
     expect(frame.locator(".tag.left")).to_have_text("Original")
     expect(frame.locator(".tag.right")).to_have_text("Result")

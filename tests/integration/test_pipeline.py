@@ -41,6 +41,20 @@ def test_a_photo_is_blurred_pixel_identically_by_two_workers(api, system):
     assert len(set(tiles.values_list("partition", flat=True))) == 4
 
 
+def test_the_pipeline_makes_the_previews_the_web_only_serves(api, system):
+    job = submit(api, "rocket.jpg", [{"op": "invert"}], tile_size=256)
+    body = wait_until_finished(api, system, job["id"])
+    assert body["status"] == "done", body["error"]
+    assert body["thumbnail"] == "result"
+    for which in ("original", "result"):  # the dispatcher made one, the collector the other
+        for size in (160, 1000):
+            response = api.get(f"{api.base}/api/jobs/{job['id']}/preview/{which}/?size={size}")
+            assert response.status_code == 200, (which, size, response.text)
+            assert response.headers["Content-Type"] == "image/jpeg"
+            shown = Image.open(io.BytesIO(response.content))
+            assert max(shown.size) == min(size, max(job["width"], job["height"]))
+
+
 def test_a_grayscale_jpeg_chain_matches_the_whole_image_reference(api, system):
     chain = [{"op": "grayscale"}, {"op": "gaussian_blur", "radius": 2.5}]
     job = submit(api, "rocket.jpg", chain, tile_size=100)

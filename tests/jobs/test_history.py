@@ -5,6 +5,7 @@ import re
 from typing import cast
 
 import pytest
+from django.utils import timezone
 from rest_framework.settings import api_settings
 
 from jobs.models import Job
@@ -77,12 +78,16 @@ def test_every_filter_control_has_a_label(client, jobs, user, request):
     assert controls == labelled and len(controls) == (5 if user == "alice" else 7)
 
 
-def test_thumbnails_say_which_image_they_show(client, alice, jobs):
+def test_thumbnails_say_which_image_they_show_and_wait_for_the_pipeline_to_make_it(client, alice, jobs):
     Job.objects.filter(original_name="alice.png").update(status=Job.Status.DONE)
-    make_job(alice, noise(10, 10))
+    started, waiting = make_job(alice, noise(10, 10)), make_job(alice, noise(10, 10))
+    Job.objects.filter(pk=started.pk).update(original_name="started.png", dispatched_at=timezone.now())
     client.force_login(alice)
     page = client.get("/").content.decode()
-    assert 'alt="result of alice.png"' in page and 'alt="original of photo.png"' in page
+    assert f'alt="result of alice.png" src="/api/jobs/{jobs["alice"].pk}/preview/result/"' in page
+    assert f'alt="original of started.png" src="/api/jobs/{started.pk}/preview/original/"' in page
+    row = page[page.index(f'data-job="{waiting.pk}"') :].split("</tr>")[0]  # its original not decoded yet
+    assert '<span class="no-preview" data-which="">no preview yet</span>' in row and "<img" not in row
 
 
 def test_a_page_of_history_is_a_page_of_the_api(client, alice):

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from jobs.models import Job
 from pipeline.collector import record_result
+from pipeline.stages import stage_input
 
 from .factories import SMALL_PHOTO, make_job, results_for
 
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def running_job(job):
-    """The shared job with one tile stored, so its tile preview exists too."""
+    """The shared job started (the dispatcher made its original's previews) with one tile stored, so
+    its tile preview exists too."""
+    stage_input(job, 0)
     record_result(results_for(job, SMALL_PHOTO)[0])
     return job
 

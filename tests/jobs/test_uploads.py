@@ -13,9 +13,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
+from imagepipe.core.normalise import normalise
 from jobs.models import Job
 from jobs.uploads import SubmissionError, check_pixel_data, least_bytes
-from tests.images import DATA, SRGB, encoded, noise, photo, png_chunk, png_file
+from tests.images import DATA, SRGB, decoding_watched, encoded, noise, photo, png_chunk, png_file
 
 from .factories import post_job, upload
 
@@ -167,16 +168,140 @@ def test_a_large_black_progressive_jpeg_is_accepted(alice_api):
     assert post_job(alice_api, night).status_code == 201
 
 
-def test_a_png_turned_by_exif_after_its_pixels_is_measured_upright(alice_api):
+def turned(orientation: int) -> bytes:
+    """EXIF that says how to turn the image for display (6: a quarter clockwise, 8: anticlockwise)."""
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90° clockwise to display
-    turned = encoded(noise(40, 20))
-    end = turned.rindex(b"IEND") - 4
-    turned = turned[:end] + png_chunk(b"eXIf", exif.tobytes()[6:]) + turned[end:]
-    assert "exif" not in Image.open(io.BytesIO(turned)).info  # Pillow sees it only on decoding
-    assert post_job(alice_api, SimpleUploadedFile("turned.png", turned)).status_code == 201
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def after_the_pixels(png: bytes, chunk: bytes) -> bytes:
+    end = png.rindex(b"IEND") - 4
+    return png[:end] + chunk + png[end:]
+
+
+LATE_EXIF = png_chunk(b"eXIf", turned(6)[6:])  # the chunk holds the EXIF without its "Exif" prefix
+LATE_XMP = png_chunk(
+    b"iTXt",
+    b"XML:com.adobe.xmp\0\0\0\0\0" + b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>',
+)
+SEGMENT_WITH_AN_END = encoded(noise(8, 8), "JPEG")  # a whole JPEG, end marker and all, as a comment
+
+
+def test_a_png_turned_by_exif_after_its_pixels_is_measured_upright(alice_api):
+    late = after_the_pixels(encoded(noise(40, 20)), LATE_EXIF)
+    assert "exif" not in Image.open(io.BytesIO(late)).info  # Pillow sees it only on decoding
+    with decoding_watched() as decodes:
+        assert post_job(alice_api, SimpleUploadedFile("turned.png", late)).status_code == 201
+    assert decodes == []
     job = Job.objects.get()
     assert (job.width, job.height) == (20, 40)
+
+
+# Every format accepted, with what it can hide from a first look at its header.
+EVERY_FORMAT = {
+    "PNG with alpha": lambda: encoded(noise(40, 20, "RGBA")),
+    "PNG turned by an eXIf after its pixels": lambda: after_the_pixels(encoded(noise(40, 20)), LATE_EXIF),
+    "PNG turned by XMP after its pixels": lambda: after_the_pixels(encoded(noise(40, 20)), LATE_XMP),
+    "palette PNG with a transparent colour": lambda: encoded(noise(30, 10).convert("P"), transparency=3),
+    "16-bit PNG": lambda: encoded(Image.new("I;16", (30, 10), 4000)),
+    "JPEG turned by EXIF": lambda: encoded(noise(40, 20), "JPEG", exif=turned(6)),
+    "progressive grayscale JPEG": lambda: encoded(noise(64, 48, "L"), "JPEG", progressive=True),
+    "CMYK JPEG": lambda: encoded(noise(40, 20).convert("CMYK"), "JPEG"),
+    "JPEG with data after its end": lambda: encoded(noise(40, 20), "JPEG") + b"a camera's trailer",
+    "JPEG with an end marker inside a segment": lambda: encoded(
+        noise(40, 20), "JPEG", comment=SEGMENT_WITH_AN_END
+    ),
+    "GIF": lambda: encoded(noise(30, 10).convert("P"), "GIF"),
+    "TIFF turned by EXIF": lambda: encoded(noise(40, 20), "TIFF", exif=turned(8)),
+    "LZW TIFF with alpha": lambda: encoded(noise(30, 10, "RGBA"), "TIFF", compression="tiff_lzw"),
+    "16-bit TIFF": lambda: encoded(Image.new("I;16", (30, 10), 4000), "TIFF"),
+    "WebP turned by EXIF": lambda: encoded(noise(40, 20), "WEBP", lossless=True, exif=turned(6)),
+    "lossy WebP with alpha": lambda: encoded(noise(30, 10, "RGBA"), "WEBP"),
+    "BMP": lambda: encoded(noise(30, 10), "BMP"),
+    "palette BMP": lambda: encoded(noise(30, 10).convert("P"), "BMP"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVERY_FORMAT))
+def test_an_accepted_image_is_measured_without_decoding_a_pixel(case, alice_api):
+    data = EVERY_FORMAT[case]()
+    with decoding_watched() as decodes:
+        response = post_job(alice_api, SimpleUploadedFile("upload", data))
+    assert response.status_code == 201, response.content
+    assert decodes == []
+    with decoding_watched() as decodes:
+        decoded = normalise(Image.open(io.BytesIO(data)))  # what the dispatcher will make of it
+    assert decodes  # the watch sees this very file decoded
+    job = Job.objects.get()
+    assert (job.mode, job.width, job.height) == (decoded.mode, *decoded.size)
+
+
+def test_a_jpeg_cut_short_is_refused_though_a_segment_holds_an_end_marker(alice_api):
+    whole = encoded(noise(40, 20), "JPEG", comment=SEGMENT_WITH_AN_END)
+    cut = whole[:-100]  # in the scan, after the comment and its end marker
+    assert whole.index(SEGMENT_WITH_AN_END) + len(SEGMENT_WITH_AN_END) < len(cut)
+    response = post_job(alice_api, SimpleUploadedFile("cut.jpg", cut))
+    assert response.status_code == 400
+    assert "the JPEG ends before its end-of-image marker" in response.json()["error"]
+
+
+def declaring(data: bytes, fmt: str, width: int, height: int) -> bytes:
+    """A small file of ``fmt`` whose header is made to declare ``width`` × ``height``: a bomb."""
+    out = bytearray(data)
+    if fmt == "BMP":  # the info header's width and height
+        out[18:26] = struct.pack("<ii", width, height)
+    elif fmt == "TIFF":  # the first directory's ImageWidth and ImageLength entries (Pillow writes LONGs)
+        (first,) = struct.unpack_from("<I", out, 4)
+        (count,) = struct.unpack_from("<H", out, first)
+        for entry in range(first + 2, first + 2 + 12 * count, 12):
+            tag = struct.unpack_from("<H", out, entry)[0]
+            if tag in (256, 257):
+                struct.pack_into("<I", out, entry + 8, width if tag == 256 else height)
+    elif fmt == "WEBP":  # the extended header's canvas, 24 bits a side, each less one
+        assert out[12:16] == b"VP8X"
+        out[24:30] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    elif fmt == "GIF":  # the logical screen and the one image's descriptor
+        out[6:10] = struct.pack("<HH", width, height)
+        descriptor = out.index(b"\x2c", 13 + 3 * 2 ** ((out[10] & 7) + 1))
+        out[descriptor + 5 : descriptor + 9] = struct.pack("<HH", width, height)
+    return bytes(out)
+
+
+# Each format's bomb: few bytes behind a header that declares a huge image. Those whose codecs
+# bound the pixels a byte can hold are refused for the bytes they lack; the others (no bound) for
+# the pixels they declare.
+BOMBS = {
+    "JPEG": (lambda: missing_data_jpeg(), "pixel data is missing"),
+    "PNG": (lambda: bomb_png(14142, 14142), "pixel data is missing"),
+    "GIF": (
+        lambda: declaring(encoded(Image.new("P", (4, 4)), "GIF"), "GIF", 14142, 14142),
+        "pixel data is missing",
+    ),
+    "uncompressed BMP": (
+        lambda: declaring(encoded(noise(4, 4), "BMP"), "BMP", 14142, 14142),
+        "pixel data is missing: an uncompressed 14142×14142 BMP holds 600",
+    ),
+    "TIFF": (lambda: declaring(encoded(noise(4, 4), "TIFF"), "TIFF", 20000, 20000), "the limit is 200000000"),
+    "WebP": (
+        lambda: declaring(encoded(noise(4, 4), "WEBP", lossless=True, exif=turned(1)), "WEBP", 30000, 30000),
+        "the image declares too many pixels",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOMBS))
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, ahead of our refusal
+def test_a_bomb_is_refused_from_its_header_in_every_format(case, alice_api, media_root):
+    make, message = BOMBS[case]
+    data = make()
+    assert len(data) < 2000
+    with decoding_watched() as decodes:
+        response = post_job(alice_api, SimpleUploadedFile("bomb", data))
+    assert response.status_code == 400, response.content
+    assert message in response.json()["error"]
+    assert decodes == []
+    assert not Job.objects.exists() and not any(path.is_file() for path in media_root.rglob("*"))
 
 
 def test_a_png_with_a_wrong_checksum_anywhere_is_refused(alice_api):

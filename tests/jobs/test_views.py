@@ -1,9 +1,6 @@
 """jobs.views, the server-rendered pages: login required, owner-scoped, form submission, query counts."""
 
-import io
-
 import pytest
-from PIL import Image
 
 from jobs.models import Job
 from pipeline.collector import record_result
@@ -71,18 +68,6 @@ def test_history_filters_by_status_and_file_name(client, alice):
     assert "sunset.png" in found and "harbour.png" not in found
 
 
-def test_previews_are_made_once_and_scoped_to_the_owner(client, alice, bob):
-    job = make_job(alice, noise(400, 300))
-    client.force_login(bob)
-    assert client.get(f"/api/jobs/{job.pk}/preview/original/").status_code == 404
-    client.force_login(alice)
-    response = client.get(f"/api/jobs/{job.pk}/preview/original/?size=160")
-    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
-    assert Image.open(io.BytesIO(response.content)).size == (160, 120)
-    assert client.get(f"/api/jobs/{job.pk}/preview/result/").status_code == 409
-    assert client.get(f"/api/jobs/{job.pk}/preview/original/?size=5").status_code == 400
-
-
 def test_a_list_page_does_not_query_per_row(admin_client):
     few, many = list_page_queries(admin_client, "/")
     assert many == few
@@ -95,33 +80,6 @@ def test_the_job_page_costs_a_fixed_number_of_queries(client, alice):
         make_job(alice, noise(200, 200), tile_size=16),
     )
     assert queries(client, f"/jobs/{small.pk}/") == queries(client, f"/jobs/{large.pk}/")
-
-
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-def test_a_job_whose_original_carries_a_large_icc_profile_has_small_previews(client, alice, fmt):
-    # An RGB profile of 2 MB: over Pillow's default 1 MB for a PNG's compressed chunks.
-    profile = (bytes(16) + b"RGB " + bytes(range(256)) * 8192)[: 2 * 1024 * 1024]
-    job = make_job(alice, noise(64, 48), tile_size=32, fmt=fmt, icc=profile)
-    for value in results_for(job, Image.open(job.original.open("rb")).convert("RGB")):
-        record_result(value)
-    job.refresh_from_db()
-    assert job.status == Job.Status.DONE
-    client.force_login(alice)
-    for which in ("original", "result"):
-        response = client.get(f"/api/jobs/{job.pk}/preview/{which}/?size=160")
-        assert response.status_code == 200, response.content[:200]
-        preview = Image.open(io.BytesIO(response.content))
-        assert preview.size == (64, 48) and "icc_profile" not in preview.info
-        assert len(response.content) < 50_000  # a thumbnail, not a carrier for the profile
-
-
-def test_a_preview_that_cannot_be_made_says_why_instead_of_failing(client, alice):
-    job = make_job(alice, noise(64, 48))
-    with job.original.open("wb") as handle:
-        handle.write(b"not an image any more")
-    client.force_login(alice)
-    response = client.get(f"/api/jobs/{job.pk}/preview/original/?size=160")
-    assert response.status_code == 404 and "could not be decoded" in response.json()["error"]
 
 
 def test_downloads_are_named_after_the_uploaded_file(client, alice):

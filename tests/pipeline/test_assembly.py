@@ -1,19 +1,23 @@
-"""The end of a job: a cancel or a delete while it is assembled wins, and leaves no file behind;
-one assembler at a time; a starting collector resumes only the assemblies nobody holds."""
+"""The end of a job: its result and the result's previews stored before it is done; a cancel or a
+delete while it is assembled wins, and leaves no file behind; one assembler at a time; a starting
+collector resumes only the assemblies nobody holds."""
+
+import io
 
 import psycopg
 import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
-from PIL import ImageFilter
+from PIL import Image, ImageFilter
 
-from jobs import actions
+from jobs import actions, previews
 from jobs.models import Job
 from jobs.models.job import ASSEMBLY_LOCKS
 from pipeline import assembly
 from pipeline.collector import record_result
 from pipeline.recovery import resume
-from tests.jobs.factories import SMALL_PHOTO, result_image, results_for, upload
+from tests.images import photo
+from tests.jobs.factories import SMALL_PHOTO, make_job, result_image, results_for, upload
 
 pytestmark = pytest.mark.django_db
 BLURRED = SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2))
@@ -54,6 +58,7 @@ def test_a_delete_during_assembly_leaves_no_file_behind(job, monkeypatch, django
             record_result(value)
     assert not Job.objects.filter(pk=job.pk).exists()
     assert stored("results") == [] and stored("originals") == [] and stored(f"tiles/{job.pk}") == []
+    assert stored(f"previews/{job.pk}") == []  # the result's, made before the delete came
 
 
 def held_elsewhere(job) -> psycopg.Connection:
@@ -101,3 +106,23 @@ def test_a_submit_whose_rows_fail_leaves_no_original(alice, monkeypatch):
     with pytest.raises(RuntimeError):
         actions.submit(alice, upload(SMALL_PHOTO), [{"op": "invert"}])
     assert stored("originals") == []
+
+
+@pytest.mark.parametrize("canvas_mb", [256, 0], ids=["from its canvas", "from storage"])
+@pytest.mark.parametrize("output_format", ["png", "jpeg"])
+def test_a_done_job_has_its_results_previews(alice, settings, canvas_mb, output_format, caplog):
+    settings.COLLECTOR_CANVAS_MB = canvas_mb
+    caplog.set_level("INFO", "pipeline.assembly")
+    image = photo("coffee.png").crop((0, 0, 300, 200))  # a photograph: its JPEG preview is close
+    job = make_job(alice, image, operations=[{"op": "invert"}], tile_size=64, output_format=output_format)
+    for value in results_for(job, image):
+        record_result(value)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert ("from its canvas" if canvas_mb else "from storage") in caplog.text
+    with job.result.open("rb") as handle:
+        expected = previews.fitted(Image.open(handle).convert("RGB"), 160)
+    shown = Image.open(io.BytesIO(previews.stored_preview(job, "result", 160)[0]))
+    assert shown.size == expected.size == (160, 107)
+    difference = sum(abs(a - b) for a, b in zip(shown.tobytes(), expected.tobytes(), strict=True))
+    assert difference / len(expected.tobytes()) < 8  # the same picture, give or take a JPEG

@@ -23,7 +23,7 @@ from pipeline.messages import Task
 from pipeline.models import Worker
 from pipeline.stages import StageImages
 from tests.events import listening, next_message
-from tests.images import noise, png_file
+from tests.images import encoded, noise, png_file
 from tests.jobs.factories import SMALL_PHOTO, make_job, results_for
 from tests.topics import all_records
 
@@ -165,14 +165,23 @@ def test_the_dispatcher_lets_go_of_an_input_once_its_tiles_are_all_sent(dispatch
     assert dispatcher.images.images == {}
 
 
-def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_sent(dispatcher, alice):
-    # Every checksum right, so the request (which reads only headers and chunks) accepts it.
-    garbled = png_file(40, 30, b"not a deflate stream")
-    job = actions.submit(alice, SimpleUploadedFile("garbled.png", garbled), [{"op": "invert"}])
+@pytest.mark.parametrize(
+    "name,data,reason",
+    [
+        # Every checksum right, so the request (which reads only headers and chunks) accepts it.
+        ("garbled.png", png_file(40, 30, b"not a deflate stream"), "broken data stream"),
+        # The directory ahead of the pixels: the request finds a whole header.
+        ("cut.tif", encoded(noise(40, 30), "TIFF")[:-500], "image file is truncated"),
+    ],
+)
+def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_sent(
+    dispatcher, alice, name, data, reason
+):
+    job = actions.submit(alice, SimpleUploadedFile(name, data), [{"op": "invert"}])
     assert dispatcher.step() == 0
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
-    assert job.error.startswith("preparing stage 0 failed: ")
+    assert job.error.startswith(f"preparing stage 0 failed: the original could not be decoded: {reason}")
     assert sent(job) == []
 
 

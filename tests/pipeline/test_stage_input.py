@@ -1,14 +1,21 @@
-"""pipeline.stages.stage_input: a later stage's tiles are the same bytes whether they are cut from the
-rebuilt image or taken as the stage before stored them."""
+"""pipeline.stages.stage_input: the first stage's input is the original, decoded and checked against
+its header (the web process never decodes it), its previews made from it; a later stage's tiles are
+the same bytes whether they are cut from the rebuilt image or taken as the stage before stored them."""
+
+import io
 
 import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
+from jobs import actions, previews
 from pipeline.assembly import next_stage_input
 from pipeline.collector import record_result
 from pipeline.dispatch import task_messages
 from pipeline.messages import Task
-from pipeline.stages import StoredTiles, stage_input, stored_tiles
-from tests.images import noise, photo
+from pipeline.stages import OriginalError, StoredTiles, decode_original, stage_input, stored_tiles
+from tests.images import encoded, noise, photo
 from tests.jobs.factories import make_job, results_for
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +76,36 @@ def test_a_stage_of_rgba_tiles_is_passed_on_with_its_alpha(alice):
     rebuilt, _ = next_stage_input(job, 0)
     assert isinstance(source, StoredTiles)
     assert list(task_messages(job, source, 1, table)) == list(task_messages(job, rebuilt, 1, table))
+
+
+def submitted(owner, data: bytes):
+    return actions.submit(owner, SimpleUploadedFile("upload", data), [{"op": "invert"}])
+
+
+def test_an_original_cut_where_only_decoding_sees_it_fails_with_the_decoders_reason(alice):
+    whole = encoded(noise(40, 30), "TIFF")  # the directory first, the pixels after it
+    job = submitted(alice, whole[:-500])  # the request reads the header: accepted
+    with pytest.raises(OriginalError, match="^the original could not be decoded: image file is truncated"):
+        decode_original(job)
+
+
+def test_an_original_that_decodes_to_another_shape_than_its_header_said_fails_naming_both(alice):
+    job = submitted(alice, encoded(noise(40, 30)))
+    with job.original.open("wb") as handle:  # what a header could hide: another size
+        handle.write(encoded(noise(30, 40)))
+    with pytest.raises(OriginalError) as refused:
+        decode_original(job)
+    assert str(refused.value) == (
+        "the original decodes to a 30×40 RGB image, not the 40×30 RGB image its header declared"
+    )
+
+
+def test_the_first_stage_input_makes_the_originals_previews_once(alice):
+    job = make_job(alice, noise(400, 300, "RGBA"))
+    stage_input(job, 0)  # the dispatcher, about to cut the first tiles
+    data, content_type = previews.stored_preview(job, "original", 160)
+    assert content_type == "image/png" and Image.open(io.BytesIO(data)).size == (160, 120)
+    with default_storage.open(previews.preview_name(job, "original", 160), "wb") as handle:
+        handle.write(b"made before")
+    stage_input(job, 0)  # decoded again (the dispatcher's cache let it go): the previews stay
+    assert previews.stored_preview(job, "original", 160)[0] == b"made before"

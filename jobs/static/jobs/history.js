@@ -1,9 +1,20 @@
 // The history's first page, live: every 2 s it asks GET /api/jobs/ with the page's own filters
 // (the API takes the same ones and pages by the same size) and makes the rows match the answer:
 // status, tiles, duration and thumbnail of the rows there, new jobs inserted at the top, rows
-// that left the page's filters taken out. Later pages stay as the server rendered them.
+// that left the page's filters taken out. Later pages stay as the server rendered them. A thumbnail
+// is the preview the pipeline made (job.thumbnail), or a placeholder until there is one.
 (() => {
   const table = document.getElementById("history");
+  // A preview the pipeline has not made (or could not) answers 404: its row shows the placeholder,
+  // marked with the preview it stands for, so it is asked for again only when that changes.
+  const placeholder = which => {
+    const span = Object.assign(document.createElement("span"), {className: "no-preview", textContent: "no preview yet"});
+    span.dataset.which = which;
+    return span;
+  };
+  const missing = img => img.replaceWith(placeholder(img.dataset.which));
+  table.addEventListener("error", event => { if (event.target.matches("td.thumb img")) missing(event.target); }, true);
+  table.querySelectorAll("td.thumb img").forEach(img => { if (img.complete && !img.naturalWidth) missing(img); });
   if (table.dataset.page !== "1") return;
   const body = table.tBodies[0];
   const staff = table.dataset.staff === "true";
@@ -23,10 +34,13 @@
   const utc = iso => new Date(iso).toISOString().slice(0, 19).replace("T", " ");  // as the server renders
 
   function thumbnail(job) {
-    const which = job.status === "done" ? "result" : "original";
-    return Object.assign(document.createElement("img"), {
+    const which = job.thumbnail;  // the result's once done, the original's once started, else none yet
+    if (!which) return placeholder("");
+    const img = Object.assign(document.createElement("img"), {
       loading: "lazy", alt: `${which} of ${job.original_name}`, src: `/api/jobs/${job.id}/preview/${which}/`,
     });
+    img.dataset.which = which;
+    return img;
   }
 
   function newRow(job) {
@@ -51,9 +65,8 @@
     const status = tr.querySelector(".status");
     status.textContent = job.status;
     status.className = `status ${job.status}`;
-    if (job.status === "done" && tr.dataset.status !== "done") {
-      tr.querySelector(".thumb img").replaceWith(thumbnail(job));  // the result, now there is one
-    }
+    const shown = tr.querySelector(".thumb a").firstElementChild;
+    if (shown.dataset.which !== (job.thumbnail || "")) shown.replaceWith(thumbnail(job));  // made since
     tr.dataset.status = job.status;
   }
 

@@ -468,6 +468,8 @@
   $("delete").onclick = async () => {
     if (confirm("Delete this job and its files?") && await act("DELETE", "")) location.href = "/";
   };
+  // The previews are made by the pipeline with the job; one that is missing says so.
+  for (const id of ["before", "after"]) $(id).addEventListener("error", () => { $("compare-missing").hidden = false; });
   const slider = $("slider");
   if (slider) {
     slider.oninput = () => {
