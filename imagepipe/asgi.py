@@ -15,7 +15,10 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.exceptions import SuspiciousFileOperation  # noqa: E402
 from django.http import Http404  # noqa: E402
 
+from . import needs  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+
+needs.require("web")  # in production: SECRET_KEY and the services, or no server at all
 
 
 class StaticFiles(ASGIStaticFilesHandler):

@@ -7,6 +7,7 @@ Defaults run everything on one machine: the services started by
 from pathlib import Path
 from typing import Any
 
+from . import production
 from .env import (
     DEFAULT_DATABASE_URL,
     database_from_url,
@@ -21,17 +22,18 @@ from .env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IMAGEPIPE_VAR", str(BASE_DIR / "var")))
 
-# PRODUCTION=true: no debug, HTTPS only, secure cookies, HSTS, and a secret and host names that
-# must come from the environment (`manage.py check --deploy` passes; tests/test_production.py).
+# PRODUCTION=true: no debug, HTTPS only, secure cookies, HSTS, and host names that must come from
+# the environment (`manage.py check --deploy` passes; tests/test_production.py). DEBUG is off
+# unless asked for, here as anywhere.
 PRODUCTION = env_bool("PRODUCTION", False)
 DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
-SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# In production no secret and no service has a default: a process is given only what its role
+# uses (a worker holds the broker's credentials alone) and checks at start that it has that
+# much (imagepipe/needs.py); whatever it is given must be real (imagepipe/production.py).
+SECRET_KEY = env_str("SECRET_KEY", "" if PRODUCTION else DEV_SECRET_KEY)
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
 if PRODUCTION:
-    require(
-        SECRET_KEY != DEV_SECRET_KEY and len(SECRET_KEY) >= 50, "PRODUCTION needs SECRET_KEY, 50+ characters"
-    )
     require(not DEBUG, "PRODUCTION runs with DEBUG off")
     require(bool(ALLOWED_HOSTS), "PRODUCTION needs ALLOWED_HOSTS")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
@@ -88,10 +90,13 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_from_url(env_str("DATABASE_URL", DEFAULT_DATABASE_URL))}
+# Production: none unless given. An empty DATABASES is Django's dummy backend, which refuses every
+# query: a process that was given no database (a worker) can't use one by accident.
+DATABASE_URL = env_str("DATABASE_URL", "" if PRODUCTION else DEFAULT_DATABASE_URL)
+DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_str("REDIS_URL", "" if PRODUCTION else "redis://127.0.0.1:6379/0")
 # Every websocket of one web process reads from one Redis queue, and group_send silently drops
 # an event once that queue holds `capacity` of them. At the default 100, a process that stalled
 # while a job sent 2,000 tile events got 101 of them and no final status; even reading along it
@@ -105,6 +110,8 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "capacity": 10_000, "expiry": 60},
     }
 }
+if not REDIS_URL:  # production, a process given no Redis: no layer, rather than one on loopback
+    CHANNEL_LAYERS = {}
 
 # Where people reach the dashboard: `manage.py submit` prints <SITE_URL>/jobs/<id>/ for a job.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -171,14 +178,17 @@ REST_FRAMEWORK = {
 # Per user; counted in the shared cache, so every web process counts together.
 JOB_SUBMIT_RATE = env_str("JOB_SUBMIT_RATE", "60/minute")
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics
+CACHE_URL = env_str("CACHE_URL", "" if PRODUCTION else "redis://127.0.0.1:6379/1")
 CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env_str("CACHE_URL", "redis://127.0.0.1:6379/1"),
+        "LOCATION": CACHE_URL,
         "KEY_PREFIX": "imagepipe",
         "OPTIONS": {"serializer": "imagepipe.cache.JSONSerializer"},  # never unpickles (imagepipe/cache.py)
     }
 }
+if not CACHE_URL:  # production, a process given no cache: only the web counts in it (needs.py)
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 SPECTACULAR_SETTINGS = {
     "TITLE": "ImagePipe API",
     "DESCRIPTION": "Submit images with an operation chain; follow jobs, tiles and workers.",
@@ -269,6 +279,14 @@ LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 # Reverse proxies whose X-Forwarded-For is believed (the login throttle's client address).
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+
+# Whatever a production process was given must be real: no placeholder secret, a password on
+# every database and Redis URL, the broker encrypted and authenticated (imagepipe/production.py).
+if PRODUCTION:
+    production.check_secret_key(SECRET_KEY)
+    for name, url in (("DATABASE_URL", DATABASE_URL), ("REDIS_URL", REDIS_URL), ("CACHE_URL", CACHE_URL)):
+        production.check_password(name, url)
+    production.check_kafka()
 
 LOGGING = {
     "version": 1,
