@@ -266,6 +266,13 @@ CONSUMER_CHECK_SECONDS = env_float("CONSUMER_CHECK_SECONDS", 5.0)
 COLLECTOR_REPORT_SECONDS = env_float("COLLECTOR_REPORT_SECONDS", 2.0)
 COLLECTOR_STALE_SECONDS = env_float("COLLECTOR_STALE_SECONDS", 30.0)
 
+# Proof of life for a container's healthcheck (pipeline/liveness.py): the dispatcher, the collector
+# and a worker touch this file after their steps, `python -m pipeline.liveness` fails once the last
+# touch is older than the age (a long assembly is one step: the default leaves it room). Empty:
+# no file (processes that share a machine would share it).
+LIVENESS_FILE = env_str("LIVENESS_FILE", "")
+LIVENESS_MAX_AGE_SECONDS = env_float("LIVENESS_MAX_AGE_SECONDS", 300.0)
+
 # Web server and logins.
 # imagepipe/webserver.py refuses a body past this while it arrives (413), the upload plus room for
 # the multipart framing and the other fields, and one that takes longer than the timeout (408).
