@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/, before anything reads a session
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -134,11 +135,23 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-SERVE_STATIC = env_bool("SERVE_STATIC", True)  # daphne serves /static/ itself when on
+# WhiteNoise serves /static/ from the web process. In production from STATIC_ROOT, which the image's
+# build fills (collectstatic): every name hashed, so browsers may keep a file for ever, with a
+# compressed copy beside it. Elsewhere straight from the apps' folders, re-read as they change,
+# with no collectstatic to run. SERVE_STATIC=false when a proxy or CDN serves them instead.
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
+if not SERVE_STATIC:
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not PRODUCTION
+STATIC_STORAGE = (
+    "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    if PRODUCTION
+    else "django.contrib.staticfiles.storage.StaticFilesStorage"
+)
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": STATIC_STORAGE},
 }
 # S3-compatible object storage (AWS, MinIO, ...) for originals, tiles and results when a bucket
 # is named: web and collector on different machines then share files without a shared disk.
