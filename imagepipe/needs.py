@@ -10,12 +10,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-# Settings each role reads; Kafka's address and credentials every role has besides.
+BROKER = "KAFKA_BOOTSTRAP_SERVERS"  # with its credentials: imagepipe/production.py checks those
+# The settings each role reads.
 ROLES: dict[str, tuple[str, ...]] = {
-    "web": ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CACHE_URL"),  # sessions, rows, websockets, throttles
-    "collector": ("DATABASE_URL", "REDIS_URL"),  # records tiles, pushes progress
-    "dispatcher": ("DATABASE_URL", "REDIS_URL"),  # claims tiles, pushes their status
-    "worker": (),  # the broker alone: pixels travel in the task and the result
+    # sessions, rows, websockets, throttles; the broker for /ready/ and the dead letters
+    "web": ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CACHE_URL", BROKER),
+    "collector": ("DATABASE_URL", "REDIS_URL", BROKER),  # records tiles, pushes progress
+    "dispatcher": ("DATABASE_URL", "REDIS_URL", BROKER),  # claims tiles, pushes their status
+    "worker": (BROKER,),  # the broker alone: pixels travel in the task and the result
 }
 
 

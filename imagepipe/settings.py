@@ -217,7 +217,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Kafka: one place for addresses, topic names and sizes (imagepipe/kafka.py reads these).
-KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "" if PRODUCTION else "127.0.0.1:9092")
 KAFKA_TOPIC_PREFIX = env_str("KAFKA_TOPIC_PREFIX", "")
 KAFKA_TASK_PARTITIONS = env_int("KAFKA_TASK_PARTITIONS", 4)
 KAFKA_RESULT_PARTITIONS = env_int("KAFKA_RESULT_PARTITIONS", 2)
@@ -301,12 +301,13 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
 # Whatever a production process was given must be real: no placeholder secret, a password on
-# every database and Redis URL, the broker encrypted and authenticated (imagepipe/production.py).
+# every database and Redis URL, a broker encrypted and authenticated (imagepipe/production.py).
 if PRODUCTION:
     production.check_secret_key(SECRET_KEY)
     for name, url in (("DATABASE_URL", DATABASE_URL), ("REDIS_URL", REDIS_URL), ("CACHE_URL", CACHE_URL)):
         production.check_password(name, url)
-    production.check_kafka()
+    if KAFKA_BOOTSTRAP_SERVERS:  # `migrate`, say, is given no broker
+        production.check_kafka()
 
 LOGGING = {
     "version": 1,

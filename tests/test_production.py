@@ -14,8 +14,10 @@ from imagepipe.processes import BASE_DIR, MANAGE
 SECRET = "p" * 20 + "-production-secret-from-the-environment-0123456789"
 # Everything a test's environment may set; none of it leaks in from the suite's own environment.
 OURS = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "CACHE_URL", "PRODUCTION")
+OURS += ("KAFKA_BOOTSTRAP_SERVERS",)
 # What every production process is given: its host names and its own broker credentials.
 BROKER = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
     "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
     "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
     "KAFKA_SASL_USERNAME": "worker",
@@ -124,7 +126,7 @@ def test_production_refuses_a_broker_in_clear_or_anonymous(broker, reason):
 
 
 def test_production_gives_no_service_or_secret_a_default():
-    loaded = settings_under(**PRODUCTION)
+    loaded = settings_under(PRODUCTION="true", ALLOWED_HOSTS="imagepipe.example.org")
     reading_the_secret = [*LOAD[:2], "from django.conf import settings; settings.SECRET_KEY"]
     assert "The SECRET_KEY setting must not be empty" in refusal(reading_the_secret, **PRODUCTION)
     assert loaded["DATABASES"]["default"]["ENGINE"] == "django.db.backends.dummy"  # refuses every query
@@ -151,17 +153,19 @@ WEB = [sys.executable, "-m", "imagepipe.webserver", "-p", "0", "imagepipe.asgi:a
 @pytest.mark.parametrize(
     "argv, says",
     [
-        (WEB, "the web needs SECRET_KEY, DATABASE_URL, REDIS_URL, CACHE_URL"),
-        ([*MANAGE, "runcollector"], "the collector needs DATABASE_URL, REDIS_URL"),
-        ([*MANAGE, "rundispatcher"], "the dispatcher needs DATABASE_URL, REDIS_URL"),
+        (WEB, "the web needs SECRET_KEY, DATABASE_URL, REDIS_URL, CACHE_URL, KAFKA_BOOTSTRAP_SERVERS"),
+        ([*MANAGE, "runcollector"], "the collector needs DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS"),
+        ([*MANAGE, "rundispatcher"], "the dispatcher needs DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS"),
+        ([*MANAGE, "runworker_kafka"], "the worker needs KAFKA_BOOTSTRAP_SERVERS"),
     ],
 )
 def test_each_role_refuses_to_start_without_what_it_uses(argv, says):
-    assert says in refusal(argv, **PRODUCTION)
+    nothing = {"PRODUCTION": "true", "ALLOWED_HOSTS": "imagepipe.example.org"}
+    assert says in refusal(argv, **nothing)
 
 
 def test_the_web_given_what_it_uses_loads():
-    """Guards the test above: the check is the web application's, and passes with its four given."""
+    """Guards the test above: the check is the web application's, and passes with what it uses given."""
     done = run(
         [sys.executable, "-c", "import imagepipe.asgi"],
         **PRODUCTION,

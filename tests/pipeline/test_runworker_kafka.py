@@ -20,9 +20,8 @@ def test_a_production_worker_runs_with_no_database_redis_or_secret_key(tmp_path)
     env = environment(
         PRODUCTION="true",
         ALLOWED_HOSTS="imagepipe.example.org",
-        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
         LIVENESS_FILE=str(alive),
-        **BROKER,
+        **{**BROKER, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
     )
     assert not {"DATABASE_URL", "REDIS_URL", "CACHE_URL", "SECRET_KEY"} & set(env)
     log = tmp_path / "worker.log"
