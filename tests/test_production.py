@@ -13,8 +13,8 @@ from imagepipe.processes import BASE_DIR, MANAGE
 
 SECRET = "p" * 20 + "-production-secret-from-the-environment-0123456789"
 # Everything a test's environment may set; none of it leaks in from the suite's own environment.
-OURS = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "CACHE_URL", "PRODUCTION")
-OURS += ("KAFKA_BOOTSTRAP_SERVERS",)
+OURS = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "PRODUCTION"}
+OURS |= {"DATABASE_URL", "REDIS_URL", "CACHE_URL", "KAFKA_BOOTSTRAP_SERVERS"}
 # What every production process is given: its host names and its own broker credentials.
 BROKER = {
     "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
