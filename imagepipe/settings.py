@@ -7,6 +7,7 @@ Defaults run everything on one machine: the services started by
 from pathlib import Path
 from typing import Any
 
+from . import production
 from .env import (
     DEFAULT_DATABASE_URL,
     database_from_url,
@@ -21,17 +22,18 @@ from .env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IMAGEPIPE_VAR", str(BASE_DIR / "var")))
 
-# PRODUCTION=true: no debug, HTTPS only, secure cookies, HSTS, and a secret and host names that
-# must come from the environment (`manage.py check --deploy` passes; tests/test_production.py).
+# PRODUCTION=true: no debug, HTTPS only, secure cookies, HSTS, and host names that must come from
+# the environment (`manage.py check --deploy` passes; tests/test_production.py). DEBUG is off
+# unless asked for, here as anywhere.
 PRODUCTION = env_bool("PRODUCTION", False)
 DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
-SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# In production no secret and no service has a default: a process is given only what its role
+# uses (a worker holds the broker's credentials alone) and checks at start that it has that
+# much (imagepipe/needs.py); whatever it is given must be real (imagepipe/production.py).
+SECRET_KEY = env_str("SECRET_KEY", "" if PRODUCTION else DEV_SECRET_KEY)
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
 if PRODUCTION:
-    require(
-        SECRET_KEY != DEV_SECRET_KEY and len(SECRET_KEY) >= 50, "PRODUCTION needs SECRET_KEY, 50+ characters"
-    )
     require(not DEBUG, "PRODUCTION runs with DEBUG off")
     require(bool(ALLOWED_HOSTS), "PRODUCTION needs ALLOWED_HOSTS")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
@@ -62,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/, before anything reads a session
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -88,10 +91,13 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_from_url(env_str("DATABASE_URL", DEFAULT_DATABASE_URL))}
+# Production: none unless given. An empty DATABASES is Django's dummy backend, which refuses every
+# query: a process that was given no database (a worker) can't use one by accident.
+DATABASE_URL = env_str("DATABASE_URL", "" if PRODUCTION else DEFAULT_DATABASE_URL)
+DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_str("REDIS_URL", "" if PRODUCTION else "redis://127.0.0.1:6379/0")
 # Every websocket of one web process reads from one Redis queue, and group_send silently drops
 # an event once that queue holds `capacity` of them. At the default 100, a process that stalled
 # while a job sent 2,000 tile events got 101 of them and no final status; even reading along it
@@ -105,6 +111,8 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "capacity": 10_000, "expiry": 60},
     }
 }
+if not REDIS_URL:  # production, a process given no Redis: no layer, rather than one on loopback
+    CHANNEL_LAYERS = {}
 
 # Where people reach the dashboard: `manage.py submit` prints <SITE_URL>/jobs/<id>/ for a job.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -127,11 +135,23 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-SERVE_STATIC = env_bool("SERVE_STATIC", True)  # daphne serves /static/ itself when on
+# WhiteNoise serves /static/ from the web process. In production from STATIC_ROOT, which the image's
+# build fills (collectstatic): every name hashed, so browsers may keep a file for ever, with a
+# compressed copy beside it. Elsewhere straight from the apps' folders, re-read as they change,
+# with no collectstatic to run. SERVE_STATIC=false when a proxy or CDN serves them instead.
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
+if not SERVE_STATIC:
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not PRODUCTION
+STATIC_STORAGE = (
+    "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    if PRODUCTION
+    else "django.contrib.staticfiles.storage.StaticFilesStorage"
+)
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": STATIC_STORAGE},
 }
 # S3-compatible object storage (AWS, MinIO, ...) for originals, tiles and results when a bucket
 # is named: web and collector on different machines then share files without a shared disk.
@@ -171,14 +191,17 @@ REST_FRAMEWORK = {
 # Per user; counted in the shared cache, so every web process counts together.
 JOB_SUBMIT_RATE = env_str("JOB_SUBMIT_RATE", "60/minute")
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics
+CACHE_URL = env_str("CACHE_URL", "" if PRODUCTION else "redis://127.0.0.1:6379/1")
 CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env_str("CACHE_URL", "redis://127.0.0.1:6379/1"),
+        "LOCATION": CACHE_URL,
         "KEY_PREFIX": "imagepipe",
         "OPTIONS": {"serializer": "imagepipe.cache.JSONSerializer"},  # never unpickles (imagepipe/cache.py)
     }
 }
+if not CACHE_URL:  # production, a process given no cache: only the web counts in it (needs.py)
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 SPECTACULAR_SETTINGS = {
     "TITLE": "ImagePipe API",
     "DESCRIPTION": "Submit images with an operation chain; follow jobs, tiles and workers.",
@@ -194,7 +217,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Kafka: one place for addresses, topic names and sizes (imagepipe/kafka.py reads these).
-KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "" if PRODUCTION else "127.0.0.1:9092")
 KAFKA_TOPIC_PREFIX = env_str("KAFKA_TOPIC_PREFIX", "")
 KAFKA_TASK_PARTITIONS = env_int("KAFKA_TASK_PARTITIONS", 4)
 KAFKA_RESULT_PARTITIONS = env_int("KAFKA_RESULT_PARTITIONS", 2)
@@ -277,6 +300,13 @@ SWEEP_GRACE_SECONDS = env_float("SWEEP_GRACE_SECONDS", 3_600.0)
 # still there); if not, it closes (jobs/consumers.py).
 WEBSOCKET_ACCESS_CHECK_SECONDS = env_float("WEBSOCKET_ACCESS_CHECK_SECONDS", 10.0)
 
+# Proof of life for a container's healthcheck (pipeline/liveness.py): the dispatcher, the collector
+# and a worker touch this file after their steps, `python -m pipeline.liveness` fails once the last
+# touch is older than the age (a long assembly is one step: the default leaves it room). Empty:
+# no file (processes that share a machine would share it).
+LIVENESS_FILE = env_str("LIVENESS_FILE", "")
+LIVENESS_MAX_AGE_SECONDS = env_float("LIVENESS_MAX_AGE_SECONDS", 300.0)
+
 # Web server and logins.
 # imagepipe/webserver.py refuses a body past this while it arrives (413), the upload plus room for
 # the multipart framing and the other fields, and one that takes longer than the timeout (408).
@@ -314,6 +344,15 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "imagepipe@localhost")
+
+# Whatever a production process was given must be real: no placeholder secret, a password on
+# every database and Redis URL, a broker encrypted and authenticated (imagepipe/production.py).
+if PRODUCTION:
+    production.check_secret_key(SECRET_KEY)
+    for name, url in (("DATABASE_URL", DATABASE_URL), ("REDIS_URL", REDIS_URL), ("CACHE_URL", CACHE_URL)):
+        production.check_password(name, url)
+    if KAFKA_BOOTSTRAP_SERVERS:  # `migrate`, say, is given no broker
+        production.check_kafka()
 
 LOGGING = {
     "version": 1,

@@ -6,9 +6,10 @@ step that found nothing to do, and ``stop()`` at the end, whatever happened. A s
 never the end of the process: the database away closes its connections, storage away
 (``jobs.storage.StorageUnavailable``) is said in one line, anything else is logged with its
 traceback, and either way the next step comes after a backoff that doubles up to
-``MAX_BACKOFF``. Each loop counts what it did in ``counters`` (a worker's travel in its heartbeats,
-a collector's in its log) and logs them when it stops. A loop that consumes watches its consumer
-with ``watchdog.WatchedConsumer``.
+``MAX_BACKOFF``. After each step, failed or not, it touches its liveness file (pipeline/liveness.py),
+which its container's healthcheck reads. Each loop counts what it did in ``counters`` (a worker's
+travel in its heartbeats, a collector's in its log) and logs them when it stops. A loop that
+consumes watches its consumer with ``watchdog.WatchedConsumer``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
 from jobs.storage import StorageUnavailable
+
+from .liveness import Liveness
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
@@ -32,6 +36,7 @@ class Loop:
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
         self.should_stop: Callable[[], bool] = lambda: False
+        self.liveness = Liveness(settings.LIVENESS_FILE)
 
     def start(self) -> None:
         """Before the first step (subscribe, catch up)."""
@@ -54,6 +59,7 @@ class Loop:
         try:
             while not should_stop():
                 busy, backoff = self.guarded_step(backoff)
+                self.liveness.beat()  # after a failed step too: alive, and trying again
                 if backoff:
                     self.pause(backoff)
                 elif not busy:

@@ -60,6 +60,17 @@ def consuming_collector():
     return Collector.objects.create(id="c1", host="h", pid=1, partitions=["results[0]"])
 
 
+def test_health_asks_the_process_alone_while_ready_asks_the_services(
+    client, settings, django_assert_num_queries
+):
+    """Liveness is not readiness: a broker (or database) outage leaves /health/ at 200, untouched."""
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    with django_assert_num_queries(0):
+        response = client.get("/health/")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert client.get("/ready/").status_code == 503
+
+
 def test_ready_says_which_service_is_missing(client, settings):
     consuming_collector()
     assert client.get("/ready/").json() == {"ready": True, "failing": []}

@@ -1,5 +1,6 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from imagepipe import needs
 from pipeline.dispatch import Dispatcher
 from pipeline.shutdown import StopFlag
 
@@ -11,4 +12,5 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        needs.require("dispatcher", CommandError)
         Dispatcher().run(StopFlag().install())

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from imagepipe import needs
 from pipeline.messages import TEXT
 from pipeline.shutdown import StopFlag
 from pipeline.worker import TileWorker, default_worker_id
@@ -12,6 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--id", help="worker id (default: WORKER_ID or <host>-<pid>)")
 
     def handle(self, *args, **options):
+        needs.require("worker", CommandError)
         worker_id = options["id"] or default_worker_id()
         if len(worker_id) > TEXT or "\x00" in worker_id:
             # Its heartbeats would be refused as malformed: it would work on, never seen.
