@@ -33,20 +33,26 @@ def post_job(client, file=None, operations='[{"op": "invert"}]', **fields):
 
 
 def sent(job_id, stage=0) -> str:
-    """A stage's tiles given a send's nonce, as the dispatcher's claim does (once: the same again
-    after); the nonce, which their results must carry to be recorded."""
+    """A stage's tiles not sent yet given a send's nonce, as the dispatcher's claim does (once:
+    the same again after); the nonce, which their results must carry to be recorded."""
     nonce = f"test-send-{stage}"
     Tile.objects.filter(job_id=job_id, stage=stage, nonce="").update(nonce=nonce)
     return nonce
 
 
 def results_for(job, image, stage=0, table=None):
-    """Run every tile of a stage through the real worker code, as Kafka would deliver them."""
-    messages = []
-    for index, value in task_messages(job, image, stage, table, nonce=sent(job.pk, stage)):
-        result, payload = process_task(*Task.decode(value), f"w{index % 2}", index % 4, index)
-        messages.append(result.encode(payload))
-    return messages
+    """Run every tile of a stage through the real worker code, as Kafka would deliver them: each
+    answering its tile's last send (the dispatcher's, or one made here for tiles never sent)."""
+    sent(job.pk, stage)
+    sends: dict[str, set[int]] = {}
+    for index, nonce in job.tiles.filter(stage=stage).values_list("index", "nonce"):
+        sends.setdefault(nonce, set()).add(index)
+    answers = {}
+    for nonce, indices in sends.items():
+        for index, value in task_messages(job, image, stage, table, indices, nonce):
+            result, payload = process_task(*Task.decode(value), f"w{index % 2}", index % 4, index)
+            answers[index] = result.encode(payload)
+    return [answers[index] for index in sorted(answers)]
 
 
 def result_bytes(job) -> bytes:

@@ -1,4 +1,5 @@
-"""manage.py runworker_kafka as a production worker is deployed: the broker's credentials alone."""
+"""manage.py runworker_kafka as a production worker is deployed: the broker's credentials and the
+two signing keys alone."""
 
 import signal
 import subprocess
@@ -21,6 +22,8 @@ def test_a_production_worker_runs_with_no_database_redis_or_secret_key(tmp_path)
         PRODUCTION="true",
         ALLOWED_HOSTS="imagepipe.example.org",
         LIVENESS_FILE=str(alive),
+        TASK_SIGNING_KEY="k" * 48,
+        RESULT_SIGNING_KEY="r" * 48,
         **{**BROKER, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
     )
     assert not {"DATABASE_URL", "REDIS_URL", "CACHE_URL", "SECRET_KEY"} & set(env)

@@ -17,7 +17,7 @@ from pipeline.messages import Cancellation, Result, Task, pack
 from pipeline.worker import Cancellations, TileWorker, describe_kernels, process_task
 from tests.images import noise
 from tests.strategies import envelopes
-from tests.topics import consumed, read_topic
+from tests.topics import consumed, read_topic, signed_for
 
 JOB = str(uuid.uuid4())
 
@@ -108,8 +108,9 @@ def test_any_cancellation_record_is_read_or_counted_and_passed_over(worker, key,
 
 def test_a_worker_starts_past_a_cancellation_it_cannot_read(kafka_topics):
     producer = kafka.producer()
-    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"0", key=b"\xff\xfe")
-    producer.produce(kafka.topic(kafka.CANCELLATIONS), b"2", key=JOB.encode())
+    for key, value in (b"\xff\xfe", b"0"), (JOB.encode(), b"2"):
+        headers = signed_for(kafka.CANCELLATIONS, key, value)
+        producer.produce(kafka.topic(kafka.CANCELLATIONS), value, key=key, headers=headers)
     producer.flush(10)
     cancellations = Cancellations()
     try:
@@ -139,7 +140,8 @@ def test_a_cancellations_reader_that_stopped_reading_reopens_where_it_was(kafka_
     cancellations = Cancellations()
 
     def cancel_and_read(job):
-        producer.produce(kafka.topic(kafka.CANCELLATIONS), b"0", key=job.encode())
+        headers = signed_for(kafka.CANCELLATIONS, job.encode(), b"0")
+        producer.produce(kafka.topic(kafka.CANCELLATIONS), b"0", key=job.encode(), headers=headers)
         producer.flush(10)
         deadline = time.monotonic() + 20
         while job not in cancellations.jobs and time.monotonic() < deadline:
