@@ -57,6 +57,7 @@ def job_preview(job: Job, which: str, size: int) -> tuple[bytes, str]:
     data, content_type = encode(image)
     extension = "png" if content_type == "image/png" else "jpg"
     default_storage.save(f"previews/{job.pk}/{which}-{size}.{extension}", ContentFile(data))
+    job.count_stored(len(data))
     return data, content_type
 
 

@@ -71,16 +71,15 @@ def assemble_job(job: Job, resuming: bool = False) -> None:
 def _assemble(job: Job) -> None:
     push_status(job)
     try:
-        name = _store_result(job)
+        name, size = _store_result(job)
     except (OperationalError, InterfaceError):
         raise  # the database, not the job: the collector retries
     except Exception as exc:
         logger.exception("assembling job %s failed", job.pk)
         job.fail(f"assembling the result failed: {exc}")
     else:
-        if job.finish(name):
+        if job.finish(name, size):  # its stored tiles go with it: the result holds their pixels
             logger.info("job %s done: %s", job.pk, name)
-            job.discard_tile_files()
         else:  # cancelled or deleted meanwhile: the file is nobody's
             logger.info("job %s ended while it was assembled; its result is dropped", job.pk)
             default_storage.delete(name)
@@ -91,7 +90,8 @@ def _assemble(job: Job) -> None:
     push_status(job)
 
 
-def _store_result(job: Job) -> str:
+def _store_result(job: Job) -> tuple[str, int]:
+    """The result, stored: its name and size."""
     started = time.perf_counter()
     canvas = CANVASES.take(job)
     data = _result_file(job, canvas)
@@ -106,7 +106,7 @@ def _store_result(job: Job) -> str:
         encoded - started,
         time.perf_counter() - encoded,
     )
-    return name
+    return name, len(data)
 
 
 def _result_file(job: Job, canvas: Canvas | None) -> bytes:

@@ -1,6 +1,7 @@
 """The dispatcher: queued tiles go to ``tasks`` as the workers have room, fairly between users;
 and what requests leave for the pipeline to do: telling the workers of cancellations, assembling
-a retried job whose tiles are all in.
+a retried job whose tiles are all in. In its idle time it prunes what retention keeps no longer
+(``retention.Pruner``).
 
 Submitting a job only writes its rows. Here a tile is cut from its stage's input (``stages``) and
 published, a bounded window at a time: as many tiles in flight as keep the live workers busy for
@@ -37,7 +38,7 @@ from imagepipe.core.pipeline import cut_tile
 from jobs.events import push_sent, push_status
 from jobs.models import DISPATCH_LOCK, Job, PendingCancellation, Tile
 
-from . import assembly, kafka
+from . import assembly, kafka, retention
 from .loop import Loop
 from .messages import Task
 from .models import Worker
@@ -150,12 +151,18 @@ class Dispatcher(Loop):
         self.images = StageImages(settings.DISPATCH_CACHED_IMAGES)
         self.producer = _producer()
         self.topic = kafka.topic(kafka.TASKS)
+        self.pruner = retention.Pruner(busy=self.has_work)
 
     def start(self) -> None:
         logger.info("dispatcher sending to %s on %s", self.topic, settings.KAFKA_BOOTSTRAP_SERVERS)
 
     def idle(self) -> None:
+        self.pruner.when_due()
         self.wakeups.wait(settings.DISPATCH_POLL_SECONDS)
+
+    def has_work(self) -> bool:
+        """Tiles to send or cancellations to tell: a pruning gives way to them."""
+        return Tile.objects.queued().exists() or PendingCancellation.objects.exists()
 
     def stop(self) -> None:
         self.wakeups.close()
