@@ -12,7 +12,8 @@ holds each of them to it, and the test suite's flush (one TRUNCATE of every tabl
 this order too (``tests/conftest.py``).
 """
 
-from .job import DISPATCH_LOCK, Job, JobQuerySet, PendingCancellation
+from .cancellation import PendingCancellation
+from .job import DISPATCH_LOCK, Job, JobQuerySet
 from .limits import UserLimits
 from .tile import Tile, TileQuerySet
 from .totals import Total

@@ -1,5 +1,5 @@
-"""A job: its chain, its stages' geometry, its timings and the state changes of its run; the
-cancellations its workers are still to be told of. (The lock order: ``jobs.models``.)"""
+"""A job: its chain, its stages' geometry, its timings and the state changes of its run. (The lock
+order: ``jobs.models``.)"""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
 
 from ..files import delete_on_commit
+from .cancellation import PendingCancellation
 from .tile import Tile
 from .totals import Total
 
@@ -411,17 +412,3 @@ def _after_sends() -> None:
     answered, no send that began before it can still mark tiles sent."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [DISPATCH_LOCK])
-
-
-class PendingCancellation(models.Model):
-    """A cancellation the workers have not been told of yet: written with the job's change, so the
-    request that cancels never waits on Kafka; the dispatcher publishes it to ``cancellations`` and
-    deletes it. Not a foreign key: a deleted job's tiles are to be dropped too."""
-
-    id = models.BigAutoField(primary_key=True)  # the order they were made in
-    job_id = models.UUIDField()
-    generation = models.PositiveIntegerField()
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"cancel {self.job_id} up to generation {self.generation}"
