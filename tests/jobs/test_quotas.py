@@ -2,14 +2,20 @@
 through the API, the form and `manage.py submit`; a user's own limits from staff; staff exempt;
 priority high allowed per user."""
 
+import threading
+import time
+
+import psycopg
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from PIL import Image
 from rest_framework.test import APIClient
 
 from jobs import actions, previews
 from jobs.models import Job, UserLimits
+from jobs.quotas import QUOTA_LOCKS, QuotaExceeded
 from pipeline.collector import record_result
 from tests.images import DATA, noise
 
@@ -149,3 +155,44 @@ def test_staff_allow_a_user_priority_high(alice, alice_api, client):
     client.force_login(alice)
     offered = client.get("/jobs/new/").context["form"].fields["priority"].choices
     assert [value for value, _ in offered] == ["low", "normal", "high"]
+
+
+def waiting_for_the_lock(other, user) -> int:
+    """How many connections wait for the user's submission lock."""
+    query = (
+        "SELECT count(*) FROM pg_locks"
+        " WHERE locktype = 'advisory' AND NOT granted AND classid = %s AND objid = %s"
+    )
+    return other.execute(query, [QUOTA_LOCKS, user.pk]).fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)  # two submissions, each in a connection of its own
+def test_two_submissions_at_once_cannot_both_fit(settings, alice):
+    settings.QUOTA_UNFINISHED_JOBS = 1
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    other.execute("SELECT pg_advisory_lock(%s, %s)", [QUOTA_LOCKS, alice.pk])  # both pass the first check
+    outcomes: list[str] = []
+
+    def submit() -> None:
+        try:
+            make_job(alice, noise(8, 8))
+            outcomes.append("created")
+        except QuotaExceeded:
+            outcomes.append("refused")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while waiting_for_the_lock(other, alice) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # until both wait at the lock, in their transactions
+        assert waiting_for_the_lock(other, alice) == 2
+    finally:
+        other.close()  # its lock goes with it: the two go one after the other
+        for thread in threads:
+            thread.join(30)
+    assert sorted(outcomes) == ["created", "refused"]
+    assert Job.objects.count() == 1 and len(originals()) == 1
