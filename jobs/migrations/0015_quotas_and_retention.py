@@ -76,9 +76,7 @@ class Migration(migrations.Migration):
         migrations.AddField(model_name="job", name="tile_bytes", field=models.BigIntegerField(default=0)),
         migrations.AddIndex(
             model_name="job",
-            index=models.Index(
-                condition=~models.Q(status__in=ENDED), fields=["owner", "status"], name="job_unfinished"
-            ),
+            index=models.Index(condition=~models.Q(status__in=ENDED), fields=["status"], name="job_unfinished"),
         ),
         migrations.AddIndex(
             model_name="job",

@@ -130,10 +130,9 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            # The few jobs still under way, however long the history: /metrics, the quotas, recovery.
-            models.Index(
-                fields=["owner", "status"], condition=~models.Q(status__in=ENDED), name="job_unfinished"
-            ),
+            # The few jobs still under way, however long the history, in the order of their status
+            # (so counting them by status reads these entries alone): /metrics, recovery.
+            models.Index(fields=["status"], condition=~models.Q(status__in=ENDED), name="job_unfinished"),
             # The ended ones by when, for retention.
             models.Index(fields=["finished_at"], condition=models.Q(status__in=ENDED), name="job_ended"),
         ]
