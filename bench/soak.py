@@ -42,6 +42,7 @@ def main() -> None:
         "WORKER_HEARTBEAT_SECONDS": "1",
         "DJANGO_SETTINGS_MODULE": "imagepipe.settings",
         "JOB_SUBMIT_RATE": "1000/minute",
+        "QUOTA_UNFINISHED_JOBS": "0",  # it submits every job at once, on purpose: --jobs may be many
     }
     os.environ.update(env)
     os.environ.update(role_env("admin"))  # the bench makes and reads topics as the broker's admin

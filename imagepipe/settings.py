@@ -248,6 +248,26 @@ MAX_ICC_PROFILE_BYTES = env_int("MAX_ICC_PROFILE_BYTES", 512 * 1024)  # larger p
 RESULT_PNG_COMPRESS_LEVEL = env_int("RESULT_PNG_COMPRESS_LEVEL", 1)
 RESULT_PNG_THREADS = env_int("RESULT_PNG_THREADS", 4)  # strips of the result PNG deflated at once
 
+# Quotas per user, checked as a job is submitted (jobs/quotas.py): unfinished jobs, their input
+# pixels together, and what the user's jobs hold in storage (MB of 2**20 bytes). 0 is no limit.
+# Staff have none; in the admin they set one user's own (User limits) and allow priority high.
+QUOTA_UNFINISHED_JOBS = env_int("QUOTA_UNFINISHED_JOBS", 50)
+QUOTA_QUEUED_MEGAPIXELS = env_int("QUOTA_QUEUED_MEGAPIXELS", 2000)
+QUOTA_STORED_MB = env_int("QUOTA_STORED_MB", 10240)
+
+# Retention (pipeline/retention.py; `manage.py prune`, and the dispatcher when it is idle): ended
+# jobs not marked keep are deleted with their files this many days after they ended, workers' and
+# collectors' rows this many days after they were last seen; 0 keeps them forever. The dispatcher
+# prunes at most once an interval (0: never; the command still does).
+JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 30)
+WORKER_RETENTION_DAYS = env_int("WORKER_RETENTION_DAYS", 7)
+PRUNE_INTERVAL_SECONDS = env_float("PRUNE_INTERVAL_SECONDS", 3600.0)
+require(
+    min(QUOTA_UNFINISHED_JOBS, QUOTA_QUEUED_MEGAPIXELS, QUOTA_STORED_MB) >= 0
+    and min(JOB_RETENTION_DAYS, WORKER_RETENTION_DAYS, PRUNE_INTERVAL_SECONDS) >= 0,
+    "QUOTA_*, *_RETENTION_DAYS and PRUNE_INTERVAL_SECONDS must not be negative",
+)
+
 # Workers.
 WORKER_ID = env_str("WORKER_ID", "")  # default: <host>-<pid>
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)

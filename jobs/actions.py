@@ -1,5 +1,5 @@
 """What a user can do to a job, one function per verb: submit, cancel, retry, delete, pause, resume,
-prioritise.
+prioritise, keep.
 
 The API, the form, the admin and the management commands all call these, so every way in has the
 same side effects: the state change and the websocket push. Each writes its change and returns;
@@ -13,7 +13,7 @@ from django.db import transaction
 
 from imagepipe.core.operations import chain_output_mode
 
-from . import storage
+from . import quotas, storage
 from .events import push_status
 from .models import Job, Tile
 from .submission import (
@@ -30,7 +30,8 @@ from .uploads import inspect_upload, kept_profile
 
 
 def submit(owner, upload, operations, tile_size=None, output_format=None, quality=None, priority=None) -> Job:
-    """Create a job from an upload; raises SubmissionError before anything is stored.
+    """Create a job from an upload; raises SubmissionError (QuotaExceeded among them) before anything
+    is stored.
 
     ``job.notes`` lists what the submitter should know that did not stop the job (not stored).
     """
@@ -52,12 +53,14 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
         output_format=output_format,
         output_quality=quality,
         priority=priority,
+        stored_bytes=upload.size,  # its original, as stored below
     )
     job.icc_profile, job.notes = kept_profile(found.icc_profile, result_mode)
     check_tile_count(job)  # before building the tile list, whose size it bounds
     tiles = job.all_tiles()
     job.tiles_total = len(tiles)
     check_message_size(tiles, len(found.mode))
+    quotas.check(owner, job)  # before the original is stored
     upload.seek(0)
     try:
         with storage.calls("storing the upload"):
@@ -66,6 +69,7 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
         raise SubmissionError("storage is unavailable; nothing was stored: try again later", 503) from exc
     try:
         with transaction.atomic():
+            quotas.check(owner, job, lock=True)  # again, one of the owner's submissions at a time
             job.save()
             Tile.objects.bulk_create(Tile.from_spec(job, spec, stage) for stage, spec in tiles)
     except BaseException:
@@ -124,6 +128,12 @@ def prioritise(job: Job, priority: int) -> None:
     Job.objects.filter(pk=job.pk).update(priority=priority)
     job.priority = priority
     push_status(job)
+
+
+def keep(job: Job, kept: bool) -> None:
+    """Keep the job past JOB_RETENTION_DAYS (or let retention delete it again once it is due)."""
+    Job.objects.filter(pk=job.pk).update(keep=kept)
+    job.keep = kept
 
 
 def delete(job: Job) -> None:

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import actions
-from .models import Job, Tile
+from . import actions, quotas
+from .models import Job, Tile, UserLimits
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -51,7 +51,7 @@ class JobAdmin(admin.ModelAdmin):
         "duration_seconds",
         "created_at",
     ]
-    list_filter = ["status", "created_at", "owner"]
+    list_filter = ["status", "keep", "created_at", "owner"]
     list_select_related = ["owner"]
     search_fields = ["original_name", "owner__username", "id"]
     date_hierarchy = "created_at"
@@ -65,12 +65,13 @@ class JobAdmin(admin.ModelAdmin):
     def duration_seconds(self, job):
         return None if job.duration is None else round(job.duration, 1)
 
-    # Pipeline fields are the collector's to change, never an admin's; staff may set the priority.
-    # The files are shown as links to the app's authenticated downloads (media is not served).
+    # Pipeline fields are the collector's to change, never an admin's; staff may set the priority
+    # and keep a job from retention. The files are shown as links to the app's authenticated
+    # downloads (media is not served).
     readonly_fields = [
         {"original": "original_file", "result": "result_file"}.get(f.name, f.name)
         for f in Job._meta.fields
-        if f.name != "priority"
+        if f.name not in ("priority", "keep")
     ] + ["tile_list"]
     exclude = ["original", "result"]  # shown as those links instead
 
@@ -99,6 +100,8 @@ class JobAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change and "priority" in form.changed_data:
             actions.prioritise(obj, obj.priority)
+        if change and "keep" in form.changed_data:
+            actions.keep(obj, obj.keep)
 
     def delete_model(self, request, obj):
         actions.delete(obj)  # with its files, and its workers told
@@ -115,3 +118,27 @@ class TileAdmin(ReadOnlyAdmin):
     list_select_related = ["job"]
     search_fields = ["worker", "error"]
     fields = [f.name for f in Tile._meta.fields if f.name != "result"]  # its media URL is not served
+
+
+@admin.register(UserLimits)
+class UserLimitsAdmin(admin.ModelAdmin):
+    """One user's quotas instead of the QUOTA_* defaults, and priority high (jobs.quotas)."""
+
+    list_display = ["user", "unfinished_jobs", "queued_megapixels", "stored_mb", "high_priority"]
+    list_filter = ["high_priority"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    autocomplete_fields = ["user"]
+    readonly_fields = ["in_use"]
+
+    @admin.display(description="in use now")
+    def in_use(self, limits):
+        if not limits.pk:
+            return "-"
+        if limits.user.is_staff:
+            return "staff: no limits"
+        probe = Job(width=0, height=0)  # what a job adds is not asked here
+        return "; ".join(
+            f"{quota.name}: {quota.used:g} of {quota.limit or 'no limit'}"
+            for quota in quotas.quotas(limits.user, probe)
+        )

@@ -20,7 +20,7 @@ from imagepipe.core.output import FORMATS
 from . import actions, previews, storage
 from .forms import HistoryFilter
 from .models import Job
-from .serializers import JobSerializer, PrioritySerializer, TileSerializer, submit_schema
+from .serializers import JobSerializer, KeepSerializer, PrioritySerializer, TileSerializer, submit_schema
 from .submission import SubmissionError, parse_priority
 from .throttles import SubmitRateThrottle
 
@@ -85,7 +85,7 @@ class JobViewSet(
                 request.data.get("priority"),
             )
         except SubmissionError as exc:
-            return Response({"error": str(exc)}, status=exc.status)
+            return Response({"error": str(exc), **exc.details}, status=exc.status)
         # Notes such as a dropped ICC profile are told once, here; the job row does not keep them.
         warnings = {"warnings": job.notes} if job.notes else {}
         return Response({**self.get_serializer(job).data, **warnings}, status=status.HTTP_201_CREATED)
@@ -124,6 +124,16 @@ class JobViewSet(
         except SubmissionError as exc:
             return Response({"error": str(exc)}, status=exc.status)
         actions.prioritise(job, priority)
+        return Response(self.get_serializer(job).data)
+
+    @extend_schema(request=KeepSerializer, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def keep(self, request, pk=None):
+        """Keep the job past JOB_RETENTION_DAYS (``{"keep": true}``), or let retention delete it."""
+        job = self.get_object()
+        wanted = KeepSerializer(data=request.data)
+        wanted.is_valid(raise_exception=True)  # 400 with the reason
+        actions.keep(job, wanted.validated_data["keep"])
         return Response(self.get_serializer(job).data)
 
     @extend_schema(request=None, responses=JobSerializer)

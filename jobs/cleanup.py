@@ -1,7 +1,7 @@
-"""A job's files go with its row, however the row goes: deleted by its owner, or with the owner
-(deleting a user cascades to their jobs, each announced by ``pre_delete``). The names the rows hold
-are read before the rows go, the files deleted once the deletion has committed: a deletion that
-rolls back keeps them, and no row ever names a file that is gone."""
+"""A job's files go with its row, however the row goes: deleted by its owner, by retention, or with
+the owner (deleting a user cascades to their jobs, each announced by ``pre_delete``). The names the
+rows hold are read before the rows go, the files deleted once the deletion has committed: a
+deletion that rolls back keeps them, and no row ever names a file that is gone."""
 
 from __future__ import annotations
 

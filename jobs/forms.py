@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from imagepipe.core.operations import OPERATIONS
 from imagepipe.core.output import FORMATS
 
-from .models import Job
+from .models import Job, UserLimits
 
 
 class SubmitJobForm(forms.Form):
@@ -31,7 +31,7 @@ class SubmitJobForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if user is None or not user.is_staff:  # high goes before everyone's jobs: staff only
+        if user is None or not UserLimits.may_ask_high(user):  # high goes before everyone's jobs
             priority = cast(forms.ChoiceField, self.fields["priority"])
             priority.choices = [(p.label.lower(), p.label) for p in Job.Priority if p != Job.Priority.HIGH]
         # Read per form, not at import, so the page always shows the limits the server applies.

@@ -83,7 +83,7 @@ def store(job: Job, which: str, pixels: Pixels) -> bool:
         image: Pixels = pixels
         for size in sorted(SIZES, reverse=True):
             image = fitted(image, size)
-            _save(preview_name(job, which, size), encode(image)[0])
+            _save(job, preview_name(job, which, size), encode(image)[0])
     except (OSError, ValueError) as exc:
         logger.warning("job %s: the %s's previews were not made: %s", job.pk, which, exc)
         return False
@@ -152,9 +152,10 @@ def encode(image: Image.Image) -> tuple[bytes, str]:
     return buffer.getvalue(), "image/jpeg"
 
 
-def _save(name: str, data: bytes) -> None:
+def _save(job: Job, name: str, data: bytes) -> None:
     default_storage.delete(name)  # a retried job's result is made again: keep the name
     default_storage.save(name, ContentFile(data))
+    job.count_stored(len(data))
 
 
 def tile_preview(tile: Tile) -> tuple[bytes, str]:

@@ -1,12 +1,13 @@
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiRequest, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 
-from imagepipe.api_errors import refusal
+from imagepipe.api_errors import ErrorSerializer, refusal
 from imagepipe.core.operations import MAX_CHAIN_LENGTH, OPERATIONS
 from imagepipe.core.output import FORMATS
 
 from .models import Job, Tile
+from .models.limits import QUOTAS
 
 CHAIN_EXAMPLE = [{"op": "gaussian_blur", "radius": 4}, {"op": "grayscale"}]
 
@@ -90,6 +91,7 @@ class JobSerializer(serializers.ModelSerializer):
             "phase",
             "duration",
             "thumbnail",
+            "keep",
         ]
         read_only_fields = fields
 
@@ -179,6 +181,24 @@ class PrioritySerializer(serializers.Serializer):
     priority = serializers.ChoiceField(choices=["low", "normal", "high"])
 
 
+class KeepSerializer(serializers.Serializer):
+    """What POST /api/jobs/{id}/keep/ takes."""
+
+    keep = serializers.BooleanField(help_text="true: never deleted by retention; false: deleted once due")
+
+
+class QuotaErrorSerializer(ErrorSerializer):
+    """A refusal of POST /api/jobs/ with 403 (documentation only): priority high not allowed, or a
+    quota exceeded, with its details."""
+
+    code = serializers.CharField(required=False, help_text="`quota_exceeded` for a quota")
+    limit = serializers.ChoiceField(
+        choices=list(QUOTAS), required=False, help_text="the quota: a QUOTA_<NAME> setting, or the user's own"
+    )
+    value = serializers.IntegerField(required=False, help_text="the limit (jobs, megapixels or MB)")
+    used = serializers.FloatField(required=False, help_text="the user's use before this job, in its unit")
+
+
 # POST /api/jobs/ in the docs: the chain is a multipart part of JSON, and every refusal is {"error"}.
 submit_schema = extend_schema(
     request={
@@ -190,7 +210,11 @@ submit_schema = extend_schema(
         201: SubmittedJobSerializer,
         400: refusal("the image, the chain or a setting is refused; `error` says why"),
         401: refusal("no credentials, or a token that is not valid"),
-        403: refusal("a session without its CSRF token"),
+        403: OpenApiResponse(
+            QuotaErrorSerializer,
+            "a quota exceeded (`code`, `limit`, `value`, `used`), priority high without the allowance, "
+            "or a session without its CSRF token",
+        ),
         413: refusal("the upload is larger than MAX_UPLOAD_BYTES"),
         415: refusal("the file is not an image in a supported format (BMP, GIF, JPEG, PNG, TIFF, WebP)"),
         429: refusal("more submissions than JOB_SUBMIT_RATE allows; wait and retry"),

@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
 
 class SubmissionError(ValueError):
-    """A submission refused before anything was stored; ``status`` is the HTTP status."""
+    """A submission refused before anything was stored; ``status`` is the HTTP status, ``details``
+    what the API's answer carries beside the message."""
 
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+        self.details: dict[str, Any] = {}
 
 
 def parse_operations(raw: Any) -> list[Step]:
@@ -68,9 +70,10 @@ def parse_tile_size(raw: Any) -> int:
 def parse_priority(raw: Any, asked_by: Any = None) -> int:
     """ "low", "normal" (the default) or "high": how soon the job's tiles get into the window.
 
-    High goes before fairness between users, so only staff may ask for it (``asked_by``: the
-    user asking; None for an operator at the command line). 403 for anyone else."""
-    from .models import Job
+    High goes before fairness between users, so only staff, and the users staff allowed it, may
+    ask for it (``asked_by``: the user asking; None for an operator at the command line). 403 for
+    anyone else."""
+    from .models import Job, UserLimits
 
     names = {choice.label.lower(): choice.value for choice in Job.Priority}
     if raw is None or raw == "":
@@ -78,9 +81,10 @@ def parse_priority(raw: Any, asked_by: Any = None) -> int:
     if not (isinstance(raw, str) and raw.strip().lower() in names):
         raise SubmissionError(f"priority must be one of {', '.join(names)}")
     priority = names[raw.strip().lower()]
-    if priority == Job.Priority.HIGH and asked_by is not None and not asked_by.is_staff:
+    if priority == Job.Priority.HIGH and asked_by is not None and not UserLimits.may_ask_high(asked_by):
         raise SubmissionError(
-            "priority high is for staff: it goes before every other user's jobs", status=403
+            "priority high is for staff and those they allow it: it goes before every other user's jobs",
+            status=403,
         )
     return priority
 

@@ -3,6 +3,7 @@
 import uuid
 from typing import cast
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -82,5 +83,6 @@ def detail(request, job_id):
         "output_size": job.output_size,
         # Original and result side by side under one slider only where each pixel stays put.
         "comparable": not job.moves_pixels,
+        "retention_days": settings.JOB_RETENTION_DAYS,
     }
     return render(request, "jobs/detail.html", context)

@@ -69,7 +69,7 @@ def assemble_job(job: Job, resuming: bool = False) -> None:
 def _assemble(job: Job) -> None:
     push_status(job)
     try:
-        name = _store_result(job)
+        name, size = _store_result(job)
     except (OperationalError, InterfaceError):
         raise  # the database, not the job: the collector retries
     except storage.StorageUnavailable:
@@ -81,9 +81,8 @@ def _assemble(job: Job) -> None:
         logger.exception("assembling job %s failed", job.pk)
         job.fail(f"assembling the result failed: {exc}")
     else:
-        if job.finish(name):
+        if job.finish(name, size):  # its stored tiles go with it: the result holds their pixels
             logger.info("job %s done: %s", job.pk, name)
-            job.discard_tile_files()
         else:  # cancelled or deleted meanwhile: the file is nobody's
             logger.info("job %s ended while it was assembled; its result is dropped", job.pk)
             storage.discard([name])
@@ -94,8 +93,9 @@ def _assemble(job: Job) -> None:
     push_status(job)
 
 
-def _store_result(job: Job) -> str:
-    """Store the result, then its previews (before the job is done, so a done job has them)."""
+def _store_result(job: Job) -> tuple[str, int]:
+    """Store the result, then its previews (before the job is done, so a done job has them); the
+    result's name and size."""
     started = time.perf_counter()
     canvas = CANVASES.take(job)
     pixels: Canvas | Image.Image = canvas if canvas else stage_image(job, job.last_stage)
@@ -112,7 +112,7 @@ def _store_result(job: Job) -> str:
         stored - encoded,
         time.perf_counter() - stored,
     )
-    return name
+    return name, len(data)
 
 
 def _result_file(job: Job, pixels: Canvas | Image.Image) -> bytes:

@@ -30,7 +30,7 @@ from PIL import Image
 from imagepipe.core.codec import CodecError, decode_tile
 from jobs import storage
 from jobs.events import push, push_all, push_status
-from jobs.models import Job, Tile
+from jobs.models import Job, Tile, Total
 from jobs.sweep import Sweep
 
 from . import kafka, signing
@@ -107,10 +107,15 @@ def record_results(results: list[tuple[Result, bytes]]) -> Refused:
             .select_for_update()
             .values_list("pk", flat=True)
         )
-        Tile.objects.record_finished([claims[pk] for pk in pending])
-        done = Counter(str(claims[pk].job_id) for pk in pending)
+        recorded = [claims[pk] for pk in pending]
+        Tile.objects.record_finished(recorded)
+        done = Counter(str(tile.job_id) for tile in recorded)
+        stored: Counter[str] = Counter()
+        for tile in recorded:
+            stored[str(tile.job_id)] += tile.result_size
         for job_id, count in done.items():
-            jobs[job_id].record_tiles_done(count)
+            jobs[job_id].record_tiles_done(count, stored[job_id])
+        Total.count_tiles([tile.duration_ms for tile in recorded])
     COUNTS["recorded"] += len(pending)
     COUNTS["duplicates"] += len(claims) - len(pending)
     for job_id, count in done.items():
@@ -210,6 +215,7 @@ def _store_new_tiles(
             continue
         tile.job = job
         tile.state, tile.finished_at, tile.result = Tile.State.DONE, now, store_tile(tile, pixels)
+        tile.result_size = len(pixels)
         tile.worker, tile.partition, tile.offset = result.worker, result.task_partition, result.task_offset
         tile.duration_ms, tile.stats = result.duration_ms, result.stats
         claims[tile.pk] = tile

@@ -1,6 +1,7 @@
 """The dispatcher: queued tiles go to ``tasks`` as the workers have room, fairly between users;
 and what requests leave for the pipeline to do: telling the workers of cancellations, assembling
-a retried job whose tiles are all in.
+a retried job whose tiles are all in. In its idle time it prunes what retention keeps no longer
+(``retention.Pruner``).
 
 Submitting a job only writes its rows. Here a tile is cut from its stage's input (``stages``) and
 published, a bounded window at a time: as many tiles in flight as keep the live workers busy for
@@ -39,7 +40,7 @@ from jobs.events import push_sent, push_status
 from jobs.models import DISPATCH_LOCK, Job, PendingCancellation, Tile
 from jobs.storage import StorageUnavailable
 
-from . import assembly, kafka, signing
+from . import assembly, kafka, retention, signing
 from .loop import Loop
 from .messages import Task
 from .models import Worker
@@ -160,12 +161,18 @@ class Dispatcher(Loop):
         signing.require_keys(signing.TASK)
         self.producer = _producer()
         self.topic = kafka.topic(kafka.TASKS)
+        self.pruner = retention.Pruner(busy=self.has_work)
 
     def start(self) -> None:
         logger.info("dispatcher sending to %s on %s", self.topic, settings.KAFKA_BOOTSTRAP_SERVERS)
 
     def idle(self) -> None:
+        self.pruner.when_due()
         self.wakeups.wait(settings.DISPATCH_POLL_SECONDS)
+
+    def has_work(self) -> bool:
+        """Tiles to send or cancellations to tell: a pruning gives way to them."""
+        return Tile.objects.queued().exists() or PendingCancellation.objects.exists()
 
     def stop(self) -> None:
         self.wakeups.close()

@@ -1,9 +1,12 @@
 """GET /metrics in Prometheus' text format, computed from the database (and Kafka) at each scrape.
 
-Jobs by status, tiles processed, tile latency, workers by status, consumer lag, dead letters, collectors
-and storage. Computed
-from the durable state rather than process-local counters, so any web process answers for the
-whole system. Open to staff, or to a scraper presenting ``Authorization: Bearer METRICS_TOKEN``.
+Unfinished jobs by status, job runs ended, tiles processed, tile latency, workers by status,
+consumer lag, dead letters, refused messages, collectors and storage. Computed from the durable
+state rather than process-local counters, so any web process answers for the whole system; and
+from what stays small however long the history -- the unfinished jobs (an index of their own) and
+the running totals the pipeline keeps as tiles are recorded and jobs end (``jobs.models.Total``) --
+so a scrape costs the same on the first day and the thousandth. Open to staff, or to a scraper
+presenting ``Authorization: Bearer METRICS_TOKEN``.
 """
 
 from __future__ import annotations
@@ -12,32 +15,38 @@ import hmac
 from collections import Counter
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
-from jobs.models import Job, Tile
+from jobs.models import Job, Total
+from jobs.models import totals as named
 from pipeline.models import Collector, Worker
 
 from . import deadletters, health
 
 REFUSALS = ("unsigned", "stale_nonce")  # pipeline.collector's counts of what it refused
-LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
 class ImagePipeCollector:
     def collect(self):
-        jobs = GaugeMetricFamily("imagepipe_jobs", "Jobs by status.", labels=["status"])
-        for status, count in Job.objects.count_by_status().items():
+        jobs = GaugeMetricFamily("imagepipe_jobs", "Unfinished jobs by status.", labels=["status"])
+        for status, count in Job.objects.count_unfinished().items():
             jobs.add_metric([status], count)
         yield jobs
 
+        totals = Total.read()
+        ended = CounterMetricFamily(
+            "imagepipe_jobs_ended", "Job runs ended, by how (each run of a retried job).", labels=["status"]
+        )
+        for status in Job.TERMINAL:
+            ended.add_metric([status], totals.get(named.ended(status), 0))
+        yield ended
         tiles = CounterMetricFamily("imagepipe_tiles_processed", "Tiles recorded by the collector.")
-        tiles.add_metric([], Tile.objects.done().count())
+        tiles.add_metric([], totals.get(named.TILES_RECORDED, 0))
         yield tiles
-        yield latency()
+        yield latency(totals)
 
         workers = GaugeMetricFamily("imagepipe_workers", "Workers by heartbeat status.", labels=["status"])
         for status, count in Worker.objects.count_by_status().items():
@@ -114,16 +123,14 @@ def dead_letters() -> GaugeMetricFamily:
     return gauge
 
 
-def latency() -> HistogramMetricFamily:
-    """Tile processing time on the workers, in seconds, over every recorded tile."""
-    done = Tile.objects.done().filter(duration_ms__isnull=False)
-    buckets = {f"le{b}": Count("id", filter=Q(duration_ms__lte=b)) for b in LATENCY_BUCKETS_MS}
-    row = done.aggregate(total=Count("id"), sum=Sum("duration_ms"), **buckets)
+def latency(totals: dict[str, int]) -> HistogramMetricFamily:
+    """Tile processing time on the workers, in seconds, over every tile recorded with one."""
     histogram = HistogramMetricFamily("imagepipe_tile_duration_seconds", "Tile processing time on a worker.")
+    buckets = [(str(ms / 1000), totals.get(named.bucket(ms), 0)) for ms in named.TILE_BUCKETS_MS]
     histogram.add_metric(
         [],
-        [(str(b / 1000), row[f"le{b}"]) for b in LATENCY_BUCKETS_MS] + [("+Inf", row["total"])],
-        (row["sum"] or 0) / 1000,
+        [*buckets, ("+Inf", totals.get(named.TILE_MS_COUNT, 0))],
+        totals.get(named.TILE_MS_SUM, 0) / 1000,
     )
     return histogram
 

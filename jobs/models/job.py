@@ -1,5 +1,5 @@
-"""A job: its chain, its stages' geometry, its timings and the state changes of its run; the
-cancellations its workers are still to be told of. (The lock order: ``jobs.models``.)"""
+"""A job: its chain, its stages' geometry, its timings and the state changes of its run. (The lock
+order: ``jobs.models``.)"""
 
 from __future__ import annotations
 
@@ -24,12 +24,16 @@ from imagepipe.core.output import FORMATS
 from imagepipe.core.pipeline import final_placement, output_size
 from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
 
-from .. import storage
+from ..files import delete_on_commit
+from .cancellation import PendingCancellation
 from .tile import Tile
+from .totals import Total
 
 # The dispatcher holds it while it claims tiles (one dispatcher at a time); pauses and cancels wait
 # for it.
 DISPATCH_LOCK = 0x494D_5044  # "IMPD"
+# Job.TERMINAL's values, for the indexes' conditions (a Meta can't see its model's names).
+ENDED = ["done", "failed", "cancelled"]
 # The namespace of the jobs' assembly locks (two-key advisory locks: the job's key is its hash).
 ASSEMBLY_LOCKS = 0x494D_5041  # "IMPA"
 
@@ -44,18 +48,23 @@ class JobQuerySet(models.QuerySet):
         return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
 
     def unfinished(self) -> JobQuerySet:
-        """Queued, running or assembling: jobs the pipeline still owes a result."""
+        """Queued, running, paused or assembling: jobs the pipeline still owes a result."""
         return self.exclude(status__in=Job.TERMINAL)
+
+    def expired(self, before: datetime) -> JobQuerySet:
+        """Jobs that ended before ``before`` and are not to be kept: what retention deletes."""
+        return self.filter(status__in=Job.TERMINAL, finished_at__lt=before, keep=False)
 
     def reopened_complete(self) -> JobQuerySet:
         """Jobs retried with every tile already in (an assembly that failed, a cancel during it):
         running, and none of their tiles recorded in this run. The dispatcher assembles them."""
         return self.filter(status=Job.Status.RUNNING, tiles_done=F("tiles_total"), last_tile_at__isnull=True)
 
-    def count_by_status(self) -> dict[str, int]:
-        """Every status with its number of jobs, zero included."""
-        counts = dict(self.order_by().values_list("status").annotate(n=models.Count("pk")))
-        return {status: counts.get(status, 0) for status in Job.Status.values}
+    def count_unfinished(self) -> dict[str, int]:
+        """Each unfinished status with its number of jobs, zero included: read through the index of
+        unfinished jobs, so it costs the same however many have ended."""
+        counts = dict(self.unfinished().order_by().values_list("status").annotate(n=models.Count("pk")))
+        return {status: counts.get(status, 0) for status in Job.Status.values if status not in Job.TERMINAL}
 
 
 class Job(models.Model):
@@ -108,12 +117,25 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     result = models.FileField(upload_to="results/", blank=True)
+    # Bytes of its files in storage (original, tiles, result, previews), counted where they are
+    # written and dropped, so a user's quota is a sum of rows, not a walk through storage; and how
+    # much of that is its tiles, which go once the result holds their pixels.
+    stored_bytes = models.BigIntegerField(default=0)
+    tile_bytes = models.BigIntegerField(default=0)
+    keep = models.BooleanField(default=False, help_text="never deleted by retention (JOB_RETENTION_DAYS)")
 
     objects = JobQuerySet.as_manager()
     notes: list[str]  # what its submitter should know that did not stop it (actions.submit; not stored)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The few jobs still under way, however long the history, in the order of their status
+            # (so counting them by status reads these entries alone): /metrics, recovery.
+            models.Index(fields=["status"], condition=~models.Q(status__in=ENDED), name="job_unfinished"),
+            # The ended ones by when, for retention.
+            models.Index(fields=["finished_at"], condition=models.Q(status__in=ENDED), name="job_ended"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
@@ -209,11 +231,14 @@ class Job(models.Model):
         can be recorded before the job says it was sent)."""
         Job.objects.filter(pk=self.pk, dispatched_at__isnull=True).update(dispatched_at=when)
 
-    def record_tiles_done(self, count: int) -> None:
-        """Count ``count`` more finished tiles, in one statement; the first moves the job to running."""
+    def record_tiles_done(self, count: int, stored: int = 0) -> None:
+        """Count ``count`` more finished tiles, whose files hold ``stored`` bytes, in one statement;
+        the first moves the job to running."""
         now = timezone.now()
         Job.objects.filter(pk=self.pk).update(
             tiles_done=F("tiles_done") + count,
+            tile_bytes=F("tile_bytes") + stored,
+            stored_bytes=F("stored_bytes") + stored,
             last_tile_at=now,
             started_at=Coalesce("started_at", Value(now)),
             status=Case(When(status=Job.Status.QUEUED, then=Value(Job.Status.RUNNING)), default=F("status")),
@@ -273,16 +298,29 @@ class Job(models.Model):
             self.status = Job.Status.ASSEMBLING
         return bool(claimed)
 
-    def finish(self, result_name: str) -> bool:
-        """Compare-and-set assembling -> done with its stored result; False if the job ended (a
-        cancel) or went (a delete) while it was assembled, and the result is not its own."""
+    def finish(self, result_name: str, result_bytes: int) -> bool:
+        """Compare-and-set assembling -> done with its stored result, and let go of its stored tiles,
+        whose pixels the result now holds: no row names them once this commits, and then they are
+        deleted. False, with nothing changed, if the job ended (a cancel) or went (a delete) while it
+        was assembled: the result is not its own, and its tiles stay for a retry to assemble again."""
         now = timezone.now()
-        finished = Job.objects.filter(pk=self.pk, status=Job.Status.ASSEMBLING).update(
-            result=result_name, status=Job.Status.DONE, finished_at=now
-        )
-        if finished:
-            self.result.name, self.status, self.finished_at = result_name, Job.Status.DONE, now
-        return bool(finished)
+        with transaction.atomic():
+            tiles = self.tile_files()  # the tiles first, then the job (the lock order: jobs.models)
+            Tile.objects.filter(job=self).exclude(result="").update(result="")
+            finished = Job.objects.filter(pk=self.pk, status=Job.Status.ASSEMBLING).update(
+                result=result_name,
+                status=Job.Status.DONE,
+                finished_at=now,
+                stored_bytes=F("stored_bytes") - F("tile_bytes") + result_bytes,
+                tile_bytes=0,
+            )
+            if not finished:
+                transaction.set_rollback(True)  # the tiles' names come back with the rollback
+                return False
+            Total.count_ended(Job.Status.DONE)
+            delete_on_commit(tiles)
+        self.refresh_from_db(fields=["result", "status", "finished_at", "stored_bytes", "tile_bytes"])
+        return True
 
     def release_assembly(self) -> bool:
         """Hand back a claimed assembly that could not store its result (storage away): running,
@@ -339,6 +377,10 @@ class Job(models.Model):
         """The names of the job's original, result and stored tiles (``previews`` has its own)."""
         return [str(field.name) for field in (self.original, self.result) if field] + self.tile_files()
 
+    def count_stored(self, size: int) -> None:
+        """Count a file of ``size`` bytes just stored for the job (a preview)."""
+        Job.objects.filter(pk=self.pk).update(stored_bytes=F("stored_bytes") + size)
+
     def fail(self, error: str) -> bool:
         """Fail a job that has not ended yet; True if this call failed it."""
         return self._end(Job.Status.FAILED, error[:2000])
@@ -360,14 +402,12 @@ class Job(models.Model):
                 self.refresh_from_db(fields=["status", "error", "finished_at", "generation"])
             if ended and status == Job.Status.CANCELLED:
                 PendingCancellation.objects.create(job_id=self.pk, generation=self.generation)
+            if ended:
+                Total.count_ended(status)
         if ended:
             # Its tiles hold no place in the dispatch window any more; a retry queues them again.
             Tile.objects.filter(job=self).in_flight().requeue()
         return bool(ended)
-
-    def discard_tile_files(self) -> None:
-        """Delete the stored tiles, once the result holds their pixels."""
-        storage.discard(self.tile_files())
 
     def pause(self) -> bool:
         """Stop dispatching this job's queued tiles (those in flight finish); True if this call did it."""
@@ -411,17 +451,3 @@ def _after_sends() -> None:
     answered, no send that began before it can still mark tiles sent."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [DISPATCH_LOCK])
-
-
-class PendingCancellation(models.Model):
-    """A cancellation the workers have not been told of yet: written with the job's change, so the
-    request that cancels never waits on Kafka; the dispatcher publishes it to ``cancellations`` and
-    deletes it. Not a foreign key: a deleted job's tiles are to be dropped too."""
-
-    id = models.BigAutoField(primary_key=True)  # the order they were made in
-    job_id = models.UUIDField()
-    generation = models.PositiveIntegerField()
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"cancel {self.job_id} up to generation {self.generation}"

@@ -88,6 +88,7 @@ class Tile(models.Model):
     stats = models.JSONField(null=True, blank=True)  # the histogram the next stage's global step reads
 
     objects = TileQuerySet.as_manager()
+    result_size: int  # bytes of the result the collector has just stored (not stored: its job counts them)
     # What the collector fills in when a tile's result is recorded.
     RECORDED = ("state", "worker", "partition", "offset", "duration_ms", "finished_at", "result", "stats")
 

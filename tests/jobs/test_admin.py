@@ -66,3 +66,21 @@ def test_a_jobs_tiles_are_a_link_to_their_own_list_not_an_inline(admin_client, j
     assert tiles.status_code == 200
     assert tiles.context["cl"].result_count == 6
     assert {tile.job_id for tile in tiles.context["cl"].result_list} == {job.pk} != {other.pk}
+
+
+def test_staff_give_a_user_their_own_limits_and_see_their_use(admin_client, alice, job):
+    response = admin_client.post(
+        "/admin/jobs/userlimits/add/",
+        {
+            "user": alice.pk,
+            "unfinished_jobs": "3",
+            "queued_megapixels": "",
+            "stored_mb": "",
+            "high_priority": "on",
+        },
+    )
+    assert response.status_code == 302
+    limits = alice.limits
+    assert (limits.unfinished_jobs, limits.queued_megapixels, limits.high_priority) == (3, None, True)
+    page = admin_client.get(f"/admin/jobs/userlimits/{alice.pk}/change/").content.decode()
+    assert "unfinished_jobs: 1 of 3" in page  # the job fixture, queued

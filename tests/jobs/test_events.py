@@ -91,7 +91,7 @@ def test_a_snapshot_of_a_finished_job_is_its_final_state(alice):
     job = make_job(alice, noise(32, 32), tile_size=16)
     finish(job, job.tiles.all(), "host-a-worker-1")
     job.claim_assembly()
-    job.finish("results/x.png")
+    job.finish("results/x.png", 100)
 
     state = snapshot(job.pk)
 

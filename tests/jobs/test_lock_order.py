@@ -3,17 +3,20 @@ takes them in ``LOCK_ORDER``, one table a statement. Each is run here and its st
 in order."""
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.core.management.color import no_style
 from django.core.management.sql import sql_flush
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from jobs.events import snapshot
-from jobs.models import LOCK_ORDER, Tile
+from jobs.models import LOCK_ORDER, Job, Tile, Total
 from pipeline.collector import record_result
 from pipeline.dispatch import Claim
+from pipeline.retention import prune
 from tests.jobs.factories import SMALL_PHOTO, failed_result, results_for
 
 pytestmark = pytest.mark.django_db
@@ -98,6 +101,24 @@ def test_a_snapshot_reads_the_tiles_first(job):
 
 def test_a_cancel_ends_the_job_before_it_writes_what_the_workers_are_told(job):
     assert_in_lock_order(run(job.cancel))
+
+
+def test_the_finish_lets_go_of_the_tiles_before_it_ends_the_job_and_counts_it(job):
+    job.tiles.update(state=Tile.State.DONE, result="tiles/stored.tile")
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.ASSEMBLING, tiles_done=job.tiles_total)
+    job.refresh_from_db()
+    orders = run(lambda: job.finish("results/x.png", 100))
+    assert orders == [[Tile._meta.db_table, Job._meta.db_table, Total._meta.db_table]]
+    assert_in_lock_order(orders)
+
+
+def test_retention_locks_the_tiles_before_the_jobs_it_deletes(job, settings):
+    settings.JOB_RETENTION_DAYS = 30
+    job.cancel()
+    Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=31))
+    orders = run(prune)
+    assert not Job.objects.exists()
+    assert_in_lock_order(orders)
 
 
 def test_the_suites_flush_takes_the_tables_in_the_lock_order():

@@ -63,10 +63,13 @@ def s3(settings, s3_endpoint):
     )
 
 
-def test_a_job_runs_on_object_storage_and_downloads_through_a_signed_url(s3, alice, alice_api, bob_api):
+def test_a_job_runs_on_object_storage_and_downloads_through_a_signed_url(
+    s3, alice, alice_api, bob_api, django_capture_on_commit_callbacks
+):
     job = make_job(alice, IMAGE)
-    for value in results_for(job, IMAGE):
-        record_result(value)
+    with django_capture_on_commit_callbacks(execute=True):  # the tiles go once the result's row commits
+        for value in results_for(job, IMAGE):
+            record_result(value)
     job.refresh_from_db()
     stored = {item.key for item in s3.Bucket("imagepipe-test").objects.all()}
     assert f"originals/{job.pk}.png" in stored and f"results/{job.pk}.png" in stored

@@ -28,15 +28,17 @@ from tests.topics import consumed
 pytestmark = pytest.mark.django_db
 
 
-def test_the_last_tile_assembles_a_pixel_identical_result(job):
-    for value in results_for(job, SMALL_PHOTO):
-        record_result(value)
+def test_the_last_tile_assembles_a_pixel_identical_result(job, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        for value in results_for(job, SMALL_PHOTO):
+            record_result(value)
     job.refresh_from_db()
     assert (job.status, job.tiles_done, job.tiles_total) == (Job.Status.DONE, 6, 6)
     assert result_image(job).tobytes() == SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2)).tobytes()
     assert job.started_at and job.finished_at
-    stored = [tile.result.name for tile in job.tiles.all()]
-    assert len(stored) == 6 and not any(default_storage.exists(name) for name in stored)
+    # The result holds the tiles' pixels: their files are gone, and no row names one.
+    assert default_storage.listdir(f"tiles/{job.pk}") == ([], [])
+    assert set(job.tiles.values_list("result", flat=True)) == {""}
 
 
 def test_it_ignores_a_duplicate_result(job):

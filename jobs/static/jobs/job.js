@@ -446,8 +446,9 @@
     }
   }
 
-  async function act(method, path) {
-    const response = await fetch(`${api}${path}`, {method, headers: {"X-CSRFToken": csrf}});
+  async function act(method, path, body) {
+    const headers = {"X-CSRFToken": csrf, ...(body ? {"Content-Type": "application/json"} : {})};
+    const response = await fetch(`${api}${path}`, {method, headers, body: body && JSON.stringify(body)});
     if (!response.ok && response.status !== 204) {
       $("error").textContent = (await response.json()).error;
       return null;
@@ -464,6 +465,10 @@
       if (socket.readyState === WebSocket.CLOSED) connect();
       else resync();
     }
+  };
+  $("keep").onchange = async () => {
+    const wanted = $("keep").checked;
+    if (!await act("POST", "keep/", {keep: wanted})) $("keep").checked = !wanted;  // refused: as it was
   };
   $("delete").onclick = async () => {
     if (confirm("Delete this job and its files?") && await act("DELETE", "")) location.href = "/";

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0014_tile_ordering_by_column'),
+        ('jobs', '0016_metric_totals'),
     ]
 
     operations = [
