@@ -39,6 +39,7 @@ def assert_exact_and_its_tiles_gone(api, system, job_id, chain) -> None:
     assert set(row.tiles.values_list("result", flat=True)) == {""}
     media = Path(system.env["MEDIA_ROOT"])
     held = sum((media / str(field.name)).stat().st_size for field in (row.original, row.result))
+    held += sum(path.stat().st_size for path in (media / "previews" / str(job_id)).iterdir())  # both
     assert (row.tile_bytes, row.stored_bytes) == (0, held)
 
 

@@ -38,8 +38,11 @@ def done(job: Job) -> Job:
     return job
 
 
-def test_files_no_row_names_are_deleted_once_older_than_the_grace_period(job, alice):
-    finished = done(make_job(alice, SMALL_PHOTO))
+def test_files_no_row_names_are_deleted_once_older_than_the_grace_period(
+    job, alice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # its tiles' files go as it is done
+        finished = done(make_job(alice, SMALL_PHOTO))
     running = job
     record_result(results_for(running, SMALL_PHOTO)[0])  # one tile stored, its job under way
     stray = [

@@ -200,7 +200,8 @@ def test_a_done_jobs_tiles_go_once_its_result_is_stored(job, django_capture_on_c
     assert job.status == Job.Status.DONE
     assert default_storage.listdir(f"tiles/{job.pk}") == ([], [])
     assert set(job.tiles.values_list("result", flat=True)) == {""}  # no row names a file that is gone
-    assert (job.tile_bytes, job.stored_bytes) == (0, job.original.size + job.result.size)
+    previews_bytes = sum(default_storage.size(name) for name in previews.stored_names(job.pk))
+    assert (job.tile_bytes, job.stored_bytes) == (0, job.original.size + job.result.size + previews_bytes)
     assert not actions.retry(job)  # a done job is never retried: nothing needs its tiles again
 
 
