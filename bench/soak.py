@@ -244,7 +244,7 @@ def outcome(users: dict[str, User], minutes: float, drained: float, grace: float
     return Outcome(
         minutes,
         drained,
-        jobs.count_by_status(),
+        statuses(jobs),
         {name: by_user.get(name, 0) for name in users},
         tiles(jobs),
         mix(jobs),
@@ -301,7 +301,7 @@ def watcher(started: float, running: list[Future], faults: Faults) -> Callable[[
         if time.monotonic() - last[0] < 60:
             return
         last[0] = time.monotonic()
-        status = ", ".join(f"{k} {v}" for k, v in Job.objects.all().count_by_status().items() if v)
+        status = ", ".join(f"{k} {v}" for k, v in statuses(Job.objects.all()).items() if v)
         print(f"{(last[0] - started) / 60:.0f} min: {status}; {dict(faults.counts)}", flush=True)
 
     return watch
@@ -335,6 +335,14 @@ def soak(
     drained = drain(system, args.drain_timeout)
     faults.note_peaks()
     return outcome(users, minutes, drained, args.sweep_grace, files), users, faults
+
+
+def statuses(jobs) -> dict[str, int]:
+    """How many of ``jobs`` are in each status, zero included."""
+    from jobs.models import Job
+
+    counts = Counter(jobs.values_list("status", flat=True))
+    return {status: counts[status] for status in Job.Status.values}
 
 
 def main() -> None:
