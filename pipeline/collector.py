@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 # recorded, tiles_failed, duplicates, late, malformed, failed (not handled), ignored, and the
 # refused: unsigned (no valid signature) and stale_nonce (not the answer to the tile's last send)
 COUNTS: Counter[str] = Counter()
+UNSIGNED, STALE_NONCE = "unsigned", "stale_nonce"
+REFUSALS = (UNSIGNED, STALE_NONCE)  # what a collector refuses, as COUNTS and /metrics name it
 # What the collector fills in when a worker reports a tile failed.
 FAILURE_RECORDED = ["state", "error", "worker", "partition", "offset", "duration_ms", "finished_at"]
 # What no message is to blame for: the collector waits these out (``durably``), never skipping.
@@ -56,7 +58,7 @@ class Refused(list[tuple[Result, str]]):
     """Results a batch did not record because they answer no task sent, each with why."""
 
     def add(self, result: Result, reason: str) -> None:
-        COUNTS["stale_nonce"] += 1
+        COUNTS[STALE_NONCE] += 1
         logger.warning("refusing the result of tile %s of job %s: %s", result.index, result.job, reason)
         self.append((result, reason))
 
@@ -256,7 +258,7 @@ def signed(kind: str, message: Message) -> bool:
     try:
         signing.check(kind, message)
     except signing.Unsigned as exc:
-        COUNTS["unsigned"] += 1
+        COUNTS[UNSIGNED] += 1
         dead_letter(message, str(exc))
         return False
     return True

@@ -22,11 +22,10 @@ from prometheus_client.registry import CollectorRegistry
 
 from jobs.models import Job, Total
 from jobs.models import totals as named
+from pipeline.collector import REFUSALS
 from pipeline.models import Collector, Worker
 
 from . import deadletters, health
-
-REFUSALS = ("unsigned", "stale_nonce")  # pipeline.collector's counts of what it refused
 
 
 class ImagePipeCollector:
