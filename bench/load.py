@@ -100,8 +100,8 @@ class User:
             stop.wait(self.pause())
 
     def pause(self) -> float:
-        due = min([*self.cancels.values(), *self.retries.values()], default=math.inf)
-        return max(0.05, min(TICK, due - time.monotonic()))
+        soonest = min([*self.cancels.values(), *self.retries.values()], default=math.inf)
+        return max(0.05, min(TICK, soonest - time.monotonic()))
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
         response = self.session.request(method, f"{self.url}/api/jobs/{path}", timeout=120, **kwargs)
@@ -129,8 +129,7 @@ class User:
     def act(self) -> None:
         """The cancels and retries that are due."""
         now = time.monotonic()
-        for job in [job for job, when in self.cancels.items() if when <= now]:
-            del self.cancels[job]
+        for job in due(self.cancels, now):
             if self.call("POST", f"{job}/cancel/").status_code == 409:
                 self.counts["cancel too late"] += 1
                 continue
@@ -138,13 +137,20 @@ class User:
             self.open.discard(job)
             if self.rng.random() < RETRY_SHARE:
                 self.retries[job] = now + self.rng.uniform(2, 20)
-        for job in [job for job, when in self.retries.items() if when <= now]:
-            del self.retries[job]
+        for job in due(self.retries, now):
             if self.call("POST", f"{job}/retry/").status_code == 409:
                 self.counts["retry refused"] += 1
                 continue
             self.counts["retried"] += 1
             self.open.add(job)
+
+
+def due(schedule: dict[str, float], now: float) -> list[str]:
+    """The jobs whose time in ``schedule`` has come, taken out of it."""
+    jobs = [job for job, when in schedule.items() if when <= now]
+    for job in jobs:
+        del schedule[job]
+    return jobs
 
 
 def login(url: str, name: str) -> str:
