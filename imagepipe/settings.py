@@ -300,6 +300,9 @@ DISPATCH_WINDOW_MIN = env_int("DISPATCH_WINDOW_MIN", 4)
 DISPATCH_AHEAD_SECONDS = env_float("DISPATCH_AHEAD_SECONDS", 1.0)
 DISPATCH_POLL_SECONDS = env_float("DISPATCH_POLL_SECONDS", 1.0)
 DISPATCH_CACHED_IMAGES = env_int("DISPATCH_CACHED_IMAGES", 4)
+# Pixels of stage inputs the dispatcher holds at most (pipeline/stages.py): an original read in
+# bands holds a tile row of it; one decoded whole (GIF, BMP, a later stage) all of it, or fails.
+DISPATCH_MEMORY_MB = env_int("DISPATCH_MEMORY_MB", 1024)
 
 # Every consumer's watchdog (imagepipe/watchdog.py): rebuilt when stuck this long (3 session
 # timeouts by default); the collector's report in the database is stale after COLLECTOR_STALE_SECONDS.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Protocol
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -21,6 +20,7 @@ from PIL import Image
 
 from imagepipe.core.codec import decode_tile
 from imagepipe.core.normalise import normalise
+from imagepipe.core.pipeline import Pixels
 
 from .models import Job, Tile
 from .uploads import ACCEPTED_FORMATS
@@ -29,25 +29,12 @@ logger = logging.getLogger(__name__)
 
 SIZES = (160, 1000)  # history thumbnails, the job page's before/after
 TILE_PREVIEW_MAX = 256
-BAND_ROWS = 256  # output rows reduced at a time (see reduced)
+BAND_BYTES = 16 << 20  # full-size pixels reduced at a time at most (see reduced)
 ALPHA = ("LA", "RGBA")
 
 
 class NotReady(Exception):
     """No preview is stored (yet): said to the page, which shows a placeholder."""
-
-
-class Pixels(Protocol):
-    """A full-size image to make previews of: an Image, or the collector's canvas (its pixels are
-    an array, handed out a band at a time rather than copied whole into an Image)."""
-
-    @property
-    def mode(self) -> str: ...
-
-    @property
-    def size(self) -> tuple[int, int]: ...
-
-    def crop(self, box: tuple[int, int, int, int]) -> Image.Image: ...
 
 
 def preview_name(job: Job, which: str, size: int) -> str:
@@ -131,10 +118,11 @@ def fitted(pixels: Pixels, bound: int) -> Image.Image:
 def reduced(pixels: Pixels, factor: int) -> Image.Image:
     """``Image.reduce(factor)`` of the pixels, a band of rows at a time: Pillow reduces an image with
     alpha through a premultiplied copy of all of it, hundreds of megabytes for a large original.
-    Bands start at multiples of ``factor``, so every block averages the same pixels as in one go."""
+    Bands start at multiples of ``factor``, so every block averages the same pixels as in one go,
+    and hold about ``BAND_BYTES`` of the full-size pixels (a whole row of blocks at the least)."""
     width, height = pixels.size
     out = Image.new(pixels.mode, (-(-width // factor), -(-height // factor)))
-    step = BAND_ROWS * factor
+    step = factor * max(1, BAND_BYTES // (width * len(pixels.mode) * factor))
     for top in range(0, height, step):
         band = pixels.crop((0, top, width, min(top + step, height)))
         out.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))

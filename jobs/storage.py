@@ -61,6 +61,30 @@ def read(name: str) -> bytes:
         return handle.read()
 
 
+class Stream:
+    """A stored file read a piece at a time (an original decoded in bands): storage's errors on
+    the way are ``StorageUnavailable``, as ``read``'s are."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        with calls(f"opening {name}"):
+            self.handle = default_storage.open(name, "rb")
+
+    def read(self, size: int = -1) -> bytes:
+        with calls(f"reading {self.name}"):
+            return self.handle.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        with calls(f"reading {self.name}"):
+            return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 def save(name: str, data: bytes) -> str:
     """Store ``data`` under ``name``, replacing what an earlier, uncounted attempt left; the name."""
     with calls(f"writing {name}"):

@@ -15,6 +15,7 @@ from typing import cast
 from django.conf import settings
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from imagepipe.core.bands import streamable, whole_bytes
 from imagepipe.core.normalise import NormaliseError, normalised_shape, output_profile
 
 from .submission import SubmissionError
@@ -70,7 +71,20 @@ def inspect_upload(upload) -> Inspected:
         mode, size = normalised_shape(image)
     except NormaliseError as exc:
         raise SubmissionError(str(exc)) from None
+    check_decodable(image, mode, size)
     return Inspected(mode, size, image.info.get("icc_profile"), extension)
+
+
+def check_decodable(header: Image.Image, mode: str, size: tuple[int, int]) -> None:
+    """Refuse an image the dispatcher could not hold: one of a kind it decodes whole (not read in
+    bands, ``imagepipe.core.bands``) that is larger than its memory budget."""
+    needed = whole_bytes(mode, size)
+    if not streamable(header) and needed > settings.DISPATCH_MEMORY_MB << 20:
+        raise SubmissionError(
+            f"a {header.format} {header.mode} image is decoded whole, and this one would take "
+            f"{needed >> 20} MB, over the {settings.DISPATCH_MEMORY_MB} MB the dispatcher may hold "
+            "(DISPATCH_MEMORY_MB); save it as PNG, JPEG or TIFF, which are read in bands"
+        )
 
 
 def _open_header(upload) -> tuple[ImageFile.ImageFile, str]:

@@ -31,11 +31,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Avg, Count, F, Min
 from django.utils import timezone
-from PIL import Image
 
 from imagepipe.core.chain import needed_stat
 from imagepipe.core.codec import encode_tile
-from imagepipe.core.pipeline import cut_tile
+from imagepipe.core.pipeline import Pixels, cut_tile
 from jobs.events import push_sent, push_status
 from jobs.models import DISPATCH_LOCK, Job, PendingCancellation, Tile
 from jobs.storage import StorageUnavailable
@@ -286,7 +285,13 @@ class Dispatcher(Loop):
             return 0
         indices = set(job.tiles.queued(job.stage).order_by("index").values_list("index", flat=True)[:count])
         nonce = secrets.token_hex(16)
-        messages = dict(task_messages(job, source, job.stage, table, indices, nonce))
+        try:
+            messages = dict(task_messages(job, source, job.stage, table, indices, nonce))
+        except (OSError, ValueError) as exc:  # an original read in bands fails part way down
+            logger.warning("job %s: cutting stage %d failed: %s", job.pk, job.stage, exc)
+            if job.fail(f"preparing stage {job.stage} failed: {exc}"):
+                push_status(job)
+            return 0
         claim = Claim.take(job, set(messages), load, nonce)
         if claim is None:
             return 0
@@ -362,7 +367,7 @@ def task_partitions(topic_name: str) -> int:
 
 def task_messages(
     job: Job,
-    source: Image.Image | StoredTiles,
+    source: Pixels | StoredTiles,
     stage: int,
     table=None,
     only: set[int] | None = None,

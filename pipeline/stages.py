@@ -1,9 +1,11 @@
 """A job's stages: what each stage's tiles are cut from, and moving the job on once a stage's
 tiles are all in (to the next stage, or to assembly).
 
-Stage 0 is cut from the stored original, decoded here (and the original's previews made from it);
-a later stage from the stage before it, rebuilt from its stored tiles (or those tiles as they are,
-when they are exactly its tiles).
+Stage 0 is cut from the stored original, read a band of rows at a time as its tiles are cut
+(``imagepipe.core.bands``; a kind not read in bands is decoded whole), and the original's
+previews are made from it; a later stage from the stage before it, rebuilt from its stored tiles
+(or those tiles as they are, when they are exactly its tiles). What the dispatcher holds of them
+is bounded by ``DISPATCH_MEMORY_MB``: an input that would not fit whole fails its job, saying so.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import logging
 import time
 from collections import OrderedDict
 
+from django.conf import settings
 from PIL import Image
 
+from imagepipe.core.bands import Bands, Unstreamable, whole_bytes
 from imagepipe.core.normalise import normalise
 from imagepipe.core.operations import chain_halo
-from imagepipe.core.pipeline import leading_table
-from jobs import previews, storage
+from imagepipe.core.pipeline import Pixels, leading_table
+from jobs import previews, storage, uploads
 from jobs.events import push_status
 from jobs.models import Job
+from jobs.submission import SubmissionError
 from jobs.uploads import ACCEPTED_FORMATS
 
 from . import assembly
@@ -40,30 +45,81 @@ def move_on(job: Job, stages: set[int]) -> None:
 
 
 class OriginalError(ValueError):
-    """The stored original does not decode, or not to the image its upload's header declared."""
+    """The stored original does not decode, or not to the image its upload's header declared, or
+    not within the dispatcher's memory budget."""
+
+
+def original_pixels(job: Job) -> Pixels:
+    """The stored original, normalised: read in bands if it is of a kind that can be (most are:
+    ``imagepipe.core.bands``), else decoded whole, within ``DISPATCH_MEMORY_MB``."""
+    header = original_header(job)
+    try:
+        pixels: Pixels = Bands(lambda: storage.Stream(str(job.original.name)), header)
+    except Unstreamable:
+        pixels = decode_original(job)
+    except OSError as exc:
+        raise OriginalError(f"the original could not be decoded: {exc}") from None
+    if (pixels.mode, pixels.size) != (job.mode, (job.width, job.height)):
+        width, height = pixels.size
+        raise OriginalError(
+            f"the original decodes to a {width}×{height} {pixels.mode} image, not the "
+            f"{job.width}×{job.height} {job.mode} image its header declared"
+        )
+    return pixels
+
+
+def original_header(job: Job) -> Image.Image:
+    """Pillow's header of the stored original (a PNG's read with every chunk but its pixels, so an
+    orientation written after them is known), no pixel decoded."""
+    stream = storage.Stream(str(job.original.name))
+    try:
+        header = Image.open(stream, formats=list(ACCEPTED_FORMATS))  # type: ignore[arg-type]  # a file
+        header = uploads.png_metadata(stream) if header.format == "PNG" else header
+        Image.Image.getexif(header)  # read now, while the file is open (a TIFF's is read lazily)
+        return header
+    except (OSError, SyntaxError, ValueError, SubmissionError, Image.DecompressionBombError) as exc:
+        raise OriginalError(f"the original could not be read: {exc}") from None
+    finally:
+        stream.close()
 
 
 def decode_original(job: Job) -> Image.Image:
-    """The stored original, decoded and normalised, checked against what its upload's header said.
+    """The stored original decoded whole and normalised (a kind not read in bands), if it fits
+    ``DISPATCH_MEMORY_MB``.
 
     The web process reads only headers and structure (``jobs.uploads``), so what only decoding
     shows is found here, before any tile is cut: a stream cut short or garbled behind right
-    checksums, a 16-bit image's values out of range, a size or mode other than the header's. It is
-    read whole first: a decoder's OSError is the file's fault, storage's is ``StorageUnavailable``.
+    checksums, a 16-bit image's values out of range. It is read whole first: a decoder's OSError
+    is the file's fault, storage's is ``StorageUnavailable``.
     """
+    check_budget(job.mode, (job.width, job.height), "the original, of a kind not read in bands,")
     data = storage.read(str(job.original.name))
     try:
         opened = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
         opened.load()
-        image = normalise(opened)
+        return normalise(opened)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise OriginalError(f"the original could not be decoded: {exc}") from None
-    if (image.mode, image.size) != (job.mode, (job.width, job.height)):
+
+
+def first_pass(pixels: Pixels) -> Image.Image:
+    """The original reduced to its largest preview, read top to bottom: what only decoding shows
+    (a stream garbled behind right checksums or cut short, a 16-bit image's values out of range)
+    fails the job here, before any of its tiles is sent."""
+    try:
+        return previews.fitted(pixels, max(previews.SIZES))
+    except (OSError, ValueError) as exc:
+        raise OriginalError(f"the original could not be decoded: {exc}") from None
+
+
+def check_budget(mode: str, size: tuple[int, int], what: str) -> None:
+    """Refuse to hold an image whole that would not fit the dispatcher's memory budget."""
+    needed = whole_bytes(mode, size)
+    if needed > settings.DISPATCH_MEMORY_MB << 20:
         raise OriginalError(
-            f"the original decodes to a {image.width}×{image.height} {image.mode} image, not the "
-            f"{job.width}×{job.height} {job.mode} image its header declared"
+            f"{what} would take {needed >> 20} MB decoded whole, over the dispatcher's "
+            f"{settings.DISPATCH_MEMORY_MB} MB (DISPATCH_MEMORY_MB)"
         )
-    return image
 
 
 def advance_stage(job: Job, finished: int) -> None:
@@ -92,7 +148,7 @@ class StoredTiles:
         return storage.read(self.names[index])
 
 
-StageInput = tuple[Image.Image | StoredTiles, list[int] | None]
+StageInput = tuple[Pixels | StoredTiles, list[int] | None]
 
 
 def stage_input(job: Job, stage: int) -> StageInput:
@@ -103,12 +159,14 @@ def stage_input(job: Job, stage: int) -> StageInput:
     if stage and (stored := stored_tiles(job, stage)):
         found, how = (stored, assembly.next_stage_table(job, stage - 1)), "is the stored tiles before it"
     elif stage:
+        check_budget(assembly.stage_mode(job, stage - 1), job.stage_size(stage), f"stage {stage}'s input")
         found, how = assembly.next_stage_input(job, stage - 1), "rebuilt from the tiles before it"
     else:
-        image = decode_original(job)
-        if not previews.is_stored(job, "original"):  # made once, though the input may be decoded again
-            previews.store(job, "original", image)
-        found, how = (image, leading_table(job.stages[0], image)), "decoded from the original"
+        pixels = original_pixels(job)
+        if not previews.is_stored(job, "original"):  # made once, though the input may be read again
+            previews.store(job, "original", first_pass(pixels))
+        found = (pixels, leading_table(job.stages[0], pixels))
+        how = "read in bands from the original" if isinstance(pixels, Bands) else "decoded from the original"
     logger.info("job %s stage %d input %s in %.2f s", job.pk, stage, how, time.perf_counter() - started)
     return found
 
@@ -129,20 +187,23 @@ def stored_tiles(job: Job, stage: int) -> StoredTiles | None:
 
 
 class StageImages:
-    """The last few stage inputs used, decoded: the bound on the dispatcher's memory.
+    """The last few stage inputs used: what bounds the dispatcher's memory.
 
-    Jobs take turns in the window, so each keeps its decoded input here while it is sent;
-    past ``size`` inputs the least recently used is dropped and read again from storage.
+    Jobs take turns in the window, so each keeps its input here while it is sent: an original read
+    in bands holds only its current rows; an input decoded or rebuilt whole holds all of it. Past
+    ``size`` inputs, or past ``DISPATCH_MEMORY_MB`` of them held together, the least recently used
+    is let go and read again from storage when its job's turn comes.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.budget = settings.DISPATCH_MEMORY_MB << 20
         self.images: OrderedDict[tuple[str, int], StageInput] = OrderedDict()
 
     def keep_only(self, wanted: set[tuple[str, int]]) -> None:
         """Drop the inputs no dispatchable job needs any more (finished, cancelled, paused, moved on)."""
         for key in [key for key in self.images if key not in wanted]:
-            del self.images[key]
+            self.drop(key)
 
     def fitting(self, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
         """Of ``keys`` (in scheduling order), those held or with room to be: the rest would evict."""
@@ -156,6 +217,23 @@ class StageImages:
             self.images.move_to_end(key)
             return self.images[key]
         found = self.images[key] = stage_input(job, job.stage)
-        while len(self.images) > self.size:
-            self.images.popitem(last=False)
+        while len(self.images) > 1 and (len(self.images) > self.size or self.held() > self.budget):
+            self.drop(next(iter(self.images)))
         return found
+
+    def held(self) -> int:
+        """The bytes of pixels the inputs hold now."""
+        return sum(held_bytes(source) for source, _ in self.images.values())
+
+    def drop(self, key: tuple[str, int]) -> None:
+        source, _ = self.images.pop(key)
+        if isinstance(source, Bands):
+            source.close()
+
+
+def held_bytes(source: Pixels | StoredTiles) -> int:
+    if isinstance(source, Bands):
+        return source.nbytes
+    if isinstance(source, Image.Image):
+        return whole_bytes(source.mode, source.size)
+    return 0  # stored tiles are read one at a time

@@ -73,16 +73,15 @@ def _convert(image: Image.Image) -> Image.Image:
     if mode == image.mode:
         return image
     if image.mode in SIXTEEN_BIT:
-        return _sixteen_to_eight(image)
+        return Image.fromarray(sixteen_to_eight(np.asarray(image), image.mode), "L")
     return image.convert(mode)
 
 
-def _sixteen_to_eight(image: Image.Image) -> Image.Image:
-    """16-bit grayscale to 8 bits by rounding ``(v + 128) // 257``, never clipping."""
-    values = np.asarray(image).astype(np.int64)
+def sixteen_to_eight(values: np.ndarray, mode: str = "I;16") -> np.ndarray:
+    """16-bit grayscale values to 8 bits by rounding ``(v + 128) // 257``, never clipping."""
     if values.size and (values.min() < 0 or values.max() > 65535):
-        raise NormaliseError(f"image mode {image.mode} holds values outside 16 bits; it cannot be processed")
-    return Image.fromarray(((values + 128) // 257).astype(np.uint8), "L")
+        raise NormaliseError(f"image mode {mode} holds values outside 16 bits; it cannot be processed")
+    return ((values.astype(np.int64) + 128) // 257).astype(np.uint8)
 
 
 def output_profile(profile: bytes | None, mode: str) -> bytes | None:

@@ -7,17 +7,37 @@ the property the whole system is built around, tested directly in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 from PIL import Image
 
 from . import statistics
 from .chain import apply_chain, colour_bands, global_table, move, needed_stat, split_stages
-from .operations import Colour, Placement, Step, chain_halo, chain_output_mode
+from .operations import Colour, Placement, Step, chain_halo, chain_output_mode, without_alpha
 from .tiling import Box, TileSpec, tile_grid
 
 
-def cut_tile(image: Image.Image, tile: TileSpec) -> Image.Image:
+class Pixels(Protocol):
+    """A full-size image read a part at a time: an Image, ``Bands``, or the collector's canvas."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image: ...
+
+
+def row_bands(pixels: Pixels, rows: int) -> Iterator[Image.Image]:
+    """The pixels from top to bottom, ``rows`` rows at a time."""
+    width, height = pixels.size
+    for top in range(0, height, rows):
+        yield pixels.crop((0, top, width, min(top + rows, height)))
+
+
+def cut_tile(image: Pixels, tile: TileSpec) -> Image.Image:
     """The tile's padded region: its core plus the halo."""
     return image.crop(tile.padded.as_tuple())
 
@@ -71,17 +91,23 @@ def tile_stats(tile: Image.Image, stat: str) -> list[int]:
     return statistics.histogram(colour_bands(tile), stat)
 
 
-def leading_table(stage: Sequence[Step], image: Image.Image) -> list[int] | None:
+STATISTICS_BYTES = 16 << 20  # pixels a band of the statistics pass holds at most
+
+
+def leading_table(stage: Sequence[Step], image: Pixels) -> list[int] | None:
     """A chain that starts with a global step reads the statistics of the upload itself.
 
-    The master has just decoded it, so one histogram pass is all it takes; every
-    later statistic is gathered from the tiles of the stage before.
+    One histogram pass over the input, a band of rows at a time, is all it takes (the histograms
+    of the bands add up to the whole's); every later statistic is gathered from the tiles of the
+    stage before.
     """
     first = stage[0]
     if first.op.kind != "global":
         return None
-    colour = colour_bands(image)
-    return global_table(first, statistics.histogram(colour, first.op.stat), colour.mode)
+    rows = max(1, STATISTICS_BYTES // (image.size[0] * len(image.mode)))
+    bands = row_bands(image, rows)
+    counts = statistics.add(statistics.histogram(colour_bands(band), first.op.stat) for band in bands)
+    return global_table(first, counts, without_alpha(image.mode))
 
 
 def run_tiled(

@@ -11,8 +11,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
-from PIL import Image
 
+from imagepipe.core.bands import Bands
 from jobs import actions
 from jobs.models import Job, Tile
 from jobs.storage import StorageUnavailable
@@ -140,7 +140,8 @@ def test_the_stage_images_kept_are_bounded(alice):
         images.get(job)
     assert list(images.images) == [(str(jobs[1].pk), 0), (str(jobs[2].pk), 0)]
     again, _ = images.get(jobs[0])  # read again
-    assert isinstance(again, Image.Image) and again.tobytes() == noise(40, 40, seed=0).tobytes()
+    assert isinstance(again, Bands)
+    assert again.crop((0, 0, 40, 40)).tobytes() == noise(40, 40, seed=0).tobytes()
     assert list(images.images) == [(str(jobs[2].pk), 0), (str(jobs[0].pk), 0)]
 
 
@@ -169,9 +170,9 @@ def test_the_dispatcher_lets_go_of_an_input_once_its_tiles_are_all_sent(dispatch
     "name,data,reason",
     [
         # Every checksum right, so the request (which reads only headers and chunks) accepts it.
-        ("garbled.png", png_file(40, 30, b"not a deflate stream"), "broken data stream"),
+        ("garbled.png", png_file(40, 30, b"not a deflate stream"), "libpng read error"),
         # The directory ahead of the pixels: the request finds a whole header.
-        ("cut.tif", encoded(noise(40, 30), "TIFF")[:-500], "image file is truncated"),
+        ("cut.tif", encoded(noise(40, 30), "TIFF")[:-500], "Read error at scanline"),
     ],
 )
 def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_sent(
@@ -181,7 +182,8 @@ def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_s
     assert dispatcher.step() == 0
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
-    assert job.error.startswith(f"preparing stage 0 failed: the original could not be decoded: {reason}")
+    assert job.error.startswith("preparing stage 0 failed: the original could not be decoded: ")
+    assert reason in job.error
     assert sent(job) == []
 
 

@@ -1,0 +1,248 @@
+"""An image file read a band of rows at a time: how the dispatcher cuts tiles from an original of
+any size while holding only the rows its next tiles and their halos need.
+
+libvips (``pyvips``) decodes the file; each band of rows is then brought to the working mode as
+``normalise`` brings the whole image, so a band's pixels are the same rows of Pillow's whole-image
+decode. That equality was measured, not assumed (``tests/core/test_bands.py`` checks it for every
+kind in ``STREAMED`` and every EXIF orientation): libvips and Pillow decode JPEG with the same
+libjpeg arithmetic, and PNG, TIFF and lossless WebP hold the values themselves. Other kinds (GIF,
+BMP, a 32-bit TIFF, a 16-bit colour PNG, a grey PNG with a transparent value) are decoded whole by
+Pillow, as before, and must fit the dispatcher's memory budget (``whole_bytes``).
+
+Upright (or mirrored) images are read in sequential mode: libvips decodes each row once, top to
+bottom, holding a few strips, and a band that starts above the rows held opens the file again.
+An orientation that turns or flips the image upside down is read in random mode, where libvips
+keeps the decoded image (past ``VIPS_DISC_THRESHOLD``, 100 MB by default, in a temporary file on
+disk, not in memory) and turns each band out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import pyvips
+from PIL import Image
+
+from .normalise import ORIENTATION, sixteen_to_eight, target_mode
+
+pyvips.cache_set_max(0)  # libvips' operation cache would keep decoded images alive after their Bands
+
+# The (format, Pillow mode) pairs read in bands: each proven equal to Pillow's decode.
+STREAMED = {
+    "JPEG": ("L", "RGB", "CMYK"),
+    "PNG": ("1", "L", "LA", "RGB", "RGBA", "P", "I;16", "I;16B"),
+    "TIFF": ("1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16", "I;16B"),
+    "WEBP": ("RGB", "RGBA"),
+}
+# Pillow's exif_transpose of each orientation, as libvips operations applied in order.
+TURNS: dict[int, tuple[str, ...]] = {
+    2: ("fliphor",),
+    3: ("rot180",),
+    4: ("flipver",),
+    5: ("rot270", "flipver"),
+    6: ("rot90",),
+    7: ("rot90", "flipver"),
+    8: ("rot270",),
+}
+ROW_LOCAL = (1, 2)  # orientations whose rows come out in file order: read in sequential mode
+READ_ROWS = 64  # rows decoded at least per fetch
+SOURCE_BLOCK = 1 << 20  # bytes read from the file per call libvips makes
+
+
+class Readable(Protocol):
+    """A file as ``Bands`` reads it: a storage handle (``jobs.storage.Stream``), or any binary file."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Unstreamable(ValueError):
+    """The file is of a kind not read in bands (or its decode is not what its header said)."""
+
+
+def orientation(header: Image.Image) -> int:
+    """The EXIF orientation ``normalise`` will apply, from a header (no pixel decoded)."""
+    value = Image.Image.getexif(header).get(ORIENTATION, 1)
+    return value if value in TURNS else 1
+
+
+def streamable(header: Image.Image) -> bool:
+    """Whether a file with this Pillow header is read in bands."""
+    if header.mode not in STREAMED.get(str(header.format), ()):
+        return False
+    # libvips turns a grey or RGB PNG's transparent colour into an alpha band; Pillow leaves it out.
+    return not (header.mode in ("L", "RGB") and "transparency" in header.info)
+
+
+def whole_bytes(mode: str, size: tuple[int, int]) -> int:
+    """What an image of the working ``mode`` and ``size`` takes decoded whole."""
+    return size[0] * size[1] * len(mode)
+
+
+class Bands:
+    """The rows of an image file, normalised, as an image whose ``crop`` reads only what it needs.
+
+    ``open_file`` opens the file afresh each time it is called (a storage handle, or a path's);
+    ``header`` is Pillow's header of it (``Image.open``, or a PNG's chunks read without its pixels,
+    which also know an eXIf written after them). ``crop`` returns exactly what
+    ``normalise(Image.open(file)).crop(box)`` would. Crops should move down the image: the rows
+    above the lowest crop's top are let go, and a crop above them decodes the file from its start
+    again (counted in ``reopened``).
+    """
+
+    def __init__(self, open_file: Callable[[], Readable], header: Image.Image) -> None:
+        if not streamable(header):
+            raise Unstreamable(f"a {header.format} {header.mode} image is not read in bands")
+        self.open_file = open_file
+        self.turn = orientation(header)
+        self.mode = target_mode(header)
+        self.raw_mode = ""
+        self.size = (0, 0)
+        self.reopened = -1
+        self.failure: BaseException | None = None  # what the file raised while libvips read it
+        self.handle: Readable | None = None
+        self.top = 0  # the first row held
+        self.rows = np.zeros((0, 0), np.uint8)  # rows [top, top + len(rows)) of the working mode
+        self.next_row = 0  # the next row libvips will decode
+        self._open()
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes
+
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        left, top, right, bottom = box
+        width, height = self.size
+        if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+            raise ValueError(f"{box} is outside the {width}×{height} image")
+        self.hold(top, bottom)
+        window = self.rows[top - self.top : bottom - self.top, left:right]
+        pixels = np.ascontiguousarray(window).tobytes()
+        return Image.frombytes(self.mode, (right - left, bottom - top), pixels)
+
+    def hold(self, top: int, bottom: int) -> None:
+        """Hold rows ``[top, bottom)``, letting go of those above ``top``."""
+        if self.handle is None or (self.sequential and top < self.top):
+            self._open()
+        if not self.sequential:
+            if not (self.top <= top and bottom <= self.top + len(self.rows)):
+                self.top, self.rows = top, self._decode(top, bottom)
+            return
+        # Held are rows [self.top, self.next_row): drop those above ``top``, skip to it.
+        drop = min(top - self.top, len(self.rows))
+        self.rows, self.top = self.rows[drop:], self.top + drop
+        while self.next_row < top:
+            self._decode(self.next_row, min(self.next_row + READ_ROWS, top))
+            self.top = self.next_row
+        if self.next_row < bottom:
+            fresh = self._decode(self.next_row, min(max(bottom, self.next_row + READ_ROWS), self.size[1]))
+            self.rows = np.concatenate([self.rows, fresh]) if len(self.rows) else fresh
+
+    def _open(self) -> None:
+        self.close()
+        self.reopened += 1
+        self.sequential = self.turn in ROW_LOCAL
+        handle = self.handle = self.open_file()
+        source = pyvips.SourceCustom()
+        source.on_read(self._reader(handle))
+        source.on_seek(self._seeker(handle))
+        access = "sequential" if self.sequential else "random"
+        pyvips.vips_lib.vips_error_clear()  # what a load before logged without failing
+        try:
+            image = pyvips.Image.new_from_source(source, "", access=access, fail_on="error")
+            for operation in TURNS.get(self.turn, ()):
+                image = getattr(image, operation)()
+        except pyvips.Error as exc:
+            raise self._failed(exc) from None
+        self.raw_mode = _raw_mode(image)
+        if _working_mode(self.raw_mode) != self.mode:
+            found = self.raw_mode or f"{image.bands} {image.format} bands"
+            raise Unstreamable(f"the file decodes to {found}, not to what its header says ({self.mode})")
+        self.image, self.size = image, (image.width, image.height)
+        self.region = pyvips.Region.new(image)
+        self.top, self.next_row = 0, 0
+        self.rows = np.zeros((0, image.width, len(self.mode)), np.uint8)
+
+    def close(self) -> None:
+        """Let go of the file and the rows held (a crop after this opens the file again)."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        self.rows = self.rows[:0]
+        self.top = self.size[1]  # above every row: the next crop opens the file again
+
+    def _decode(self, top: int, bottom: int) -> np.ndarray:
+        """Rows ``[top, bottom)`` decoded and normalised, as an array (rows, width, bands)."""
+        width = self.size[0]
+        try:
+            data = self.region.fetch(0, top, width, bottom - top)
+        except pyvips.Error as exc:
+            raise self._failed(exc) from None
+        self.next_row = bottom
+        raw = _RAW[self.raw_mode]
+        values = np.frombuffer(data, raw[0]).reshape(bottom - top, width, raw[1])
+        if self.raw_mode == "I;16":
+            return np.asarray(sixteen_to_eight(values[..., 0]))[..., None]
+        if self.raw_mode == "CMYK":
+            converted = Image.frombytes("CMYK", (width, bottom - top), values.tobytes()).convert("RGB")
+            return np.asarray(converted)
+        return values
+
+    def _failed(self, exc: Exception) -> Exception:
+        """The error to raise for what libvips reported: the file's own failure if reading it
+        raised (storage away), else the decode's as OSError (the file's fault)."""
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            return failure  # type: ignore[return-value]
+        return OSError(": ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
+
+    def _reader(self, handle: Readable) -> Callable[[int], bytes]:
+        def read(size: int) -> bytes:
+            try:
+                return handle.read(min(size, SOURCE_BLOCK))
+            except Exception as exc:  # noqa: BLE001 - raised again by _failed, outside libvips
+                self.failure = exc
+                return b""
+
+        return read
+
+    def _seeker(self, handle: Readable) -> Callable[[int, int], int]:
+        def seek(offset: int, whence: int) -> int:
+            try:
+                return handle.seek(offset, whence)
+            except Exception as exc:  # noqa: BLE001
+                self.failure = exc
+                return -1
+
+        return seek
+
+
+# libvips' decoded bands, by the Pillow mode that holds them: numpy type and band count.
+_RAW = {
+    "L": (np.uint8, 1),
+    "LA": (np.uint8, 2),
+    "RGB": (np.uint8, 3),
+    "RGBA": (np.uint8, 4),
+    "CMYK": (np.uint8, 4),
+    "I;16": (np.uint16, 1),
+}
+
+
+def _raw_mode(image: pyvips.Image) -> str:
+    """The Pillow mode that holds what libvips decodes ``image`` to; '' if none does."""
+    if image.format == "ushort" and image.bands == 1:
+        return "I;16"
+    if image.format != "uchar":
+        return ""
+    if image.bands == 4 and image.interpretation == "cmyk":
+        return "CMYK"
+    return {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(image.bands, "")
+
+
+def _working_mode(raw_mode: str) -> str:
+    return {"I;16": "L", "CMYK": "RGB"}.get(raw_mode, raw_mode)
