@@ -293,6 +293,8 @@ COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
 COLLECTOR_BATCH_MAX = env_int("COLLECTOR_BATCH_MAX", 100)
 # Memory the collector may hold results in as their tiles come (jobs/canvas.py); beyond, from storage.
 COLLECTOR_CANVAS_MB = env_int("COLLECTOR_CANVAS_MB", 1024)
+# Where the collector writes a result before storing it (the system's temporary folder by default).
+RESULT_SPOOL_DIR = env_str("RESULT_SPOOL_DIR", "") or None
 # The dispatcher (manage.py rundispatcher): tiles in flight per live worker, the least in flight
 # before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
 DISPATCH_TILES_PER_WORKER = env_int("DISPATCH_TILES_PER_WORKER", 2)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,15 @@ def save(name: str, data: bytes) -> str:
     with calls(f"writing {name}"):
         default_storage.delete(name)
         return default_storage.save(name, ContentFile(data))
+
+
+def save_file(name: str, handle) -> str:
+    """Store the file open in ``handle`` (a result written to disk a band at a time) under
+    ``name``, copied in chunks, as ``save`` stores bytes; the name."""
+    with calls(f"writing {name}"):
+        default_storage.delete(name)
+        handle.seek(0)
+        return default_storage.save(name, File(handle))
 
 
 def discard(names: list[str]) -> None:

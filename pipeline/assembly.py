@@ -6,34 +6,76 @@ between stages, or mid-assembly, picks up where it left off (``recovery.resume``
 
 from __future__ import annotations
 
+import bisect
 import logging
+import tempfile
 import time
+from collections import defaultdict
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from PIL import Image
 
 from imagepipe.core import statistics
+from imagepipe.core.bands import whole_bytes
 from imagepipe.core.chain import global_table
 from imagepipe.core.codec import decode_tile
 from imagepipe.core.operations import chain_output_mode, without_alpha
 from imagepipe.core.output import FORMATS, encode
-from imagepipe.core.pipeline import assemble, output_size
+from imagepipe.core.pipeline import output_size
+from imagepipe.core.png import write_png
+from imagepipe.core.tiling import Box
 from jobs import previews, storage
 from jobs.events import push_status
-from jobs.models import Job, Tile
+from jobs.models import Job
 
 from .canvas import CANVASES, Canvas
 
 logger = logging.getLogger(__name__)
 
 
-def stage_image(job: Job, stage: int) -> Image.Image:
-    """A finished stage's output, pasted together from its stored tiles."""
-    steps, size = job.stages[stage], job.stage_size(stage)
-    tiles = job.tiles.filter(stage=stage).only("stage", "x", "y", "width", "height", "result")
-    placed = ((job.placed_box(tile), _read(tile)) for tile in tiles)
-    return assemble(output_size(steps, size), stage_mode(job, stage), placed)
+class StageTiles:
+    """A finished stage's output read from its stored tiles, a part at a time: ``crop`` reads the
+    tiles it crosses and keeps those of the tile rows it crossed, the rows the next crop down
+    mostly needs again; the whole image is never held. Read top to bottom (the next stage's tiles
+    cut in order, the result's bands written), each tile is read from storage about once."""
+
+    def __init__(self, job: Job, stage: int) -> None:
+        self.mode = stage_mode(job, stage)
+        self.size = output_size(job.stages[stage], job.stage_size(stage))
+        rows: dict[int, list[tuple[Box, str]]] = defaultdict(list)
+        for tile in job.tiles.filter(stage=stage).only("stage", "x", "y", "width", "height", "result"):
+            box = job.placed_box(tile)
+            rows[box.top].append((box, str(tile.result.name)))
+        self.tops = sorted(rows)  # a grid, however the stage turned it: rows of equal tops
+        self.rows = {top: sorted(row, key=lambda placed: placed[0].left) for top, row in rows.items()}
+        self.held: dict[str, Image.Image] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(whole_bytes(image.mode, image.size) for image in self.held.values())
+
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        left, top, right, bottom = box
+        out = Image.new(self.mode, (right - left, bottom - top))
+        first = max(bisect.bisect_right(self.tops, top) - 1, 0)
+        crossed = [self.rows[row_top] for row_top in self.tops[first : bisect.bisect_left(self.tops, bottom)]]
+        held: dict[str, Image.Image] = {}
+        for row in crossed:
+            for placed, name in row:
+                if name in self.held:
+                    held[name] = self.held[name]
+                if placed.left < right and placed.right > left:
+                    image = held[name] = held.get(name) or self.read(name, placed)
+                    out.paste(image, (placed.left - left, placed.top - top))
+        self.held = held
+        return out
+
+    def read(self, name: str, placed: Box) -> Image.Image:
+        image = decode_tile(storage.read(name))
+        if image.size != (placed.width, placed.height) or image.mode != self.mode:
+            raise ValueError(f"tile for {placed} is {image.mode} {image.size}")
+        return image
 
 
 def stage_mode(job: Job, stage: int) -> str:
@@ -41,13 +83,10 @@ def stage_mode(job: Job, stage: int) -> str:
     return chain_output_mode(job.mode, [s for earlier in job.stages[: stage + 1] for s in earlier])
 
 
-def _read(tile: Tile) -> Image.Image:
-    return decode_tile(storage.read(str(tile.result.name)))
-
-
-def next_stage_input(job: Job, finished: int) -> tuple[Image.Image, list[int]]:
-    """The image the next stage cuts its tiles from, and its global step's table."""
-    return stage_image(job, finished), next_stage_table(job, finished)
+def next_stage_input(job: Job, finished: int) -> tuple[StageTiles, list[int]]:
+    """What the next stage cuts its tiles from (the finished stage's stored tiles, read as its
+    tiles are cut), and its global step's table."""
+    return StageTiles(job, finished), next_stage_table(job, finished)
 
 
 def next_stage_table(job: Job, finished: int) -> list[int]:
@@ -98,10 +137,13 @@ def _store_result(job: Job) -> tuple[str, int]:
     result's name and size."""
     started = time.perf_counter()
     canvas = CANVASES.take(job)
-    pixels: Canvas | Image.Image = canvas if canvas else stage_image(job, job.last_stage)
-    data = _result_file(job, pixels)
-    encoded = time.perf_counter()
-    name = storage.save(f"results/{job.pk}{FORMATS[job.output_format].extension}", data)
+    pixels: Canvas | StageTiles = canvas if canvas else StageTiles(job, job.last_stage)
+    name = f"results/{job.pk}{FORMATS[job.output_format].extension}"
+    with tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR) as spool:
+        _write_result(job, pixels, spool)
+        encoded = time.perf_counter()
+        size = spool.tell()
+        name = storage.save_file(name, spool)
     stored = time.perf_counter()
     previews.store(job, "result", pixels)
     logger.info(
@@ -112,21 +154,19 @@ def _store_result(job: Job) -> tuple[str, int]:
         stored - encoded,
         time.perf_counter() - stored,
     )
-    return name, len(data)
+    return name, size
 
 
-def _result_file(job: Job, pixels: Canvas | Image.Image) -> bytes:
-    """The result, from the canvas the collector pasted it on if it has one (a PNG's bands mostly
-    deflated already), else from the stored tiles."""
+def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
+    """The result, written to ``out``: from the canvas the collector pasted it on if it has one (a
+    PNG's bands mostly deflated already); else from the stored tiles, a PNG band by band (never
+    held whole), another format decoded whole first."""
     icc_profile = bytes(job.icc_profile) or None
+    level, threads = settings.RESULT_PNG_COMPRESS_LEVEL, settings.RESULT_PNG_THREADS
     if isinstance(pixels, Canvas) and pixels.png:
-        return pixels.png_file(icc_profile)
-    image = pixels.image() if isinstance(pixels, Canvas) else pixels
-    return encode(
-        image,
-        job.output_format,
-        job.output_quality,
-        icc_profile,
-        settings.RESULT_PNG_COMPRESS_LEVEL,
-        settings.RESULT_PNG_THREADS,
-    )
+        out.write(pixels.png_file(icc_profile))
+    elif job.output_format == "png":
+        write_png(pixels, out, level, icc_profile, threads)
+    else:
+        whole = pixels.crop((0, 0, *pixels.size))
+        out.write(encode(whole, job.output_format, job.output_quality, icc_profile, level, threads))

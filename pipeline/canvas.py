@@ -1,6 +1,6 @@
 """Each job's result pasted together in the collector as its last stage's tiles are recorded.
 
-Assembling from the stored tiles after the last one (``assembly.stage_image``) reads every tile
+Assembling from the stored tiles after the last one (``assembly.StageTiles``) reads every tile
 back and then writes the whole PNG, time every job pays after its last tile while nothing else runs.
 Here each tile is pasted the moment it is recorded, and each band of rows is deflated
 (``png.deflate_band``, on a thread) as soon as its tiles are in, so when the last tile comes only

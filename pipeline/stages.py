@@ -3,9 +3,10 @@ tiles are all in (to the next stage, or to assembly).
 
 Stage 0 is cut from the stored original, read a band of rows at a time as its tiles are cut
 (``imagepipe.core.bands``; a kind not read in bands is decoded whole), and the original's
-previews are made from it; a later stage from the stage before it, rebuilt from its stored tiles
-(or those tiles as they are, when they are exactly its tiles). What the dispatcher holds of them
-is bounded by ``DISPATCH_MEMORY_MB``: an input that would not fit whole fails its job, saying so.
+previews are made from it; a later stage from the stage before it, read from its stored tiles as
+its own are cut (or those tiles as they are, when they are exactly its tiles). What the dispatcher
+holds of them is bounded by ``DISPATCH_MEMORY_MB``: an original that would not fit whole (of a kind
+not read in bands) fails its job, saying so.
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ def decode_original(job: Job) -> Image.Image:
     checksums, a 16-bit image's values out of range. It is read whole first: a decoder's OSError
     is the file's fault, storage's is ``StorageUnavailable``.
     """
-    check_budget(job.mode, (job.width, job.height), "the original, of a kind not read in bands,")
+    needed = whole_bytes(job.mode, (job.width, job.height))
+    if needed > settings.DISPATCH_MEMORY_MB << 20:
+        raise OriginalError(
+            f"the original, of a kind not read in bands, would take {needed >> 20} MB decoded whole, "
+            f"over the dispatcher's {settings.DISPATCH_MEMORY_MB} MB (DISPATCH_MEMORY_MB)"
+        )
     data = storage.read(str(job.original.name))
     try:
         opened = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
@@ -110,16 +116,6 @@ def first_pass(pixels: Pixels) -> Image.Image:
         return previews.fitted(pixels, max(previews.SIZES))
     except (OSError, ValueError) as exc:
         raise OriginalError(f"the original could not be decoded: {exc}") from None
-
-
-def check_budget(mode: str, size: tuple[int, int], what: str) -> None:
-    """Refuse to hold an image whole that would not fit the dispatcher's memory budget."""
-    needed = whole_bytes(mode, size)
-    if needed > settings.DISPATCH_MEMORY_MB << 20:
-        raise OriginalError(
-            f"{what} would take {needed >> 20} MB decoded whole, over the dispatcher's "
-            f"{settings.DISPATCH_MEMORY_MB} MB (DISPATCH_MEMORY_MB)"
-        )
 
 
 def advance_stage(job: Job, finished: int) -> None:
@@ -159,8 +155,7 @@ def stage_input(job: Job, stage: int) -> StageInput:
     if stage and (stored := stored_tiles(job, stage)):
         found, how = (stored, assembly.next_stage_table(job, stage - 1)), "is the stored tiles before it"
     elif stage:
-        check_budget(assembly.stage_mode(job, stage - 1), job.stage_size(stage), f"stage {stage}'s input")
-        found, how = assembly.next_stage_input(job, stage - 1), "rebuilt from the tiles before it"
+        found, how = assembly.next_stage_input(job, stage - 1), "read from the tiles before it"
     else:
         pixels = original_pixels(job)
         if not previews.is_stored(job, "original"):  # made once, though the input may be read again
@@ -232,8 +227,6 @@ class StageImages:
 
 
 def held_bytes(source: Pixels | StoredTiles) -> int:
-    if isinstance(source, Bands):
-        return source.nbytes
     if isinstance(source, Image.Image):
         return whole_bytes(source.mode, source.size)
-    return 0  # stored tiles are read one at a time
+    return getattr(source, "nbytes", 0)  # read in bands, or from tiles: what it holds now

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
+
+from .pipeline import Pixels
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}
@@ -95,11 +99,42 @@ def png_file(size: tuple[int, int], mode: str, bands: list[Band], icc_profile: b
     for band in bands:
         adler = adler32_combine(adler, band.adler, band.length)
     stream = ZLIB_HEADER + b"".join(band.deflated for band in bands) + struct.pack(">I", adler)
+    return head(size, mode, icc_profile) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+
+
+def write_png(
+    pixels: Pixels,
+    out: BinaryIO,
+    compress_level: int = 1,
+    icc_profile: bytes | None = None,
+    threads: int = 4,
+    strip_bytes: int = STRIP_BYTES,
+) -> None:
+    """``pixels`` as a PNG written to ``out`` band by band, each band's rows read (``crop``) in
+    turn and deflated on one of ``threads`` threads, a few bands ahead, then written as an IDAT
+    chunk of its own: the file is never held, and only those few bands of the pixels."""
+    width, height = pixels.size
+    per_band = max(1, strip_bytes // max(1, width * len(pixels.mode)))
+    out.write(head(pixels.size, pixels.mode, icc_profile) + chunk(b"IDAT", ZLIB_HEADER))
+    adler = 1
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        ahead: deque[Future[Band]] = deque()
+        for top in range(0, height, per_band):
+            bottom = min(top + per_band, height)
+            rows = rows_of(pixels.crop((0, top, width, bottom)))
+            ahead.append(pool.submit(deflate_band, rows, compress_level, bottom == height))
+            while ahead and (len(ahead) > max(1, threads) or bottom == height):
+                band = ahead.popleft().result()
+                adler = adler32_combine(adler, band.adler, band.length)
+                out.write(chunk(b"IDAT", band.deflated))
+    out.write(chunk(b"IDAT", struct.pack(">I", adler)) + chunk(b"IEND", b""))
+
+
+def head(size: tuple[int, int], mode: str, icc_profile: bytes | None) -> bytes:
+    """The file's signature and the chunks ahead of its pixels."""
     header = struct.pack(">IIBBBBB", *size, 8, COLOUR_TYPES[mode], 0, 0, 0)
     profile = [chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile))] if icc_profile else []
-    return SIGNATURE + b"".join(
-        [chunk(b"IHDR", header), *profile, chunk(b"IDAT", stream), chunk(b"IEND", b"")]
-    )
+    return SIGNATURE + b"".join([chunk(b"IHDR", header), *profile])
 
 
 def adler32_combine(first: int, second: int, second_length: int) -> int:

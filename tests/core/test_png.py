@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imagepipe.core.png import adler32_combine, deflate_band, encode_png, png_file, rows_of
+from imagepipe.core.png import adler32_combine, deflate_band, encode_png, png_file, rows_of, write_png
 from tests.images import SRGB, noise, photo
 
 from .tiled import same_pixels
@@ -34,10 +34,16 @@ def idat(data: bytes) -> bytes:
     threads=st.integers(1, 4),
     strip_bytes=st.integers(1, 400),  # from a row a strip to the whole image in one
     seed=st.integers(0, 2**16),
+    streamed=st.booleans(),
 )
-def test_any_image_comes_back_whole(mode, width, height, level, threads, strip_bytes, seed):
+def test_any_image_comes_back_whole(mode, width, height, level, threads, strip_bytes, seed, streamed):
+    """Encoded at once, or written band by band as its rows are read (``write_png``)."""
     image = noise(width, height, mode, seed)
-    data = encode_png(image, level, None, threads, strip_bytes)
+    data = (
+        written(image, level, None, threads, strip_bytes)
+        if streamed
+        else encode_png(image, level, None, threads, strip_bytes)
+    )
     assert same_pixels(Image.open(io.BytesIO(data)), image)
     Image.open(io.BytesIO(data)).verify()  # every chunk's CRC
     # One zlib stream, its Adler-32 right (zlib checks it), holding a filter byte and each row.
@@ -54,9 +60,33 @@ def test_a_photo_in_many_strips_comes_back_whole_and_about_as_small_as_pillows(p
     assert len(data) < 1.25 * len(pillows.getvalue())
 
 
-def test_the_colour_profile_is_carried():
-    data = encode_png(noise(8, 8), icc_profile=SRGB)
+def written(image, *options) -> bytes:
+    out = io.BytesIO()
+    write_png(image, out, *options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("encoder", [encode_png, written])
+def test_the_colour_profile_is_carried(encoder):
+    data = encoder(noise(8, 8), 1, SRGB)
     assert Image.open(io.BytesIO(data)).info["icc_profile"] == SRGB
+
+
+def test_a_png_written_band_by_band_reads_its_rows_a_band_at_a_time():
+    class Counted:
+        mode, size = "RGB", (50, 1000)
+
+        def __init__(self):
+            self.image, self.rows = noise(50, 1000), []
+
+        def crop(self, box):
+            self.rows.append(box[3] - box[1])
+            return self.image.crop(box)
+
+    pixels = Counted()
+    data = written(pixels, 1, None, 2, 1500)  # 10 rows a band
+    assert same_pixels(Image.open(io.BytesIO(data)), pixels.image)
+    assert set(pixels.rows) == {10} and len(pixels.rows) == 100
 
 
 def test_a_mode_png_results_never_have_is_refused():

@@ -8,6 +8,9 @@ import psycopg
 import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 
 from jobs import actions, previews
@@ -126,3 +129,46 @@ def test_a_done_job_has_its_results_previews(alice, settings, canvas_mb, output_
     assert shown.size == expected.size == (160, 107)
     difference = sum(abs(a - b) for a, b in zip(shown.tobytes(), expected.tobytes(), strict=True))
     assert difference / len(expected.tobytes()) < 8  # the same picture, give or take a JPEG
+
+
+@pytest.fixture
+def blurred_job(alice):
+    """A finished stage of 6 × 4 tiles of 50 px, stored, whose output is ``BLURRED`` cropped."""
+    image = SMALL_PHOTO.crop((0, 0, 300, 200))
+    job = make_job(alice, image, operations=[{"op": "sharpen"}, {"op": "equalize"}], tile_size=50)
+    for value in results_for(job, image):
+        record_result(value)
+    job.refresh_from_db()
+    assert job.stage == 1
+    return job, image.filter(ImageFilter.SHARPEN)
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    boxes=st.lists(
+        st.tuples(st.integers(0, 299), st.integers(0, 199), st.integers(1, 120), st.integers(1, 90)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_stage_read_from_its_tiles_equals_the_stage_whole(blurred_job, boxes):
+    job, whole = blurred_job
+    pixels = assembly.StageTiles(job, 0)
+    assert (pixels.mode, pixels.size) == (whole.mode, whole.size)
+    for left, top, width, height in boxes:
+        box = (left, top, min(left + width, 300), min(top + height, 200))
+        assert pixels.crop(box).tobytes() == whole.crop(box).tobytes()
+
+
+def test_a_stage_read_from_its_tiles_holds_only_the_tile_rows_its_last_crop_crossed(blurred_job, monkeypatch):
+    job, whole = blurred_job
+    pixels = assembly.StageTiles(job, 0)
+    reads = []
+    read = assembly.storage.read
+    monkeypatch.setattr(assembly.storage, "read", lambda name: reads.append(name) or read(name))
+    for top in range(0, 200, 10):  # bands of 10 rows, top to bottom
+        assert pixels.crop((0, top, 300, top + 10)).tobytes() == whole.crop((0, top, 300, top + 10)).tobytes()
+        assert pixels.nbytes == 300 * 50 * len(whole.mode)  # one row of tiles
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 24  # each tile read once
