@@ -24,6 +24,10 @@ MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 SECRETS_DIR = Path(os.environ.get("IMAGEPIPE_VAR") or BASE_DIR / "var") / "secrets"
 # What one role holds and another must not inherit.
 ROLE_SECRETS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "TASK_SIGNING_KEY", "RESULT_SIGNING_KEY")
+# glibc's allocator, as the image sets it (Dockerfile): blocks of 128 KiB and more (rows of pixels)
+# are always mapped on their own and given back when freed, instead of the threshold rising after
+# the first frees and later bands being carved from a heap that then never shrinks.
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def role_env(role: str, secrets: Path = SECRETS_DIR) -> dict[str, str]:
@@ -52,7 +56,7 @@ class System:
         """Start ``argv`` as ``name``, holding only ``role``'s secrets."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
-        env = self.env
+        env = MALLOC | self.env
         if own := role_env(role, self.secrets):
             env = {key: value for key, value in env.items() if key not in ROLE_SECRETS} | own
         process = subprocess.Popen(

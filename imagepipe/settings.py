@@ -223,6 +223,8 @@ KAFKA_TASK_PARTITIONS = env_int("KAFKA_TASK_PARTITIONS", 4)
 KAFKA_RESULT_PARTITIONS = env_int("KAFKA_RESULT_PARTITIONS", 2)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1)
 KAFKA_MAX_MESSAGE_BYTES = env_int("KAFKA_MAX_MESSAGE_BYTES", 32 * 1024 * 1024)
+# Messages a consumer (worker, collector) fetches ahead of its work, in MB (librdkafka's default).
+KAFKA_CONSUMER_QUEUE_MB = env_int("KAFKA_CONSUMER_QUEUE_MB", 64)
 KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "lz4")
 # A consumer silent this long leaves its group and its partitions move on (a killed worker's, say).
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000)
@@ -295,6 +297,8 @@ COLLECTOR_BATCH_MAX = env_int("COLLECTOR_BATCH_MAX", 100)
 COLLECTOR_CANVAS_MB = env_int("COLLECTOR_CANVAS_MB", 1024)
 # Where the collector writes a result before storing it (the system's temporary folder by default).
 RESULT_SPOOL_DIR = env_str("RESULT_SPOOL_DIR", "") or None
+# The largest result encoded whole (JPEG, WebP, TIFF), in MB decoded; a PNG is written band by band.
+RESULT_WHOLE_MB = env_int("RESULT_WHOLE_MB", 1024)
 # The dispatcher (manage.py rundispatcher): tiles in flight per live worker, the least in flight
 # before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
 DISPATCH_TILES_PER_WORKER = env_int("DISPATCH_TILES_PER_WORKER", 2)

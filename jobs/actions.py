@@ -19,6 +19,7 @@ from .models import Job, Tile
 from .submission import (
     SubmissionError,
     check_message_size,
+    check_result_encoding,
     check_tile_count,
     clean_filename,
     parse_operations,
@@ -57,6 +58,7 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
     )
     job.icc_profile, job.notes = kept_profile(found.icc_profile, result_mode)
     check_tile_count(job)  # before building the tile list, whose size it bounds
+    check_result_encoding(job)
     tiles = job.all_tiles()
     job.tiles_total = len(tiles)
     check_message_size(tiles, len(found.mode))

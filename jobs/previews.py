@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 SIZES = (160, 1000)  # history thumbnails, the job page's before/after
 TILE_PREVIEW_MAX = 256
-BAND_BYTES = 16 << 20  # full-size pixels reduced at a time at most (see reduced)
+BAND_BYTES = 4 << 20  # full-size pixels reduced at a time at most (see reduced)
 ALPHA = ("LA", "RGBA")
 
 

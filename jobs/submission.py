@@ -125,6 +125,19 @@ def check_tile_count(job: Job) -> None:
     raise SubmissionError(f"this job would make {count} tiles; the limit is {limit}. {advice}")
 
 
+def check_result_encoding(job: Job) -> None:
+    """Refuse a result the collector would have to hold whole: every format but PNG is encoded
+    from the whole image, which must fit ``RESULT_WHOLE_MB``; a PNG is written band by band."""
+    width, height = job.output_size
+    needed = width * height * len(job.output_mode)
+    if job.output_format != "png" and needed > settings.RESULT_WHOLE_MB << 20:
+        raise SubmissionError(
+            f"a {job.output_format} result is encoded whole, and this one would take {needed >> 20} MB, "
+            f"over the collector's {settings.RESULT_WHOLE_MB} MB (RESULT_WHOLE_MB); choose png, "
+            "which is written band by band at any size"
+        )
+
+
 def check_message_size(tiles, bands: int) -> None:
     """Refuse a chain whose halo makes a padded tile larger than a Kafka message may be."""
     largest = max(spec.padded.width * spec.padded.height for _, spec in tiles) * bands

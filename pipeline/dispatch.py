@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from imagepipe.core.chain import needed_stat
 from imagepipe.core.codec import encode_tile
+from imagepipe.core.operations import chain_halo
 from imagepipe.core.pipeline import Pixels, cut_tile
 from jobs.events import push_sent, push_status
 from jobs.models import DISPATCH_LOCK, Job, PendingCancellation, Tile
@@ -283,6 +284,7 @@ class Dispatcher(Loop):
             if job.fail(f"preparing stage {job.stage} failed: {exc}"):
                 push_status(job)
             return 0
+        count = min(count, tiles_a_send(job))
         indices = set(job.tiles.queued(job.stage).order_by("index").values_list("index", flat=True)[:count])
         nonce = secrets.token_hex(16)
         try:
@@ -342,6 +344,15 @@ class Dispatcher(Loop):
         everything = range(task_partitions(self.topic))
         held = {p for partitions in online for p in partitions if p in everything}
         return sorted(held) or list(everything), len(online)
+
+
+def tiles_a_send(job: Job) -> int:
+    """How many of the job's tiles one send may cut: their tasks are held until the broker has them,
+    so together they take at most a quarter of ``DISPATCH_MEMORY_MB`` (the rest of the window is
+    sent in the steps that follow)."""
+    halo = chain_halo(job.stages[job.stage])
+    largest = (job.tile_size + 2 * halo) ** 2 * 4  # RGBA at most
+    return max(1, (settings.DISPATCH_MEMORY_MB << 20) // 4 // largest)
 
 
 def _lead() -> bool:

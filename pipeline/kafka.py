@@ -133,6 +133,8 @@ def consumer(group_id: str, **overrides: Any) -> Consumer:
             "heartbeat.interval.ms": settings.KAFKA_SESSION_TIMEOUT_MS // 5,
             "fetch.max.bytes": max(52428800, settings.KAFKA_MAX_MESSAGE_BYTES * 2),
             "max.partition.fetch.bytes": settings.KAFKA_MAX_MESSAGE_BYTES + 64 * 1024,
+            # What librdkafka fetches ahead of the consumer, at most (a larger message still comes).
+            "queued.max.messages.kbytes": settings.KAFKA_CONSUMER_QUEUE_MB * 1024,
             **overrides,
         }
     )

@@ -121,9 +121,8 @@ class Bands:
         if not (0 <= left < right <= width and 0 <= top < bottom <= height):
             raise ValueError(f"{box} is outside the {width}×{height} image")
         self.hold(top, bottom)
-        window = self.rows[top - self.top : bottom - self.top, left:right]
-        pixels = np.ascontiguousarray(window).tobytes()
-        return Image.frombytes(self.mode, (right - left, bottom - top), pixels)
+        window = np.ascontiguousarray(self.rows[top - self.top : bottom - self.top, left:right])
+        return Image.frombytes(self.mode, (right - left, bottom - top), window)  # type: ignore[arg-type]  # a buffer
 
     def hold(self, top: int, bottom: int) -> None:
         """Hold rows ``[top, bottom)``, letting go of those above ``top``."""
@@ -136,12 +135,12 @@ class Bands:
         # Held are rows [self.top, self.next_row): drop those above ``top``, skip to it.
         drop = min(top - self.top, len(self.rows))
         self.rows, self.top = self.rows[drop:], self.top + drop
-        while self.next_row < top:
-            self._decode(self.next_row, min(self.next_row + READ_ROWS, top))
-            self.top = self.next_row
+        if self.next_row < top:
+            self._decode(self.next_row, top, keep=False)
+            self.top = top
         if self.next_row < bottom:
-            fresh = self._decode(self.next_row, min(max(bottom, self.next_row + READ_ROWS), self.size[1]))
-            self.rows = np.concatenate([self.rows, fresh]) if len(self.rows) else fresh
+            end = min(max(bottom, self.next_row + READ_ROWS), self.size[1])
+            self.rows = self._decode(self.next_row, end, self.rows)
 
     def _open(self) -> None:
         self.close()
@@ -176,8 +175,25 @@ class Bands:
         self.rows = self.rows[:0]
         self.top = self.size[1]  # above every row: the next crop opens the file again
 
-    def _decode(self, top: int, bottom: int) -> np.ndarray:
-        """Rows ``[top, bottom)`` decoded and normalised, as an array (rows, width, bands)."""
+    def _decode(
+        self, top: int, bottom: int, above: np.ndarray | None = None, keep: bool = True
+    ) -> np.ndarray:
+        """Rows ``[top, bottom)`` decoded and normalised, after the rows ``above`` them if given,
+        as one array (rows, width, bands); read ``READ_ROWS`` at a time, so libvips holds no more.
+        ``keep=False``: decoded and dropped (rows skipped on the way down)."""
+        width, bands = self.size[0], len(self.mode)
+        held = 0 if above is None else len(above)
+        rows = np.empty((held + bottom - top if keep else 0, width, bands), np.uint8)
+        if held:
+            rows[:held] = above
+        for start in range(top, bottom, READ_ROWS):
+            end = min(start + READ_ROWS, bottom)
+            fresh = self._fetch(start, end)
+            if keep:
+                rows[held + start - top : held + end - top] = fresh
+        return rows
+
+    def _fetch(self, top: int, bottom: int) -> np.ndarray:
         width = self.size[0]
         try:
             data = self.region.fetch(0, top, width, bottom - top)
@@ -187,10 +203,9 @@ class Bands:
         raw = _RAW[self.raw_mode]
         values = np.frombuffer(data, raw[0]).reshape(bottom - top, width, raw[1])
         if self.raw_mode == "I;16":
-            return np.asarray(sixteen_to_eight(values[..., 0]))[..., None]
+            return sixteen_to_eight(values)
         if self.raw_mode == "CMYK":
-            converted = Image.frombytes("CMYK", (width, bottom - top), values.tobytes()).convert("RGB")
-            return np.asarray(converted)
+            return np.asarray(Image.frombytes("CMYK", (width, bottom - top), data).convert("RGB"))
         return values
 
     def _failed(self, exc: Exception) -> Exception:

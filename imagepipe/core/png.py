@@ -32,6 +32,7 @@ COLOUR_TYPES = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}
 NONE, UP = 0, 2  # row filters: the bytes as they are; each byte minus the byte above it
 ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, no dictionary; (0x7801 % 31 == 0)
 STRIP_BYTES = 4 << 20  # about this much raw image per band
+STREAMED_STRIP_BYTES = 1 << 20  # ... when written as read (``write_png``): a few bands are held at once
 ADLER_BASE = 65521
 
 
@@ -108,7 +109,7 @@ def write_png(
     compress_level: int = 1,
     icc_profile: bytes | None = None,
     threads: int = 4,
-    strip_bytes: int = STRIP_BYTES,
+    strip_bytes: int = STREAMED_STRIP_BYTES,
 ) -> None:
     """``pixels`` as a PNG written to ``out`` band by band, each band's rows read (``crop``) in
     turn and deflated on one of ``threads`` threads, a few bands ahead, then written as an IDAT

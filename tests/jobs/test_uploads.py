@@ -587,3 +587,21 @@ def test_a_job_with_exactly_the_most_tiles_is_accepted(settings, alice_api):
     response = post_job(alice_api, **submission(chain))
     assert response.status_code == 201, response.content
     assert response.json()["tiles_total"] == 12
+
+
+def test_an_image_decoded_whole_must_fit_the_dispatchers_budget(alice_api, settings):
+    settings.DISPATCH_MEMORY_MB = 1  # 1 MB: a 600 × 600 RGB image decoded whole is 1.03 MB
+    big_gif = SimpleUploadedFile("big.gif", encoded(noise(600, 600), "GIF"))
+    response = post_job(alice_api, big_gif)
+    assert response.status_code == 400
+    assert "decoded whole" in response.json()["error"] and "DISPATCH_MEMORY_MB" in response.json()["error"]
+    # The same pixels as PNG are read in bands: accepted, whatever the budget.
+    assert post_job(alice_api, upload(noise(600, 600))).status_code == 201
+
+
+def test_a_result_encoded_whole_must_fit_its_limit(alice_api, settings):
+    settings.RESULT_WHOLE_MB = 1
+    response = post_job(alice_api, upload(noise(600, 600)), output_format="jpeg")
+    assert response.status_code == 400
+    assert "encoded whole" in response.json()["error"] and "RESULT_WHOLE_MB" in response.json()["error"]
+    assert post_job(alice_api, upload(noise(600, 600)), output_format="png").status_code == 201
