@@ -122,7 +122,7 @@ class Bands:
             raise ValueError(f"{box} is outside the {width}×{height} image")
         self.hold(top, bottom)
         window = np.ascontiguousarray(self.rows[top - self.top : bottom - self.top, left:right])
-        return Image.frombytes(self.mode, (right - left, bottom - top), window)  # type: ignore[arg-type]  # a buffer
+        return Image.frombytes(self.mode, (right - left, bottom - top), window)
 
     def hold(self, top: int, bottom: int) -> None:
         """Hold rows ``[top, bottom)``, letting go of those above ``top``."""
@@ -184,7 +184,7 @@ class Bands:
         width, bands = self.size[0], len(self.mode)
         held = 0 if above is None else len(above)
         rows = np.empty((held + bottom - top if keep else 0, width, bands), np.uint8)
-        if held:
+        if above is not None and held:
             rows[:held] = above
         for start in range(top, bottom, READ_ROWS):
             end = min(start + READ_ROWS, bottom)
