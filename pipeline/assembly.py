@@ -24,6 +24,7 @@ from imagepipe.core.operations import chain_output_mode, without_alpha
 from imagepipe.core.output import FORMATS, encode
 from imagepipe.core.pipeline import output_size
 from imagepipe.core.png import write_png
+from imagepipe.core.tiff import write_tiff
 from imagepipe.core.tiling import Box
 from jobs import previews, storage
 from jobs.events import push_status
@@ -158,15 +159,17 @@ def _store_result(job: Job) -> tuple[str, int]:
 
 
 def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
-    """The result, written to ``out``: from the canvas the collector pasted it on if it has one (a
-    PNG's bands mostly deflated already); else from the stored tiles, a PNG band by band (never
-    held whole), another format decoded whole first."""
+    """The result, written to ``out``: a PNG from the canvas the collector pasted it on if it has
+    one (its bands mostly deflated already), else band by band; a TIFF a row of tiles at a time;
+    JPEG and WebP encoded from the whole image (``RESULT_WHOLE_MB`` bounds it)."""
     icc_profile = bytes(job.icc_profile) or None
     level, threads = settings.RESULT_PNG_COMPRESS_LEVEL, settings.RESULT_PNG_THREADS
     if isinstance(pixels, Canvas) and pixels.png:
         out.write(pixels.png_file(icc_profile))
     elif job.output_format == "png":
         write_png(pixels, out, level, icc_profile, threads)
+    elif job.output_format == "tiff":
+        write_tiff(pixels, out, icc_profile, threads)
     else:
         whole = pixels.crop((0, 0, *pixels.size))
         out.write(encode(whole, job.output_format, job.output_quality, icc_profile, level, threads))

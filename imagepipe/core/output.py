@@ -1,4 +1,5 @@
-"""Result encodings: PNG by default, JPEG, WebP or TIFF on request."""
+"""Result encodings: PNG by default, JPEG, WebP or TIFF on request (the collector writes PNG and
+TIFF results of any size band by band: ``png.write_png``, ``tiff.write_tiff``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from PIL import Image
 
 from .png import encode_png
+from .tiff import write_tiff
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ def encode(
     written on ``png_threads`` threads (``png.py``)."""
     if name == "png":
         return encode_png(image, png_compress_level, icc_profile, png_threads)
+    if name == "tiff":
+        out = io.BytesIO()
+        write_tiff(image, out, icc_profile, png_threads)
+        return out.getvalue()
     options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
     if name == "jpeg":
         options["quality"] = quality or DEFAULT_JPEG_QUALITY
