@@ -228,3 +228,12 @@ def test_the_jobs_page_hears_which_tiles_were_sent_and_how_often(dispatcher, job
     event = next_message(channel)["event"]
     assert event == {"type": "sent", "stage": 0, "tiles": [[0, 1], [1, 1], [2, 2], [3, 1]]}
     assert list(job.tiles.in_flight().order_by("index").values_list("attempts", flat=True)) == [1, 1, 2, 1]
+
+
+def test_one_send_holds_at_most_a_quarter_of_the_memory_budget_in_tasks(dispatcher, alice, settings):
+    settings.DISPATCH_WINDOW_MIN = 100
+    settings.DISPATCH_MEMORY_MB = 1  # a quarter: 256 KiB, 16 tiles of 64 × 64 × 4 bytes at most
+    job = make_job(alice, noise(512, 256), operations=[{"op": "invert"}], tile_size=64)  # 32, no halo
+    assert dispatcher.step() == 16
+    assert dispatcher.step() == 16
+    assert len(sent(job)) == 32
