@@ -10,16 +10,21 @@ Either way the connection is closed. A connection that sends nothing is closed a
 that time (twisted's idle timeout, which daphne leaves at 12 hours): later than the request's
 deadline, so a request that stalls always gets its 408 before its connection is dropped.
 
+A body is never held whole in memory: twisted's own form parsing (a multipart body read whole and
+split in memory, about 13 times its size) is off, and the body reaches the application a chunk at
+a time from the file twisted spooled it to (``SpooledBody``).
+
 Run it with daphne's own arguments: ``python -m imagepipe.webserver -b 0.0.0.0 -p 8000
 imagepipe.asgi:application``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
@@ -39,6 +44,10 @@ class LimitedRequest(WebRequest):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # twisted parses a POSTed form into request.args, a multipart one whole in memory (an
+        # 80 MB upload cost the web 1 GB); daphne never reads them: Django parses the body itself.
+        # (The constructor's parsePOSTFormSubmission, which daphne does not pass.)
+        self._parsePOSTFormSubmission = False
         self.received = 0
         self.refused = False
         # Created on the request line, so slow headers count against the deadline too.
@@ -120,8 +129,44 @@ class LimitedHTTPFactory(HTTPFactory):
         return protocol
 
 
+class SpooledBody(asyncio.Queue):
+    """The application's input queue, holding a request body's chunks as places in the request's
+    spooled body (twisted's temporary file past 100 kB), read as the application asks for each.
+
+    daphne reads the whole body and queues every chunk before the application takes the first,
+    so an upload of a few hundred megabytes was held in the web process whole. Here each chunk
+    daphne queues is let go at once, and read again from the file when it is taken."""
+
+    content: BinaryIO
+
+    def put_nowait(self, item: dict) -> None:
+        if item.get("type") == "http.request" and item.get("body"):
+            length = len(item["body"])
+            item = {**item, "body": (self.content.tell() - length, length)}  # just read from there
+        super().put_nowait(item)
+
+    def _get(self) -> dict:
+        item = super()._get()
+        if item.get("type") == "http.request" and isinstance(item.get("body"), tuple):
+            offset, length = item["body"]
+            try:
+                self.content.seek(offset)
+                item = {**item, "body": self.content.read(length)}
+            except ValueError:  # the connection went and twisted closed the body
+                item = {"type": "http.disconnect"}
+        return item
+
+
 class LimitedServer(Server):
-    """daphne's Server serving HTTP through ``LimitedHTTPFactory``, with the limits from settings."""
+    """daphne's Server serving HTTP through ``LimitedHTTPFactory``, with the limits from settings,
+    handing request bodies to the application a chunk at a time (``SpooledBody``)."""
+
+    def create_application(self, protocol, scope):
+        queue = super().create_application(protocol, scope)
+        if queue is not None and scope.get("type") == "http" and getattr(protocol, "content", None):
+            queue.__class__ = SpooledBody  # the application was given its bound get(): same queue
+            queue.content = protocol.content
+        return queue
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -42,7 +42,7 @@ def write_tiff(
                 offsets.append(out.tell())
                 counts.append(len(data))
                 out.write(data)
-    tags = [
+    tags: list[tuple[int, int, list[int] | bytes]] = [
         (256, LONG, [width]),
         (257, LONG, [height]),
         (258, SHORT, [8] * bands),
@@ -72,7 +72,7 @@ def _full_tile(band: np.ndarray, left: int) -> bytes:
     return full.tobytes()
 
 
-def _directory(out: BinaryIO, tags: list, big: bool) -> None:
+def _directory(out: BinaryIO, tags: list[tuple[int, int, list[int] | bytes]], big: bool) -> None:
     """The image file directory at the end of ``out``, its values that do not fit in an entry
     after it, and the header's pointer to it patched in."""
     formats = {SHORT: "H", LONG: "I", LONG8: "Q"}
@@ -83,7 +83,10 @@ def _directory(out: BinaryIO, tags: list, big: bool) -> None:
     extra_at = start + (8 if big else 2) + len(tags) * entry_size + (8 if big else 4)
     entries, extra = [], b""
     for tag, kind, values in tags:
-        data = bytes(values) if kind == UNDEFINED else struct.pack(f"<{len(values)}{formats[kind]}", *values)
+        if isinstance(values, bytes):
+            data = values
+        else:
+            data = struct.pack(f"<{len(values)}{formats[kind]}", *values)
         if len(data) <= inline:
             field = data.ljust(inline, b"\x00")
         else:

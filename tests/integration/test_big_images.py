@@ -98,3 +98,16 @@ def test_a_100_mp_job_costs_no_more_memory_than_a_10_mp_one_and_equals_the_refer
 
     result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
     assert result.tobytes() == reference(image, CHAIN).tobytes()
+
+
+def test_an_upload_is_handed_to_the_application_a_chunk_at_a_time_not_held_whole(api, system):
+    """daphne queues a whole request body before the application reads any of it; the web server
+    lets each chunk go and reads it back from the spooled body when it is taken (SpooledBody)."""
+    web = system.processes["web"].pid
+    chain = {"operations": json.dumps([{"op": "invert"}])}
+    api.post(f"{api.base}/api/jobs/", files={"image": ("warm.png", b"x" * MB)}, data=chain)  # code paths warm
+    before = status_kb(web, "VmHWM")
+    body = np.random.default_rng(1).integers(0, 256, 80 * MB, np.uint8).tobytes()  # not an image
+    response = api.post(f"{api.base}/api/jobs/", files={"image": ("noise.png", body)}, data=chain)
+    assert response.status_code == 415, response.text  # read through, then refused
+    assert status_kb(web, "VmHWM") - before < 16 * MB  # not the 80 MB body
