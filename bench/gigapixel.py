@@ -32,7 +32,8 @@ from bench.vips import RUN as VIPS_RUN
 from imagepipe.processes import BASE_DIR, MANAGE, start_system
 
 SIZES = {24: (6000, 4000), 250: (20000, 12500), 1000: (40000, 25000)}
-CHAINS = {  # name: (ImagePipe's chain, the libvips operation, the halo a window check reads)
+# name: (ImagePipe's chain, the libvips operation, the halo a window check reads)
+CHAINS: dict[str, tuple[list[dict], str, int]] = {
     "grayscale": ([{"op": "grayscale"}], "image.colourspace('b-w')", 0),
     "gaussian_blur4": ([{"op": "gaussian_blur", "radius": 4}], "image.gaussblur(4)", 16),
     "median5": ([{"op": "median", "size": 5}], "image.median(5)", 2),

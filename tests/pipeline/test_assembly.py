@@ -165,9 +165,14 @@ def test_a_stage_read_from_its_tiles_equals_the_stage_whole(blurred_job, boxes):
 def test_a_stage_read_from_its_tiles_holds_only_the_tile_rows_its_last_crop_crossed(blurred_job, monkeypatch):
     job, whole = blurred_job
     pixels = assembly.StageTiles(job, 0)
-    reads = []
+    reads: list[str] = []
     read = assembly.storage.read
-    monkeypatch.setattr(assembly.storage, "read", lambda name: reads.append(name) or read(name))
+
+    def counted(name: str) -> bytes:
+        reads.append(name)
+        return read(name)
+
+    monkeypatch.setattr(assembly.storage, "read", counted)
     for top in range(0, 200, 10):  # bands of 10 rows, top to bottom
         assert pixels.crop((0, top, 300, top + 10)).tobytes() == whole.crop((0, top, 300, top + 10)).tobytes()
         assert pixels.nbytes == 300 * 50 * len(whole.mode)  # one row of tiles
