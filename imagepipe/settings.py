@@ -108,7 +108,10 @@ REDIS_URL = env_str("REDIS_URL", "" if PRODUCTION else "redis://127.0.0.1:6379/0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 10_000, "expiry": 60},
+        # A consumer waits for its next message in a 5 s BZPOPMIN (channels_redis); redis-py 8's
+        # default socket timeout is 5 s too, so a reply that came a little late under load was a
+        # TimeoutError that ended the websocket's consumer. The socket may wait longer than that.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 10_000, "expiry": 60},
     }
 }
 if not REDIS_URL:  # production, a process given no Redis: no layer, rather than one on loopback

@@ -143,7 +143,10 @@ def test_production_takes_the_services_it_is_given():
         CACHE_URL="redis://:redis-password@redis:6379/1",
     )
     assert loaded["DATABASES"]["default"]["PASSWORD"] == "db-password"
-    assert loaded["CHANNEL_LAYERS"]["default"]["CONFIG"]["hosts"] == ["redis://:redis-password@redis:6379/0"]
+    assert (
+        loaded["CHANNEL_LAYERS"]["default"]["CONFIG"]["hosts"][0]["address"]
+        == "redis://:redis-password@redis:6379/0"
+    )
     assert loaded["CACHE"] == "django.core.cache.backends.redis.RedisCache"
 
 
