@@ -80,6 +80,16 @@ def run_single(original: Path, operations: list[dict], out: Path) -> float:
     return float(done.stdout)
 
 
+def bench_session(system: System) -> requests.Session:
+    """A session holding the staff user ``bench``'s API token (``ensure_demo_user`` made it)."""
+    api = requests.Session()
+    token = api.post(
+        f"{system.url}/api/auth/token/", timeout=10, data={"username": "bench", "password": "bench-pass"}
+    ).json()["token"]
+    api.headers["Authorization"] = f"Token {token}"
+    return api
+
+
 def wait_for_workers(system: System, api: requests.Session, count: int, timeout: float = 90) -> None:
     """Until our own workers (by pid) are online and split the task partitions between them."""
     pids = {p.pid for name, p in system.processes.items() if "-worker-" in name}
@@ -294,11 +304,7 @@ def main() -> None:
     ids: list[str] = []  # jobs to delete at the end: all of them unless asked or wrong
     wrong = 0
     try:
-        api = requests.Session()
-        token = api.post(
-            f"{system.url}/api/auth/token/", timeout=10, data={"username": "bench", "password": "bench-pass"}
-        ).json()["token"]
-        api.headers["Authorization"] = f"Token {token}"
+        api = bench_session(system)
         wait_for_workers(system, api, args.workers)
         fields = {"operations": json.dumps(operations), "tile_size": str(args.tile_size)}
         for number in range(1, args.repeat + 1):

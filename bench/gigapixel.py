@@ -24,10 +24,9 @@ from pathlib import Path
 
 import django
 import pyvips
-import requests
 from PIL import Image
 
-from bench.e2e import cleanup, peak_memory, use_private_database, wait_for_workers
+from bench.e2e import bench_session, cleanup, peak_memory, use_private_database, wait_for_workers
 from bench.vips import RUN as VIPS_RUN
 from imagepipe.processes import BASE_DIR, MANAGE, start_system
 
@@ -132,11 +131,7 @@ def run_size(args, megapixels: int, env: dict) -> dict:
     )
     job_id = None
     try:
-        api = requests.Session()
-        token = api.post(
-            f"{system.url}/api/auth/token/", timeout=10, data={"username": "bench", "password": "bench-pass"}
-        ).json()["token"]
-        api.headers["Authorization"] = f"Token {token}"
+        api = bench_session(system)
         wait_for_workers(system, api, args.workers)
         started = time.perf_counter()
         with original.open("rb") as handle:

@@ -87,18 +87,20 @@ class Stream:
 
 def save(name: str, data: bytes) -> str:
     """Store ``data`` under ``name``, replacing what an earlier, uncounted attempt left; the name."""
-    with calls(f"writing {name}"):
-        default_storage.delete(name)
-        return default_storage.save(name, ContentFile(data))
+    return _replace(name, ContentFile(data))
 
 
 def save_file(name: str, handle) -> str:
     """Store the file open in ``handle`` (a result written to disk a band at a time) under
     ``name``, copied in chunks, as ``save`` stores bytes; the name."""
+    handle.seek(0)
+    return _replace(name, File(handle))
+
+
+def _replace(name: str, content: File) -> str:
     with calls(f"writing {name}"):
         default_storage.delete(name)
-        handle.seek(0)
-        return default_storage.save(name, File(handle))
+        return default_storage.save(name, content)
 
 
 def discard(names: list[str]) -> None:

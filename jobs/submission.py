@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from imagepipe.core.bands import whole_bytes
 from imagepipe.core.operations import ChainError, Step, parse_chain
 from imagepipe.core.output import FORMATS
 
@@ -128,8 +129,7 @@ def check_tile_count(job: Job) -> None:
 def check_result_encoding(job: Job) -> None:
     """Refuse a result the collector would have to hold whole: JPEG and WebP are encoded from the
     whole image, which must fit ``RESULT_WHOLE_MB``; a PNG or TIFF is written band by band."""
-    width, height = job.output_size
-    needed = width * height * len(job.output_mode)
+    needed = whole_bytes(job.output_mode, job.output_size)
     if job.output_format not in ("png", "tiff") and needed > settings.RESULT_WHOLE_MB << 20:
         raise SubmissionError(
             f"a {job.output_format} result is encoded whole, and this one would take {needed >> 20} MB, "

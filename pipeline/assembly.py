@@ -64,11 +64,11 @@ class StageTiles:
         held: dict[str, Image.Image] = {}
         for row in crossed:
             for placed, name in row:
-                if name in self.held:
-                    held[name] = self.held[name]
                 if placed.left < right and placed.right > left:
-                    image = held[name] = held.get(name) or self.read(name, placed)
-                    out.paste(image, (placed.left - left, placed.top - top))
+                    held[name] = self.held.get(name) or self.read(name, placed)
+                    out.paste(held[name], (placed.left - left, placed.top - top))
+                elif name in self.held:  # in a row crossed: the next crop along may want it
+                    held[name] = self.held[name]
         self.held = held
         return out
 

@@ -281,9 +281,7 @@ class Dispatcher(Loop):
             raise  # storage away, not the job: the loop waits it out and sends the tiles then
         except Exception as exc:
             logger.exception("preparing stage %d of job %s failed", job.stage, job.pk)
-            if job.fail(f"preparing stage {job.stage} failed: {exc}"):
-                push_status(job)
-            return 0
+            return self.stage_failed(job, exc)
         count = min(count, tiles_a_send(job))
         indices = set(job.tiles.queued(job.stage).order_by("index").values_list("index", flat=True)[:count])
         nonce = secrets.token_hex(16)
@@ -291,9 +289,7 @@ class Dispatcher(Loop):
             messages = dict(task_messages(job, source, job.stage, table, indices, nonce))
         except (OSError, ValueError) as exc:  # an original read in bands fails part way down
             logger.warning("job %s: cutting stage %d failed: %s", job.pk, job.stage, exc)
-            if job.fail(f"preparing stage {job.stage} failed: {exc}"):
-                push_status(job)
-            return 0
+            return self.stage_failed(job, exc)
         claim = Claim.take(job, set(messages), load, nonce)
         if claim is None:
             return 0
@@ -304,6 +300,12 @@ class Dispatcher(Loop):
             raise
         push_sent(job, [(tile.index, tile.attempts + 1) for tile in claim.tiles()])
         return len(claim.tiles())
+
+    def stage_failed(self, job: Job, exc: Exception) -> int:
+        """Fail the job whose stage could not be read or cut; no tile sent."""
+        if job.fail(f"preparing stage {job.stage} failed: {exc}"):
+            push_status(job)
+        return 0
 
     def publish(self, job: Job, messages: dict[int, bytes], claim: Claim) -> None:
         """Each claimed tile to the partition it was placed on; PublishError unless all are taken."""

@@ -69,3 +69,15 @@ def decoding_watched() -> Iterator[list[tuple]]:
         yield begun
     finally:
         ImageFile.ImageFile.load, Image._getdecoder = load, make  # type: ignore[method-assign]
+
+
+class Cropped:
+    """An image that records the boxes read from it: what a band-by-band writer asked for."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image, self.mode, self.size = image, image.mode, image.size
+        self.boxes: list[tuple[int, int, int, int]] = []
+
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        self.boxes.append(box)
+        return self.image.crop(box)

@@ -162,6 +162,8 @@ class Bands:
         if _working_mode(self.raw_mode) != self.mode:
             found = self.raw_mode or f"{image.bands} {image.format} bands"
             raise Unstreamable(f"the file decodes to {found}, not to what its header says ({self.mode})")
+        # Held beside its region: the region does not keep the Python image alive, and the image
+        # collected under it crashes the process.
         self.image, self.size = image, (image.width, image.height)
         self.region = pyvips.Region.new(image)
         self.top, self.next_row = 0, 0

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imagepipe.core import tiff
-from tests.images import SRGB, noise
+from tests.images import SRGB, Cropped, noise
 
 
 def written(image, *options) -> bytes:
@@ -49,16 +49,6 @@ def test_the_colour_profile_is_carried():
 
 
 def test_it_is_read_a_row_of_tiles_at_a_time():
-    class Counted:
-        mode, size = "RGB", (1200, 1100)
-
-        def __init__(self):
-            self.image, self.boxes = noise(1200, 1100), []
-
-        def crop(self, box):
-            self.boxes.append(box)
-            return self.image.crop(box)
-
-    pixels = Counted()
+    pixels = Cropped(noise(1200, 1100))
     assert Image.open(io.BytesIO(written(pixels))).tobytes() == pixels.image.tobytes()
     assert pixels.boxes == [(0, 0, 1200, 512), (0, 512, 1200, 1024), (0, 1024, 1200, 1100)]
