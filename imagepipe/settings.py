@@ -245,10 +245,23 @@ RESULT_SIGNING_KEY = env_str("RESULT_SIGNING_KEY", "")
 TILE_SIZE_DEFAULT = env_int("TILE_SIZE_DEFAULT", 512)
 TILE_SIZE_MIN = env_int("TILE_SIZE_MIN", 16)
 TILE_SIZE_MAX = env_int("TILE_SIZE_MAX", 2048)
-MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
-MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 200_000_000)
+# The largest original, however it arrives: in one request (up to MAX_REQUEST_BYTES), in pieces
+# (a resumable upload, jobs/resumable.py), or imported from storage.
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 4 * 1024**3)
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 4_000_000_000)
 MAX_IMAGE_SIDE = env_int("MAX_IMAGE_SIDE", 100_000)
-MAX_TILES_PER_JOB = env_int("MAX_TILES_PER_JOB", 4096)  # every stage's tiles, counted together
+MAX_TILES_PER_JOB = env_int("MAX_TILES_PER_JOB", 16_384)  # every stage's tiles, counted together
+# Resumable uploads: pieces of UPLOAD_CHUNK_BYTES, each its own request; an upload not added to for
+# UPLOAD_EXPIRY_HOURS is deleted with its pieces; a user has at most UPLOADS_OPEN_MAX under way.
+UPLOAD_CHUNK_BYTES = env_int("UPLOAD_CHUNK_BYTES", 8 * 1024 * 1024)
+UPLOAD_EXPIRY_HOURS = env_float("UPLOAD_EXPIRY_HOURS", 24.0)
+UPLOADS_OPEN_MAX = env_int("UPLOADS_OPEN_MAX", 10)
+require(UPLOAD_EXPIRY_HOURS > 0, "UPLOAD_EXPIRY_HOURS must be positive")
+require(UPLOADS_OPEN_MAX >= 1, "UPLOADS_OPEN_MAX must be 1 or more")
+# Jobs from objects already in storage: a user may import keys under IMPORT_PREFIX<username>/,
+# staff any key under IMPORT_PREFIX. Empty: no imports.
+IMPORT_PREFIX = env_str("IMPORT_PREFIX", "imports/")
+require(not IMPORT_PREFIX or IMPORT_PREFIX.endswith("/"), "IMPORT_PREFIX must end with '/' (or be empty)")
 MAX_ICC_PROFILE_BYTES = env_int("MAX_ICC_PROFILE_BYTES", 512 * 1024)  # larger profiles are dropped
 RESULT_PNG_COMPRESS_LEVEL = env_int("RESULT_PNG_COMPRESS_LEVEL", 1)
 RESULT_PNG_THREADS = env_int("RESULT_PNG_THREADS", 4)  # strips of the result PNG deflated at once
@@ -340,9 +353,14 @@ LIVENESS_FILE = env_str("LIVENESS_FILE", "")
 LIVENESS_MAX_AGE_SECONDS = env_float("LIVENESS_MAX_AGE_SECONDS", 300.0)
 
 # Web server and logins.
-# imagepipe/webserver.py refuses a body past this while it arrives (413), the upload plus room for
-# the multipart framing and the other fields, and one that takes longer than the timeout (408).
-MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", MAX_UPLOAD_BYTES + 1024 * 1024)
+# imagepipe/webserver.py refuses a body past this while it arrives (413), and one that takes longer
+# than the timeout (408). A file uploaded in one request has room for the multipart framing and the
+# other fields beside it (1 MiB); a larger one comes as a resumable upload, in pieces.
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 101 * 1024 * 1024)
+require(
+    UPLOAD_CHUNK_BYTES + 1024 * 1024 <= MAX_REQUEST_BYTES,
+    "UPLOAD_CHUNK_BYTES must leave 1 MiB under MAX_REQUEST_BYTES",
+)
 REQUEST_BODY_TIMEOUT_SECONDS = env_float("REQUEST_BODY_TIMEOUT_SECONDS", 60.0)
 
 # Logins (imagepipe/logins/throttle.py). From its LOGIN_FAILURES_PER_ACCOUNT-th wrong password,

@@ -9,11 +9,12 @@ from imagepipe.logins.tokens import TokenView
 from jobs import api as job_api
 from jobs import timeline
 from jobs import views as job_views
-from jobs.api import JobViewSet
+from jobs.api import JobViewSet, UploadViewSet
 from system import workers
 
 router = DefaultRouter(trailing_slash=True)
 router.register("jobs", JobViewSet, basename="api-job")
+router.register("uploads", UploadViewSet, basename="api-upload")
 router.register("workers", workers.WorkerViewSet, basename="api-worker")
 
 # Log in and out, change a password; reset one only with a mail server to send the link

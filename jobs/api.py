@@ -1,5 +1,7 @@
 """The JSON API for jobs: list, create, retrieve, download the result."""
 
+import io
+
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
@@ -17,10 +19,17 @@ from imagepipe.api_errors import NestingJSONParser
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
-from . import actions, previews, storage
+from . import actions, previews, resumable, storage
 from .forms import HistoryFilter
-from .models import Job
-from .serializers import JobSerializer, KeepSerializer, PrioritySerializer, TileSerializer, submit_schema
+from .models import Job, Upload
+from .serializers import (
+    JobSerializer,
+    KeepSerializer,
+    PrioritySerializer,
+    TileSerializer,
+    UploadSerializer,
+    submit_schema,
+)
 from .submission import SubmissionError, parse_priority
 from .throttles import SubmitRateThrottle
 
@@ -69,23 +78,32 @@ class JobViewSet(
     @submit_schema
     def create(self, request):
         length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.MAX_UPLOAD_BYTES + 1024 * 1024:  # refused before the body is read
+        if length > settings.MAX_REQUEST_BYTES:  # refused before the body is read
             return Response(
-                {"error": f"the upload is larger than {settings.MAX_UPLOAD_BYTES} bytes"},
+                {
+                    "error": f"the request is larger than {settings.MAX_REQUEST_BYTES} bytes; send a "
+                    "larger file as a resumable upload (POST /api/uploads/) and submit its id as 'upload'"
+                },
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
+        data = request.data
         try:
+            original, upload = resumable.original_of(
+                request.user, request.FILES.get("image"), data.get("upload"), data.get("storage_key")
+            )
             job = actions.submit(
                 request.user,
-                request.FILES.get("image"),
-                request.data.get("operations"),
-                request.data.get("tile_size"),
-                request.data.get("output_format"),
-                request.data.get("quality"),
-                request.data.get("priority"),
+                original,
+                data.get("operations"),
+                data.get("tile_size"),
+                data.get("output_format"),
+                data.get("quality"),
+                data.get("priority"),
             )
         except SubmissionError as exc:
             return Response({"error": str(exc), **exc.details}, status=exc.status)
+        if upload is not None:
+            upload.delete()  # its pieces are the job's original now
         # Notes such as a dropped ICC profile are told once, here; the job row does not keep them.
         warnings = {"warnings": job.notes} if job.notes else {}
         return Response({**self.get_serializer(job).data, **warnings}, status=status.HTTP_201_CREATED)
@@ -213,6 +231,49 @@ class JobViewSet(
             return conflict(f"the job is {job.status}; no result yet")
         output = FORMATS[job.output_format]
         return download(job.result, job.result_filename, output.content_type)
+
+
+class UploadViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """Resumable uploads, for files larger than one request: POST the file's name and size, PATCH
+    its pieces in order (``Upload-Offset`` says where each goes), then submit a job with the upload's
+    id as ``upload``. After a dropped connection, GET the upload: ``offset`` is where to go on."""
+
+    serializer_class = UploadSerializer
+    parser_classes = [NestingJSONParser, FormParser, MultiPartParser]
+    queryset = Upload.objects.none()
+
+    def get_queryset(self):
+        return Upload.objects.visible_to(self.request.user).select_related("owner")
+
+    @extend_schema(
+        request=UploadSerializer,
+        responses={201: UploadSerializer, 413: OpenApiTypes.OBJECT, 429: OpenApiTypes.OBJECT},
+    )
+    def create(self, request):
+        """Begin an upload: ``filename`` and ``size`` (bytes, up to MAX_UPLOAD_BYTES)."""
+        try:
+            upload = resumable.begin(request.user, request.data.get("filename"), request.data.get("size"))
+        except SubmissionError as exc:
+            return Response({"error": str(exc)}, status=exc.status)
+        return Response(self.get_serializer(upload).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"application/offset+octet-stream": OpenApiTypes.BINARY},
+        parameters=[OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True)],
+        responses={200: UploadSerializer, 409: OpenApiTypes.OBJECT},
+    )
+    def partial_update(self, request, pk=None):
+        """The next piece, as the body: ``chunk_bytes`` long (the last: what is left), at the
+        upload's ``offset`` (409 with the right ``offset`` otherwise)."""
+        upload = get_object_or_404(Upload, pk=pk, owner=request.user)  # only the owner adds to it
+        try:
+            body = request.stream or io.BytesIO()  # None: no body
+            upload = resumable.append(upload, request.headers.get("Upload-Offset"), body)
+        except SubmissionError as exc:
+            return Response({"error": str(exc), **exc.details}, status=exc.status)
+        return Response(self.get_serializer(upload).data)
 
 
 def image_response(data: bytes, content_type: str) -> HttpResponse:

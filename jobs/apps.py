@@ -12,10 +12,11 @@ class JobsConfig(AppConfig):
         from django.db.models.signals import pre_delete
         from PIL import Image, PngImagePlugin
 
-        from .cleanup import delete_files_with_job
-        from .models import Job
+        from .cleanup import delete_files_with_job, delete_pieces_with_upload
+        from .models import Job, Upload
 
         pre_delete.connect(delete_files_with_job, sender=Job, dispatch_uid="jobs-files-go-with-the-row")
+        pre_delete.connect(delete_pieces_with_upload, sender=Upload, dispatch_uid="upload-pieces")
 
         # Pillow's own bomb guard follows ours: it refuses at twice this, after our header check.
         Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from . import previews, storage
-from .models import Job
+from .models import Job, Upload
 
 
 def delete_files_with_job(sender: type[Job], instance: Job, **kwargs: object) -> None:
@@ -16,3 +16,8 @@ def delete_files_with_job(sender: type[Job], instance: Job, **kwargs: object) ->
     # The previews are listed once the deletion has committed: one the pipeline stores later finds
     # no row, and deletes itself (previews.store).
     transaction.on_commit(lambda: storage.discard(names + previews.stored_names(job_id)))
+
+
+def delete_pieces_with_upload(sender: type[Upload], instance: Upload, **kwargs: object) -> None:
+    names = instance.stored_names()
+    transaction.on_commit(lambda: storage.discard(names))

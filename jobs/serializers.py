@@ -6,7 +6,7 @@ from imagepipe.api_errors import ErrorSerializer, refusal
 from imagepipe.core.operations import MAX_CHAIN_LENGTH, OPERATIONS
 from imagepipe.core.output import FORMATS
 
-from .models import Job, Tile
+from .models import Job, Tile, Upload
 from .models.limits import QUOTAS
 
 CHAIN_EXAMPLE = [{"op": "gaussian_blur", "radius": 4}, {"op": "grayscale"}]
@@ -153,7 +153,15 @@ class TileSerializer(serializers.ModelSerializer):
 class SubmitSerializer(serializers.Serializer):
     """What POST /api/jobs/ takes (documentation only: jobs.uploads validates)."""
 
-    image = serializers.FileField()
+    image = serializers.FileField(
+        required=False, help_text="the image, in this request (up to MAX_REQUEST_BYTES); or, instead:"
+    )
+    upload = serializers.UUIDField(
+        required=False, help_text="a complete resumable upload's id (/api/uploads/)"
+    )
+    storage_key = serializers.CharField(
+        required=False, help_text="a key in the configured storage, under IMPORT_PREFIX<your username>/"
+    )
     operations = ChainField(help_text="the chain as JSON text, applied in order")
     tile_size = serializers.IntegerField(required=False)
     output_format = serializers.ChoiceField(choices=list(FORMATS), required=False)
@@ -173,6 +181,32 @@ class SubmittedJobSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "warnings"]
         read_only_fields = fields
+
+
+class UploadSerializer(serializers.ModelSerializer):
+    """A resumable upload: ``offset`` is where the next piece goes (the bytes stored so far)."""
+
+    offset = serializers.IntegerField(source="received", read_only=True)
+    complete = serializers.BooleanField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True, help_text="unless a piece comes before then")
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    size = serializers.IntegerField(min_value=1, help_text="the whole file's length in bytes")
+
+    class Meta:
+        model = Upload
+        fields = [
+            "id",
+            "owner",
+            "filename",
+            "size",
+            "offset",
+            "chunk_bytes",
+            "complete",
+            "created_at",
+            "updated_at",
+            "expires_at",
+        ]
+        read_only_fields = ["id", "chunk_bytes", "created_at", "updated_at"]
 
 
 class PrioritySerializer(serializers.Serializer):

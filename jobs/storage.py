@@ -10,6 +10,7 @@ image) is never taken for an outage.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,8 +82,65 @@ class Stream:
     def tell(self) -> int:
         return self.handle.tell()
 
+    @property
+    def closed(self) -> bool:
+        return self.handle.closed
+
+    @property
+    def size(self) -> int:
+        with calls(f"reading the size of {self.name}"):
+            return default_storage.size(self.name)
+
     def close(self) -> None:
         self.handle.close()
+
+
+class Joined:
+    """Stored files read as one, in order (a resumable upload's pieces): ``lengths`` are theirs.
+    Each is opened when a read reaches it, so one piece at most is open at a time."""
+
+    def __init__(self, names: list[str], lengths: list[int], name: str = "") -> None:
+        self.names, self.lengths, self.name = names, lengths, name
+        self.starts = [sum(lengths[:index]) for index in range(len(lengths))]
+        self.size = sum(lengths)
+        self.position = 0
+        self.current: tuple[int, Stream] | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self.size - self.position if size < 0 else min(size, self.size - self.position)
+        parts = []
+        while wanted > 0:
+            index = bisect.bisect_right(self.starts, self.position) - 1
+            piece = self._open(index)
+            piece.seek(self.position - self.starts[index])
+            data = piece.read(min(wanted, self.starts[index] + self.lengths[index] - self.position))
+            if not data:
+                raise StorageUnavailable(f"reading {self.names[index]}: it is shorter than it was stored")
+            parts.append(data)
+            self.position += len(data)
+            wanted -= len(data)
+        return b"".join(parts)
+
+    def _open(self, index: int) -> Stream:
+        if self.current is None or self.current[0] != index:
+            self.close()
+            self.current = (index, Stream(self.names[index]))
+        return self.current[1]
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.position, 2: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    closed = False  # each piece is opened as it is read
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current[1].close()
+            self.current = None
 
 
 def save(name: str, data: bytes) -> str:

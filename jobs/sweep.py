@@ -6,7 +6,8 @@ What the project writes, and what names it:
 * ``originals/<file>`` and ``results/<file>``: a job's ``original`` and ``result``;
 * ``tiles/<job id>/<file>``: a tile's ``result``, while its job is not done (a done job's result
   holds their pixels, and ``Job.discard_tile_files`` deletes them);
-* ``previews/<job id>/<file>``: the job, while it exists (``jobs.previews``).
+* ``previews/<job id>/<file>``: the job, while it exists (``jobs.previews``);
+* ``uploads/<upload id>/<piece>``: a resumable upload, while it exists (``jobs.models.Upload``).
 
 Anything else in storage is not the project's and is left alone. An unnamed file is deleted only
 once older than SWEEP_GRACE_SECONDS, since each is written just before the row that names it
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from . import storage
 from .events import push_status
-from .models import Job, Tile
+from .models import Job, Tile, Upload
 
 logger = logging.getLogger(__name__)
 PAGE = 500  # names checked against the database in one query
@@ -74,7 +75,8 @@ class Sweep:
         yield from self._flat("results", "result", done)
         yield from self._tile_folders()
         yield from self._tiles_without_a_folder()
-        yield from self._preview_folders()
+        yield from self._row_folders("previews", Job)
+        yield from self._row_folders("uploads", Upload)
 
     def _flat(self, folder: str, column: str, rows: QuerySet[Job]) -> Iterator[None]:
         """A folder of one file per job: files no job names, then jobs whose file isn't there."""
@@ -111,7 +113,7 @@ class Sweep:
         folders, _ = self._listed("tiles")
         self.folders = set(folders)
         for page in _batched(sorted(folders), DIRECTORIES_A_PAGE):
-            jobs = {folder: job for folder in page if (job := _job_id(folder))}
+            jobs = {folder: job for folder in page if (job := _uuid(folder))}
             unfinished = Job.objects.filter(pk__in=jobs.values()).exclude(status=Job.Status.DONE)
             open_ids = list(unfinished.values_list("pk", flat=True))
             open_jobs = {str(pk) for pk in open_ids}
@@ -150,18 +152,20 @@ class Sweep:
             self.counts["missing_tiles"] += count
             self.note(f"job {job}: {count} of its recorded tiles are missing from storage")
 
-    def _preview_folders(self) -> Iterator[None]:
-        folders, _ = self._listed("previews")
+    def _row_folders(self, folder: str, model: type[Job] | type[Upload]) -> Iterator[None]:
+        """A folder per row (a job's previews, an upload's pieces): those whose row is gone."""
+        folders, _ = self._listed(folder)
         for page in _batched(sorted(folders), PAGE):
-            jobs = {folder: job for folder in page if (job := _job_id(folder))}
-            alive = {str(pk) for pk in Job.objects.filter(pk__in=jobs.values()).values_list("pk", flat=True)}
-            for folder in page:
-                if folder in alive:
+            rows = {name: pk for name in page if (pk := _uuid(name))}
+            found = model.objects.filter(pk__in=rows.values()).values_list("pk", flat=True)
+            alive = {str(pk) for pk in found}
+            for name in page:
+                if name in alive:
                     continue
-                _, files = self._listed(f"previews/{folder}")
+                _, files = self._listed(f"{folder}/{name}")
                 self.counts["listed"] += len(files)
-                self._drop(f"previews/{folder}/{name}" for name in sorted(files))
-                self._tidy(f"previews/{folder}")
+                self._drop(f"{folder}/{name}/{file}" for file in sorted(files))
+                self._tidy(f"{folder}/{name}")
             yield
 
     def _listed(self, folder: str) -> tuple[list[str], list[str]]:
@@ -236,7 +240,7 @@ def _keyset(rows: QuerySet) -> Iterator[list[Any]]:
         last = page[-1][0] if isinstance(page[-1], tuple) else page[-1]
 
 
-def _job_id(folder: str) -> uuid.UUID | None:
+def _uuid(folder: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(folder)
     except ValueError:

@@ -90,7 +90,10 @@ def check_decodable(header: Image.Image, mode: str, size: tuple[int, int]) -> No
 def _open_header(upload) -> tuple[ImageFile.ImageFile, str]:
     """Open an upload and check everything its header tells, before a pixel is decoded."""
     if upload is None:
-        raise SubmissionError("an image file is required (field 'image')")
+        raise SubmissionError(
+            "an image is required: a file in the field 'image', a resumable upload's id in 'upload' "
+            "or a storage key in 'storage_key'"
+        )
     if upload.size == 0:
         raise SubmissionError("the uploaded file is empty")
     if upload.size > settings.MAX_UPLOAD_BYTES:
@@ -111,7 +114,8 @@ def _open_header(upload) -> tuple[ImageFile.ImageFile, str]:
     check_dimensions(*image.size)
     check_pixel_data(found, *image.size, upload.size)
     check_raster(image, upload.size)
-    if getattr(image, "n_frames", 1) > 1:
+    check_tiff_data(image, upload.size)
+    if more_than_one_frame(image):
         raise SubmissionError("animated or multi-frame images are not supported")
     return image, ACCEPTED_FORMATS[found]
 
@@ -226,8 +230,8 @@ def least_bytes(fmt: str, width: int, height: int) -> int:
         # An LZW code of w bits stands for at most 2**w pixels: at most 4096 pixels per 12 bits.
         return width * height * 12 // (4096 * 8)
     # BMP (run-length codes may skip pixels; an uncompressed one is held to its rows by
-    # check_raster), TIFF (fax, LZW) and WebP (a one-symbol lossless code costs no bits) have no
-    # useful bound: MAX_IMAGE_PIXELS is their only cap.
+    # check_raster) and WebP (a one-symbol lossless code costs no bits) have no useful bound, and a
+    # TIFF's depends on its compression (check_tiff_data).
     return 0
 
 
@@ -247,6 +251,58 @@ def check_raster(image: ImageFile.ImageFile, size: int) -> None:
             f"the image's pixel data is missing: an uncompressed {image.width}×{image.height} BMP "
             f"holds {least} bytes, this file has {size}"
         )
+
+
+# The most a byte of each TIFF compression can stand for (1: none, 32773: PackBits, 5: LZW, whose
+# codes of 9 bits or more stand for 4,096 bytes at most, 8 and 32946: deflate). JPEG (7) and fax
+# (2, 3, 4: a row the same as the one before takes a bit) have their own bounds; the rest, none.
+TIFF_EXPANSION = {1: 1, 32773: 64, 5: 3641, 8: 1032, 32946: 1032}
+TIFF_STRIPS = ((273, 279), (324, 325))  # StripOffsets and StripByteCounts; TileOffsets and TileByteCounts
+
+
+def check_tiff_data(image: ImageFile.ImageFile, size: int) -> None:
+    """Refuse a TIFF whose strips (or tiles) lie past the end of the file, or hold fewer bytes than
+    its compression needs for the pixels it declares, from its first directory alone."""
+    if image.format != "TIFF":
+        return
+    tags = image.tag_v2  # type: ignore[attr-defined]  # a TiffImageFile's
+    offsets, counts = next(
+        ((tags.get(where), tags.get(length)) for where, length in TIFF_STRIPS if tags.get(where)), ((), ())
+    )
+    if not counts:  # libtiff works out an uncompressed single strip's length itself
+        return
+    if len(offsets) != len(counts) or any(start + length > size for start, length in zip(offsets, counts)):
+        raise SubmissionError("the image is truncated or corrupt: a TIFF strip or tile ends past the end of the file")
+    width, height = image.size
+    compression = tags.get(259, 1)
+    if compression == 7:
+        least = least_bytes("JPEG", width, height)
+    elif compression in (2, 3, 4):
+        least = height // 8
+    elif compression in TIFF_EXPANSION:
+        least = math.ceil(width * tiff_bits_per_pixel(tags) / 8) * height // TIFF_EXPANSION[compression]
+    else:
+        return
+    if sum(counts) < least:
+        raise SubmissionError(
+            f"the image's pixel data is missing: a {width}×{height} TIFF holds at least {least} bytes "
+            f"of pixels, its strips hold {sum(counts)}"
+        )
+
+
+def tiff_bits_per_pixel(tags) -> int:
+    """BitsPerSample (258) is given per sample, or once for all SamplesPerPixel (277)."""
+    bits = tags.get(258, (1,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return sum(bits) if len(bits) > 1 else bits[0] * tags.get(277, 1)
+
+
+def more_than_one_frame(image: ImageFile.ImageFile) -> bool:
+    """A TIFF's first directory says whether another follows (counting them, as ``n_frames`` does,
+    would read every one: seconds for 10,000)."""
+    if image.format == "TIFF":
+        return bool(image.tag_v2.next)  # type: ignore[attr-defined]
+    return getattr(image, "n_frames", 1) > 1
 
 
 def kept_profile(profile: bytes | None, mode: str) -> tuple[bytes, list[str]]:

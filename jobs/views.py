@@ -36,7 +36,7 @@ def submit(request):
     source = rerun_source(request)
     initial = SubmitJobForm.initial_from(source) if source else {}
     form = SubmitJobForm(request.POST or None, request.FILES or None, initial=initial, user=request.user)
-    context = {"form": form, "source": source}
+    context = {"form": form, "source": source, "chunk_bytes": settings.UPLOAD_CHUNK_BYTES}
     # No API view here: the throttle keys on the request's user alone.
     if request.method == "POST" and not SubmitRateThrottle().allow_request(request, None):  # type: ignore[arg-type]
         form.add_error(None, "too many submissions; wait a minute and try again")

@@ -1,7 +1,8 @@
 """What is kept, and for how long: an ended job for JOB_RETENTION_DAYS after it ended, unless its
 owner or staff marked it ``keep``; a worker's or a collector's row for WORKER_RETENTION_DAYS after
-it was last seen. ``manage.py prune`` deletes what has expired, and so does the dispatcher in its
-idle time (``Pruner``).
+it was last seen; a resumable upload for UPLOAD_EXPIRY_HOURS after its last piece.
+``manage.py prune`` deletes what has expired, and so does the dispatcher in its idle time
+(``Pruner``).
 
 Deletion goes a bounded batch a transaction, so no transaction is long and nothing waits on one
 for more than a moment. A job's files are deleted once its row's deletion has committed
@@ -22,7 +23,7 @@ from django.db import connection, models, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from jobs.models import Job, JobQuerySet, Tile
+from jobs.models import Job, JobQuerySet, Tile, Upload
 
 from .models import Collector, Worker
 
@@ -42,13 +43,14 @@ class Pruned:
     bytes: int = 0  # the jobs' files
     workers: int = 0
     collectors: int = 0
+    uploads: int = 0  # resumable uploads not added to for UPLOAD_EXPIRY_HOURS
     batches: int = 0
     finished: bool = True  # False: it gave way to other work; the rest waits for the next time
 
     def __str__(self) -> str:
         return (
             f"{self.jobs} jobs ({self.bytes / MB:.1f} MB of files), {self.workers} workers, "
-            f"{self.collectors} collectors"
+            f"{self.collectors} collectors, {self.uploads} expired uploads"
         )
 
 
@@ -72,7 +74,7 @@ def policy() -> str:
     jobs, workers = settings.JOB_RETENTION_DAYS, settings.WORKER_RETENTION_DAYS
     kept = f"jobs ended more than {jobs} days ago and not marked keep" if jobs else "no job (kept forever)"
     rows = f"workers and collectors not seen for {workers} days" if workers else "no worker (kept forever)"
-    return f"{kept}; {rows}"
+    return f"{kept}; {rows}; uploads not added to for {settings.UPLOAD_EXPIRY_HOURS:g} hours"
 
 
 def expired(now: datetime | None = None) -> Pruned:
@@ -80,7 +82,8 @@ def expired(now: datetime | None = None) -> Pruned:
     now = now or timezone.now()
     jobs = expired_jobs(now).aggregate(count=Count("pk"), bytes=Sum("stored_bytes"))
     workers, collectors = (expired_rows(model, now).count() for model in (Worker, Collector))
-    return Pruned(jobs["count"], jobs["bytes"] or 0, workers, collectors)
+    uploads = Upload.objects.expired(now).count()
+    return Pruned(jobs["count"], jobs["bytes"] or 0, workers, collectors, uploads)
 
 
 def prune(
@@ -94,6 +97,7 @@ def prune(
         lambda: delete_jobs(now, pruned, tiles),
         lambda: delete_rows(Worker, now, pruned),
         lambda: delete_rows(Collector, now, pruned),
+        lambda: delete_uploads(now, pruned),
     ]
     for batch in batches:
         while batch():
@@ -139,6 +143,15 @@ def delete_rows(model: type[Worker] | type[Collector], now: datetime, pruned: Pr
     deleted, _ = expired_rows(model, now).filter(pk__in=ids).delete()
     field = "workers" if model is Worker else "collectors"
     setattr(pruned, field, getattr(pruned, field) + deleted)
+    return deleted
+
+
+def delete_uploads(now: datetime, pruned: Pruned) -> int:
+    """One batch of expired uploads; their pieces go once the deletion commits (``jobs.cleanup``)."""
+    ids = list(Upload.objects.expired(now).values_list("pk", flat=True)[:ROWS_A_BATCH])
+    with transaction.atomic():
+        deleted, _ = Upload.objects.expired(now).filter(pk__in=ids).delete()  # one added to meanwhile stays
+    pruned.uploads += deleted
     return deleted
 
 

@@ -115,7 +115,7 @@ def test_the_proxy_and_the_web_server_refuse_the_same_bodies(settings):
     assert caddy["MAX_REQUEST_BYTES"] == web["MAX_REQUEST_BYTES"]
     ((_, _, upload),) = interpolations(web["MAX_UPLOAD_BYTES"])
     ((_, _, request),) = interpolations(web["MAX_REQUEST_BYTES"])
-    assert int(request) == int(upload) + 1024 * 1024 == settings.MAX_REQUEST_BYTES  # the settings' rule
+    assert (int(request), int(upload)) == (settings.MAX_REQUEST_BYTES, settings.MAX_UPLOAD_BYTES)  # defaults
 
 
 def test_the_generated_env_fills_every_secret_with_one_production_accepts():

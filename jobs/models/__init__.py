@@ -17,6 +17,7 @@ from .job import DISPATCH_LOCK, Job, JobQuerySet
 from .limits import UserLimits
 from .tile import Tile, TileQuerySet
 from .totals import Total
+from .upload import Upload, UploadQuerySet
 
 __all__ = [
     "DISPATCH_LOCK",
@@ -27,6 +28,8 @@ __all__ = [
     "Tile",
     "TileQuerySet",
     "Total",
+    "Upload",
+    "UploadQuerySet",
     "UserLimits",
 ]
 

@@ -41,6 +41,9 @@ def database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+PIECE_BYTES = 128 * 1024
+
+
 @pytest.fixture(scope="session")
 def system(django_db_setup, django_db_blocker, tmp_path_factory):
     env = {
@@ -65,6 +68,8 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         # test logs in too; tests/logins/test_throttle.py proves the per-address limit.
         "LOGIN_FAILURES_PER_ADDRESS": "1000000",
         "LOG_LEVEL": "INFO",
+        # Small pieces, so that the browser sends tests/data's images as resumable uploads.
+        "UPLOAD_CHUNK_BYTES": str(PIECE_BYTES),
     }
     log_dir = BASE_DIR / "var" / "log" / "tests" / env["KAFKA_TOPIC_PREFIX"].strip("-")  # one per session
     subprocess.run(

@@ -12,6 +12,7 @@ from jobs.models import Job
 from tests.images import DATA
 
 from .browser import DESKTOP, PHONE, logged_in, serious_violations
+from .conftest import PIECE_BYTES
 
 pytestmark = pytest.mark.integration
 JOB_PAGE = re.compile(r"/jobs/([0-9a-f-]{36})/$")
@@ -64,6 +65,68 @@ def test_a_refused_upload_says_why_and_start_works_again(api, system, chromium, 
     page.click("#start")
     assert submitted_job(page).original_name == "coffee.png"
     assert len(posts) == 2
+
+
+def pieces_sent(page: Page) -> list[int]:
+    """The offsets of the resumable upload's pieces the page sends, as it sends them."""
+    offsets: list[int] = []
+    page.on(
+        "request",
+        lambda request: request.method == "PATCH" and offsets.append(int(request.headers["upload-offset"])),
+    )
+    return offsets
+
+
+@pytest.fixture
+def system_storage(system, settings):
+    """Files as the system stored them."""
+    settings.MEDIA_ROOT = system.env["MEDIA_ROOT"]
+
+
+def test_a_large_file_goes_in_pieces_and_a_dropped_one_is_sent_again(api, system, chromium, system_storage):
+    page, posts = submit_page(chromium, system)
+    offsets = pieces_sent(page)
+    dropped: list[int] = []
+
+    def drop_the_second_once(route):
+        if route.request.method == "PATCH" and not dropped and route.request.headers["upload-offset"] != "0":
+            dropped.append(int(route.request.headers["upload-offset"]))
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/uploads/*/", drop_the_second_once)
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))  # 466,706 bytes: 4 pieces
+    page.click("#start")
+    job = submitted_job(page)
+    assert job.original.read() == (DATA / "coffee.png").read_bytes()
+    assert dropped == [PIECE_BYTES]
+    assert offsets == [0, PIECE_BYTES, PIECE_BYTES, 2 * PIECE_BYTES, 3 * PIECE_BYTES]
+    assert len(posts) == 1
+
+
+def test_an_upload_cut_off_by_a_reload_goes_on_from_where_it_stopped(api, system, chromium, system_storage):
+    page, _ = submit_page(chromium, system)
+    page.route(
+        "**/api/uploads/*/",
+        lambda route: (
+            route.abort()
+            if route.request.method == "PATCH" and route.request.headers["upload-offset"] != "0"
+            else route.continue_()
+        ),
+    )
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    page.click("#start")
+    expect(page.locator("#upload-status")).to_contain_text("Connection lost at 28 %")
+    page.unroute("**/api/uploads/*/")
+    page.reload()
+    expect(page.locator('#chain li[data-op="gaussian_blur"]')).to_have_count(1)
+    offsets = pieces_sent(page)
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))
+    page.click("#start")
+    job = submitted_job(page)
+    assert job.original.read() == (DATA / "coffee.png").read_bytes()
+    assert offsets == [PIECE_BYTES, 2 * PIECE_BYTES, 3 * PIECE_BYTES]  # the first piece was not sent again
 
 
 def test_an_emptied_parameter_is_named_and_nothing_is_sent(api, system, chromium):

@@ -25,7 +25,7 @@ from .conftest import database_url, free_port, submit, token_session
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
-MAX_REQUEST_BYTES = 2 * MIB  # the default: MAX_UPLOAD_BYTES (1 MiB here) + 1 MiB
+MAX_REQUEST_BYTES = 2 * MIB
 TIMEOUT = 2  # REQUEST_BODY_TIMEOUT_SECONDS
 
 
@@ -38,6 +38,8 @@ def web(django_db_setup, tmp_path_factory):
         "KAFKA_TOPIC_PREFIX": f"test-{uuid.uuid4().hex[:8]}-",
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         "MAX_UPLOAD_BYTES": str(MIB),
+        "MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+        "UPLOAD_CHUNK_BYTES": str(MIB),
         "REQUEST_BODY_TIMEOUT_SECONDS": str(TIMEOUT),
     }
     subprocess.run(

@@ -56,7 +56,7 @@ def test_the_tile_size_defaults_to_512(alice_api):
     "kwargs,status,message",
     [
         ({"file": upload(noise(8, 8), "x.png")}, 201, None),
-        ({"file": None}, 400, "an image file is required"),
+        ({"file": None}, 400, "an image is required"),
         ({"file": upload(noise(8, 8)), "operations": "[{"}, 400, "not valid JSON"),
         ({"file": upload(noise(8, 8)), "operations": '[{"op": "melt"}]'}, 400, "unknown operation"),
         ({"file": upload(noise(8, 8)), "tile_size": "15"}, 400, "tile_size must be between"),

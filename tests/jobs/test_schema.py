@@ -89,7 +89,7 @@ def refused(status: str, alice, settings):
     api = APIClient()
     api.force_authenticate(alice)
     if status == "413":
-        return api.post("/api/jobs/", {}, CONTENT_LENGTH=str(settings.MAX_UPLOAD_BYTES * 2))
+        return api.post("/api/jobs/", {}, CONTENT_LENGTH=str(settings.MAX_REQUEST_BYTES * 2))
     if status == "415":
         return post_job(api, SimpleUploadedFile("notes.png", b"not a picture"))
     if status == "429":

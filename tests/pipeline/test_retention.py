@@ -119,13 +119,14 @@ def test_a_dry_run_prints_what_would_go_and_deletes_nothing(retention, alice):
     mb = old.stored_bytes / 2**20
     assert out.getvalue().splitlines() == [
         "retention: jobs ended more than 30 days ago and not marked keep; "
-        "workers and collectors not seen for 7 days",
-        f"would delete 1 jobs ({mb:.1f} MB of files), 1 workers, 0 collectors",
+        "workers and collectors not seen for 7 days; uploads not added to for 24 hours",
+        f"would delete 1 jobs ({mb:.1f} MB of files), 1 workers, 0 collectors, 0 expired uploads",
     ]
     assert Job.objects.filter(pk=old.pk).exists() and Worker.objects.exists()
     out = io.StringIO()
     call_command("prune", stdout=out)
-    assert out.getvalue().splitlines()[1] == f"deleted 1 jobs ({mb:.1f} MB of files), 1 workers, 0 collectors"
+    deleted = f"deleted 1 jobs ({mb:.1f} MB of files), 1 workers, 0 collectors, 0 expired uploads"
+    assert out.getvalue().splitlines()[1] == deleted
     assert not Job.objects.exists() and not Worker.objects.exists()
 
 

@@ -1,7 +1,7 @@
 // The submit page: drag and drop, a chain builder from /api/operations/ (each step with its
 // parameters, their ranges and the operation's help, moved up and down with buttons), the tile
 // grid preview, the form checked before anything is sent, and an upload with a progress bar
-// through POST /api/jobs/.
+// through POST /api/jobs/ (a file larger than one piece as a resumable upload, /api/uploads/).
 (() => {
   const $ = id => document.getElementById(id);
   const element = (tag, properties = {}) => Object.assign(document.createElement(tag), properties);
@@ -211,23 +211,131 @@
     upload(new FormData(form));
   };
 
+  // A file that fits in one piece goes with the form in one request; a larger one first goes to
+  // /api/uploads/ a piece at a time (a resumable upload), then the form names the upload.
+  const chunkBytes = Number(form.dataset.chunkBytes);
+  const bar = $("upload-progress");
+  const status = $("upload-status");
+
   function upload(data) {
     start.disabled = true;
-    const bar = $("upload-progress");
     bar.hidden = false;
-    const failed = message => { start.disabled = false; bar.hidden = true; showErrors([message]); };
+    bar.value = 0;
+    const file = data.get("image");
+    if (file.size <= chunkBytes) { submitJob(data); return; }
+    sendInPieces(file).then(id => {
+      data.delete("image");
+      data.set("upload", id);
+      submitJob(data, () => localStorage.removeItem(uploadKey(file)));
+    }, failed);
+  }
+
+  function failed(message) {
+    start.disabled = false;
+    bar.hidden = true;
+    status.textContent = "";
+    showErrors([message]);
+  }
+
+  function csrf() { return form.elements.csrfmiddlewaretoken.value; }
+
+  function submitJob(data, done = () => {}) {
     const request = new XMLHttpRequest();
     request.open("POST", "/api/jobs/");
-    request.setRequestHeader("X-CSRFToken", data.get("csrfmiddlewaretoken"));
-    request.upload.onprogress = p => { if (p.lengthComputable) bar.value = p.loaded / p.total; };
+    request.setRequestHeader("X-CSRFToken", csrf());
+    request.upload.onprogress = p => { if (p.lengthComputable && data.has("image")) bar.value = p.loaded / p.total; };
     request.onload = () => {
-      let body = {};
-      try { body = JSON.parse(request.responseText || "{}"); } catch { body = {}; }
-      if (request.status === 201) { location.href = `/jobs/${body.id}/`; return; }
+      const body = parsed(request.responseText);
+      if (request.status === 201) { done(); location.href = `/jobs/${body.id}/`; return; }
       failed(body.error || body.detail || `upload failed (${request.status})`);
     };
     request.onerror = () => failed("upload failed: network error");
     request.send(data);
+  }
+
+  function parsed(text) {
+    try { return JSON.parse(text || "{}"); } catch { return {}; }
+  }
+
+  // --- A resumable upload. Its id is kept in localStorage under the file's name, size and date,
+  // so choosing the same file again after a reload, or after the retries gave up, goes on from
+  // where the upload reached.
+
+  const uploadKey = file => `imagepipe-upload:${file.name}:${file.size}:${file.lastModified}`;
+  const RETRIES = 8;  // a piece's tries after its first, 1 s apart and doubling up to 30 s
+
+  function call(method, url, body, headers = {}) {
+    return new Promise((resolve, reject) => {
+      const request = new XMLHttpRequest();
+      request.open(method, url);
+      request.setRequestHeader("X-CSRFToken", csrf());
+      for (const [name, value] of Object.entries(headers)) request.setRequestHeader(name, value);
+      if (headers["Upload-Offset"] !== undefined) {
+        const offset = Number(headers["Upload-Offset"]);
+        request.upload.onprogress = p => { bar.value = (offset + p.loaded) / bar.dataset.size; };
+      }
+      request.onload = () => resolve({status: request.status, body: parsed(request.responseText)});
+      request.onerror = () => reject(new Error("network"));
+      request.send(body);
+    });
+  }
+
+  async function existing(file) {
+    const id = localStorage.getItem(uploadKey(file));
+    if (!id) return null;
+    const answer = await call("GET", `/api/uploads/${id}/`).catch(() => null);
+    if (answer && answer.status === 200 && answer.body.size === file.size) return answer.body;
+    localStorage.removeItem(uploadKey(file));  // expired, deleted, or never finished beginning
+    return null;
+  }
+
+  async function begin(file) {
+    const fields = new FormData();
+    fields.set("filename", file.name);
+    fields.set("size", file.size);
+    const answer = await call("POST", "/api/uploads/", fields);
+    if (answer.status !== 201) throw answer.body.error || `upload refused (${answer.status})`;
+    localStorage.setItem(uploadKey(file), answer.body.id);
+    return answer.body;
+  }
+
+  async function sendInPieces(file) {
+    bar.dataset.size = file.size;
+    let upload;
+    try {
+      upload = await existing(file) || await begin(file);
+    } catch (error) {
+      throw typeof error === "string" ? error : "upload failed: network error";
+    }
+    let offset = upload.offset, tries = 0;
+    while (offset < file.size) {
+      bar.value = offset / file.size;
+      const piece = file.slice(offset, offset + upload.chunk_bytes);
+      let answer = null;
+      try {
+        answer = await call("PATCH", `/api/uploads/${upload.id}/`, piece,
+                            {"Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream"});
+      } catch { answer = null; }
+      if (answer && answer.status === 200) {
+        offset = answer.body.offset;
+        tries = 0;
+        status.textContent = "";
+      } else if (answer && answer.status === 409) {
+        offset = answer.body.offset;  // the server has more (or less) than we thought: go on from there
+      } else if (answer && answer.status < 500) {
+        throw answer.body.error || answer.body.detail || `upload refused (${answer.status})`;
+      } else {
+        if (++tries > RETRIES) throw "the connection was lost; choose Start again to go on from where it stopped";
+        const wait = Math.min(30, 2 ** (tries - 1));
+        status.textContent = `Connection lost at ${Math.round(100 * offset / file.size)} %; trying again in ${wait} s…`;
+        await new Promise(resume => setTimeout(resume, wait * 1000));
+        const state = await call("GET", `/api/uploads/${upload.id}/`).catch(() => null);
+        if (state && state.status === 200) offset = state.body.offset;
+      }
+    }
+    bar.value = 1;
+    status.textContent = "Uploaded; starting the job…";
+    return upload.id;
   }
 
   drawGrid();
