@@ -271,8 +271,12 @@ def check_tiff_data(image: ImageFile.ImageFile, size: int) -> None:
     )
     if not counts:  # libtiff works out an uncompressed single strip's length itself
         return
-    if len(offsets) != len(counts) or any(start + length > size for start, length in zip(offsets, counts)):
-        raise SubmissionError("the image is truncated or corrupt: a TIFF strip or tile ends past the end of the file")
+    if len(offsets) != len(counts) or any(
+        start + length > size for start, length in zip(offsets, counts, strict=True)
+    ):
+        raise SubmissionError(
+            "the image is truncated or corrupt: a TIFF strip or tile ends past the end of the file"
+        )
     width, height = image.size
     compression = tags.get(259, 1)
     if compression == 7:

@@ -70,10 +70,12 @@ def test_a_refused_upload_says_why_and_start_works_again(api, system, chromium, 
 def pieces_sent(page: Page) -> list[int]:
     """The offsets of the resumable upload's pieces the page sends, as it sends them."""
     offsets: list[int] = []
-    page.on(
-        "request",
-        lambda request: request.method == "PATCH" and offsets.append(int(request.headers["upload-offset"])),
-    )
+
+    def sent(request):
+        if request.method == "PATCH":
+            offsets.append(int(request.headers["upload-offset"]))
+
+    page.on("request", sent)
     return offsets
 
 

@@ -13,7 +13,7 @@ from jobs.models import Job, Tile
 from tests.core.reference import reference
 from tests.images import DATA, noise, photo
 
-from .conftest import submit, wait_until_finished
+from .conftest import PIECE_BYTES, submit, wait_until_finished
 
 pytestmark = pytest.mark.integration
 
@@ -146,6 +146,34 @@ def test_the_submit_command_waits_and_prints_the_result(api, system):
     assert "36/36 tiles  done" in done.stdout
     expected = reference(photo("camera.png"), [{"op": "median", "size": 3}, {"op": "invert"}])
     assert Image.open(path).tobytes() == expected.tobytes()
+
+
+def test_the_submit_command_sends_from_another_machine_and_goes_on_with_a_cut_off_upload(api, system):
+    data = (DATA / "coffee.png").read_bytes()  # 4 pieces of PIECE_BYTES
+    begun = api.post(f"{api.base}/api/uploads/", data={"filename": "coffee.png", "size": len(data)}).json()
+    first = api.patch(
+        f"{api.base}/api/uploads/{begun['id']}/",
+        data=data[:PIECE_BYTES],
+        headers={"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    )
+    assert first.status_code == 200, first.text
+    token = api.headers["Authorization"].removeprefix("Token ")
+    done = subprocess.run(
+        [*MANAGE, "submit", str(DATA / "coffee.png"), "--op", "invert", "--server", system.url, "--wait"],
+        env={**system.env, "IMAGEPIPE_TOKEN": token, "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == f"resuming upload {begun['id']} at {PIECE_BYTES} of {len(data)} bytes"
+    result_url = done.stdout.strip().splitlines()[-1]
+    assert "2/2 tiles  done" in done.stdout
+    job_url = result_url.removesuffix("result/")
+    assert api.get(job_url).json()["status"] == "done" and api.get(f"{job_url}original/").content == data
+    result = Image.open(io.BytesIO(api.get(result_url).content))
+    assert result.tobytes() == reference(photo("coffee.png"), [{"op": "invert"}]).tobytes()
+    assert api.get(f"{api.base}/api/uploads/").json()["results"] == []  # submitted: gone
 
 
 @pytest.mark.parametrize("size,tiles", [((1, 1), 1), ((1, 100_000), 196)])

@@ -2,8 +2,9 @@
 
 import argparse
 import logging
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from imagepipe.core.operations import OPERATIONS, Param
 from imagepipe.core.output import DEFAULT_JPEG_QUALITY, FORMATS
 from jobs import actions
 from jobs.models import Job
+from jobs.remote import Remote, RemoteError
 from jobs.submission import SubmissionError
 
 
@@ -106,7 +108,7 @@ def without_info_logs() -> Iterator[None]:
 class Command(BaseCommand):
     help = (
         "Submit an image as a job for a user and print the job's page; with --wait, show its progress "
-        "until it ends, then the result's path."
+        "until it ends, then the result's path. With --server, from any machine through the API."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -122,7 +124,17 @@ class Command(BaseCommand):
             required=True,
             help="NAME[:PARAM=VALUE,...], repeatable, in order (below)",
         )
-        parser.add_argument("--user", required=True, help="the job's owner (username)")
+        parser.add_argument("--user", help="the job's owner (username); with --server, the token's")
+        parser.add_argument(
+            "--server",
+            help="submit through this ImagePipe's API (https://host) from any machine, as a resumable "
+            "upload that goes on after a dropped connection (and when run again); needs --token",
+        )
+        parser.add_argument(
+            "--token",
+            default=os.environ.get("IMAGEPIPE_TOKEN"),
+            help="the API token for --server (POST /api/auth/token/); IMAGEPIPE_TOKEN when not given",
+        )
         parser.add_argument(
             "--tile-size",
             type=int,
@@ -141,9 +153,36 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with without_info_logs():
-            self.submit(**options)
+            if options["server"]:
+                self.submit_remotely(**options)
+            else:
+                self.submit(**options)
+
+    def submit_remotely(self, *, image, op, server, token, wait, timeout, **fields):
+        if not token:
+            raise CommandError("--server needs an API token: --token or IMAGEPIPE_TOKEN")
+        if not image.is_file():
+            raise CommandError(f"no such file: {image}")
+        remote = Remote(server, token, note=self.stderr.write)
+        asked = {"operations": [parse_op(o) for o in op]}
+        settings_asked = ("tile_size", "output_format", "quality", "priority")
+        asked |= {name: fields[name] for name in settings_asked if fields[name]}
+        try:
+            job = remote.submit(remote.upload(image), asked)
+            self.stdout.write(
+                f"job {job['id']}: {job['tiles_total']} tiles of {job['tile_size']} px, "
+                f"{job['width']}×{job['height']}"
+            )
+            self.stdout.write(f"{remote.server}/jobs/{job['id']}/")
+            if wait:
+                ended = self.wait(lambda: remote.job(job["id"]), timeout)
+                self.stdout.write(f"{remote.server}/api/jobs/{ended.pk}/result/")
+        except RemoteError as exc:
+            raise CommandError(str(exc)) from None
 
     def submit(self, *, image, op, user, tile_size, output_format, quality, priority, wait, timeout, **_):
+        if not user:
+            raise CommandError("--user is required (or --server, to submit through the API)")
         owner = get_user_model().objects.filter(username=user).first()
         if owner is None:
             raise CommandError(f"no user {user!r}")
@@ -166,11 +205,18 @@ class Command(BaseCommand):
             f"job {job.pk}: {job.tiles_total} tiles of {job.tile_size} px, {job.width}×{job.height}"
         )
         self.stdout.write(settings.SITE_URL + reverse("job-detail", args=[job.pk]))
-        if wait:
-            self.wait(job, timeout)
+        if not wait:
+            return
+        job = self.wait(lambda: Job.objects.get(pk=job.pk), timeout)
+        try:
+            self.stdout.write(job.result.path)
+        except NotImplementedError:  # object storage: no local path
+            self.stdout.write(cast(str, job.result.name))  # a done job has its result
 
-    def wait(self, job: Job, timeout: float) -> None:
+    def wait(self, latest: Callable[[], Job], timeout: float) -> Job:
+        """Show the job's progress (``latest()``: the job as it is now) until it ends; the done job."""
         deadline = time.monotonic() + timeout
+        job = latest()
         while job.status not in Job.TERMINAL:
             self.stdout.write("\r" + bar(job, timezone.now()).ljust(80), ending="")
             self.stdout.flush()
@@ -178,11 +224,8 @@ class Command(BaseCommand):
                 self.stdout.write("")  # ends the bar's line
                 raise CommandError(f"job {job.pk} is still {job.status} after {timeout:g} s")
             time.sleep(0.2)
-            job.refresh_from_db()
+            job = latest()
         self.stdout.write("\r" + bar(job, timezone.now()).ljust(80))
         if job.status != Job.Status.DONE:
             raise CommandError(f"job {job.pk} {job.status}: {job.error}")
-        try:
-            self.stdout.write(job.result.path)
-        except NotImplementedError:  # object storage: no local path
-            self.stdout.write(cast(str, job.result.name))  # a done job has its result
+        return job
