@@ -104,8 +104,8 @@ def main() -> None:
     env["DATABASE_URL"] = use_private_database("imagepipe_tiles")
     django.setup()
     demo = "ensure_demo_user --username bench --password bench-pass --staff"
-    subprocess.run([*MANAGE, *demo.split()], cwd=BASE_DIR, env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([*MANAGE, "kafka_topics"], cwd=BASE_DIR, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*MANAGE, *demo.split()], cwd=BASE_DIR, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*MANAGE, "kafka_topics"], cwd=BASE_DIR, check=True, stdout=subprocess.DEVNULL)
     image = io.BytesIO()
     photo_like(args.side, args.side).convert("L").save(image, "PNG")
     logs = BASE_DIR / "var" / "log" / "bench"

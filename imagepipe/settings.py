@@ -251,6 +251,12 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 4 * 1024**3)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 4_000_000_000)
 MAX_IMAGE_SIDE = env_int("MAX_IMAGE_SIDE", 100_000)
 MAX_TILES_PER_JOB = env_int("MAX_TILES_PER_JOB", 16_384)  # every stage's tiles, counted together
+# Zoomable views (pipeline/pyramids.py): the collector makes DeepZoom pyramids of the original and
+# the result of every done job of PYRAMID_MIN_PIXELS or more (0: none), tiles as jpg (quality 85)
+# or png (exact, larger); an image with alpha always gets png.
+PYRAMID_MIN_PIXELS = env_int("PYRAMID_MIN_PIXELS", 16_000_000)
+PYRAMID_TILE_FORMAT = env_str("PYRAMID_TILE_FORMAT", "jpg")
+require(PYRAMID_TILE_FORMAT in ("jpg", "png"), "PYRAMID_TILE_FORMAT must be jpg or png")
 # Resumable uploads: pieces of UPLOAD_CHUNK_BYTES, each its own request; an upload not added to for
 # UPLOAD_EXPIRY_HOURS is deleted with its pieces; a user has at most UPLOADS_OPEN_MAX under way.
 UPLOAD_CHUNK_BYTES = env_int("UPLOAD_CHUNK_BYTES", 8 * 1024 * 1024)

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import urls as auth_urls
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -44,5 +44,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/operations/", job_api.operations, name="api-operations"),
     path("api/timeline/", timeline.timeline, name="api-timeline"),
+    # DeepZoom's own layout, no slash at the end: what any DeepZoom viewer asks for.
+    re_path(
+        r"^api/jobs/(?P<job_id>[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})/pyramid/(?P<which>original|result)"
+        r"(?:\.dzi|_files/(?P<member>\d+/\d+_\d+\.(?:jpg|png)))$",
+        job_api.pyramid,
+        name="api-job-pyramid",
+    ),
     path("api/", include(router.urls)),
 ]

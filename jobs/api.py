@@ -19,7 +19,7 @@ from imagepipe.api_errors import NestingJSONParser
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
-from . import actions, previews, resumable, storage
+from . import actions, previews, pyramids, resumable, storage
 from .forms import HistoryFilter
 from .models import Job, Upload
 from .serializers import (
@@ -274,6 +274,26 @@ class UploadViewSet(
         except SubmissionError as exc:
             return Response({"error": str(exc), **exc.details}, status=exc.status)
         return Response(self.get_serializer(upload).data)
+
+
+@extend_schema(
+    responses={
+        (200, "image/jpeg"): OpenApiTypes.BINARY,
+        (200, "application/xml"): OpenApiTypes.STR,
+        404: None,
+    }
+)
+@api_view(["GET"])
+def pyramid(request, job_id, which, member=None):
+    """A big job's zoomable view, once its ``viewer`` is ready: DeepZoom's ``{which}.dzi`` and the
+    tiles it names, ``{which}_files/{level}/{column}_{row}.{format}``, for the original or the result."""
+    job = get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
+    if job.viewer != Job.Viewer.READY:
+        return Response({"error": "this job has no zoomable view (yet)"}, status=status.HTTP_404_NOT_FOUND)
+    try:
+        return image_response(*pyramids.read(job.pk, which, member or f"{pyramids.BASENAME}.dzi"))
+    except pyramids.Missing as exc:
+        raise Http404(str(exc)) from None
 
 
 def image_response(data: bytes, content_type: str) -> HttpResponse:

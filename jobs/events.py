@@ -82,6 +82,7 @@ def status_event(job: Job) -> dict:
         "finished_at": _iso(job.finished_at),
         "timings": job.timings(),
         "phase": job.phase,
+        "viewer": job.viewer,
     }
 
 

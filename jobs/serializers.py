@@ -92,6 +92,7 @@ class JobSerializer(serializers.ModelSerializer):
             "duration",
             "thumbnail",
             "keep",
+            "viewer",
         ]
         read_only_fields = fields
 

@@ -86,6 +86,9 @@ class Stream:
     def closed(self) -> bool:
         return self.handle.closed
 
+    def seekable(self) -> bool:
+        return True
+
     @property
     def size(self) -> int:
         with calls(f"reading the size of {self.name}"):

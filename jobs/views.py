@@ -84,5 +84,7 @@ def detail(request, job_id):
         # Original and result side by side under one slider only where each pixel stays put.
         "comparable": not job.moves_pixels,
         "retention_days": settings.JOB_RETENTION_DAYS,
+        # Big enough for the collector to make pyramids of (pipeline.pyramids).
+        "zoomable": 0 < settings.PYRAMID_MIN_PIXELS <= job.width * job.height,
     }
     return render(request, "jobs/detail.html", context)

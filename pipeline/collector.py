@@ -38,6 +38,7 @@ from .canvas import CANVASES
 from .loop import Loop, longer
 from .messages import Heartbeat, MessageError, Result
 from .models import Collector, Worker
+from .pyramids import Builder
 from .recovery import recover, resume
 from .stages import move_on
 from .watchdog import WatchedConsumer
@@ -370,6 +371,7 @@ class ResultCollector(Loop):
         self.next_storage_sweep = time.monotonic() + settings.SWEEP_INTERVAL_SECONDS
         self.storage_sweep: Sweep | None = None
         self.storage_error = ""  # why storage refused the work in hand, while it waits
+        self.pyramids = Builder()  # zoomable views of big jobs, beside the loop
 
     def start(self) -> None:
         self.consumer.subscribe()
@@ -387,6 +389,7 @@ class ResultCollector(Loop):
         if now >= self.next_sweep:
             self.durably(recover)
             self.durably(CANVASES.forget_finished)
+            self.pyramids.when_due()
             self.next_sweep = now + settings.COLLECTOR_SWEEP_SECONDS
         self.report_when_due()
         batch = self.consumer.poll_batch(self.poll_seconds, settings.COLLECTOR_BATCH_MAX)

@@ -71,6 +71,13 @@ def orientation(header: Image.Image) -> int:
     return value if value in TURNS else 1
 
 
+def upright(image: pyvips.Image, turn: int) -> pyvips.Image:
+    """``image`` turned and flipped as its EXIF orientation ``turn`` says (``orientation``)."""
+    for operation in TURNS.get(turn, ()):
+        image = getattr(image, operation)()
+    return image
+
+
 def streamable(header: Image.Image) -> bool:
     """Whether a file with this Pillow header is read in bands."""
     if header.mode not in STREAMED.get(str(header.format), ()):
@@ -153,9 +160,9 @@ class Bands:
         access = "sequential" if self.sequential else "random"
         pyvips.vips_lib.vips_error_clear()  # what a load before logged without failing
         try:
-            image = pyvips.Image.new_from_source(source, "", access=access, fail_on="error")
-            for operation in TURNS.get(self.turn, ()):
-                image = getattr(image, operation)()
+            image = upright(
+                pyvips.Image.new_from_source(source, "", access=access, fail_on="error"), self.turn
+            )
         except pyvips.Error as exc:
             raise self._failed(exc) from None
         self.raw_mode = _raw_mode(image)

@@ -82,6 +82,14 @@ class Job(models.Model):
         NORMAL = 1
         HIGH = 2
 
+    class Viewer(models.TextChoices):
+        """A done job's zoomable view (``pipeline.pyramids``): DeepZoom pyramids of its original
+        and its result, made for jobs of PYRAMID_MIN_PIXELS or more."""
+
+        NONE = "", "none"  # not made (yet, or too small for one)
+        READY = "ready"
+        FAILED = "failed"
+
     TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
     ASSEMBLED = (Status.ASSEMBLING, Status.DONE)  # every tile is in
 
@@ -123,6 +131,7 @@ class Job(models.Model):
     stored_bytes = models.BigIntegerField(default=0)
     tile_bytes = models.BigIntegerField(default=0)
     keep = models.BooleanField(default=False, help_text="never deleted by retention (JOB_RETENTION_DAYS)")
+    viewer = models.CharField(max_length=8, choices=Viewer.choices, default=Viewer.NONE, blank=True)
 
     objects = JobQuerySet.as_manager()
     notes: list[str]  # what its submitter should know that did not stop it (actions.submit; not stored)

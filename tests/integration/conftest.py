@@ -42,6 +42,7 @@ def database_url() -> str:
 
 
 PIECE_BYTES = 128 * 1024
+ZOOMABLE_PIXELS = 1_000_000  # a job this big gets a zoomable view
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +71,7 @@ def system(django_db_setup, django_db_blocker, tmp_path_factory):
         "LOG_LEVEL": "INFO",
         # Small pieces, so that the browser sends tests/data's images as resumable uploads.
         "UPLOAD_CHUNK_BYTES": str(PIECE_BYTES),
+        "PYRAMID_MIN_PIXELS": str(ZOOMABLE_PIXELS),
     }
     log_dir = BASE_DIR / "var" / "log" / "tests" / env["KAFKA_TOPIC_PREFIX"].strip("-")  # one per session
     subprocess.run(

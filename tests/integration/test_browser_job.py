@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from jobs.models import Tile
 from tests.core.reference import reference
-from tests.images import photo
+from tests.images import noise, photo
 
 from .browser import PHONE, logged_in, serious_violations, shoot
 from .conftest import submit, two_workers_assigned, wait_for, wait_until_finished
@@ -89,6 +89,34 @@ def test_the_before_after_split_lies_under_the_handle_with_the_halves_named(page
         split = page.locator("#before-clip").bounding_box()
         handle = image["x"] + 8 + (image["width"] - 16) * value / 100  # the centre of the 16-px thumb
         assert split["x"] + split["width"] == pytest.approx(handle, abs=1)
+
+
+def test_a_big_job_zooms_in_with_its_original_beside_it(page, api, system, tmp_path):
+    image = noise(1280, 800, seed=9)  # over ZOOMABLE_PIXELS: the collector makes its pyramids
+    image.save(tmp_path / "wide.png")
+    with open(tmp_path / "wide.png", "rb") as handle:
+        response = api.post(
+            f"{api.base}/api/jobs/", files={"image": handle}, data={"operations": '[{"op": "invert"}]'}
+        )
+    job = response.json()
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/pyramid/" in request.url else None)
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    expect(page.locator("#zoom-frames")).to_be_visible(timeout=30_000)  # once the pyramids are made
+    original, result = page.locator("#zoom-original"), page.locator("#zoom-result")
+    expect(result).to_have_attribute("data-level", "10")  # fitted, 1280 px in 600: the 640-px level
+    result.focus()
+    for _ in range(4):
+        page.keyboard.press("+")
+    expect(result).to_have_attribute("data-level", "11")  # 1:1, the full-size tiles
+    expect(original).to_have_attribute("data-level", "11")  # the two move together
+    page.keyboard.press("0")
+    expect(original).to_have_attribute("data-level", "10")
+    top = [url for url in asked if "_files/11/" in url]
+    assert any("/pyramid/result_files/11/" in url for url in top)
+    assert any("/pyramid/original_files/11/" in url for url in top)
+    assert serious_violations(page) == []
 
 
 def test_a_chain_that_turns_the_image_shows_the_two_side_by_side(page, api, system):

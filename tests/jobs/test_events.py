@@ -122,4 +122,5 @@ def test_a_status_event_carries_the_counts_a_client_checks_for_gaps(alice):
         "finished_at": job.finished_at.isoformat(),
         "timings": job.timings(),
         "phase": None,
+        "viewer": "",
     }

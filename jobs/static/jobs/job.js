@@ -284,7 +284,38 @@
         : `The job ${job.status}${job.error ? `: ${job.error}` : "."}`);
     }
     if (job.status === "done") showResult();
+    if (job.status === "done") showZoom();
     showTimings();
+  }
+
+  // The zoomable view of a big job (viewer.js), once the collector has made its pyramids: asked
+  // for again every few seconds until then (the socket may have closed with the job's end).
+  let zoomed = false, zoomPoll = null;
+  function showZoom() {
+    const section = $("zoom");
+    if (!section || zoomed) return;
+    section.hidden = false;
+    if (job.viewer === "ready") {
+      zoomed = true;
+      $("zoom-wait").hidden = true;
+      $("zoom-frames").hidden = false;
+      const shared = new window.ImagePipeViewer.View();
+      for (const which of ["original", "result"]) {
+        new window.ImagePipeViewer.Viewer($(`zoom-${which}`), `${api}pyramid/${which}.dzi`, shared).open();
+      }
+    } else if (job.viewer === "failed") {
+      $("zoom-wait").textContent = "The zoomable view could not be made; the previews above stand for it.";
+    } else if (!zoomPoll) {
+      zoomPoll = setInterval(async () => {
+        const response = await fetch(api).catch(() => null);
+        if (!response || !response.ok) return;
+        const latest = await response.json();
+        if (!latest.viewer) return;
+        clearInterval(zoomPoll);
+        job.viewer = latest.viewer;
+        showZoom();
+      }, 3000);
+    }
   }
 
   const announce = text => { $("announce").textContent = text; };
