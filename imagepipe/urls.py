@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import urls as auth_urls
-from django.urls import include, path, re_path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -11,6 +11,26 @@ from jobs import timeline
 from jobs import views as job_views
 from jobs.api import JobViewSet, UploadViewSet
 from system import workers
+
+
+class Which:
+    """The original or the result (a job's pyramids)."""
+
+    regex = "original|result"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class TileFormat(Which):
+    regex = "jpg|png"
+
+
+register_converter(Which, "which")
+register_converter(TileFormat, "tile")
 
 router = DefaultRouter(trailing_slash=True)
 router.register("jobs", JobViewSet, basename="api-job")
@@ -45,11 +65,11 @@ urlpatterns = [
     path("api/operations/", job_api.operations, name="api-operations"),
     path("api/timeline/", timeline.timeline, name="api-timeline"),
     # DeepZoom's own layout, no slash at the end: what any DeepZoom viewer asks for.
-    re_path(
-        r"^api/jobs/(?P<job_id>[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})/pyramid/(?P<which>original|result)"
-        r"(?:\.dzi|_files/(?P<member>\d+/\d+_\d+\.(?:jpg|png)))$",
+    path("api/jobs/<uuid:job_id>/pyramid/<which:which>.dzi", job_api.pyramid, name="api-job-pyramid"),
+    path(
+        "api/jobs/<uuid:job_id>/pyramid/<which:which>_files/<int:level>/<int:column>_<int:row>.<tile:extension>",
         job_api.pyramid,
-        name="api-job-pyramid",
+        name="api-job-pyramid-tile",
     ),
     path("api/", include(router.urls)),
 ]

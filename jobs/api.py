@@ -284,14 +284,15 @@ class UploadViewSet(
     }
 )
 @api_view(["GET"])
-def pyramid(request, job_id, which, member=None):
+def pyramid(request, job_id, which, level=None, column=None, row=None, extension=None):
     """A big job's zoomable view, once its ``viewer`` is ready: DeepZoom's ``{which}.dzi`` and the
     tiles it names, ``{which}_files/{level}/{column}_{row}.{format}``, for the original or the result."""
     job = get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
     if job.viewer != Job.Viewer.READY:
         return Response({"error": "this job has no zoomable view (yet)"}, status=status.HTTP_404_NOT_FOUND)
     try:
-        return image_response(*pyramids.read(job.pk, which, member or f"{pyramids.BASENAME}.dzi"))
+        member = f"{pyramids.BASENAME}.dzi" if level is None else f"{level}/{column}_{row}.{extension}"
+        return image_response(*pyramids.read(job.pk, which, member))
     except pyramids.Missing as exc:
         raise Http404(str(exc)) from None
 

@@ -29,7 +29,16 @@ FIRST_CELL = re.compile(r"^\|((?:`[^`]*`|[^|`])*)\|")  # a | inside a code span 
 CODE = re.compile(r"`([^`]*)`")
 PLACEHOLDER = re.compile(r"\{(\w+)\}|<(\w+)>")
 SAMPLE_ID = str(uuid.UUID(int=0x1234))
-SAMPLES = {"stage": "0", "index": "0"}  # any other placeholder is an id: a UUID
+# Any other placeholder is an id: a UUID.
+SAMPLES = {
+    "stage": "0",
+    "index": "0",
+    "which": "result",
+    "level": "0",
+    "column": "0",
+    "row": "0",
+    "extension": "jpg",
+}
 ALWAYS_LISTED = {"accounts/login/", "accounts/logout/", "admin/"}
 
 

@@ -1,0 +1,55 @@
+"""The zoomable view's cost: one DeepZoom pyramid made as the collector makes it
+(``pipeline.pyramids``: the file read in a stream, 254-pixel JPEG tiles into one zip), its time
+and the peak memory of the process, at each size of ``bench.gigapixel``'s photo-like inputs.
+
+    .venv/bin/python -m bench.pyramid --sizes 24,250,1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from bench.gigapixel import SIZES, make_input
+
+# In a process of its own per size, so that its peak is that size's alone.
+ONE = """import json, sys, time, resource, tempfile
+from pathlib import Path
+started = time.perf_counter()
+from pipeline.pyramids import OVERLAP, TILE_SIZE, viewable
+image = viewable(Path(sys.argv[1]), 1)
+made = Path(sys.argv[2]) / "pyramid"
+image.dzsave(str(made), container="zip", tile_size=TILE_SIZE, overlap=OVERLAP, suffix=".jpg[Q=85]")
+zipped = made if made.exists() else made.with_suffix(".zip")
+print(json.dumps({"seconds": round(time.perf_counter() - started, 1),
+                  "zip MB": round(zipped.stat().st_size / 2**20),
+                  "peak MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="24,250,1000")
+    args = parser.parse_args()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "imagepipe.settings"}
+    for megapixels in (int(value) for value in args.sizes.split(",")):
+        original = make_input(*SIZES[megapixels], "jpg")
+        with tempfile.TemporaryDirectory() as folder:
+            done = subprocess.run(
+                [sys.executable, "-c", "import django; django.setup()\n" + ONE, str(original), folder],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        print(
+            json.dumps({"megapixels": megapixels, **json.loads(done.stdout.strip().splitlines()[-1])}),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
