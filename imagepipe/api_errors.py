@@ -27,13 +27,17 @@ class BodyTooLarge(APIException):
 
 
 class NestingJSONParser(JSONParser):
-    """DRF's JSON parser, with a body nested past Python's recursion limit a 400 rather than a 500."""
+    """DRF's JSON parser, with a body nested past Python's recursion limit a 400 rather than a 500,
+    and a body that is not an object (the fields every view reads by name) a 400 too."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            return super().parse(stream, media_type, parser_context)
+            fields = super().parse(stream, media_type, parser_context)
         except RecursionError:  # json's C scanner raises it, not the ValueError DRF turns into a 400
             raise ParseError("JSON parse error - nested too deeply") from None
+        if not isinstance(fields, dict):
+            raise ParseError("the body must be a JSON object of fields")
+        return fields
 
 
 def json_errors(exc, context):

@@ -243,6 +243,7 @@ class UploadViewSet(
     serializer_class = UploadSerializer
     parser_classes = [NestingJSONParser, FormParser, MultiPartParser]
     queryset = Upload.objects.none()
+    lookup_value_regex = "[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}"  # an id that is no UUID: 404
 
     def get_queryset(self):
         return Upload.objects.visible_to(self.request.user).select_related("owner")
@@ -260,7 +261,7 @@ class UploadViewSet(
         return Response(self.get_serializer(upload).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request={"application/offset+octet-stream": OpenApiTypes.BINARY},
+        request={"application/octet-stream": OpenApiTypes.BINARY},  # or tus' application/offset+octet-stream
         parameters=[OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True)],
         responses={200: UploadSerializer, 409: OpenApiTypes.OBJECT},
     )

@@ -137,13 +137,19 @@ class Builder:
     @staticmethod
     def build_next() -> None:
         try:
-            job = wanted()
-            if job is not None:
-                try:
-                    make(job)
-                finally:
-                    release(job)
+            build_one()
         except Exception:  # storage or the database away, or a bug: tried again when next due
             logger.exception("making a zoomable view failed; tried again later")
         finally:
             connections.close_all()  # this thread's own (its lock with it, if the release failed)
+
+
+def build_one() -> Job | None:
+    """Make the pyramids of the job waiting longest for them, if any builder may; that job."""
+    job = wanted()
+    if job is not None:
+        try:
+            make(job)
+        finally:
+            release(job)
+    return job

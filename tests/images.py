@@ -81,3 +81,13 @@ class Cropped:
     def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
         self.boxes.append(box)
         return self.image.crop(box)
+
+
+def garbled_tiff(width: int, height: int) -> bytes:
+    """An LZW TIFF whose strip is garbage past its first bytes, at its declared length: only
+    decoding finds it out (the request, which reads the directory alone, accepts it)."""
+    whole = bytearray(encoded(noise(width, height), "TIFF", compression="tiff_lzw"))
+    tags = Image.open(io.BytesIO(bytes(whole))).tag_v2  # type: ignore[attr-defined]
+    start, length = tags[273][0], tags[279][0]
+    whole[start + 10 : start + length] = b"\xff" * (length - 10)
+    return bytes(whole)

@@ -39,7 +39,7 @@ def add_step(page: Page, op: str) -> None:
 
 
 def submitted_job(page: Page) -> Job:
-    expect(page).to_have_url(JOB_PAGE)
+    expect(page).to_have_url(JOB_PAGE, timeout=15_000)  # an upload in pieces, then the job
     found = JOB_PAGE.search(page.url)
     assert found is not None
     return Job.objects.get(pk=found[1])

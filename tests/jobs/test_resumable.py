@@ -244,3 +244,14 @@ def test_an_image_comes_one_way_only(alice_api):
         format="json",
     )
     assert response.status_code == 400 and "not as upload and storage_key" in response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/uploads/", "/api/jobs/"])
+def test_a_body_that_is_no_object_of_fields_is_refused(alice_api, path):
+    response = alice_api.post(path, "[null, null]", content_type="application/json")
+    assert response.status_code == 400 and "must be a JSON object" in response.json()["error"]
+
+
+def test_an_upload_id_that_is_no_uuid_is_not_found(alice_api):
+    assert send(alice_api, "null,null", 0, b"x").status_code == 404
+    assert alice_api.get("/api/uploads/null,null/").status_code == 404

@@ -15,7 +15,7 @@ from pipeline.collector import record_result
 from pipeline.dispatch import task_messages
 from pipeline.messages import Task
 from pipeline.stages import OriginalError, StoredTiles, stage_input, stored_tiles
-from tests.images import encoded, noise, photo
+from tests.images import encoded, garbled_tiff, noise, photo
 from tests.jobs.factories import make_job, results_for
 
 pytestmark = pytest.mark.django_db
@@ -82,11 +82,7 @@ def submitted(owner, data: bytes):
 
 
 def test_an_original_garbled_where_only_decoding_sees_it_fails_with_the_decoders_reason(alice):
-    whole = bytearray(encoded(noise(40, 30), "TIFF", compression="tiff_lzw"))
-    strip = Image.open(io.BytesIO(bytes(whole))).tag_v2  # type: ignore[attr-defined]
-    start, length = strip[273][0], strip[279][0]
-    whole[start + 10 : start + length] = b"\xff" * (length - 10)  # the request reads no pixel: accepted
-    job = submitted(alice, bytes(whole))
+    job = submitted(alice, garbled_tiff(40, 30))  # the request reads no pixel: accepted
     with pytest.raises(OriginalError, match="^the original could not be decoded: .*code not yet in table"):
         stage_input(job, 0)
 
