@@ -127,14 +127,14 @@ def check_tile_count(job: Job) -> None:
 
 
 def check_result_encoding(job: Job) -> None:
-    """Refuse a result the collector would have to hold whole: JPEG and WebP are encoded from the
-    whole image, which must fit ``RESULT_WHOLE_MB``; a PNG or TIFF is written band by band."""
+    """Refuse a result the collector would have to hold whole: WebP is encoded from the whole image,
+    which must fit ``RESULT_WHOLE_MB``; a PNG, TIFF or JPEG is written band by band."""
     needed = whole_bytes(job.output_mode, job.output_size)
-    if job.output_format not in ("png", "tiff") and needed > settings.RESULT_WHOLE_MB << 20:
+    if job.output_format == "webp" and needed > settings.RESULT_WHOLE_MB << 20:
         raise SubmissionError(
             f"a {job.output_format} result is encoded whole, and this one would take {needed >> 20} MB, "
             f"over the collector's {settings.RESULT_WHOLE_MB} MB (RESULT_WHOLE_MB); choose png or "
-            "tiff, which are written band by band at any size"
+            "tiff, which are written band by band at any size (or jpeg)"
         )
 
 

@@ -20,8 +20,9 @@ from imagepipe.core import statistics
 from imagepipe.core.bands import whole_bytes
 from imagepipe.core.chain import global_table
 from imagepipe.core.codec import decode_tile
+from imagepipe.core.jpeg import write_jpeg
 from imagepipe.core.operations import chain_output_mode, without_alpha
-from imagepipe.core.output import FORMATS, encode
+from imagepipe.core.output import DEFAULT_JPEG_QUALITY, FORMATS, encode
 from imagepipe.core.pipeline import output_size
 from imagepipe.core.png import write_png
 from imagepipe.core.tiff import write_tiff
@@ -160,8 +161,9 @@ def _store_result(job: Job) -> tuple[str, int]:
 
 def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
     """The result, written to ``out``: a PNG from the canvas the collector pasted it on if it has
-    one (its bands mostly deflated already), else band by band; a TIFF a row of tiles at a time;
-    JPEG and WebP encoded from the whole image (``RESULT_WHOLE_MB`` bounds it)."""
+    one (its bands mostly deflated already), else band by band; a TIFF a row of tiles at a time; a
+    JPEG through a TIFF spool, a band at a time; WebP encoded from the whole image
+    (``RESULT_WHOLE_MB`` bounds it)."""
     icc_profile = bytes(job.icc_profile) or None
     level, threads = settings.RESULT_PNG_COMPRESS_LEVEL, settings.RESULT_PNG_THREADS
     if isinstance(pixels, Canvas) and pixels.png:
@@ -170,6 +172,9 @@ def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
         write_png(pixels, out, level, icc_profile, threads)
     elif job.output_format == "tiff":
         write_tiff(pixels, out, icc_profile, threads)
+    elif job.output_format == "jpeg":
+        quality = job.output_quality or DEFAULT_JPEG_QUALITY
+        write_jpeg(pixels, out, quality, icc_profile, settings.RESULT_SPOOL_DIR)
     else:
         whole = pixels.crop((0, 0, *pixels.size))
         out.write(encode(whole, job.output_format, job.output_quality, icc_profile, level, threads))

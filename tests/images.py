@@ -91,3 +91,8 @@ def garbled_tiff(width: int, height: int) -> bytes:
     start, length = tags[273][0], tags[279][0]
     whole[start + 10 : start + length] = b"\xff" * (length - 10)
     return bytes(whole)
+
+
+def jpeg_scan(data: bytes) -> bytes:
+    """A JPEG from its first start-of-scan marker on: the entropy-coded pixels, past the header."""
+    return data[data.index(b"\xff\xda") :]

@@ -30,14 +30,15 @@ def write_tiff(
     """``pixels`` (L, LA, RGB or RGBA) as a tiled TIFF written to ``out``, from its start."""
     width, height = pixels.size
     bands = len(pixels.mode)
+    side = tile_side(width, height)
     big = width * height * bands > BIG
     out.write(b"II+\x00\x08\x00\x00\x00" + bytes(8) if big else b"II*\x00" + bytes(4))
     offsets, counts = [], []
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        for top in range(0, height, TILE):
-            band = np.asarray(pixels.crop((0, top, width, min(top + TILE, height))))
+        for top in range(0, height, side):
+            band = np.asarray(pixels.crop((0, top, width, min(top + side, height))))
             band = band.reshape(band.shape[0], width, bands)
-            tiles = [_full_tile(band, left) for left in range(0, width, TILE)]
+            tiles = [_full_tile(band, left, side) for left in range(0, width, side)]
             for data in pool.map(lambda tile: zlib.compress(tile, level), tiles):
                 offsets.append(out.tell())
                 counts.append(len(data))
@@ -50,8 +51,8 @@ def write_tiff(
         (262, SHORT, [PHOTOMETRIC[pixels.mode]]),
         (277, SHORT, [bands]),
         (284, SHORT, [1]),  # samples interleaved
-        (322, LONG, [TILE]),
-        (323, LONG, [TILE]),
+        (322, LONG, [side]),
+        (323, LONG, [side]),
         (324, LONG8 if big else LONG, offsets),
         (325, LONG8 if big else LONG, counts),
     ]
@@ -62,12 +63,18 @@ def write_tiff(
     _directory(out, tags, big)
 
 
-def _full_tile(band: np.ndarray, left: int) -> bytes:
+def tile_side(width: int, height: int) -> int:
+    """TILE, or for a smaller image the least multiple of 16 (TIFF's rule) that covers its longer
+    side: libvips refuses to read a file whose tiles are much larger than the image."""
+    return min(TILE, -(-max(width, height) // 16) * 16)
+
+
+def _full_tile(band: np.ndarray, left: int, side: int) -> bytes:
     """The tile at ``left`` of a row of tiles, padded with zeros to a whole tile (TIFF's rule)."""
-    piece = band[:, left : left + TILE]
-    if piece.shape[:2] == (TILE, TILE):
+    piece = band[:, left : left + side]
+    if piece.shape[:2] == (side, side):
         return piece.tobytes()
-    full = np.zeros((TILE, TILE, band.shape[2]), np.uint8)
+    full = np.zeros((side, side, band.shape[2]), np.uint8)
     full[: piece.shape[0], : piece.shape[1]] = piece
     return full.tobytes()
 

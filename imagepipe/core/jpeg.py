@@ -1,0 +1,46 @@
+"""A JPEG of any size, never held whole: the pixels written a band of rows at a time into a raw
+spool file, then encoded by libvips reading it in a stream.
+
+libvips' encoder is the same libjpeg-turbo as Pillow's, asked for what Pillow asks (the quality,
+4:2:0 chroma for colour, no optimised Huffman tables): its entropy-coded scan is byte for byte
+Pillow's, so the file decodes to the same pixels; only the header differs (libvips writes no JFIF
+density of its own). ``tests/core/test_jpeg.py`` holds it to that.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import BinaryIO
+
+import pyvips
+
+from .pipeline import Pixels, row_bands
+
+BAND_BYTES = 4 << 20  # rows spooled at a time, at most about this much
+
+
+def write_jpeg(
+    pixels: Pixels, out: BinaryIO, quality: int, icc_profile: bytes | None = None, spool: str | None = None
+) -> None:
+    """``pixels`` (L or RGB) as a baseline JPEG written to ``out``; the raw pixels are spooled in
+    the folder ``spool`` (the system's temporary folder if None)."""
+    width, height = pixels.size
+    bands = len(pixels.mode)
+    with tempfile.NamedTemporaryFile(dir=spool, suffix=".raw") as raw:
+        for band in row_bands(pixels, max(1, BAND_BYTES // (width * bands))):
+            raw.write(band.tobytes())
+        raw.flush()
+        image = pyvips.Image.rawload(raw.name, width, height, bands).copy(
+            interpretation="srgb" if bands == 3 else "b-w"
+        )
+        if icc_profile:
+            image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
+        target = pyvips.TargetCustom()
+        target.on_write(out.write)
+        image.jpegsave_target(
+            target,
+            Q=quality,
+            subsample_mode="on" if bands == 3 else "off",
+            optimize_coding=False,
+            keep="icc" if icc_profile else "none",
+        )
