@@ -319,7 +319,7 @@ COLLECTOR_BATCH_MAX = env_int("COLLECTOR_BATCH_MAX", 100)
 COLLECTOR_CANVAS_MB = env_int("COLLECTOR_CANVAS_MB", 256)
 # Where the collector writes a result before storing it (the system's temporary folder by default).
 RESULT_SPOOL_DIR = env_str("RESULT_SPOOL_DIR", "") or None
-# The largest result encoded whole (JPEG, WebP), in MB decoded; PNG and TIFF are written band by band.
+# The largest result encoded whole (WebP), in MB decoded; PNG, TIFF and JPEG are written band by band.
 RESULT_WHOLE_MB = env_int("RESULT_WHOLE_MB", 1024)
 # The dispatcher (manage.py rundispatcher): tiles in flight per live worker, the least in flight
 # before any worker has been seen, how often it looks for room, decoded stage inputs it keeps.
