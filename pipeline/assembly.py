@@ -167,7 +167,7 @@ def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
     icc_profile = bytes(job.icc_profile) or None
     level, threads = settings.RESULT_PNG_COMPRESS_LEVEL, settings.RESULT_PNG_THREADS
     if isinstance(pixels, Canvas) and pixels.png:
-        out.write(pixels.png_file(icc_profile))
+        pixels.write_png(out, icc_profile)
     elif job.output_format == "png":
         write_png(pixels, out, level, icc_profile, threads)
     elif job.output_format == "tiff":

@@ -22,7 +22,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from imagepipe.core.png import COLOUR_TYPES, Band, deflate_band, png_file
+from imagepipe.core.png import COLOUR_TYPES, Band, deflate_band, write_bands
 from jobs.models import Job, Tile
 
 logger = logging.getLogger(__name__)
@@ -63,9 +63,10 @@ class Canvas:
             level, last = settings.RESULT_PNG_COMPRESS_LEVEL, box.bottom == self.height
             self.deflated[box.top] = _deflating.submit(deflate_band, rows, level, last)
 
-    def png_file(self, icc_profile: bytes | None) -> bytes:
-        bands = [self.deflated[top].result() for top in sorted(self.deflated)]
-        return png_file((self.pixels.shape[1], self.height), self.mode, bands, icc_profile)
+    def write_png(self, out, icc_profile: bytes | None) -> None:
+        """The PNG of the canvas written to ``out`` from its deflated bands, one at a time."""
+        bands = (self.deflated[top].result() for top in sorted(self.deflated))
+        write_bands(out, (self.pixels.shape[1], self.height), self.mode, bands, icc_profile)
 
     @property
     def size(self) -> tuple[int, int]:

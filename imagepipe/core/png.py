@@ -15,9 +15,11 @@ once), so no band needs another's pixels.
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -96,11 +98,22 @@ def filtered_rows(pixels: np.ndarray) -> np.ndarray:
 
 def png_file(size: tuple[int, int], mode: str, bands: list[Band], icc_profile: bytes | None = None) -> bytes:
     """The PNG whose rows are ``bands``, top to bottom (the last deflated with ``last``)."""
+    out = io.BytesIO()
+    write_bands(out, size, mode, bands, icc_profile)
+    return out.getvalue()
+
+
+def write_bands(
+    out: BinaryIO, size: tuple[int, int], mode: str, bands: Iterable[Band], icc_profile: bytes | None = None
+) -> None:
+    """The PNG whose rows are ``bands`` (deflated, top to bottom) written to ``out`` as they come,
+    each an IDAT chunk of its own: the file is never joined in memory."""
+    out.write(head(size, mode, icc_profile) + chunk(b"IDAT", ZLIB_HEADER))
     adler = 1
     for band in bands:
         adler = adler32_combine(adler, band.adler, band.length)
-    stream = ZLIB_HEADER + b"".join(band.deflated for band in bands) + struct.pack(">I", adler)
-    return head(size, mode, icc_profile) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+        out.write(chunk(b"IDAT", band.deflated))
+    out.write(chunk(b"IDAT", struct.pack(">I", adler)) + chunk(b"IEND", b""))
 
 
 def write_png(
@@ -116,19 +129,18 @@ def write_png(
     chunk of its own: the file is never held, and only those few bands of the pixels."""
     width, height = pixels.size
     per_band = max(1, strip_bytes // max(1, width * len(pixels.mode)))
-    out.write(head(pixels.size, pixels.mode, icc_profile) + chunk(b"IDAT", ZLIB_HEADER))
-    adler = 1
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        ahead: deque[Future[Band]] = deque()
-        for top in range(0, height, per_band):
-            bottom = min(top + per_band, height)
-            rows = rows_of(pixels.crop((0, top, width, bottom)))
-            ahead.append(pool.submit(deflate_band, rows, compress_level, bottom == height))
-            while ahead and (len(ahead) > max(1, threads) or bottom == height):
-                band = ahead.popleft().result()
-                adler = adler32_combine(adler, band.adler, band.length)
-                out.write(chunk(b"IDAT", band.deflated))
-    out.write(chunk(b"IDAT", struct.pack(">I", adler)) + chunk(b"IEND", b""))
+
+    def deflated() -> Iterator[Band]:
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            ahead: deque[Future[Band]] = deque()
+            for top in range(0, height, per_band):
+                bottom = min(top + per_band, height)
+                rows = rows_of(pixels.crop((0, top, width, bottom)))
+                ahead.append(pool.submit(deflate_band, rows, compress_level, bottom == height))
+                while ahead and (len(ahead) > max(1, threads) or bottom == height):
+                    yield ahead.popleft().result()
+
+    write_bands(out, pixels.size, pixels.mode, deflated(), icc_profile)
 
 
 def head(size: tuple[int, int], mode: str, icc_profile: bytes | None) -> bytes:
