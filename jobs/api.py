@@ -16,6 +16,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from imagepipe.api_errors import NestingJSONParser
+from imagepipe.core.deepzoom import BASENAME
 from imagepipe.core.operations import catalogue
 from imagepipe.core.output import FORMATS
 
@@ -292,8 +293,8 @@ def pyramid(request, job_id, which, level=None, column=None, row=None, extension
     if job.viewer != Job.Viewer.READY:
         return Response({"error": "this job has no zoomable view (yet)"}, status=status.HTTP_404_NOT_FOUND)
     try:
-        member = f"{pyramids.BASENAME}.dzi" if level is None else f"{level}/{column}_{row}.{extension}"
-        return image_response(*pyramids.read(job.pk, which, member))
+        member = f"{BASENAME}.dzi" if level is None else f"{level}/{column}_{row}.{extension}"
+        return image_response(*pyramids.read(job, which, member))
     except pyramids.Missing as exc:
         raise Http404(str(exc)) from None
 

@@ -9,10 +9,12 @@ import threading
 import zipfile
 from collections import OrderedDict
 
+from imagepipe.core.deepzoom import BASENAME
+
 from . import storage
+from .models import Job
 
 WHICH = ("original", "result")
-BASENAME = "pyramid"  # the zip holds pyramid.dzi and pyramid_files/<level>/<column>_<row>.<format>
 TILE = re.compile(r"^\d{1,2}/\d{1,6}_\d{1,6}\.(jpg|png)$")
 KEPT_OPEN = 8
 CONTENT_TYPES = {"dzi": "application/xml", "jpg": "image/jpeg", "png": "image/png"}
@@ -23,8 +25,15 @@ class Missing(Exception):
 
 
 def name(job_id, which: str) -> str:
-    """Where the pyramid is stored: beside the job's previews, so it goes with them."""
+    """Where a zoomable view's pyramid is stored: beside the job's previews, so it goes with them."""
     return f"previews/{job_id}/{which}-pyramid.zip"
+
+
+def stored_name(job: Job, which: str) -> str:
+    """The job's pyramid of ``which``: its result itself when it asked for a DeepZoom result."""
+    if which == "result" and job.output_format == "deepzoom":
+        return str(job.result.name)
+    return name(job.pk, which)
 
 
 _open: OrderedDict[str, zipfile.ZipFile] = OrderedDict()
@@ -48,14 +57,14 @@ def _archive(stored: str) -> zipfile.ZipFile:
     return archive
 
 
-def read(job_id, which: str, member: str) -> tuple[bytes, str]:
+def read(job: Job, which: str, member: str) -> tuple[bytes, str]:
     """``pyramid.dzi`` or a tile (``<level>/<column>_<row>.<format>``) of the job's pyramid, and
     its content type; Missing if there is none."""
     if member != f"{BASENAME}.dzi" and not TILE.match(member):
         raise Missing(f"no {member} in a pyramid")
     inside = member if member.endswith(".dzi") else f"{BASENAME}_files/{member}"
     with _lock:
-        archive = _archive(name(job_id, which))
+        archive = _archive(stored_name(job, which))
         try:
             data = archive.read(inside)
         except KeyError:

@@ -28,6 +28,7 @@ from django.db.models import BigIntegerField, F
 from django.db.models.functions import Cast
 
 from imagepipe.core import bands
+from imagepipe.core.deepzoom import write_pyramid
 from jobs import pyramids, storage
 from jobs.events import push_status
 from jobs.models import Job
@@ -36,7 +37,6 @@ from .stages import OriginalError, original_header
 
 logger = logging.getLogger(__name__)
 PYRAMID_LOCK = 0x494D_5059  # "IMPY": with the job's id, held while its pyramids are made
-TILE_SIZE, OVERLAP = 254, 1  # DeepZoom's usual: 256 with the overlap on both sides
 
 
 def wanted() -> Job | None:
@@ -69,7 +69,10 @@ def make(job: Job) -> None:
     started = time.perf_counter()
     try:
         turn = bands.orientation(original_header(job))  # the pipeline's, as Pillow reads it
-        for which, field, turned in (("original", job.original, turn), ("result", job.result, 1)):
+        made = [("original", job.original, turn)]
+        if job.output_format != "deepzoom":  # else the result is a pyramid already
+            made.append(("result", job.result, 1))
+        for which, field, turned in made:
             with local_copy(str(field.name)) as path:
                 store(job, which, viewable(path, turned))
     except (pyvips.Error, OriginalError) as exc:
@@ -111,14 +114,11 @@ def viewable(path: Path, turn: int) -> pyvips.Image:
 
 
 def store(job: Job, which: str, image: pyvips.Image) -> None:
-    suffix = ".png" if image.hasalpha() or settings.PYRAMID_TILE_FORMAT == "png" else ".jpg[Q=85]"
-    with tempfile.TemporaryDirectory(dir=settings.RESULT_SPOOL_DIR) as folder:
-        made = Path(folder) / pyramids.BASENAME
-        image.dzsave(str(made), container="zip", tile_size=TILE_SIZE, overlap=OVERLAP, suffix=suffix)
-        zipped = made if made.exists() else made.with_suffix(".zip")
-        with zipped.open("rb") as handle:
-            storage.save_file(pyramids.name(job.pk, which), handle)
-        job.count_stored(zipped.stat().st_size)
+    with tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR) as zipped:
+        write_pyramid(image, zipped, settings.PYRAMID_TILE_FORMAT, settings.RESULT_SPOOL_DIR)
+        size = zipped.tell()
+        storage.save_file(pyramids.name(job.pk, which), zipped)
+    job.count_stored(size)
 
 
 class Builder:

@@ -1,5 +1,5 @@
-"""A JPEG of any size, never held whole: the pixels written a band of rows at a time into a raw
-spool file, then encoded by libvips reading it in a stream.
+"""A JPEG of any size, never held whole: libvips encodes it from the pixels spooled raw a band at
+a time (``deepzoom.spooled``), reading them in a stream.
 
 libvips' encoder is the same libjpeg-turbo as Pillow's, asked for what Pillow asks (the quality,
 4:2:0 chroma for colour, no optimised Huffman tables): its entropy-coded scan is byte for byte
@@ -9,14 +9,12 @@ density of its own). ``tests/core/test_jpeg.py`` holds it to that.
 
 from __future__ import annotations
 
-import tempfile
 from typing import BinaryIO
 
 import pyvips
 
-from .pipeline import Pixels, row_bands
-
-BAND_BYTES = 4 << 20  # rows spooled at a time, at most about this much
+from .deepzoom import spooled
+from .pipeline import Pixels
 
 
 def write_jpeg(
@@ -24,15 +22,7 @@ def write_jpeg(
 ) -> None:
     """``pixels`` (L or RGB) as a baseline JPEG written to ``out``; the raw pixels are spooled in
     the folder ``spool`` (the system's temporary folder if None)."""
-    width, height = pixels.size
-    bands = len(pixels.mode)
-    with tempfile.NamedTemporaryFile(dir=spool, suffix=".raw") as raw:
-        for band in row_bands(pixels, max(1, BAND_BYTES // (width * bands))):
-            raw.write(band.tobytes())
-        raw.flush()
-        image = pyvips.Image.rawload(raw.name, width, height, bands).copy(
-            interpretation="srgb" if bands == 3 else "b-w"
-        )
+    with spooled(pixels, spool) as image:
         if icc_profile:
             image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
         target = pyvips.TargetCustom()
@@ -40,7 +30,7 @@ def write_jpeg(
         image.jpegsave_target(
             target,
             Q=quality,
-            subsample_mode="on" if bands == 3 else "off",
+            subsample_mode="on" if image.bands == 3 else "off",
             optimize_coding=False,
             keep="icc" if icc_profile else "none",
         )

@@ -29,6 +29,8 @@ FORMATS = {
         Format("jpeg", "JPEG", ".jpg", "image/jpeg", False),
         Format("webp", "WEBP", ".webp", "image/webp", True),
         Format("tiff", "TIFF", ".tif", "image/tiff", True),
+        # A DeepZoom pyramid of exact PNG tiles, one zip (``deepzoom``): no Pillow format.
+        Format("deepzoom", "", ".zip", "application/zip", True),
     )
 }
 DEFAULT_JPEG_QUALITY = 90

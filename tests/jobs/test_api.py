@@ -5,9 +5,13 @@ from typing import cast
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from jobs.models import Job, Tile
+from jobs.serializers import TileSerializer
 from tests.images import encoded, noise, photo
 
 from .factories import make_job, post_job, upload
@@ -153,6 +157,27 @@ def test_the_tiles_of_a_job_are_listed_with_their_place(alice_api, alice):
         (3, 64, 64, 36, 6, "queued"),
     ]
     assert {"worker", "attempts", "partition", "offset", "duration_ms"} <= set(tiles[0])
+
+
+def test_a_tile_is_listed_as_drf_writes_it_field_by_field(alice_api, alice):
+    job = make_job(alice, noise(100, 70), [{"op": "invert"}, {"op": "rotate", "angle": 90}], tile_size=64)
+    job.tiles.filter(index=1).update(
+        state="done",
+        worker="w1",
+        attempts=2,
+        partition=3,
+        offset=7,
+        duration_ms=12,
+        dispatched_at=timezone.now(),
+        finished_at=timezone.now(),
+        error="",
+    )
+    listed = alice_api.get(f"/api/jobs/{job.pk}/tiles/").json()
+    for tile in job.tiles.order_by("stage", "index"):
+        tile.job = job
+        field_by_field = serializers.ModelSerializer.to_representation(TileSerializer(), tile)
+        assert json.loads(json.dumps(field_by_field, cls=DjangoJSONEncoder)) == listed.pop(0)
+    assert listed == []
 
 
 def test_the_operation_catalogue_is_listed_for_building_forms(alice_api):

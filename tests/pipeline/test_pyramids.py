@@ -4,20 +4,23 @@ collector's loop and served a tile at a time to those who may see the job."""
 import io
 import math
 import xml.etree.ElementTree as ElementTree
+import zipfile
 
 import pytest
 from django.db import connection
 from PIL import Image, ImageOps
 from rest_framework.test import APIClient
 
+from imagepipe.core.deepzoom import TILE_SIZE
 from jobs.models import Job
 from pipeline import pyramids
 from pipeline.collector import record_result
+from tests.core.reference import reference
 from tests.images import noise
 from tests.jobs.factories import make_job, result_image, results_for, submit_job, upload
 
 pytestmark = pytest.mark.django_db
-SIDE = pyramids.TILE_SIZE
+SIDE = TILE_SIZE
 
 
 @pytest.fixture(autouse=True)
@@ -134,3 +137,27 @@ def test_a_turned_original_is_shown_upright_as_the_pipeline_turned_it(alice, ali
     first = tile(alice_api, job, "original", top, 0, 0)
     assert first.mode == "L" and first.tobytes() == upright.crop((0, 0, SIDE + 1, SIDE + 1)).tobytes()
     assert ImageOps.invert(result_image(job)).tobytes() == upright.tobytes()
+
+
+def test_a_deepzoom_result_is_an_exact_pyramid_and_the_viewer_shows_it(alice, alice_api):
+    image = noise(600, 300, "RGBA", seed=5)
+    chain = [{"op": "invert"}]
+    job = done_job(alice, image, chain, output_format="deepzoom")
+    expected = reference(image, chain)
+    top = math.ceil(math.log2(600))
+    with zipfile.ZipFile(job.result.open("rb")) as archive:
+        assert "pyramid.dzi" in archive.namelist()
+        stored = archive.read(f"pyramid_files/{top}/1_0.png")
+    assert (
+        Image.open(io.BytesIO(stored)).tobytes()
+        == expected.crop((SIDE - 1, 0, 2 * SIDE + 1, SIDE + 1)).tobytes()
+    )
+
+    download = alice_api.get(f"/api/jobs/{job.pk}/result/")
+    assert download["Content-Type"] == "application/zip"
+    assert 'filename="photo-imagepipe.zip"' in download["Content-Disposition"]
+    build()  # the original's view; the result is its own
+    job.refresh_from_db()
+    assert job.viewer == Job.Viewer.READY
+    served = alice_api.get(f"/api/jobs/{job.pk}/pyramid/result_files/{top}/1_0.png")
+    assert served.status_code == 200 and served.content == stored
