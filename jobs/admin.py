@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import actions, quotas
-from .models import Job, Tile, UserLimits
+from .models import Job, Tile, Upload, UserLimits
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -118,6 +118,16 @@ class TileAdmin(ReadOnlyAdmin):
     list_select_related = ["job"]
     search_fields = ["worker", "error"]
     fields = [f.name for f in Tile._meta.fields if f.name != "result"]  # its media URL is not served
+
+
+@admin.register(Upload)
+class UploadAdmin(ReadOnlyAdmin):
+    """Resumable uploads under way; deleting one deletes its pieces (``jobs.cleanup``)."""
+
+    list_display = ["filename", "owner", "size", "received", "updated_at", "expires_at"]
+    list_select_related = ["owner"]
+    search_fields = ["filename", "owner__username"]
+    readonly_fields = ["expires_at"]
 
 
 @admin.register(UserLimits)

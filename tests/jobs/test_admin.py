@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from jobs.models import Job
+from jobs.models import Job, Upload
 from tests.images import noise
 from tests.queries import list_page_queries
 
@@ -22,10 +22,20 @@ def test_a_list_page_does_not_query_per_row(admin_client, url):
     assert many == few
 
 
-@pytest.mark.parametrize("model", ["jobs/job", "jobs/tile"])
+@pytest.mark.parametrize("model", ["jobs/job", "jobs/tile", "jobs/upload"])
 def test_nothing_can_be_added_by_hand(admin_client, model):
     assert admin_client.get(f"/admin/{model}/add/").status_code == 403
     assert f'href="/admin/{model}/add/"' not in admin_client.get(f"/admin/{model}/").content.decode()
+
+
+def test_uploads_under_way_are_listed_and_shown(admin_client, alice):
+    upload = Upload.objects.create(
+        owner=alice, filename="scan.tif", size=3000, chunk_bytes=1000, received=1000
+    )
+    listed = admin_client.get("/admin/jobs/upload/").content.decode()
+    assert "scan.tif" in listed and "alice" in listed
+    page = admin_client.get(f"/admin/jobs/upload/{upload.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
 
 
 def test_tiles_are_shown_without_a_save_button(admin_client, job):
