@@ -105,6 +105,24 @@ def wait_for_workers(system: System, api: requests.Session, count: int, timeout:
     raise TimeoutError(f"{count} workers not ready after {timeout} s; logs in {system.log_dir}")
 
 
+def until_ended(
+    system: System, api: requests.Session, job: dict, every: float, timeout: float = float("inf")
+) -> dict:
+    """The job as it is once it has ended, asked for every ``every`` seconds; TimeoutError if it
+    has not ended within ``timeout``, RuntimeError (``check_alive``) if a process died."""
+    deadline = time.perf_counter() + timeout
+    while job["status"] not in ("done", "failed", "cancelled"):
+        if time.perf_counter() > deadline:
+            raise TimeoutError(
+                f"job {job['id']} stuck at {job['status']} ({job['tiles_done']}/"
+                f"{job['tiles_total']} tiles); logs in {system.log_dir}"
+            )
+        system.check_alive()
+        time.sleep(every)
+        job = api.get(f"{system.url}/api/jobs/{job['id']}/", timeout=30).json()
+    return job
+
+
 def run_job(
     system: System, api: requests.Session, upload: Path, fields: dict, timeout: float
 ) -> tuple[dict, bytes, list[Phase]]:
@@ -118,16 +136,7 @@ def run_job(
     )
     accepted = time.perf_counter()
     response.raise_for_status()
-    job = response.json()
-    while job["status"] not in ("done", "failed", "cancelled"):
-        if time.perf_counter() > accepted + timeout:
-            raise TimeoutError(
-                f"job {job['id']} stuck at {job['status']} ({job['tiles_done']}/"
-                f"{job['tiles_total']} tiles); logs in {system.log_dir}"
-            )
-        system.check_alive()
-        time.sleep(0.1)
-        job = api.get(f"{system.url}/api/jobs/{job['id']}/", timeout=10).json()
+    job = until_ended(system, api, response.json(), 0.1, timeout)
     stored = time.perf_counter()
     if job["status"] != "done":
         raise RuntimeError(f"job {job['id']} {job['status']}: {job['error']}")

@@ -26,7 +26,14 @@ import django
 import pyvips
 from PIL import Image
 
-from bench.e2e import bench_session, cleanup, peak_memory, use_private_database, wait_for_workers
+from bench.e2e import (
+    bench_session,
+    cleanup,
+    peak_memory,
+    until_ended,
+    use_private_database,
+    wait_for_workers,
+)
 from bench.vips import RUN as VIPS_RUN
 from imagepipe.processes import BASE_DIR, MANAGE, start_system
 
@@ -144,10 +151,7 @@ def run_size(args, megapixels: int, env: dict) -> dict:
         response.raise_for_status()
         job = response.json()
         job_id = job["id"]
-        while job["status"] not in ("done", "failed", "cancelled"):
-            system.check_alive()
-            time.sleep(0.5)
-            job = api.get(f"{system.url}/api/jobs/{job_id}/", timeout=30).json()
+        job = until_ended(system, api, job, 0.5)
         seconds = time.perf_counter() - started
         if job["status"] != "done":
             raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")

@@ -23,7 +23,7 @@ import django
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from bench.e2e import bench_session, cleanup, use_private_database, wait_for_workers
+from bench.e2e import bench_session, cleanup, until_ended, use_private_database, wait_for_workers
 from bench.photo import photo_like
 from imagepipe.processes import BASE_DIR, MANAGE, start_system
 
@@ -124,10 +124,7 @@ def main() -> None:
         response.raise_for_status()
         job = response.json()
         job_id = job["id"]
-        while job["status"] not in ("done", "failed", "cancelled"):
-            system.check_alive()
-            time.sleep(1)
-            job = api.get(f"{system.url}/api/jobs/{job_id}/", timeout=30).json()
+        job = until_ended(system, api, job, 1)
         figures: dict = {"tiles": job["tiles_total"], "job, s": round(time.perf_counter() - started, 1)}
         if job["status"] != "done":
             raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")

@@ -14,6 +14,7 @@ import bisect
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import accumulate
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.base import ContentFile, File
@@ -104,7 +105,7 @@ class Joined:
 
     def __init__(self, names: list[str], lengths: list[int], name: str = "") -> None:
         self.names, self.lengths, self.name = names, lengths, name
-        self.starts = [sum(lengths[:index]) for index in range(len(lengths))]
+        self.starts = list(accumulate(lengths, initial=0))[:-1]
         self.size = sum(lengths)
         self.position = 0
         self.current: tuple[int, Stream] | None = None
