@@ -247,6 +247,16 @@ def peak_memory(system: System) -> dict[str, float]:
     return peaks
 
 
+def cpu_seconds(system: System) -> dict[str, float]:
+    """Each of our processes' processor time so far, user and system, in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for name, process in system.processes.items():
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        seconds[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return seconds
+
+
 def table(header: list[str], values: list[float]) -> str:
     return "\n".join(
         [

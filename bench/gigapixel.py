@@ -29,6 +29,7 @@ from PIL import Image
 from bench.e2e import (
     bench_session,
     cleanup,
+    cpu_seconds,
     peak_memory,
     until_ended,
     use_private_database,
@@ -155,7 +156,7 @@ def run_size(args, megapixels: int, env: dict) -> dict:
         seconds = time.perf_counter() - started
         if job["status"] != "done":
             raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")
-        peaks = peak_memory(system)
+        peaks, cpu = peak_memory(system), cpu_seconds(system)
         result = INPUTS / f"result-{job_id}.png"
         with api.get(f"{system.url}/api/jobs/{job_id}/result/", stream=True, timeout=3600) as download:
             download.raise_for_status()
@@ -177,6 +178,7 @@ def run_size(args, megapixels: int, env: dict) -> dict:
         "vips seconds": vips,
         "windows wrong": wrong,
         "peak MB": {name: round(peak) for name, peak in peaks.items()},
+        "cpu s": {name: round(spent, 1) for name, spent in cpu.items()},
     }
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import io
 import logging
 
+import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from imagepipe.core.codec import decode_tile
+from imagepipe.core.codec import as_image, decode_tile
 from imagepipe.core.normalise import normalise
 from imagepipe.core.pipeline import Pixels
 
@@ -109,24 +110,59 @@ def fitted_size(size: tuple[int, int], bound: int) -> tuple[int, int]:
 def fitted(pixels: Pixels, bound: int) -> Image.Image:
     """The pixels fitted in ``bound`` × ``bound``: reduced by a whole factor to about twice the size,
     then resampled (what ``Image.thumbnail`` does, without decoding or copying the whole)."""
-    factor = max(1, max(pixels.size) // (2 * bound))
-    image = reduced(pixels, factor)
-    image.thumbnail((bound, bound))
-    return image
-
-
-def reduced(pixels: Pixels, factor: int) -> Image.Image:
-    """``Image.reduce(factor)`` of the pixels, a band of rows at a time: Pillow reduces an image with
-    alpha through a premultiplied copy of all of it, hundreds of megabytes for a large original.
-    Bands start at multiples of ``factor``, so every block averages the same pixels as in one go,
-    and hold about ``BAND_BYTES`` of the full-size pixels (a whole row of blocks at the least)."""
+    reducer = Reducer(pixels.size, pixels.mode, bound)
     width, height = pixels.size
-    out = Image.new(pixels.mode, (-(-width // factor), -(-height // factor)))
-    step = factor * max(1, BAND_BYTES // (width * len(pixels.mode) * factor))
-    for top in range(0, height, step):
-        band = pixels.crop((0, top, width, min(top + step, height)))
-        out.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
-    return out
+    for top in range(0, height, reducer.step):
+        reducer.add(pixels.crop((0, top, width, min(top + reducer.step, height))))
+    return reducer.fitted()
+
+
+class Reducer:
+    """An image of ``size`` reduced to fit ``bound`` × ``bound`` from its bands of rows, given top
+    to bottom, of any heights: ``Image.reduce`` by a whole factor to about twice the size, a band at
+    a time, then resampled (what ``Image.thumbnail`` does, without the whole image). Pillow reduces
+    an image with alpha through a premultiplied copy of all of it, hundreds of megabytes for a large
+    original. Rows are reduced in blocks that start at multiples of the factor (a band's last
+    rows wait for the next band's first), so every block averages the same pixels as in one go."""
+
+    def __init__(self, size: tuple[int, int], mode: str, bound: int) -> None:
+        width, height = size
+        self.factor = max(1, max(size) // (2 * bound))
+        self.bound, self.height, self.mode = bound, height, mode
+        self.out = Image.new(mode, (-(-width // self.factor), -(-height // self.factor)))
+        # Rows reduced at a time: whole blocks, about ``BAND_BYTES`` of full-size pixels.
+        self.step = self.factor * max(1, BAND_BYTES // (width * len(mode) * self.factor))
+        self.top = 0  # rows reduced so far
+        self.carried: Image.Image | None = None  # rows after them, fewer than a block
+
+    def add_rows(self, rows: np.ndarray) -> None:
+        """A band held as numpy (rows, columns, bands), reduced ``step`` rows at a time."""
+        for top in range(0, len(rows), self.step):
+            self.add(as_image(self.mode, rows[top : top + self.step]))
+
+    def add(self, band: Image.Image) -> None:
+        if self.carried is not None:
+            joined = Image.new(self.mode, (band.width, self.carried.height + band.height))
+            joined.paste(self.carried, (0, 0))
+            joined.paste(band, (0, self.carried.height))
+            band, self.carried = joined, None
+        bottom = self.top + band.height
+        whole = band.height if bottom >= self.height else band.height // self.factor * self.factor
+        if whole < band.height:
+            self.carried = band.crop((0, whole, band.width, band.height))
+        if whole:
+            rows = band.crop((0, 0, band.width, whole)) if whole < band.height else band
+            reduced = rows.reduce(self.factor) if self.factor > 1 else rows
+            self.out.paste(reduced, (0, self.top // self.factor))
+            self.top += whole
+
+    def fitted(self) -> Image.Image:
+        if self.top < self.height:
+            given = self.top + (self.carried.height if self.carried else 0)
+            raise ValueError(f"{given} of the image's {self.height} rows were given")
+        image = self.out
+        image.thumbnail((self.bound, self.bound))
+        return image
 
 
 def encode(image: Image.Image) -> tuple[bytes, str]:

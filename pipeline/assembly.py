@@ -11,6 +11,9 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -142,13 +145,13 @@ def _store_result(job: Job) -> tuple[str, int]:
     canvas = CANVASES.take(job)
     pixels: Canvas | StageTiles = canvas if canvas else StageTiles(job, job.last_stage)
     name = f"results/{job.pk}{FORMATS[job.output_format].extension}"
-    with tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR) as spool:
-        _write_result(job, pixels, spool)
+    with _written(job, pixels) as spool:
         encoded = time.perf_counter()
         size = spool.tell()
         name = storage.save_file(name, spool)
     stored = time.perf_counter()
-    previews.store(job, "result", pixels)
+    shown = pixels.preview() if isinstance(pixels, Canvas) and pixels.streamed else pixels
+    previews.store(job, "result", shown)
     logger.info(
         "job %s assembled from %s: encoded in %.2f s, stored in %.2f s, previews in %.2f s",
         job.pk,
@@ -160,16 +163,26 @@ def _store_result(job: Job) -> tuple[str, int]:
     return name, size
 
 
+@contextmanager
+def _written(job: Job, pixels: Canvas | StageTiles) -> Iterator[BinaryIO]:
+    """The result written in a spool file, at its end: a PNG its canvas wrote as the tiles came,
+    anything else written now."""
+    if isinstance(pixels, Canvas) and pixels.streamed:
+        with pixels.finished_png() as spool:
+            yield spool
+        return
+    with tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR) as spool:
+        _write_result(job, pixels, spool)
+        yield spool
+
+
 def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
-    """The result, written to ``out``: a PNG from the canvas the collector pasted it on if it has
-    one (its bands mostly deflated already), else band by band; a TIFF a row of tiles at a time; a
-    JPEG through a TIFF spool, a band at a time; WebP encoded from the whole image
+    """The result, written to ``out``: a PNG band by band; a TIFF a row of tiles at a time; a
+    JPEG through a raw spool, a band at a time; WebP encoded from the whole image
     (``RESULT_WHOLE_MB`` bounds it)."""
     icc_profile = bytes(job.icc_profile) or None
     level, threads = settings.RESULT_PNG_COMPRESS_LEVEL, settings.RESULT_PNG_THREADS
-    if isinstance(pixels, Canvas) and pixels.png:
-        pixels.write_png(out, icc_profile)
-    elif job.output_format == "png":
+    if job.output_format == "png":
         write_png(pixels, out, level, icc_profile, threads)
     elif job.output_format == "tiff":
         write_tiff(pixels, out, icc_profile, threads)

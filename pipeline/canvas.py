@@ -1,85 +1,133 @@
-"""Each job's result pasted together in the collector as its last stage's tiles are recorded.
+"""Each job's result put together in the collector as its last stage's tiles are recorded.
 
 Assembling from the stored tiles after the last one (``assembly.StageTiles``) reads every tile
-back and then writes the whole PNG, time every job pays after its last tile while nothing else runs.
-Here each tile is pasted the moment it is recorded, and each band of rows is deflated
-(``png.deflate_band``, on a thread) as soon as its tiles are in, so when the last tile comes only
-its band is left to deflate before the file is joined.
+back and then writes the whole file: time every job pays after its last tile, while nothing else
+runs. Here each tile is pasted into its band of rows the moment it is recorded. A PNG result is
+written as it comes: once a band and every band above it are complete, the band is deflated on a
+thread (``png.deflate_band``) into the job's spool file, reduced for the result's previews, and let
+go. So when the last tile comes only its band is left to write, and the collector holds only the
+bands under way, not the image. Any other format keeps every band until the job is assembled
+from them (it must fit ``COLLECTOR_CANVAS_MB`` whole).
 
 A canvas is only a shortcut: the stored tiles stay the record. One that misses a tile (the
 collector restarted mid-job, or the job's results moved to another collector) is never used, and
-the job is assembled from storage as before. Canvases are held within ``COLLECTOR_CANVAS_MB``;
-a job that does not fit is assembled from storage too.
+the job is assembled from storage as before. Canvases are held within ``COLLECTOR_CANVAS_MB``: a
+job that would not fit, or a PNG whose bands come so far out of order (a chain that flips the
+image upside down, a tile lost and sent again) that those held pass it, is assembled from storage.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import tempfile
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from imagepipe.core.png import COLOUR_TYPES, Band, deflate_band, write_bands
+from imagepipe.core.codec import as_image
+from imagepipe.core.png import COLOUR_TYPES, Band, BandWriter, deflate_band
+from jobs import previews
 from jobs.models import Job, Tile
 
 logger = logging.getLogger(__name__)
-_deflating = ThreadPoolExecutor(max(1, settings.RESULT_PNG_THREADS), thread_name_prefix="deflate")
+_THREADS = max(1, settings.RESULT_PNG_THREADS)
+_deflating = ThreadPoolExecutor(_THREADS, thread_name_prefix="deflate")
 
 
 class Canvas:
-    """One job's last stage: its pixels as they come, and the PNG bands already deflated."""
+    """One job's last stage: the bands of rows begun and not yet written, by (top, bottom)."""
 
     def __init__(self, job: Job) -> None:
-        width, height = job.output_size
-        self.mode, self.height = job.output_mode, height
-        self.png = job.output_format == "png"
-        self.pixels = np.zeros((height, width, len(self.mode)), np.uint8)
+        self.mode, self.size = job.output_mode, job.output_size
+        self.streamed = job.output_format == "png"
         last = job.last_stage
         self.boxes = {spec.index: job.placed(last, spec.core) for spec in job.stage_tiles(last)}
         # Tiles waiting, per band of rows (geometric steps move tiles, but a grid stays a grid).
-        self.waiting: dict[tuple[int, int], set[int]] = defaultdict(set)
+        self.waiting: dict[tuple[int, int], set[int]] = {}
         for index, box in self.boxes.items():
-            self.waiting[box.top, box.bottom].add(index)
-        self.deflated: dict[int, Future[Band]] = {}
+            self.waiting.setdefault((box.top, box.bottom), set()).add(index)
+        self.order = sorted(self.waiting)  # the bands, top to bottom
+        self.written = 0  # of them, written to the spool (a PNG)
+        self.bands: dict[tuple[int, int], np.ndarray] = {}
+        if self.streamed:
+            self.spool: BinaryIO = tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR)
+            self.png = BandWriter(self.spool, self.size, self.mode, bytes(job.icc_profile) or None)
+            self.reducer = previews.Reducer(self.size, self.mode, max(previews.SIZES))
+            self.deflating: deque[Future[Band]] = deque()
 
     @property
     def complete(self) -> bool:
         return not any(self.waiting.values())
 
-    def paste(self, index: int, image: Image.Image) -> None:
-        box = self.boxes[index]
-        band = self.waiting[box.top, box.bottom]
-        if index not in band:
-            return
-        self.pixels[box.top : box.bottom, box.left : box.right] = np.asarray(image).reshape(
-            box.height, box.width, len(self.mode)
-        )
-        band.discard(index)
-        if self.png and not band:
-            rows = self.pixels[box.top : box.bottom].reshape(box.height, -1)
-            level, last = settings.RESULT_PNG_COMPRESS_LEVEL, box.bottom == self.height
-            self.deflated[box.top] = _deflating.submit(deflate_band, rows, level, last)
-
-    def write_png(self, out, icc_profile: bytes | None) -> None:
-        """The PNG of the canvas written to ``out`` from its deflated bands, one at a time."""
-        bands = (self.deflated[top].result() for top in sorted(self.deflated))
-        write_bands(out, (self.pixels.shape[1], self.height), self.mode, bands, icc_profile)
+    @property
+    def nbytes(self) -> int:
+        """The pixels held: the bands begun, and those being deflated."""
+        deflating = len(self.deflating) if self.streamed else 0
+        return sum(rows.nbytes for rows in self.bands.values()) + deflating * self.largest_band
 
     @property
-    def size(self) -> tuple[int, int]:
-        return self.pixels.shape[1], self.height
+    def largest_band(self) -> int:
+        return max(bottom - top for top, bottom in self.order) * self.size[0] * len(self.mode)
 
-    def image(self) -> Image.Image:
-        return self.crop((0, 0, *self.size))
+    def paste(self, index: int, pixels: np.ndarray) -> None:
+        """A tile's pixels (rows, columns, bands) into its band; a PNG's bands then ready written."""
+        box = self.boxes[index]
+        key = (box.top, box.bottom)
+        if index not in self.waiting[key]:
+            return
+        rows = self.bands.get(key)
+        if rows is None:
+            rows = self.bands[key] = np.empty((box.height, self.size[0], len(self.mode)), np.uint8)
+        rows[:, box.left : box.right] = pixels.reshape(box.height, box.width, len(self.mode))
+        self.waiting[key].discard(index)
+        if self.streamed:
+            self._write_ready()
+
+    def _write_ready(self) -> None:
+        """Deflate and reduce each complete band with none missing above it, in order; write those
+        deflated, waiting for the oldest when as many are deflating as there are threads."""
+        while self.written < len(self.order) and not self.waiting[self.order[self.written]]:
+            key = self.order[self.written]
+            self.written += 1
+            rows = self.bands.pop(key)
+            self.reducer.add_rows(rows)
+            level, last = settings.RESULT_PNG_COMPRESS_LEVEL, key[1] == self.size[1]
+            self.deflating.append(_deflating.submit(deflate_band, rows.reshape(len(rows), -1), level, last))
+        while self.deflating and (self.deflating[0].done() or len(self.deflating) > _THREADS):
+            self.png.add(self.deflating.popleft().result())
+
+    def finished_png(self) -> BinaryIO:
+        """The PNG, complete, in its spool (at its end); the canvas's every tile must be in."""
+        while self.deflating:
+            self.png.add(self.deflating.popleft().result())
+        self.png.end()
+        return self.spool
+
+    def preview(self) -> Image.Image:
+        """The result's largest preview, reduced from its bands as they were written (a PNG)."""
+        return self.reducer.fitted()
 
     def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
-        """Part of the canvas as an image of its own (the previews reduce it a band at a time)."""
+        """Part of the image from the bands held (all of them, for a format not streamed)."""
         left, top, right, bottom = box
-        pixels = self.pixels[top:bottom, left:right]
-        return Image.fromarray(pixels[:, :, 0] if len(self.mode) == 1 else pixels, self.mode)
+        out = np.zeros((bottom - top, right - left, len(self.mode)), np.uint8)
+        for (band_top, band_bottom), rows in self.bands.items():
+            upper, lower = max(top, band_top), min(bottom, band_bottom)
+            if upper < lower:
+                out[upper - top : lower - top] = rows[upper - band_top : lower - band_top, left:right]
+        return as_image(self.mode, out)
+
+    def close(self) -> None:
+        self.bands.clear()
+        if self.streamed:
+            for future in self.deflating:
+                future.cancel()
+            self.deflating.clear()
+            self.spool.close()
 
 
 class Canvases:
@@ -89,11 +137,11 @@ class Canvases:
         self.held: dict[str, Canvas] = {}
         self.refused: set[str] = set()  # jobs begun elsewhere, or too big: assembled from storage
 
-    def paste(self, job: Job, tiles: list[tuple[Tile, Image.Image]], done_before: int) -> None:
+    def paste(self, job: Job, tiles: list[tuple[Tile, np.ndarray]], done_before: int) -> None:
         """Paste tiles just recorded; ``done_before``: the job's tiles recorded before them. A canvas
         is begun only with the last stage's first tiles: one begun later would never be complete."""
         key = str(job.pk)
-        tiles = [(tile, image) for tile, image in tiles if tile.stage == job.last_stage]
+        tiles = [(tile, pixels) for tile, pixels in tiles if tile.stage == job.last_stage]
         if not tiles or key in self.refused:
             return
         canvas = self.held.get(key)
@@ -104,24 +152,46 @@ class Canvases:
                 return
             canvas = self.held[key] = Canvas(job)
         try:
-            for tile, image in tiles:
-                canvas.paste(tile.index, image)
+            for tile, pixels in tiles:
+                canvas.paste(tile.index, pixels)
         except Exception:  # a shortcut that fails is dropped, never the tile: storage has it
             logger.exception("pasting tiles of job %s failed; it will be assembled from storage", key)
-            del self.held[key]
-            self.refused.add(key)
+            self.drop(key)
+            return
+        if self.held_bytes() > self.budget:
+            logger.info(
+                "job %s: its canvas's bands came out of order past COLLECTOR_CANVAS_MB; it will be "
+                "assembled from storage",
+                key,
+            )
+            self.drop(key)
+
+    @property
+    def budget(self) -> int:
+        return settings.COLLECTOR_CANVAS_MB << 20
+
+    def held_bytes(self) -> int:
+        return sum(canvas.nbytes for canvas in self.held.values())
 
     def fits(self, job: Job) -> bool:
+        """Is there room for the job's canvas: a PNG's band of rows, any other format's whole image?"""
         width, height = job.output_size
-        wanted = width * height * len(job.output_mode)
-        held = sum(canvas.pixels.nbytes for canvas in self.held.values())
-        return job.output_mode in COLOUR_TYPES and held + wanted <= settings.COLLECTOR_CANVAS_MB << 20
+        rows = job.tile_size if job.output_format == "png" else height
+        wanted = width * min(rows, height) * len(job.output_mode)
+        return job.output_mode in COLOUR_TYPES and self.held_bytes() + wanted <= self.budget
 
     def take(self, job: Job) -> Canvas | None:
         """The job's canvas, if complete, given up by the collector; None: assemble from storage."""
         self.refused.discard(str(job.pk))
         canvas = self.held.pop(str(job.pk), None)
-        return canvas if canvas is not None and canvas.complete else None
+        if canvas is not None and not canvas.complete:
+            canvas.close()
+            return None
+        return canvas
+
+    def drop(self, key: str) -> None:
+        self.held.pop(key).close()
+        self.refused.add(key)
 
     def forget_finished(self) -> None:
         """Let go of the canvases of jobs that ended without being assembled (failed, cancelled,
@@ -131,7 +201,7 @@ class Canvases:
             str(pk) for pk in Job.objects.unfinished().filter(pk__in=known).values_list("pk", flat=True)
         }
         for key in set(self.held) - running:
-            del self.held[key]
+            self.held.pop(key).close()
         self.refused &= running
 
 

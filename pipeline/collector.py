@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from functools import cache, partial
 
+import numpy as np
 from confluent_kafka import KafkaException, Message, Producer
 from django.conf import settings
 from django.db import (
@@ -25,9 +26,8 @@ from django.db import (
     transaction,
 )
 from django.utils import timezone
-from PIL import Image
 
-from imagepipe.core.codec import CodecError, decode_tile
+from imagepipe.core.codec import CodecError, decode_array
 from jobs import storage
 from jobs.events import push, push_all, push_status
 from jobs.models import Job, Tile, Total
@@ -99,7 +99,7 @@ def record_results(results: list[tuple[Result, bytes]]) -> Refused:
     for result, pixels in results:
         if not result.error and _unfinished(result, jobs):
             arrived.append((result, pixels, jobs[result.job]))
-    images: dict[int, Image.Image] = {}
+    images: dict[int, np.ndarray] = {}
     claims = _store_new_tiles(arrived, images, refused)
     if not claims:
         return refused
@@ -186,10 +186,10 @@ def _failure_message(tile: Tile) -> str:
 
 
 def _store_new_tiles(
-    arrived: list[tuple[Result, bytes, Job]], images: dict[int, Image.Image], refused: Refused
+    arrived: list[tuple[Result, bytes, Job]], images: dict[int, np.ndarray], refused: Refused
 ) -> dict[int, Tile]:
     """Store the pixels of every result whose tile is still pending; its row, filled in but not
-    saved, by id (and its pixels, decoded, in ``images``). A tile that is unknown, done already, or
+    saved, by id (and its pixels, as an array, in ``images``). A tile that is unknown, done already, or
     twice in the batch is counted and skipped; one whose pixels are wrong is counted as malformed
     and skipped alone."""
     wanted = {(str(job.pk), result.stage, result.index) for result, _, job in arrived}
@@ -230,15 +230,17 @@ def store_tile(tile: Tile, pixels: bytes) -> str:
     return storage.save(f"tiles/{tile.job_id}/{tile.stage}-{tile.index}.tile", pixels)
 
 
-def _check_tile(job: Job, tile: Tile, pixels: bytes) -> Image.Image:
+def _check_tile(job: Job, tile: Tile, pixels: bytes) -> np.ndarray:
+    """The result's pixels, viewed where they arrived (nothing decoded or copied), if they are a
+    tile of the size its place needs."""
     try:
-        image = decode_tile(pixels)
+        _, array = decode_array(pixels)
     except CodecError as exc:
         raise MessageError(f"tile {tile.index}: {exc}") from None
     box = job.placed_box(tile)
-    if image.size != (box.width, box.height):
-        raise MessageError(f"tile {tile.index} is {image.size}, expected {(box.width, box.height)}")
-    return image
+    if array.shape[1::-1] != (box.width, box.height):
+        raise MessageError(f"tile {tile.index} is {array.shape[1::-1]}, expected {(box.width, box.height)}")
+    return array
 
 
 def _announce(job: Job, tiles: list[Tile], count: int) -> None:

@@ -53,8 +53,10 @@ def require_keys(*kinds: str) -> None:
 
 def _mac(kind: str, key: str | bytes | None, value: bytes | None) -> bytes:
     encoded = key.encode() if isinstance(key, str) else key or b""
-    message = b"\0".join([kind.encode(), len(encoded).to_bytes(4, "big") + encoded, value or b""])
-    return hmac.new(_key(kind), message, hashlib.sha256).digest()
+    head = b"\0".join([kind.encode(), len(encoded).to_bytes(4, "big") + encoded, b""])
+    mac = hmac.new(_key(kind), head, hashlib.sha256)
+    mac.update(value or b"")  # the value, megabytes of pixels, is not copied to be joined
+    return mac.digest()
 
 
 def sign(kind: str, key: str | bytes | None, value: bytes | None) -> Headers:

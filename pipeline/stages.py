@@ -109,11 +109,13 @@ def decode_original(job: Job) -> Image.Image:
 
 
 def first_pass(pixels: Pixels) -> Image.Image:
-    """The original reduced to its largest preview, read top to bottom: what only decoding shows
-    (a stream garbled behind right checksums or cut short, a 16-bit image's values out of range)
-    fails the job here, before any of its tiles is sent."""
+    """The original reduced to its largest preview, read top to bottom (a JPEG at a fraction of its
+    size: ``Bands.for_preview``): what only decoding shows (a stream garbled behind right checksums
+    or cut short, a 16-bit image's values out of range) fails the job here, before any of its tiles
+    is sent."""
+    bound = max(previews.SIZES)
     try:
-        return previews.fitted(pixels, max(previews.SIZES))
+        return previews.fitted(pixels.for_preview(bound) if isinstance(pixels, Bands) else pixels, bound)
     except (OSError, ValueError) as exc:
         raise OriginalError(f"the original could not be decoded: {exc}") from None
 

@@ -102,10 +102,10 @@ class Bands:
     again (counted in ``reopened``).
     """
 
-    def __init__(self, open_file: Callable[[], Readable], header: Image.Image) -> None:
+    def __init__(self, open_file: Callable[[], Readable], header: Image.Image, shrink: int = 1) -> None:
         if not streamable(header):
             raise Unstreamable(f"a {header.format} {header.mode} image is not read in bands")
-        self.open_file = open_file
+        self.open_file, self.header, self.shrink = open_file, header, shrink
         self.turn = orientation(header)
         self.mode = target_mode(header)
         self.raw_mode = ""
@@ -122,14 +122,29 @@ class Bands:
     def nbytes(self) -> int:
         return self.rows.nbytes
 
+    def for_preview(self, bound: int) -> Bands:
+        """The same file read for a preview fitted in ``bound`` × ``bound``: a JPEG at 1/2, 1/4 or
+        1/8 of its size (libvips' shrink on load, still at least twice ``bound`` across), which
+        skips most of the work of a full decode but still decodes every byte of the stream, so one
+        cut short or garbled fails as it would at full size; another kind as it is."""
+        shrink = max(self.size) // (2 * bound)
+        if self.header.format != "JPEG" or shrink < 2:
+            return self
+        return Bands(self.open_file, self.header, min(8, 1 << (shrink.bit_length() - 1)))
+
     def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        left, top, right, bottom = box
+        return Image.frombytes(self.mode, (right - left, bottom - top), self.window(box))
+
+    def window(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The pixels of ``box`` as an array (rows, columns, bands): what ``crop`` holds, with no
+        Pillow image made (the dispatcher encodes a tile straight from it)."""
         left, top, right, bottom = box
         width, height = self.size
         if not (0 <= left < right <= width and 0 <= top < bottom <= height):
             raise ValueError(f"{box} is outside the {width}×{height} image")
         self.hold(top, bottom)
-        window = np.ascontiguousarray(self.rows[top - self.top : bottom - self.top, left:right])
-        return Image.frombytes(self.mode, (right - left, bottom - top), window)
+        return np.ascontiguousarray(self.rows[top - self.top : bottom - self.top, left:right])
 
     def hold(self, top: int, bottom: int) -> None:
         """Hold rows ``[top, bottom)``, letting go of those above ``top``."""
@@ -159,9 +174,10 @@ class Bands:
         source.on_seek(self._seeker(handle))
         access = "sequential" if self.sequential else "random"
         pyvips.vips_lib.vips_error_clear()  # what a load before logged without failing
+        shrunk = {"shrink": self.shrink} if self.shrink > 1 else {}
         try:
             image = upright(
-                pyvips.Image.new_from_source(source, "", access=access, fail_on="error"), self.turn
+                pyvips.Image.new_from_source(source, "", access=access, fail_on="error", **shrunk), self.turn
             )
         except pyvips.Error as exc:
             raise self._failed(exc) from None

@@ -108,12 +108,26 @@ def write_bands(
 ) -> None:
     """The PNG whose rows are ``bands`` (deflated, top to bottom) written to ``out`` as they come,
     each an IDAT chunk of its own: the file is never joined in memory."""
-    out.write(head(size, mode, icc_profile) + chunk(b"IDAT", ZLIB_HEADER))
-    adler = 1
+    writer = BandWriter(out, size, mode, icc_profile)
     for band in bands:
-        adler = adler32_combine(adler, band.adler, band.length)
-        out.write(chunk(b"IDAT", band.deflated))
-    out.write(chunk(b"IDAT", struct.pack(">I", adler)) + chunk(b"IEND", b""))
+        writer.add(band)
+    writer.end()
+
+
+class BandWriter:
+    """A PNG written to ``out`` a deflated band at a time, top to bottom, as each is given."""
+
+    def __init__(self, out: BinaryIO, size: tuple[int, int], mode: str, icc_profile: bytes | None) -> None:
+        self.out, self.adler = out, 1
+        out.write(head(size, mode, icc_profile) + chunk(b"IDAT", ZLIB_HEADER))
+
+    def add(self, band: Band) -> None:
+        self.adler = adler32_combine(self.adler, band.adler, band.length)
+        self.out.write(chunk(b"IDAT", band.deflated))
+
+    def end(self) -> None:
+        """After the bottom band (deflated with ``last``): the stream's checksum and the file's end."""
+        self.out.write(chunk(b"IDAT", struct.pack(">I", self.adler)) + chunk(b"IEND", b""))
 
 
 def write_png(

@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from imagepipe.core.codec import CodecError, decode_raw, encode_raw
+from imagepipe.core.codec import CodecError, decode_array, decode_raw, encode_array, encode_raw
 from tests.images import noise
 
 
@@ -19,3 +20,25 @@ def test_raw_payload_is_header_plus_pixels():
 def test_it_refuses_bytes_it_did_not_write(data):
     with pytest.raises(CodecError):
         decode_raw(data)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_arrays_are_the_same_tiles_as_images(mode):
+    tile = noise(37, 19, mode)
+    pixels = np.asarray(tile).reshape(19, 37, len(mode))
+    assert encode_array(mode, pixels) == encode_raw(tile)
+    got_mode, got = decode_array(encode_raw(tile))
+    assert got_mode == mode and got.shape == (19, 37, len(mode)) and got.tobytes() == tile.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("mode", "pixels"),
+    [
+        ("RGB", np.zeros((4, 4, 4), np.uint8)),
+        ("L", np.zeros((4, 4), np.uint16)),
+        ("P", np.zeros((4, 4), np.uint8)),
+    ],
+)
+def test_an_array_that_is_not_its_mode_is_refused(mode, pixels):
+    with pytest.raises(CodecError):
+        encode_array(mode, pixels)

@@ -81,9 +81,23 @@ def test_an_image_with_alpha_has_png_previews_and_none_carries_a_profile(client,
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
-def test_reducing_a_band_at_a_time_is_exactly_reducing_the_whole(mode):
-    image = noise(999, 1601, mode)  # 1601 rows at a factor of 3: two whole bands and a part
-    assert previews.reduced(image, 3).tobytes() == image.reduce(3).tobytes()
+@pytest.mark.parametrize("heights", [[1601], [533, 1, 2, 700, 365], [1] * 40 + [1561]])
+def test_reducing_a_band_at_a_time_is_exactly_reducing_the_whole(mode, heights):
+    image = noise(999, 1601, mode)  # 1601 rows at a factor of 3: bands cut across its blocks
+    reducer = previews.Reducer(image.size, mode, 266)
+    assert reducer.factor == 3
+    top = 0
+    for height in heights:
+        reducer.add(image.crop((0, top, image.width, top + height)))
+        top += height
+    assert reducer.out.tobytes() == image.reduce(3).tobytes()
+
+
+def test_a_reducer_short_of_rows_says_so():
+    reducer = previews.Reducer((10, 10), "L", 2)
+    reducer.add(noise(10, 9, "L"))
+    with pytest.raises(ValueError, match="9 of the image's 10 rows were given"):
+        reducer.fitted()
 
 
 def test_each_size_fits_its_bound_whatever_the_images_shape():

@@ -2,7 +2,9 @@
 a canvas that could be incomplete is never used."""
 
 import pytest
+from PIL import Image
 
+from jobs import previews
 from jobs.models import Job
 from pipeline.assembly import next_stage_input
 from pipeline.canvas import CANVASES
@@ -95,3 +97,47 @@ def test_the_canvas_of_a_job_that_ended_unassembled_is_let_go(job):
     job.cancel()
     CANVASES.forget_finished()
     assert not CANVASES.held
+
+
+def test_a_png_canvas_holds_only_the_bands_under_way(alice, settings, caplog):
+    settings.COLLECTOR_CANVAS_MB = 1  # less than the 1.3 MB image: its bands must be let go
+    image = noise(700, 640, "RGB", seed=5)
+    job = make_job(alice, image, operations=[{"op": "median", "size": 3}], tile_size=64)
+    held = []
+    caplog.set_level("INFO", "pipeline.assembly")
+    for value in results_for(job, image):  # the dispatcher's order: a row of tiles after another
+        record_result(value)
+        held += [canvas.nbytes for canvas in CANVASES.held.values()]
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE and f"job {job.pk} assembled from its canvas" in caplog.text
+    assert result_image(job).tobytes() == reference(image, job.operations).tobytes()
+    band = 700 * 64 * 3
+    assert max(held) <= 3 * band  # the band under way, and those being deflated
+
+
+def test_bands_out_of_order_past_the_budget_are_assembled_from_storage(alice, settings, caplog):
+    settings.COLLECTOR_CANVAS_MB = 1
+    image = noise(700, 640, "RGB", seed=6)
+    chain = [{"op": "flip_vertical"}]  # the first tiles sent land at the bottom: nothing can be written
+    job = make_job(alice, image, operations=chain, tile_size=64)
+    caplog.set_level("INFO")
+    result = run(job, image)
+    assert f"job {job.pk}: its canvas's bands came out of order past COLLECTOR_CANVAS_MB" in caplog.text
+    assert f"job {job.pk} assembled from storage" in caplog.text
+    assert result.tobytes() == reference(image, chain).tobytes()
+    assert not CANVASES.held
+
+
+def test_the_previews_a_png_canvas_reduces_as_it_writes_are_those_of_the_whole_result(alice, monkeypatch):
+    image = noise(4100, 200, "L", seed=7)  # reduced by 2, then resampled to 1000 wide
+    job = make_job(alice, image, operations=[{"op": "invert"}], tile_size=64)
+    given, store = [], previews.store
+
+    def storing(job, which, pixels):
+        given.append(pixels)
+        return store(job, which, pixels)
+
+    monkeypatch.setattr(previews, "store", storing)
+    result = run(job, image)
+    assert isinstance(given[0], Image.Image)  # not the canvas: its preview, made as its bands were written
+    assert previews.fitted(given[0], 1000).tobytes() == previews.fitted(result, 1000).tobytes()
