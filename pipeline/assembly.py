@@ -50,7 +50,7 @@ class StageTiles:
         self.mode = stage_mode(job, stage)
         self.size = output_size(job.stages[stage], job.stage_size(stage))
         rows: dict[int, list[tuple[Box, str]]] = defaultdict(list)
-        for tile in job.tiles.filter(stage=stage).only("stage", "x", "y", "width", "height", "result"):
+        for tile in job.tiles.filter(stage=stage).only("job", "stage", "x", "y", "width", "height", "result"):
             box = job.placed_box(tile)
             rows[box.top].append((box, str(tile.result.name)))
         self.tops = sorted(rows)  # a grid, however the stage turned it: rows of equal tops

@@ -29,7 +29,7 @@ from django.conf import settings
 from PIL import Image
 
 from imagepipe.core.codec import as_image
-from imagepipe.core.png import COLOUR_TYPES, Band, BandWriter, deflate_band
+from imagepipe.core.png import COLOUR_TYPES, STRIP_BYTES, Band, BandWriter, deflate_band
 from jobs import previews
 from jobs.models import Job, Tile
 
@@ -57,7 +57,9 @@ class Canvas:
             self.spool: BinaryIO = tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR)
             self.png = BandWriter(self.spool, self.size, self.mode, bytes(job.icc_profile) or None)
             self.reducer = previews.Reducer(self.size, self.mode, max(previews.SIZES))
-            self.deflating: deque[Future[Band]] = deque()
+            self.unwritten: deque[np.ndarray] = deque()  # bands complete, in order, not all deflated
+            self.strip = max(1, STRIP_BYTES // (self.size[0] * len(self.mode)))  # rows deflated at once
+            self.deflating: deque[Future[Band]] = deque()  # strips of them, in order
 
     @property
     def complete(self) -> bool:
@@ -65,13 +67,9 @@ class Canvas:
 
     @property
     def nbytes(self) -> int:
-        """The pixels held: the bands begun, and those being deflated."""
-        deflating = len(self.deflating) if self.streamed else 0
-        return sum(rows.nbytes for rows in self.bands.values()) + deflating * self.largest_band
-
-    @property
-    def largest_band(self) -> int:
-        return max(bottom - top for top, bottom in self.order) * self.size[0] * len(self.mode)
+        """The pixels held: the bands begun, and those complete but not yet all deflated."""
+        unwritten = sum(rows.nbytes for rows in self.unwritten) if self.streamed else 0
+        return sum(rows.nbytes for rows in self.bands.values()) + unwritten
 
     def paste(self, index: int, pixels: np.ndarray) -> None:
         """A tile's pixels (rows, columns, bands) into its band; a PNG's bands then ready written."""
@@ -88,22 +86,32 @@ class Canvas:
             self._write_ready()
 
     def _write_ready(self) -> None:
-        """Deflate and reduce each complete band with none missing above it, in order; write those
-        deflated, waiting for the oldest when as many are deflating as there are threads."""
+        """Reduce each complete band with none missing above it, in order, then deflate them a
+        strip at a time, as many strips at once as there are threads, and write those done."""
         while self.written < len(self.order) and not self.waiting[self.order[self.written]]:
-            key = self.order[self.written]
+            rows = self.bands.pop(self.order[self.written])
             self.written += 1
-            rows = self.bands.pop(key)
             self.reducer.add_rows(rows)
-            level, last = settings.RESULT_PNG_COMPRESS_LEVEL, key[1] == self.size[1]
-            self.deflating.append(_deflating.submit(deflate_band, rows.reshape(len(rows), -1), level, last))
-        while self.deflating and (self.deflating[0].done() or len(self.deflating) > _THREADS):
-            self.png.add(self.deflating.popleft().result())
+            self.unwritten.append(rows)
+        self._deflate(wait=False)
+
+    def _deflate(self, wait: bool) -> None:
+        level = settings.RESULT_PNG_COMPRESS_LEVEL
+        while True:
+            while self.deflating and (self.deflating[0].done() or wait):
+                self.png.add(self.deflating.popleft().result())
+            if not self.unwritten or len(self.deflating) >= _THREADS:
+                return
+            rows = self.unwritten[0]
+            strip, self.unwritten[0] = rows[: self.strip], rows[self.strip :]
+            if not len(self.unwritten[0]):
+                self.unwritten.popleft()
+            last = not self.unwritten and self.written == len(self.order)
+            self.deflating.append(_deflating.submit(deflate_band, strip.reshape(len(strip), -1), level, last))
 
     def finished_png(self) -> BinaryIO:
         """The PNG, complete, in its spool (at its end); the canvas's every tile must be in."""
-        while self.deflating:
-            self.png.add(self.deflating.popleft().result())
+        self._deflate(wait=True)
         self.png.end()
         return self.spool
 

@@ -114,7 +114,7 @@ class Claim:
             if not indices or not _lead():
                 return None
             queued = job.tiles.queued(job.stage).filter(index__in=indices).select_for_update(skip_locked=True)
-            tiles = list(queued.order_by("index").only("pk", "index", "attempts"))
+            tiles = list(queued.order_by("index").only("pk", "job", "index", "attempts"))
             # A pause or a cancel waits for the lock this holds (models._after_sends): once it has
             # answered, no more of the job is claimed. A retry since the cut changed the generation
             # its tasks carry.

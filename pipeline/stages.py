@@ -173,7 +173,7 @@ def stored_tiles(job: Job, stage: int) -> StoredTiles | None:
     stage reads no halo and every one of its tiles is where a tile before landed."""
     if chain_halo(job.stages[stage]):
         return None
-    before = job.tiles.filter(stage=stage - 1).only("stage", "x", "y", "width", "height", "result")
+    before = job.tiles.filter(stage=stage - 1).only("job", "stage", "x", "y", "width", "height", "result")
     landed = {job.placed_box(tile): str(tile.result.name) for tile in before}
     names = {}
     for spec in job.stage_tiles(stage):

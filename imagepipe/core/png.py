@@ -8,6 +8,9 @@ a zlib header and the Adler-32 of all the rows, combined from each band's own. z
 GIL while it compresses, so bands are deflated in parallel, or (``collector``) each as soon as
 its tiles are in, while the rest of the job still runs.
 
+Levels 1 to 3 deflate with ISA-L (``isal``, Intel's igzip: on photographs about four times as fast
+as zlib's level 1, and smaller); 0 (stored) and 4 to 9 with zlib. Either makes a standard stream.
+
 PNG filters each row on its own terms: a band's first row is stored as it is ("none"), and every
 other row minus the row above ("up", which suits photographs and numpy applies to a whole band at
 once), so no band needs another's pixels.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
+from isal import isal_zlib
 from PIL import Image
 
 from .pipeline import Pixels
@@ -80,8 +84,10 @@ def deflate_band(pixels: np.ndarray, compress_level: int, last: bool) -> Band:
     """Rows of pixels (one array row per image row) as a piece of the PNG's zlib stream; ``last``
     for the band at the bottom of the image, which ends the stream."""
     rows = filtered_rows(pixels)
-    compressor = zlib.compressobj(compress_level, zlib.DEFLATED, -15)
-    deflated = compressor.compress(rows.data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    library = isal_zlib if 1 <= compress_level <= 3 else zlib
+    compressor = library.compressobj(compress_level, library.DEFLATED, -15)
+    flush = library.Z_FINISH if last else library.Z_SYNC_FLUSH
+    deflated = compressor.compress(rows.data) + compressor.flush(flush)
     return Band(deflated, zlib.adler32(rows.data), rows.nbytes)
 
 
@@ -123,7 +129,10 @@ class BandWriter:
 
     def add(self, band: Band) -> None:
         self.adler = adler32_combine(self.adler, band.adler, band.length)
-        self.out.write(chunk(b"IDAT", band.deflated))
+        data = band.deflated  # megabytes: written as it is, not joined with its chunk's head
+        self.out.write(struct.pack(">I", len(data)) + b"IDAT")
+        self.out.write(data)
+        self.out.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(b"IDAT"))))
 
     def end(self) -> None:
         """After the bottom band (deflated with ``last``): the stream's checksum and the file's end."""
@@ -180,4 +189,4 @@ def adler32_combine(first: int, second: int, second_length: int) -> int:
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))

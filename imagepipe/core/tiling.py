@@ -12,6 +12,7 @@ is the real image border.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ def grid_shape(width: int, height: int, tile_size: int) -> tuple[int, int]:
 
 def tile_grid(width: int, height: int, tile_size: int, halo: int = 0) -> list[TileSpec]:
     """Every tile of a ``width`` x ``height`` image, row by row."""
+    return list(_grid(width, height, tile_size, halo))
+
+
+@lru_cache(maxsize=64)
+def _grid(width: int, height: int, tile_size: int, halo: int) -> tuple[TileSpec, ...]:
+    """The grid, worked out once: the dispatcher asks for a job's at every send, 16,384 tiles of it
+    for the largest jobs."""
     if halo < 0:
         raise ValueError("halo must be >= 0")
     cols, rows = grid_shape(width, height, tile_size)
@@ -74,7 +82,7 @@ def tile_grid(width: int, height: int, tile_size: int, halo: int = 0) -> list[Ti
                 min(core.bottom + halo, height),
             )
             tiles.append(TileSpec(len(tiles), col, row, core, padded))
-    return tiles
+    return tuple(tiles)
 
 
 def _check_size(width: int, height: int, tile_size: int) -> None:

@@ -133,3 +133,13 @@ def test_a_done_job_losing_its_result_takes_the_tiles_first(job):
     job.refresh_from_db()
     assert_in_lock_order(run(job.lose_result))
     assert job.status == "failed" and set(job.tiles.values_list("state", flat=True)) == {Tile.State.QUEUED}
+
+
+def test_a_claim_costs_the_same_queries_for_one_tile_as_for_many(job):
+    def claimed(indices: set[int]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert len(Claim.take(job, indices, Counter({0: 0}), "a-nonce").tiles()) == len(indices)
+        return len(queries)
+
+    assert job.tiles_total > 4
+    assert claimed({0}) == claimed(set(range(1, job.tiles_total)))

@@ -19,6 +19,7 @@ from jobs.models.job import ASSEMBLY_LOCKS
 from pipeline import assembly
 from pipeline.collector import record_result
 from pipeline.recovery import resume
+from pipeline.stages import stored_tiles
 from tests.images import photo
 from tests.jobs.factories import SMALL_PHOTO, make_job, result_image, results_for, upload
 
@@ -160,6 +161,14 @@ def test_a_stage_read_from_its_tiles_equals_the_stage_whole(blurred_job, boxes):
     for left, top, width, height in boxes:
         box = (left, top, min(left + width, 300), min(top + height, 200))
         assert pixels.crop(box).tobytes() == whole.crop(box).tobytes()
+
+
+def test_a_stage_of_any_number_of_tiles_is_listed_in_one_query(blurred_job, django_assert_num_queries):
+    job, _ = blurred_job  # 24 tiles: a column left out of .only() would be one more query each
+    with django_assert_num_queries(1):
+        assembly.StageTiles(job, 0)
+    with django_assert_num_queries(1):
+        stored_tiles(job, 1)
 
 
 def test_a_stage_read_from_its_tiles_holds_only_the_tile_rows_its_last_crop_crossed(blurred_job, monkeypatch):
