@@ -1,8 +1,8 @@
 """A 100-megapixel job through the real processes on a tiny memory budget: the dispatcher reads the
-original a band of rows at a time and the collector writes the result from the stored tiles band by
-band, so neither holds the image: their peak RSS is no higher than after a job a twentieth its
-size (as wide: a band's memory goes with the width), give or take the budget. The result equals the
-whole-image reference."""
+original a band of rows at a time and the collector writes the result band by band (as its tiles
+come, on its canvas; or from the stored tiles after the last, with no canvas), so neither holds the
+image: their peak RSS is no higher than after a job a twentieth its size (as wide: a band's memory
+goes with the width), give or take the budget. The result equals the whole-image reference."""
 
 import io
 import json
@@ -45,15 +45,17 @@ def restart_with(system, overrides: dict[str, str]) -> None:
         system.env = usual
 
 
-@pytest.fixture
-def tight(system):
+@pytest.fixture(params=["its canvas", "storage"])
+def tight(system, request):
     """For one test: a dispatcher that may hold 48 MB of stage inputs and tasks (the image is 100 MB),
-    a collector with no canvas and 8 MB of results fetched ahead."""
+    a collector with 8 MB of results fetched ahead and a canvas of 32 MB (a PNG's bands of rows
+    written as they come, 10 MB each) or none (the result written from storage after the last
+    tile); which one the collector used is checked in its log."""
     restart_with(
         system,
         {
             "DISPATCH_MEMORY_MB": str(BUDGET_MB),
-            "COLLECTOR_CANVAS_MB": "0",
+            "COLLECTOR_CANVAS_MB": "32" if request.param == "its canvas" else "0",
             "KAFKA_CONSUMER_QUEUE_MB": "8",
             "PYRAMID_MIN_PIXELS": "0",  # the pipeline's memory alone (bench/ measures the pyramids')
         },
@@ -83,8 +85,12 @@ def run(api, system, image: Image.Image, path) -> dict:
     return body
 
 
-def test_a_100_mp_job_costs_no_more_memory_than_a_5_mp_one_and_equals_the_reference(api, tight, tmp_path):
+def test_a_100_mp_job_costs_no_more_memory_than_a_5_mp_one_and_equals_the_reference(
+    api, tight, tmp_path, request
+):
     roles = {name: tight.processes[name].pid for name in ("dispatcher", "collector")}
+    log = tight.log_dir / "collector.log"
+    logged = log.stat().st_size
     run(api, tight, photo_like(SIDE, SIDE // 20), tmp_path / "small.png")  # 5 MP, as wide
     small = {name: status_kb(pid, "VmHWM") for name, pid in roles.items()}
     image = photo_like(SIDE, SIDE)
@@ -100,6 +106,11 @@ def test_a_100_mp_job_costs_no_more_memory_than_a_5_mp_one_and_equals_the_refere
 
     result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
     assert result.tobytes() == reference(image, CHAIN).tobytes()
+    with log.open("rb") as collector:
+        collector.seek(logged)
+        assembled = [line for line in collector.read().decode().splitlines() if "assembled from" in line]
+    how = request.node.callspec.params["tight"]
+    assert len(assembled) == 2 and all(f"assembled from {how}:" in line for line in assembled)
 
 
 def test_an_upload_is_handed_to_the_application_a_chunk_at_a_time_not_held_whole(api, system):
