@@ -23,7 +23,7 @@ from imagepipe.core import statistics
 from imagepipe.core.bands import whole_bytes
 from imagepipe.core.chain import global_table
 from imagepipe.core.codec import decode_tile
-from imagepipe.core.deepzoom import spooled, write_pyramid
+from imagepipe.core.deepzoom import write_pyramid
 from imagepipe.core.jpeg import write_jpeg
 from imagepipe.core.operations import chain_output_mode, without_alpha
 from imagepipe.core.output import DEFAULT_JPEG_QUALITY, FORMATS, encode
@@ -190,8 +190,7 @@ def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
         quality = job.output_quality or DEFAULT_JPEG_QUALITY
         write_jpeg(pixels, out, quality, icc_profile, settings.RESULT_SPOOL_DIR)
     elif job.output_format == "deepzoom":
-        with spooled(pixels, settings.RESULT_SPOOL_DIR) as image:
-            write_pyramid(image, out, "png", settings.RESULT_SPOOL_DIR)
+        write_pyramid(pixels, out, "png")
     else:
         whole = pixels.crop((0, 0, *pixels.size))
         out.write(encode(whole, job.output_format, job.output_quality, icc_profile, level, threads))

@@ -1,9 +1,11 @@
 """Zoomable views of big jobs: a DeepZoom pyramid of the original and of the result, made by the
 collector beside its loop once a job of PYRAMID_MIN_PIXELS or more is done.
 
-libvips reads the stored file in a stream and writes the pyramid's tiles (PYRAMID_TILE_FORMAT,
-254 pixels with a pixel of overlap, DeepZoom's own layout) into one zip, stored beside the job's
-previews (``jobs.pyramids`` serves it). Its memory is a few rows of tiles per level, not the image.
+The stored file is read a band of rows at a time (``imagepipe.core.bands``: the original as the
+pipeline read it, turned upright and normalised) and its rows handed to ``deepzoom.Pyramid``,
+which writes the tiles (PYRAMID_TILE_FORMAT, 254 pixels with a pixel of overlap, DeepZoom's own
+layout) into one zip as each row of them is complete, stored beside the job's previews
+(``jobs.pyramids`` serves it). Its memory is a row of tiles per level, not the image.
 A job's pyramids are made by one builder at a time, which holds the job's lock on its own database
 connection while it works: a collector killed mid-way lets the lock go with its connection, and
 the next builder (that collector restarted, or another) makes them again. A pyramid that cannot be
@@ -16,24 +18,22 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-import pyvips
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection, connections
 from django.db.models import BigIntegerField, F
 from django.db.models.functions import Cast
+from PIL import Image
 
 from imagepipe.core import bands
 from imagepipe.core.deepzoom import write_pyramid
+from imagepipe.core.pipeline import Pixels
 from jobs import pyramids, storage
 from jobs.events import push_status
 from jobs.models import Job
+from jobs.uploads import ACCEPTED_FORMATS
 
-from .stages import OriginalError, original_header
+from .stages import original_pixels
 
 logger = logging.getLogger(__name__)
 PYRAMID_LOCK = 0x494D_5059  # "IMPY": with the job's id, held while its pyramids are made
@@ -68,14 +68,10 @@ def make(job: Job) -> None:
     """Make and store both pyramids of the job, then mark its viewer ready (or failed)."""
     started = time.perf_counter()
     try:
-        turn = bands.orientation(original_header(job))  # the pipeline's, as Pillow reads it
-        made = [("original", job.original, turn)]
+        store(job, "original", original_pixels(job))  # as the pipeline read it: turned, normalised
         if job.output_format != "deepzoom":  # else the result is a pyramid already
-            made.append(("result", job.result, 1))
-        for which, field, turned in made:
-            with local_copy(str(field.name)) as path:
-                store(job, which, viewable(path, turned))
-    except (pyvips.Error, OriginalError) as exc:
+            store(job, "result", stored_pixels(str(job.result.name)))
+    except (OSError, ValueError) as exc:  # OriginalError, Unstreamable, a file that won't decode
         logger.warning("job %s: its zoomable view could not be made: %s", job.pk, str(exc).strip())
         Job.objects.filter(pk=job.pk).update(viewer=Job.Viewer.FAILED)
         return
@@ -87,35 +83,21 @@ def make(job: Job) -> None:
         storage.discard([pyramids.name(job.pk, which) for which in pyramids.WHICH])
 
 
-@contextmanager
-def local_copy(name: str) -> Iterator[Path]:
-    """A stored file as a path libvips can open: storage's own on a disk, else a temporary copy."""
+def stored_pixels(name: str) -> Pixels:
+    """A stored image (a result) read a band of rows at a time, from storage as it is read."""
+    stream = storage.Stream(name)
     try:
-        yield Path(default_storage.path(name))
-        return
-    except NotImplementedError:  # object storage
-        pass
-    with tempfile.NamedTemporaryFile(dir=settings.RESULT_SPOOL_DIR, suffix=Path(name).suffix) as copy:
-        with storage.calls(f"reading {name}"), default_storage.open(name, "rb") as source:
-            while piece := source.read(8 << 20):
-                copy.write(piece)
-        copy.flush()
-        yield Path(copy.name)
+        header = Image.open(stream, formats=list(ACCEPTED_FORMATS))  # type: ignore[arg-type]  # a file
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"{name} could not be read: {exc}") from None
+    finally:
+        stream.close()
+    return bands.Bands(lambda: storage.Stream(name), header)
 
 
-def viewable(path: Path, turn: int) -> pyvips.Image:
-    """The file as it should look: turned by its EXIF orientation ``turn``, in sRGB (or grey) 8-bit."""
-    access = "sequential" if turn in bands.ROW_LOCAL else "random"  # turning needs random access
-    image = bands.upright(pyvips.Image.new_from_file(str(path), access=access), turn)
-    grey = image.interpretation in ("b-w", "grey16")
-    if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
-        image = image.colourspace("b-w" if grey else "srgb").cast("uchar")
-    return image
-
-
-def store(job: Job, which: str, image: pyvips.Image) -> None:
+def store(job: Job, which: str, pixels: Pixels) -> None:
     with tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR) as zipped:
-        write_pyramid(image, zipped, settings.PYRAMID_TILE_FORMAT, settings.RESULT_SPOOL_DIR)
+        write_pyramid(pixels, zipped, settings.PYRAMID_TILE_FORMAT)
         size = zipped.tell()
         storage.save_file(pyramids.name(job.pk, which), zipped)
     job.count_stored(size)
