@@ -249,12 +249,20 @@ def peak_memory(system: System) -> dict[str, float]:
 
 def cpu_seconds(system: System) -> dict[str, float]:
     """Each of our processes' processor time so far, user and system, in seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for name, process in system.processes.items():
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        seconds[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return seconds
+    return {name: process_seconds(process.pid) for name, process in system.processes.items()}
+
+
+def broker_seconds() -> float:
+    """The local Kafka broker's processor time so far (``scripts/services.sh``'s), 0 if none runs."""
+    try:
+        return process_seconds(int((BASE_DIR / "var" / "kafka" / "kafka.pid").read_text().split()[0]))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def process_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def table(header: list[str], values: list[float]) -> str:
