@@ -41,7 +41,7 @@ def libvips_tiles(image: Image.Image, folder) -> set[str]:
     [((1000, 777), "RGB"), ((255, 254), "L"), ((1, 1), "RGB"), ((509, 3), "RGBA"), ((2, 600), "LA")],
 )
 def test_the_tiles_are_libvips_and_the_full_size_is_the_image(size, mode, tmp_path):
-    image = noise(*size, mode)
+    image = noise(size[0], size[1], mode)
     made = pyramid_of(image)
     names = {name.split("/", 1)[1] for name in made.namelist() if name.startswith(f"{BASENAME}_files/")}
     assert names == libvips_tiles(image, tmp_path)
