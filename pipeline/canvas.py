@@ -7,13 +7,14 @@ written as it comes: once a band and every band above it are complete, the band 
 thread (``png.deflate_band``) into the job's spool file, reduced for the result's previews, and let
 go. So when the last tile comes only its band is left to write, and the collector holds only the
 bands under way, not the image. Any other format keeps every band until the job is assembled
-from them (it must fit ``COLLECTOR_CANVAS_MB`` whole).
+from them, and so in effect does a chain that turns or flips the image upside down (its first
+tiles land at the bottom or down the side): those must fit ``COLLECTOR_CANVAS_MB`` whole.
 
 A canvas is only a shortcut: the stored tiles stay the record. One that misses a tile (the
 collector restarted mid-job, or the job's results moved to another collector) is never used, and
 the job is assembled from storage as before. Canvases are held within ``COLLECTOR_CANVAS_MB``: a
-job that would not fit, or a PNG whose bands come so far out of order (a chain that flips the
-image upside down, a tile lost and sent again) that those held pass it, is assembled from storage.
+job that would not fit, or a PNG whose bands come so far out of order (a tile lost and sent
+again) that those held pass it, is assembled from storage.
 """
 
 from __future__ import annotations
@@ -182,9 +183,11 @@ class Canvases:
         return sum(canvas.nbytes for canvas in self.held.values())
 
     def fits(self, job: Job) -> bool:
-        """Is there room for the job's canvas: a PNG's band of rows, any other format's whole image?"""
+        """Is there room for the job's canvas: a band of rows for a PNG whose tiles, sent in order,
+        land top to bottom; else (another format, or a chain that turns or flips the image upside
+        down, whose first tiles land at the bottom or down the side) the whole image?"""
         width, height = job.output_size
-        rows = job.tile_size if job.output_format == "png" else height
+        rows = job.tile_size if job.output_format == "png" and lands_in_order(job) else height
         wanted = width * min(rows, height) * len(job.output_mode)
         return job.output_mode in COLOUR_TYPES and self.held_bytes() + wanted <= self.budget
 
@@ -211,6 +214,14 @@ class Canvases:
         for key in set(self.held) - running:
             self.held.pop(key).close()
         self.refused &= running
+
+
+def lands_in_order(job: Job) -> bool:
+    """Do the last stage's tiles, in the order they are sent (their index), land band by band
+    from the top of the result?"""
+    last = job.last_stage
+    tops = [job.placed(last, spec.core).top for spec in job.stage_tiles(last)]
+    return tops == sorted(tops)
 
 
 CANVASES = Canvases()

@@ -115,17 +115,30 @@ def test_a_png_canvas_holds_only_the_bands_under_way(alice, settings, caplog):
     assert max(held) <= 3 * band  # the band under way, and those being deflated
 
 
-def test_bands_out_of_order_past_the_budget_are_assembled_from_storage(alice, settings, caplog):
+def test_bands_held_back_past_the_budget_are_assembled_from_storage(alice, settings, caplog):
     settings.COLLECTOR_CANVAS_MB = 1
     image = noise(700, 640, "RGB", seed=6)
-    chain = [{"op": "flip_vertical"}]  # the first tiles sent land at the bottom: nothing can be written
+    job = make_job(alice, image, operations=[{"op": "invert"}], tile_size=64)
+    caplog.set_level("INFO")
+    first, *rest = results_for(job, image)
+    for value in rest:  # the first tile lost and sent again: no band can be written until it comes
+        record_result(value)
+    assert f"job {job.pk}: its canvas's bands came out of order past COLLECTOR_CANVAS_MB" in caplog.text
+    assert not CANVASES.held
+    assert run(job, image, [first]).tobytes() == reference(image, job.operations).tobytes()
+    assert f"job {job.pk} assembled from storage" in caplog.text
+
+
+@pytest.mark.parametrize("chain", [[{"op": "flip_vertical"}], [{"op": "rotate", "angle": 90}]])
+def test_a_chain_whose_first_tiles_land_low_needs_the_whole_image_to_fit(alice, settings, caplog, chain):
+    settings.COLLECTOR_CANVAS_MB = 1  # a band would fit, the 1.3 MB image would not
+    image = noise(700, 640, "RGB", seed=6)
     job = make_job(alice, image, operations=chain, tile_size=64)
     caplog.set_level("INFO")
     result = run(job, image)
-    assert f"job {job.pk}: its canvas's bands came out of order past COLLECTOR_CANVAS_MB" in caplog.text
+    assert str(job.pk) not in CANVASES.held and "came out of order" not in caplog.text  # never begun
     assert f"job {job.pk} assembled from storage" in caplog.text
     assert result.tobytes() == reference(image, chain).tobytes()
-    assert not CANVASES.held
 
 
 def test_the_previews_a_png_canvas_reduces_as_it_writes_are_those_of_the_whole_result(alice, monkeypatch):
