@@ -32,11 +32,11 @@ from django.db import connection, transaction
 from django.db.models import Avg, Count, F, Min
 from django.utils import timezone
 
-from imagepipe.core.bands import Bands
+from imagepipe.core.bands import pixel_array
 from imagepipe.core.chain import needed_stat
-from imagepipe.core.codec import encode_array, encode_tile
+from imagepipe.core.codec import encode_array
 from imagepipe.core.operations import chain_halo
-from imagepipe.core.pipeline import Pixels, cut_tile
+from imagepipe.core.pipeline import Pixels
 from jobs.events import push_sent, push_status
 from jobs.models import DISPATCH_LOCK, Job, PendingCancellation, Tile
 from jobs.storage import StorageUnavailable
@@ -409,10 +409,11 @@ def task_messages(
         )
         if isinstance(source, StoredTiles):
             yield spec.index, task.encode(source.pixels(spec.index))
-        elif isinstance(source, Bands):  # straight from the rows read, no Pillow image between
-            yield spec.index, task.encode(encode_array(source.mode, source.window(spec.padded.as_tuple())))
-        else:
-            yield spec.index, task.encode(encode_tile(cut_tile(source, spec)))
+        else:  # the padded region, straight from the rows read when they are
+            yield (
+                spec.index,
+                task.encode(encode_array(source.mode, pixel_array(source, spec.padded.as_tuple()))),
+            )
 
 
 def _produce(producer, topic_name, value, key, partition: int | None, on_delivery, kind: str) -> None:

@@ -23,7 +23,6 @@ from django.conf import settings
 from django.db import connection, connections
 from django.db.models import BigIntegerField, F
 from django.db.models.functions import Cast
-from PIL import Image
 
 from imagepipe.core import bands
 from imagepipe.core.deepzoom import write_pyramid
@@ -31,9 +30,8 @@ from imagepipe.core.pipeline import Pixels
 from jobs import pyramids, storage
 from jobs.events import push_status
 from jobs.models import Job
-from jobs.uploads import ACCEPTED_FORMATS
 
-from .stages import original_pixels
+from .stages import original_pixels, stored_header
 
 logger = logging.getLogger(__name__)
 PYRAMID_LOCK = 0x494D_5059  # "IMPY": with the job's id, held while its pyramids are made
@@ -85,14 +83,7 @@ def make(job: Job) -> None:
 
 def stored_pixels(name: str) -> Pixels:
     """A stored image (a result) read a band of rows at a time, from storage as it is read."""
-    stream = storage.Stream(name)
-    try:
-        header = Image.open(stream, formats=list(ACCEPTED_FORMATS))  # type: ignore[arg-type]  # a file
-    except (OSError, SyntaxError) as exc:
-        raise ValueError(f"{name} could not be read: {exc}") from None
-    finally:
-        stream.close()
-    return bands.Bands(lambda: storage.Stream(name), header)
+    return bands.Bands(lambda: storage.Stream(name), stored_header(name, "the result"))
 
 
 def store(job: Job, which: str, pixels: Pixels) -> None:

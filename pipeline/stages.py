@@ -47,13 +47,13 @@ def move_on(job: Job, stages: set[int]) -> None:
 
 class OriginalError(ValueError):
     """The stored original does not decode, or not to the image its upload's header declared, or
-    not within the dispatcher's memory budget."""
+    not within the dispatcher's memory budget (or a stored result's header can't be read)."""
 
 
 def original_pixels(job: Job) -> Pixels:
     """The stored original, normalised: read in bands if it is of a kind that can be (most are:
     ``imagepipe.core.bands``), else decoded whole, within ``DISPATCH_MEMORY_MB``."""
-    header = original_header(job)
+    header = stored_header(str(job.original.name))
     try:
         pixels: Pixels = Bands(lambda: storage.Stream(str(job.original.name)), header)
     except Unstreamable:
@@ -69,17 +69,17 @@ def original_pixels(job: Job) -> Pixels:
     return pixels
 
 
-def original_header(job: Job) -> Image.Image:
-    """Pillow's header of the stored original (a PNG's read with every chunk but its pixels, so an
-    orientation written after them is known), no pixel decoded."""
-    stream = storage.Stream(str(job.original.name))
+def stored_header(name: str, what: str = "the original") -> Image.Image:
+    """Pillow's header of a stored image, ``what`` it is (a PNG's read with every chunk but its
+    pixels, so an orientation written after them is known), no pixel decoded."""
+    stream = storage.Stream(name)
     try:
         header = Image.open(stream, formats=list(ACCEPTED_FORMATS))  # type: ignore[arg-type]  # a file
         header = uploads.png_metadata(stream) if header.format == "PNG" else header
         Image.Image.getexif(header)  # read now, while the file is open (a TIFF's is read lazily)
         return header
     except (OSError, SyntaxError, ValueError, SubmissionError, Image.DecompressionBombError) as exc:
-        raise OriginalError(f"the original could not be read: {exc}") from None
+        raise OriginalError(f"{what} could not be read: {exc}") from None
     finally:
         stream.close()
 

@@ -26,6 +26,7 @@ import pyvips
 from PIL import Image
 
 from .normalise import ORIENTATION, sixteen_to_eight, target_mode
+from .pipeline import Pixels
 
 pyvips.cache_set_max(0)  # libvips' operation cache would keep decoded images alive after their Bands
 
@@ -84,6 +85,15 @@ def streamable(header: Image.Image) -> bool:
         return False
     # libvips turns a grey or RGB PNG's transparent colour into an alpha band; Pillow leaves it out.
     return not (header.mode in ("L", "RGB") and "transparency" in header.info)
+
+
+def pixel_array(pixels: Pixels, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The pixels of ``box`` as an array (rows, columns, bands): straight from the rows held if
+    ``pixels`` are ``Bands``, with no Pillow image made between; else cropped and viewed."""
+    if isinstance(pixels, Bands):
+        return pixels.window(box)
+    left, top, right, bottom = box
+    return np.asarray(pixels.crop(box)).reshape(bottom - top, right - left, len(pixels.mode))
 
 
 def whole_bytes(mode: str, size: tuple[int, int]) -> int:

@@ -1,6 +1,4 @@
-"""DeepZoom pyramids, written as an image's rows come (``Pyramid``), and the raw spool libvips'
-JPEG encoder reads: pixels of any size written a band of rows at a time to a file, opened by
-libvips as an image it reads in a stream.
+"""DeepZoom pyramids, written as an image's rows come (``Pyramid``).
 
 A pyramid is one zip: ``pyramid.dzi`` (the descriptor) and ``pyramid_files/<level>/<column>_<row>``
 tiles of 254 pixels with a pixel of overlap on each inner side, level 0 one pixel, the last the
@@ -11,38 +9,20 @@ from __future__ import annotations
 
 import io
 import math
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import BinaryIO
 
 import cv2
 import numpy as np
-import pyvips
 
-from .bands import Bands
+from .bands import pixel_array
 from .codec import as_image
-from .pipeline import Pixels, row_bands
+from .pipeline import Pixels
 
 TILE_SIZE, OVERLAP = 254, 1  # DeepZoom's usual: 256 with the overlap on both sides
 BASENAME = "pyramid"
-BAND_BYTES = 4 << 20  # rows spooled at a time, at most about this much
-INTERPRETATION = {"L": "b-w", "LA": "b-w", "RGB": "srgb", "RGBA": "srgb"}
-
-
-@contextmanager
-def spooled(pixels: Pixels, spool: str | None = None) -> Iterator[pyvips.Image]:
-    """``pixels`` (L, LA, RGB or RGBA) as a libvips image over a raw file in the folder ``spool``
-    (the system's temporary folder if None), written a band of rows at a time; gone after."""
-    width, height = pixels.size
-    bands = len(pixels.mode)
-    with tempfile.NamedTemporaryFile(dir=spool, suffix=".raw") as raw:
-        for band in row_bands(pixels, max(1, BAND_BYTES // (width * bands))):
-            raw.write(band.tobytes())
-        raw.flush()
-        image = pyvips.Image.rawload(raw.name, width, height, bands)
-        yield image.copy(interpretation=INTERPRETATION[pixels.mode])
+BAND_BYTES = 4 << 20  # rows read at a time, at most about this much
 
 
 def write_pyramid(pixels: Pixels, out: BinaryIO, tiles: str = "png") -> None:
@@ -53,11 +33,7 @@ def write_pyramid(pixels: Pixels, out: BinaryIO, tiles: str = "png") -> None:
     pyramid = Pyramid(pixels.size, pixels.mode, out, tiles)
     rows = max(1, BAND_BYTES // (width * len(pixels.mode)))
     for top in range(0, height, rows):
-        box = (0, top, width, min(top + rows, height))
-        if isinstance(pixels, Bands):  # its rows as they are, no Pillow image made between
-            pyramid.add(pixels.window(box))
-        else:
-            pyramid.add(np.asarray(pixels.crop(box)).reshape(box[3] - top, width, len(pixels.mode)))
+        pyramid.add(pixel_array(pixels, (0, top, width, min(top + rows, height))))
     pyramid.close()
 
 
@@ -148,7 +124,7 @@ class _Level:
             self.save(self.number, column, self.tile_row, np.ascontiguousarray(rows[:, left:right]))
         self.tile_row += 1
         keep = min(self.tile_row * TILE_SIZE - OVERLAP - self.top, self.filled)  # the next row's first
-        self.buffer[: self.filled - keep] = self.buffer[keep : self.filled].copy()
+        self.buffer[: self.filled - keep] = self.buffer[keep : self.filled]  # numpy copes with the overlap
         self.top, self.filled = self.top + keep, self.filled - keep
 
     def _halved(self, rows: np.ndarray, last: bool) -> np.ndarray:
