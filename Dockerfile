@@ -15,9 +15,9 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DJANGO_SETTINGS_MODULE=imagepipe.settings \
     PRODUCTION=true
-# Rows of pixels (128 KiB and more) mapped on their own and given back when freed: memory stays
+# Bands of rows (4 MiB and more) mapped on their own and given back when freed: memory stays
 # flat from job to job (imagepipe/processes.py says why).
-ENV MALLOC_MMAP_THRESHOLD_=131072
+ENV MALLOC_MMAP_THRESHOLD_=4194304
 
 WORKDIR /app
 

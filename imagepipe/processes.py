@@ -24,10 +24,12 @@ MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 SECRETS_DIR = Path(os.environ.get("IMAGEPIPE_VAR") or BASE_DIR / "var") / "secrets"
 # What one role holds and another must not inherit.
 ROLE_SECRETS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "TASK_SIGNING_KEY", "RESULT_SIGNING_KEY")
-# glibc's allocator, as the image sets it (Dockerfile): blocks of 128 KiB and more (rows of pixels)
-# are always mapped on their own and given back when freed, instead of the threshold rising after
-# the first frees and later bands being carved from a heap that then never shrinks.
-MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+# glibc's allocator, as the image sets it (Dockerfile): blocks of 4 MiB and more (bands of rows) are
+# always mapped on their own and given back when freed, instead of the threshold rising after the
+# first frees and later bands being carved from a heap that then never shrinks. Smaller ones (a
+# tile's message, 800 KB at 512 px) come from the heap and are reused: mapping each afresh cost its
+# page faults on every copy, about a third of a millisecond per tile and copy (bench/README).
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
 
 
 def role_env(role: str, secrets: Path = SECRETS_DIR) -> dict[str, str]:

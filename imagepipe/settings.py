@@ -228,7 +228,9 @@ KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1)
 KAFKA_MAX_MESSAGE_BYTES = env_int("KAFKA_MAX_MESSAGE_BYTES", 32 * 1024 * 1024)
 # Messages a consumer (worker, collector) fetches ahead of its work, in MB (librdkafka's default).
 KAFKA_CONSUMER_QUEUE_MB = env_int("KAFKA_CONSUMER_QUEUE_MB", 64)
-KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "lz4")
+# Producer compression: none by default, as tiles of photographs hardly compress and every broker
+# and client then pays to (de)compress them (bench/README, "Big images").
+KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "none")
 # A consumer silent this long leaves its group and its partitions move on (a killed worker's, say).
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000)
 # How long the broker keeps tasks and results (tile pixels), and how much per partition at most;

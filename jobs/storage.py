@@ -11,16 +11,23 @@ image) is never taken for an outage.
 from __future__ import annotations
 
 import bisect
+import errno
 import logging
+import os
+import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import accumulate
+from pathlib import Path
+from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 
 logger = logging.getLogger(__name__)
+PROCESS_FILES = Path("/proc/self/fd")  # Linux's: a file open in this process, by descriptor
 
 
 class StorageUnavailable(Exception):
@@ -152,11 +159,51 @@ def save(name: str, data: bytes) -> str:
     return _replace(name, ContentFile(data))
 
 
-def save_file(name: str, handle) -> str:
+def save_file(name: str, handle: BinaryIO) -> str:
     """Store the file open in ``handle`` (a result written to disk a band at a time) under
-    ``name``, copied in chunks, as ``save`` stores bytes; the name."""
+    ``name``, copied in chunks, as ``save`` stores bytes; the name. A file on the same filesystem
+    as a local storage is linked into it instead, whole, with no copy (``linked``)."""
+    handle.flush()
+    if linked(name, handle):
+        return name
     handle.seek(0)
     return _replace(name, File(handle))
+
+
+def spool(directory: str | Path | None = None) -> BinaryIO:
+    """A file with no name in ``directory`` (the system's temporary one if None), gone with its
+    process whatever happens to it, which ``save_file`` can still link into a local storage.
+    (Python's ``TemporaryFile`` opens one that can never be linked; this one can.)"""
+    try:
+        fd = os.open(directory or tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o644)
+    except (AttributeError, OSError):  # no O_TMPFILE here, or not on this filesystem
+        return tempfile.TemporaryFile(dir=directory)
+    return os.fdopen(fd, "w+b")
+
+
+def linked(name: str, handle: BinaryIO) -> bool:
+    """Give the file open in ``handle`` the name ``name`` in a local storage, replacing what an
+    earlier attempt left there, by a link: no byte copied. False, and nothing done, if storage is
+    not local or the file can't be linked there (another filesystem, or a file made not to be)."""
+    if not isinstance(default_storage, FileSystemStorage) or not PROCESS_FILES.is_dir():
+        return False
+    with calls(f"writing {name}"):
+        target = Path(default_storage.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        beside = f".{target.name}.{uuid.uuid4().hex}"
+        folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            # A folder's descriptor makes this linkat(2), which follows /proc's link to the file.
+            os.link(PROCESS_FILES / str(handle.fileno()), beside, dst_dir_fd=folder, follow_symlinks=True)
+            os.chmod(beside, default_storage.file_permissions_mode or 0o644, dir_fd=folder)
+            os.replace(beside, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EMLINK):
+                return False  # another filesystem; a temporary file opened not to be linked
+            raise
+        finally:
+            os.close(folder)
+    return True
 
 
 def _replace(name: str, content: File) -> str:

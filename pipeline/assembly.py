@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -168,10 +167,12 @@ def _written(job: Job, pixels: Canvas | StageTiles) -> Iterator[BinaryIO]:
     """The result written in a spool file, at its end: a PNG its canvas wrote as the tiles came,
     anything else written now."""
     if isinstance(pixels, Canvas) and pixels.streamed:
-        with pixels.finished_png() as spool:
-            yield spool
+        try:
+            yield pixels.finished_png()
+        finally:
+            pixels.close()
         return
-    with tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR) as spool:
+    with storage.spool(settings.RESULT_SPOOL_DIR) as spool:
         _write_result(job, pixels, spool)
         yield spool
 

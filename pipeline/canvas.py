@@ -20,7 +20,6 @@ again) that those held pass it, is assembled from storage.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -31,7 +30,7 @@ from PIL import Image
 
 from imagepipe.core.codec import as_image
 from imagepipe.core.png import COLOUR_TYPES, STRIP_BYTES, Band, BandWriter, deflate_band
-from jobs import previews
+from jobs import previews, storage
 from jobs.models import Job, Tile
 
 logger = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ class Canvas:
         self.written = 0  # of them, written to the spool (a PNG)
         self.bands: dict[tuple[int, int], np.ndarray] = {}
         if self.streamed:
-            self.spool: BinaryIO = tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR)
+            self.spool: BinaryIO = storage.spool(settings.RESULT_SPOOL_DIR)
             self.png = BandWriter(self.spool, self.size, self.mode, bytes(job.icc_profile) or None)
             self.reducer = previews.Reducer(self.size, self.mode, max(previews.SIZES))
             self.unwritten: deque[np.ndarray] = deque()  # bands complete, in order, not all deflated

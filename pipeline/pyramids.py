@@ -15,7 +15,6 @@ made marks the job's viewer failed and says why in the log; the job stays done.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 
@@ -87,7 +86,7 @@ def stored_pixels(name: str) -> Pixels:
 
 
 def store(job: Job, which: str, pixels: Pixels) -> None:
-    with tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR) as zipped:
+    with storage.spool(settings.RESULT_SPOOL_DIR) as zipped:
         write_pyramid(pixels, zipped, settings.PYRAMID_TILE_FORMAT)
         size = zipped.tell()
         storage.save_file(pyramids.name(job.pk, which), zipped)

@@ -1,7 +1,7 @@
 """Tile codecs: how a tile's pixels travel in a Kafka message.
 
 A 12-byte header and the pixel bytes as Pillow holds them; the producer's compression
-(``KAFKA_COMPRESSION``, lz4 by default) applies on top. ``bench/codec.py`` compares it with PNG
+(``KAFKA_COMPRESSION``, none by default) applies on top. ``bench/codec.py`` compares it with PNG
 tiles through the real broker (``bench/README.md``).
 """
 

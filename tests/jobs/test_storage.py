@@ -2,6 +2,10 @@
 answers is FileNotFoundError, that file's loss."""
 
 import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -49,3 +53,36 @@ def test_files_that_cannot_be_discarded_are_logged_and_the_rest_still_go(outage,
         storage.discard([kept, gone])
     assert f"could not delete {kept}" in caplog.text
     assert not default_storage.exists(gone)
+
+
+def test_a_spool_beside_local_storage_is_linked_into_it_not_copied(media_root, tmp_path):
+    spools = tmp_path / "spools"  # the same filesystem as media_root
+    spools.mkdir()
+    with storage.spool(spools) as handle:
+        handle.write(b"a result written band by band")
+        assert not list(spools.iterdir())  # nameless: a collector killed now leaves nothing
+        inode = os.fstat(handle.fileno()).st_ino
+        assert storage.save_file("results/linked.png", handle) == "results/linked.png"
+    stored = Path(default_storage.path("results/linked.png"))
+    assert stored.stat().st_ino == inode and not list(spools.iterdir())  # the same file, named
+    assert storage.read("results/linked.png") == b"a result written band by band"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o644  # readable by the web, as a saved file is
+    assert not [name for name in os.listdir(stored.parent) if name.startswith(".")]
+    with storage.spool(spools) as again:  # a second attempt replaces the first
+        again.write(b"again")
+        storage.save_file("results/linked.png", again)
+    assert storage.read("results/linked.png") == b"again"
+
+
+def test_a_file_storage_cannot_link_is_copied(media_root, tmp_path):
+    with tempfile.TemporaryFile(dir=tmp_path) as unlinkable:  # Python's: made never to be linked
+        unlinkable.write(b"unlinkable")
+        storage.save_file("results/copied.png", unlinkable)
+    assert storage.read("results/copied.png") == b"unlinkable"
+    elsewhere = Path("/dev/shm")
+    if not elsewhere.is_dir() or elsewhere.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem here to spool on")
+    with storage.spool(elsewhere) as across:  # another filesystem: EXDEV
+        across.write(b"across filesystems")
+        storage.save_file("results/across.png", across)
+    assert storage.read("results/across.png") == b"across filesystems"
