@@ -24,12 +24,16 @@ MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 SECRETS_DIR = Path(os.environ.get("IMAGEPIPE_VAR") or BASE_DIR / "var") / "secrets"
 # What one role holds and another must not inherit.
 ROLE_SECRETS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "TASK_SIGNING_KEY", "RESULT_SIGNING_KEY")
-# glibc's allocator, as the image sets it (Dockerfile): blocks of 4 MiB and more (bands of rows) are
-# always mapped on their own and given back when freed, instead of the threshold rising after the
-# first frees and later bands being carved from a heap that then never shrinks. Smaller ones (a
-# tile's message, 800 KB at 512 px) come from the heap and are reused: mapping each afresh cost its
-# page faults on every copy, about a third of a millisecond per tile and copy (bench/README).
+# glibc's allocator, as the image sets it (Dockerfile, docker-compose.yml): blocks of 4 MiB and more
+# (bands of rows) are always mapped on their own and given back when freed, instead of the
+# threshold rising after the first frees and later bands being carved from a heap that then never
+# shrinks. Smaller ones (a tile's message, 800 KB at 512 px) come from the heap and are reused:
+# mapping each afresh cost its page faults on every copy, about a third of a millisecond per tile
+# and copy (bench/README). The dispatcher maps everything from 128 KiB: with tile-sized blocks
+# from its heap (beside libvips' buffers) it kept 53 MB more after a 100 MP job than after a 5 MP
+# one, where it should keep a band of rows (tests/integration/test_big_images.py).
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
+MALLOC_OF_ROLE = {"dispatcher": {"MALLOC_MMAP_THRESHOLD_": str(128 << 10)}}
 
 
 def role_env(role: str, secrets: Path = SECRETS_DIR) -> dict[str, str]:
@@ -58,7 +62,7 @@ class System:
         """Start ``argv`` as ``name``, holding only ``role``'s secrets."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
-        env = MALLOC | self.env
+        env = MALLOC_OF_ROLE.get(role, MALLOC) | self.env
         if own := role_env(role, self.secrets):
             env = {key: value for key, value in env.items() if key not in ROLE_SECRETS} | own
         process = subprocess.Popen(

@@ -2,24 +2,27 @@
 
 Assembling from the stored tiles after the last one (``assembly.StageTiles``) reads every tile
 back and then writes the whole file: time every job pays after its last tile, while nothing else
-runs. Here each tile is pasted into its band of rows the moment it is recorded. A PNG result is
-written as it comes: once a band and every band above it are complete, the band is deflated on a
-thread (``png.deflate_band``) into the job's spool file, reduced for the result's previews, and let
-go. So when the last tile comes only its band is left to write, and the collector holds only the
-bands under way, not the image. Any other format keeps every band until the job is assembled
-from them, and so in effect does a chain that turns or flips the image upside down (its first
-tiles land at the bottom or down the side): those must fit ``COLLECTOR_CANVAS_MB`` whole.
+runs. Here each tile is put into its band of rows the moment it is recorded. A PNG result is
+written as it comes, and holds no band in memory: each tile's pixels go to its band's file on disk
+(``BandSpool``, raw), and once a band and every band above it are complete, the band is read back
+a strip of rows at a time, reduced for the result's previews, deflated on threads
+(``png.deflate_band``) into the job's spool file, and deleted. So when the last tile comes only its
+band is left to write; the collector's memory is a few strips whatever the image's width, and a
+chain that turns or flips the image (its first tiles land at the bottom or down the side) waits on
+disk, not in memory. Any other format keeps every band in memory until the job is assembled from
+them, so must fit ``COLLECTOR_CANVAS_MB`` whole.
 
 A canvas is only a shortcut: the stored tiles stay the record. One that misses a tile (the
 collector restarted mid-job, or the job's results moved to another collector) is never used, and
-the job is assembled from storage as before. Canvases are held within ``COLLECTOR_CANVAS_MB``: a
-job that would not fit, or a PNG whose bands come so far out of order (a tile lost and sent
-again) that those held pass it, is assembled from storage.
+the job is assembled from storage as before. Canvases in memory are held within
+``COLLECTOR_CANVAS_MB`` (0: no canvas at all): a job that would not fit is assembled from storage.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -38,6 +41,45 @@ _THREADS = max(1, settings.RESULT_PNG_THREADS)
 _deflating = ThreadPoolExecutor(_THREADS, thread_name_prefix="deflate")
 
 
+class BandSpool:
+    """A band of rows in a file with no name, each tile's pixels one block where its columns put it
+    (``left`` × height × bands bytes in), read back a strip of rows at a time once complete."""
+
+    def __init__(self, height: int, width: int, bands: int) -> None:
+        self.height, self.width, self.bands = height, width, bands
+        self.file = tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR)
+        self.columns: list[tuple[int, int]] = []  # (left, right) of the tiles written
+        self.top = 0  # the next row to read back
+
+    def write(self, left: int, pixels: np.ndarray) -> None:
+        """A tile's pixels (rows, columns, bands), the band's height, from column ``left``."""
+        block = np.ascontiguousarray(pixels)
+        offset = left * self.height * self.bands
+        if os.pwrite(self.file.fileno(), block.data, offset) != block.nbytes:
+            raise OSError(f"the band spool took less than a tile at {offset}: is the disk full?")
+        self.columns.append((left, left + block.shape[1]))
+
+    def read(self, rows: int) -> np.ndarray:
+        """The next ``rows`` rows (fewer at the band's end), as an array (rows, width, bands)."""
+        top, bottom = self.top, min(self.top + rows, self.height)
+        out = np.empty((bottom - top, self.width, self.bands), np.uint8)
+        for left, right in self.columns:
+            block = np.empty((bottom - top, right - left, self.bands), np.uint8)
+            offset = (left * self.height + top * (right - left)) * self.bands
+            if os.preadv(self.file.fileno(), [block.data], offset) != block.nbytes:
+                raise OSError(f"the band spool is shorter than its tiles at {offset}")
+            out[:, left:right] = block
+        self.top = bottom
+        return out
+
+    @property
+    def done(self) -> bool:
+        return self.top >= self.height
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class Canvas:
     """One job's last stage: the bands of rows begun and not yet written, by (top, bottom)."""
 
@@ -52,12 +94,13 @@ class Canvas:
             self.waiting.setdefault((box.top, box.bottom), set()).add(index)
         self.order = sorted(self.waiting)  # the bands, top to bottom
         self.written = 0  # of them, written to the spool (a PNG)
-        self.bands: dict[tuple[int, int], np.ndarray] = {}
+        self.bands: dict[tuple[int, int], np.ndarray] = {}  # in memory: a format not streamed
+        self.spools: dict[tuple[int, int], BandSpool] = {}  # on disk: a PNG's
         if self.streamed:
             self.spool: BinaryIO = storage.spool(settings.RESULT_SPOOL_DIR)
             self.png = BandWriter(self.spool, self.size, self.mode, bytes(job.icc_profile) or None)
             self.reducer = previews.Reducer(self.size, self.mode, max(previews.SIZES))
-            self.unwritten: deque[np.ndarray] = deque()  # bands complete, in order, not all deflated
+            self.unwritten: deque[BandSpool] = deque()  # bands complete, in order, not all deflated
             self.strip = max(1, STRIP_BYTES // (self.size[0] * len(self.mode)))  # rows deflated at once
             self.deflating: deque[Future[Band]] = deque()  # strips of them, in order
 
@@ -67,9 +110,8 @@ class Canvas:
 
     @property
     def nbytes(self) -> int:
-        """The pixels held: the bands begun, and those complete but not yet all deflated."""
-        unwritten = sum(rows.nbytes for rows in self.unwritten) if self.streamed else 0
-        return sum(rows.nbytes for rows in self.bands.values()) + unwritten
+        """The pixels held in memory: the bands of a format not streamed (a PNG's are on disk)."""
+        return sum(rows.nbytes for rows in self.bands.values())
 
     def paste(self, index: int, pixels: np.ndarray) -> None:
         """A tile's pixels (rows, columns, bands) into its band; a PNG's bands then ready written."""
@@ -77,22 +119,27 @@ class Canvas:
         key = (box.top, box.bottom)
         if index not in self.waiting[key]:
             return
-        rows = self.bands.get(key)
-        if rows is None:
-            rows = self.bands[key] = np.empty((box.height, self.size[0], len(self.mode)), np.uint8)
-        rows[:, box.left : box.right] = pixels.reshape(box.height, box.width, len(self.mode))
+        tile = pixels.reshape(box.height, box.width, len(self.mode))
+        if self.streamed:
+            spool = self.spools.get(key)
+            if spool is None:
+                spool = self.spools[key] = BandSpool(box.height, self.size[0], len(self.mode))
+            spool.write(box.left, tile)
+        else:
+            rows = self.bands.get(key)
+            if rows is None:
+                rows = self.bands[key] = np.empty((box.height, self.size[0], len(self.mode)), np.uint8)
+            rows[:, box.left : box.right] = tile
         self.waiting[key].discard(index)
         if self.streamed:
             self._write_ready()
 
     def _write_ready(self) -> None:
-        """Reduce each complete band with none missing above it, in order, then deflate them a
+        """Queue each complete band with none missing above it, in order, then deflate them a
         strip at a time, as many strips at once as there are threads, and write those done."""
         while self.written < len(self.order) and not self.waiting[self.order[self.written]]:
-            rows = self.bands.pop(self.order[self.written])
+            self.unwritten.append(self.spools.pop(self.order[self.written]))
             self.written += 1
-            self.reducer.add_rows(rows)
-            self.unwritten.append(rows)
         self._deflate(wait=False)
 
     def _deflate(self, wait: bool) -> None:
@@ -102,10 +149,11 @@ class Canvas:
                 self.png.add(self.deflating.popleft().result())
             if not self.unwritten or len(self.deflating) >= _THREADS:
                 return
-            rows = self.unwritten[0]
-            strip, self.unwritten[0] = rows[: self.strip], rows[self.strip :]
-            if not len(self.unwritten[0]):
-                self.unwritten.popleft()
+            spool = self.unwritten[0]
+            strip = spool.read(self.strip)
+            self.reducer.add_rows(strip)
+            if spool.done:
+                self.unwritten.popleft().close()
             last = not self.unwritten and self.written == len(self.order)
             self.deflating.append(_deflating.submit(deflate_band, strip.reshape(len(strip), -1), level, last))
 
@@ -131,6 +179,9 @@ class Canvas:
 
     def close(self) -> None:
         self.bands.clear()
+        for spool in [*self.spools.values(), *getattr(self, "unwritten", ())]:
+            spool.close()
+        self.spools.clear()
         if self.streamed:
             for future in self.deflating:
                 future.cancel()
@@ -165,14 +216,6 @@ class Canvases:
         except Exception:  # a shortcut that fails is dropped, never the tile: storage has it
             logger.exception("pasting tiles of job %s failed; it will be assembled from storage", key)
             self.drop(key)
-            return
-        if self.held_bytes() > self.budget:
-            logger.info(
-                "job %s: its canvas's bands came out of order past COLLECTOR_CANVAS_MB; it will be "
-                "assembled from storage",
-                key,
-            )
-            self.drop(key)
 
     @property
     def budget(self) -> int:
@@ -182,13 +225,13 @@ class Canvases:
         return sum(canvas.nbytes for canvas in self.held.values())
 
     def fits(self, job: Job) -> bool:
-        """Is there room for the job's canvas: a band of rows for a PNG whose tiles, sent in order,
-        land top to bottom; else (another format, or a chain that turns or flips the image upside
-        down, whose first tiles land at the bottom or down the side) the whole image?"""
+        """May the job have a canvas: canvases are on (a budget), and the result is a PNG (its
+        bands wait on disk) or, in another format, the whole image fits the budget's memory?"""
+        if job.output_mode not in COLOUR_TYPES or not self.budget:
+            return False
         width, height = job.output_size
-        rows = job.tile_size if job.output_format == "png" and lands_in_order(job) else height
-        wanted = width * min(rows, height) * len(job.output_mode)
-        return job.output_mode in COLOUR_TYPES and self.held_bytes() + wanted <= self.budget
+        wanted = 0 if job.output_format == "png" else width * height * len(job.output_mode)
+        return self.held_bytes() + wanted <= self.budget
 
     def take(self, job: Job) -> Canvas | None:
         """The job's canvas, if complete, given up by the collector; None: assemble from storage."""
@@ -213,14 +256,6 @@ class Canvases:
         for key in set(self.held) - running:
             self.held.pop(key).close()
         self.refused &= running
-
-
-def lands_in_order(job: Job) -> bool:
-    """Do the last stage's tiles, in the order they are sent (their index), land band by band
-    from the top of the result?"""
-    last = job.last_stage
-    tops = [job.placed(last, spec.core).top for spec in job.stage_tiles(last)]
-    return tops == sorted(tops)
 
 
 CANVASES = Canvases()

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from imagepipe.core.bands import pixel_array
 from imagepipe.core.chain import needed_stat
-from imagepipe.core.codec import encode_array
+from imagepipe.core.codec import array_parts
 from imagepipe.core.operations import chain_halo
 from imagepipe.core.pipeline import Pixels
 from jobs.events import push_sent, push_status
@@ -409,10 +409,10 @@ def task_messages(
         )
         if isinstance(source, StoredTiles):
             yield spec.index, task.encode(source.pixels(spec.index))
-        else:  # the padded region, straight from the rows read when they are
+        else:  # the padded region, straight from the rows read, copied once into its message
             yield (
                 spec.index,
-                task.encode(encode_array(source.mode, pixel_array(source, spec.padded.as_tuple()))),
+                task.encode(array_parts(source.mode, pixel_array(source, spec.padded.as_tuple()))),
             )
 
 

@@ -31,9 +31,14 @@ class MessageError(ValueError):
     """A message that is not a well-formed ImagePipe envelope."""
 
 
-def pack(header: dict[str, Any], payload: bytes = b"") -> bytes:
+Payload = bytes | list[Any]  # bytes, or pieces of it that export a buffer (``codec.array_parts``)
+
+
+def pack(header: dict[str, Any], payload: Payload = b"") -> bytes:
+    """The message: its header, then the payload; given in pieces, they are joined once, here."""
     encoded = json.dumps(header, separators=(",", ":")).encode()
-    return _PREFIX.pack(_MAGIC, VERSION, len(encoded)) + encoded + payload
+    pieces = payload if isinstance(payload, list) else [payload]
+    return b"".join([_PREFIX.pack(_MAGIC, VERSION, len(encoded)), encoded, *pieces])
 
 
 def unpack(value: bytes | None) -> tuple[dict[str, Any], bytes]:
@@ -83,7 +88,7 @@ class Task:
     generation: int = 0  # the job's retry count when this was sent: a cancel covers those before it
     nonce: str = _limit(default="", length=64)  # this send's, stored on the tile row: its result returns it
 
-    def encode(self, pixels: bytes) -> bytes:
+    def encode(self, pixels: Payload) -> bytes:
         return pack({"kind": "task", **asdict(self)}, pixels)
 
     @classmethod

@@ -29,10 +29,16 @@ def encode_raw(image: Image.Image) -> bytes:
 
 def encode_array(mode: str, pixels: np.ndarray) -> bytes:
     """A tile from its pixels as numpy holds them (rows, columns[, bands]), with no Pillow copy."""
+    return b"".join(array_parts(mode, pixels))
+
+
+def array_parts(mode: str, pixels: np.ndarray) -> list[bytes | np.ndarray]:
+    """``encode_array``'s bytes in the pieces they are joined from (its header, then the pixels,
+    contiguous), for a message to join them once with its own header (``messages.pack``)."""
     shaped = pixels.size == pixels.shape[0] * pixels.shape[1] * len(mode)
     if mode not in _MODES or pixels.dtype != np.uint8 or not shaped:
         raise CodecError(f"can't encode a {pixels.dtype} array of {pixels.shape} as {mode}")
-    return _header(mode, pixels.shape[1], pixels.shape[0]) + pixels.tobytes()
+    return [_header(mode, pixels.shape[1], pixels.shape[0]), np.ascontiguousarray(pixels)]
 
 
 def _header(mode: str, width: int, height: int) -> bytes:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from imagepipe.core.codec import CodecError, decode_array, decode_raw, encode_array, encode_raw
+from imagepipe.core.codec import CodecError, array_parts, decode_array, decode_raw, encode_array, encode_raw
 from tests.images import noise
 
 
@@ -42,3 +42,11 @@ def test_arrays_are_the_same_tiles_as_images(mode):
 def test_an_array_that_is_not_its_mode_is_refused(mode, pixels):
     with pytest.raises(CodecError):
         encode_array(mode, pixels)
+
+
+def test_a_tile_in_pieces_joins_to_the_tile_and_its_pixels_are_copied_once():
+    pixels = np.arange(6 * 5 * 3, dtype=np.uint8).reshape(6, 5, 3)
+    header, rows = array_parts("RGB", pixels[:, 1:4])  # a window: not contiguous, so copied
+    assert rows.flags.c_contiguous and b"".join([header, rows]) == encode_array("RGB", pixels[:, 1:4])
+    whole = array_parts("RGB", pixels)[1]
+    assert np.shares_memory(whole, pixels)  # contiguous already: not copied here, only when joined
