@@ -32,13 +32,13 @@ def encode_array(mode: str, pixels: np.ndarray) -> bytes:
     return b"".join(array_parts(mode, pixels))
 
 
-def array_parts(mode: str, pixels: np.ndarray) -> list[bytes | np.ndarray]:
+def array_parts(mode: str, pixels: np.ndarray) -> list[bytes | memoryview]:
     """``encode_array``'s bytes in the pieces they are joined from (its header, then the pixels,
     contiguous), for a message to join them once with its own header (``messages.pack``)."""
     shaped = pixels.size == pixels.shape[0] * pixels.shape[1] * len(mode)
     if mode not in _MODES or pixels.dtype != np.uint8 or not shaped:
         raise CodecError(f"can't encode a {pixels.dtype} array of {pixels.shape} as {mode}")
-    return [_header(mode, pixels.shape[1], pixels.shape[0]), np.ascontiguousarray(pixels)]
+    return [_header(mode, pixels.shape[1], pixels.shape[0]), np.ascontiguousarray(pixels).data]
 
 
 def _header(mode: str, width: int, height: int) -> bytes:
