@@ -125,6 +125,7 @@ class Bands:
         self.handle: Readable | None = None
         self.top = 0  # the first row held
         self.rows = np.zeros((0, 0), np.uint8)  # rows [top, top + len(rows)) of the working mode
+        self.buffer = self.rows  # what ``rows`` views: reused from band to band (``_decode``)
         self.next_row = 0  # the next row libvips will decode
         self._open()
 
@@ -154,7 +155,8 @@ class Bands:
         if not (0 <= left < right <= width and 0 <= top < bottom <= height):
             raise ValueError(f"{box} is outside the {width}×{height} image")
         self.hold(top, bottom)
-        return np.ascontiguousarray(self.rows[top - self.top : bottom - self.top, left:right])
+        # A copy, always: the rows held are overwritten by the next band's.
+        return self.rows[top - self.top : bottom - self.top, left:right].copy()
 
     def hold(self, top: int, bottom: int) -> None:
         """Hold rows ``[top, bottom)``, letting go of those above ``top``."""
@@ -207,7 +209,7 @@ class Bands:
         if self.handle is not None:
             self.handle.close()
             self.handle = None
-        self.rows = self.rows[:0]
+        self.rows = self.buffer = self.rows[:0]
         self.top = self.size[1]  # above every row: the next crop opens the file again
 
     def _decode(
@@ -215,12 +217,23 @@ class Bands:
     ) -> np.ndarray:
         """Rows ``[top, bottom)`` decoded and normalised, after the rows ``above`` them if given,
         as one array (rows, width, bands); read ``READ_ROWS`` at a time, so libvips holds no more.
-        ``keep=False``: decoded and dropped (rows skipped on the way down)."""
+        ``keep=False``: decoded and dropped (rows skipped on the way down). The rows go into the
+        buffer the last band used, ``above`` moved to its top first, so a band of the image's
+        width is held once, not twice while the next is read; it grows only for a taller band."""
         width, bands = self.size[0], len(self.mode)
         held = 0 if above is None else len(above)
-        rows = np.empty((held + bottom - top if keep else 0, width, bands), np.uint8)
-        if above is not None and held:
-            rows[:held] = above
+        if not keep:
+            rows = np.empty((0, width, bands), np.uint8)
+        elif len(self.buffer) < held + bottom - top or self.buffer.shape[1:] != (width, bands):
+            buffer = np.empty((held + bottom - top + READ_ROWS, width, bands), np.uint8)
+            if held:
+                buffer[:held] = above
+            self.buffer = buffer
+            rows = buffer[: held + bottom - top]
+        else:
+            if held:
+                self.buffer[:held] = above  # overlapping rows of the same buffer: numpy copies safely
+            rows = self.buffer[: held + bottom - top]
         for start in range(top, bottom, READ_ROWS):
             end = min(start + READ_ROWS, bottom)
             fresh = self._fetch(start, end)

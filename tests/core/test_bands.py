@@ -152,6 +152,19 @@ def test_only_the_rows_asked_for_are_held():
         assert bands.nbytes <= 400 * 3 * 164  # the rows of the crop, and at most one read ahead
 
 
+def test_rows_of_tiles_down_the_image_reuse_one_buffer_and_their_windows_are_copies():
+    data = encoded(photo_like(400, 3000, "RGB"), "PNG")
+    reference, bands = whole(data), bands_of(data)
+    windows, buffers = [], set()
+    for top in range(0, 2900, 96):  # rows of tiles 96 high with a halo of 4, as the dispatcher reads
+        box = (0, max(top - 4, 0), 400, min(top + 100, 3000))
+        windows.append((box, bands.window(box)))  # the full width: a window that could be a view
+        buffers.add(bands.buffer.__array_interface__["data"][0])
+    assert len(buffers) <= 2  # the first row's buffer, and one grown for the taller rows after it
+    for box, window in windows:  # still right after the rows they came from were overwritten
+        assert window.tobytes() == reference.crop(box).tobytes()
+
+
 @pytest.mark.parametrize(
     ("data", "why"),
     [
