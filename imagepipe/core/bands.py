@@ -125,7 +125,7 @@ class Bands:
         self.handle: Readable | None = None
         self.top = 0  # the first row held
         self.rows = np.zeros((0, 0), np.uint8)  # rows [top, top + len(rows)) of the working mode
-        self.buffer = self.rows  # what ``rows`` views: reused from band to band (``_decode``)
+        self.buffer: np.ndarray = self.rows  # what ``rows`` views: reused from band to band (``_decode``)
         self.next_row = 0  # the next row libvips will decode
         self._open()
 
@@ -221,7 +221,9 @@ class Bands:
         buffer the last band used, ``above`` moved to its top first, so a band of the image's
         width is held once, not twice while the next is read; it grows only for a taller band."""
         width, bands = self.size[0], len(self.mode)
-        held = 0 if above is None else len(above)
+        if above is None:
+            above = np.empty((0, width, bands), np.uint8)
+        held = len(above)
         if not keep:
             rows = np.empty((0, width, bands), np.uint8)
         elif len(self.buffer) < held + bottom - top or self.buffer.shape[1:] != (width, bands):
