@@ -394,7 +394,8 @@ class ResultCollector(Loop):
             self.pyramids.when_due()
             self.next_sweep = now + settings.COLLECTOR_SWEEP_SECONDS
         self.report_when_due()
-        batch = self.consumer.poll_batch(self.poll_seconds, settings.COLLECTOR_BATCH_MAX)
+        most, most_bytes = settings.COLLECTOR_BATCH_MAX, settings.COLLECTOR_BATCH_MB << 20
+        batch = self.consumer.poll_batch(self.poll_seconds, most, most_bytes)
         if not batch:
             close_old_connections()  # idle: drop a connection that is old or broken
             return 0

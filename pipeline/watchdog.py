@@ -32,6 +32,7 @@ from pipeline import kafka
 logger = logging.getLogger(__name__)
 
 WATERMARK_TIMEOUT = 2.0
+BATCH_STEP = 4  # messages a batch takes at a time past its first, so its bytes stop it close to its bound
 
 Rebalance = Callable[[Consumer, list[TopicPartition]], None]  # on_assign, on_revoke, on_lost
 
@@ -104,20 +105,27 @@ class WatchedConsumer:
             self.check(now)
         return message
 
-    def poll_batch(self, timeout: float, most: int) -> list[Message]:
+    def poll_batch(self, timeout: float, most: int, most_bytes: int | None = None) -> list[Message]:
         """The next message (waiting up to ``timeout`` for it) and up to ``most`` - 1 more already
-        fetched: batches grow with the backlog, and a lone message is not held back for company."""
+        fetched, stopping once their values pass ``most_bytes``: batches grow with the backlog to a
+        bound in count and in memory, and a lone message is not held back for company."""
         first = self.poll(timeout)
         if first is None:
             return []
-        try:
-            rest = self.consumer.consume(most - 1, 0) if most > 1 else []
-        except RuntimeError as exc:  # closed behind the loop's back
-            self.rebuild(f"its consumer is unusable ({exc})")
-            return [first]
-        if any(not message.error() for message in rest):
+        batch, size = [first], len(first.value() or b"")
+        while len(batch) < most and (most_bytes is None or size < most_bytes):
+            try:  # a few at a time: each message's value is copied out as it is taken
+                more = self.consumer.consume(min(most - len(batch), BATCH_STEP), 0)
+            except RuntimeError as exc:  # closed behind the loop's back
+                self.rebuild(f"its consumer is unusable ({exc})")
+                break
+            if not more:
+                break
+            batch += more
+            size += sum(len(message.value() or b"") for message in more)
+        if any(not message.error() for message in batch[1:]):
             self.clock.arrived(time.monotonic())
-        return [first, *rest]
+        return batch
 
     def check(self, now: float) -> None:
         try:

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from pipeline import kafka
-from pipeline.watchdog import StallClock, WatchedConsumer
+from pipeline.watchdog import BATCH_STEP, StallClock, WatchedConsumer
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +131,16 @@ def test_a_batch_is_what_has_arrived_up_to_its_bound_in_order_and_a_lone_message
     started = time.monotonic()
     (lone,) = consumer.poll_batch(30, 4)
     assert lone.value() == b"beat 0" and time.monotonic() - started < 30  # not held for company
+
+
+def test_a_batch_stops_once_its_messages_pass_its_bytes(watched):
+    consumer = watched()
+    poll_until([consumer], lambda _: consumer.consumer.assignment())
+    publish(12)  # 6 bytes each ("beat 0" ...)
+    batches: list[list] = []
+    deadline = time.monotonic() + 40
+    while sum(map(len, batches)) < 12 and time.monotonic() < deadline:
+        batches.append(consumer.poll_batch(0.2, 100, most_bytes=12))
+    assert [m.value() for batch in batches for m in batch] == [b"beat %d" % n for n in range(12)]
+    # 6 bytes, then a step of BATCH_STEP more passes 12: the batch stops there, far below 100
+    assert max(map(len, batches)) == 1 + BATCH_STEP
