@@ -17,7 +17,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import accumulate
 from pathlib import Path
 from typing import BinaryIO
@@ -193,14 +193,19 @@ def linked(name: str, handle: BinaryIO) -> bool:
         beside = f".{target.name}.{uuid.uuid4().hex}"
         folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            # A folder's descriptor makes this linkat(2), which follows /proc's link to the file.
-            os.link(PROCESS_FILES / str(handle.fileno()), beside, dst_dir_fd=folder, follow_symlinks=True)
-            os.chmod(beside, default_storage.file_permissions_mode or 0o644, dir_fd=folder)
-            os.replace(beside, target.name, src_dir_fd=folder, dst_dir_fd=folder)
-        except OSError as exc:
-            if exc.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EMLINK):
-                return False  # another filesystem; a temporary file opened not to be linked
-            raise
+            try:  # a folder's descriptor makes this linkat(2), which follows /proc's link to the file
+                os.link(PROCESS_FILES / str(handle.fileno()), beside, dst_dir_fd=folder, follow_symlinks=True)
+            except OSError as exc:
+                if exc.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EMLINK):
+                    return False  # another filesystem; a temporary file opened not to be linked
+                raise
+            try:
+                os.chmod(beside, default_storage.file_permissions_mode or 0o644, dir_fd=folder)
+                os.replace(beside, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(beside, dir_fd=folder)  # no half-named file left in storage
+                raise
         finally:
             os.close(folder)
     return True

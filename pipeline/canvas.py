@@ -96,11 +96,11 @@ class Canvas:
         self.written = 0  # of them, written to the spool (a PNG)
         self.bands: dict[tuple[int, int], np.ndarray] = {}  # in memory: a format not streamed
         self.spools: dict[tuple[int, int], BandSpool] = {}  # on disk: a PNG's
+        self.unwritten: deque[BandSpool] = deque()  # a PNG's bands complete, in order, not all deflated
         if self.streamed:
             self.spool: BinaryIO = storage.spool(settings.RESULT_SPOOL_DIR)
             self.png = BandWriter(self.spool, self.size, self.mode, bytes(job.icc_profile) or None)
             self.reducer = previews.Reducer(self.size, self.mode, max(previews.SIZES))
-            self.unwritten: deque[BandSpool] = deque()  # bands complete, in order, not all deflated
             self.strip = max(1, STRIP_BYTES // (self.size[0] * len(self.mode)))  # rows deflated at once
             self.deflating: deque[Future[Band]] = deque()  # strips of them, in order
 
@@ -179,9 +179,10 @@ class Canvas:
 
     def close(self) -> None:
         self.bands.clear()
-        for spool in [*self.spools.values(), *getattr(self, "unwritten", ())]:
+        for spool in [*self.spools.values(), *self.unwritten]:
             spool.close()
         self.spools.clear()
+        self.unwritten.clear()
         if self.streamed:
             for future in self.deflating:
                 future.cancel()
