@@ -424,6 +424,7 @@ class ResultCollector(Loop):
             self.storage_sweep = None
 
     def stop(self) -> None:
+        self.pyramids.stop()  # the view under way is left, to be made again
         self.consumer.stop()  # commits the offsets stored above
         _dead_letters().flush(10)
         self.report(stopped=True)

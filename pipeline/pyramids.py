@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, connections
@@ -24,7 +25,7 @@ from django.db.models import BigIntegerField, F
 from django.db.models.functions import Cast
 
 from imagepipe.core import bands
-from imagepipe.core.deepzoom import write_pyramid
+from imagepipe.core.deepzoom import Abandoned, write_pyramid
 from imagepipe.core.pipeline import Pixels
 from jobs import pyramids, storage
 from jobs.events import push_status
@@ -61,13 +62,17 @@ def release(job: Job) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [PYRAMID_LOCK, str(job.pk)])
 
 
-def make(job: Job) -> None:
-    """Make and store both pyramids of the job, then mark its viewer ready (or failed)."""
+def make(job: Job, abandon: Callable[[], bool] = lambda: False) -> None:
+    """Make and store both pyramids of the job, then mark its viewer ready (or failed); left as
+    they were if ``abandon()`` turns true on the way (the next builder makes them again)."""
     started = time.perf_counter()
     try:
-        store(job, "original", original_pixels(job))  # as the pipeline read it: turned, normalised
+        store(job, "original", original_pixels(job), abandon)  # as the pipeline read it: upright
         if job.output_format != "deepzoom":  # else the result is a pyramid already
-            store(job, "result", stored_pixels(str(job.result.name)))
+            store(job, "result", stored_pixels(str(job.result.name)), abandon)
+    except Abandoned as exc:
+        logger.info("job %s: its zoomable view was left part way (%s); it is made again later", job.pk, exc)
+        return
     except (OSError, ValueError) as exc:  # OriginalError, Unstreamable, a file that won't decode
         logger.warning("job %s: its zoomable view could not be made: %s", job.pk, str(exc).strip())
         Job.objects.filter(pk=job.pk).update(viewer=Job.Viewer.FAILED)
@@ -85,9 +90,9 @@ def stored_pixels(name: str) -> Pixels:
     return bands.Bands(lambda: storage.Stream(name), stored_header(name, "the result"))
 
 
-def store(job: Job, which: str, pixels: Pixels) -> None:
+def store(job: Job, which: str, pixels: Pixels, abandon: Callable[[], bool] = lambda: False) -> None:
     with storage.spool(settings.RESULT_SPOOL_DIR) as zipped:
-        write_pyramid(pixels, zipped, settings.PYRAMID_TILE_FORMAT)
+        write_pyramid(pixels, zipped, settings.PYRAMID_TILE_FORMAT, abandon)
         size = zipped.tell()
         storage.save_file(pyramids.name(job.pk, which), zipped)
     job.count_stored(size)
@@ -99,6 +104,7 @@ class Builder:
 
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     def when_due(self) -> None:
         """Start on the next job that waits for its pyramids, unless one is being made."""
@@ -106,22 +112,29 @@ class Builder:
             self.thread = threading.Thread(target=self.build_next, name="pyramids", daemon=True)
             self.thread.start()
 
-    @staticmethod
-    def build_next() -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Abandon the pyramid under way at its next band and wait for the thread to end: a
+        process that exits under a thread still in libvips or OpenCV aborts ("terminate called
+        without an active exception")."""
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def build_next(self) -> None:
         try:
-            build_one()
+            build_one(self.stopping.is_set)
         except Exception:  # storage or the database away, or a bug: tried again when next due
             logger.exception("making a zoomable view failed; tried again later")
         finally:
             connections.close_all()  # this thread's own (its lock with it, if the release failed)
 
 
-def build_one() -> Job | None:
+def build_one(abandon: Callable[[], bool] = lambda: False) -> Job | None:
     """Make the pyramids of the job waiting longest for them, if any builder may; that job."""
     job = wanted()
     if job is not None:
         try:
-            make(job)
+            make(job, abandon)
         finally:
             release(job)
     return job

@@ -25,14 +25,24 @@ BASENAME = "pyramid"
 BAND_BYTES = 4 << 20  # rows read at a time, at most about this much
 
 
-def write_pyramid(pixels: Pixels, out: BinaryIO, tiles: str = "png") -> None:
+class Abandoned(Exception):
+    """A pyramid given up part way, as its caller asked (``write_pyramid``'s ``abandon``)."""
+
+
+def write_pyramid(
+    pixels: Pixels, out: BinaryIO, tiles: str = "png", abandon: Callable[[], bool] = lambda: False
+) -> None:
     """``pixels``' pyramid (L, LA, RGB or RGBA), as a zip written to ``out``, its rows read top to
     bottom about ``BAND_BYTES`` at a time (``Pyramid``): ``png`` tiles (exact) or ``jpg`` (quality
-    85); an image with alpha always gets png."""
+    85); an image with alpha always gets png. Before each band, ``abandon()`` true gives it up
+    (``Abandoned``): a process stopping does not wait for a gigapixel's view."""
     width, height = pixels.size
     pyramid = Pyramid(pixels.size, pixels.mode, out, tiles)
     rows = max(1, BAND_BYTES // (width * len(pixels.mode)))
     for top in range(0, height, rows):
+        if abandon():
+            pyramid.abandon()
+            raise Abandoned(f"abandoned at row {top} of {height}")
         pyramid.add(pixel_array(pixels, (0, top, width, min(top + rows, height))))
     pyramid.close()
 
@@ -65,6 +75,11 @@ class Pyramid:
             if not len(rows):
                 return
             rows = level.add(rows)
+
+    def abandon(self) -> None:
+        """Give up part way: the zip closed as it stands (no descriptor), for the caller to throw
+        away; left open, the zip would write its directory when collected, into a closed file."""
+        self.zip.close()
 
     def close(self) -> None:
         """After the last rows: the rest of every level, the descriptor, the zip's directory."""

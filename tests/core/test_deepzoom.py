@@ -10,7 +10,7 @@ import pytest
 import pyvips
 from PIL import Image
 
-from imagepipe.core.deepzoom import BASENAME, Pyramid, write_pyramid
+from imagepipe.core.deepzoom import BASENAME, Abandoned, Pyramid, write_pyramid
 from tests.images import noise
 
 
@@ -77,3 +77,16 @@ def test_rows_short_of_the_image_fail_the_pyramid():
     pyramid.add(np.zeros((9, 10, 1), np.uint8))
     with pytest.raises(ValueError, match="given 9 of its 10 rows"):
         pyramid.close()
+
+
+def test_a_pyramid_is_abandoned_at_the_next_band_when_asked():
+    asked = []
+
+    def abandon() -> bool:
+        asked.append(True)
+        return len(asked) > 1  # the first band goes, then the caller wants out
+
+    image = noise(2000, 1500, "RGB", seed=9)  # 9 MB: more than one band of rows
+    with pytest.raises(Abandoned, match="abandoned at row"):
+        write_pyramid(image, io.BytesIO(), "png", abandon)
+    assert len(asked) == 2

@@ -161,3 +161,23 @@ def test_a_deepzoom_result_is_an_exact_pyramid_and_the_viewer_shows_it(alice, al
     assert job.viewer == Job.Viewer.READY
     served = alice_api.get(f"/api/jobs/{job.pk}/pyramid/result_files/{top}/1_0.png")
     assert served.status_code == 200 and served.content == stored
+
+
+def test_a_view_abandoned_part_way_is_left_undone_and_made_by_the_next_builder(alice, caplog):
+    job = done_job(alice, noise(700, 500, seed=4))
+    caplog.set_level("INFO", "pipeline.pyramids")
+    assert pyramids.build_one(abandon=lambda: True) == job  # the collector stopping
+    job.refresh_from_db()
+    assert job.viewer == Job.Viewer.NONE and "left part way" in caplog.text
+    build()  # its lock let go: the next builder makes it
+    job.refresh_from_db()
+    assert job.viewer == Job.Viewer.READY
+
+
+def test_a_builder_stopping_waits_for_its_thread(alice):
+    done_job(alice, noise(700, 500, seed=5))
+    builder = pyramids.Builder()
+    builder.stopping.set()  # as if asked to stop as it starts: it abandons at the first band
+    builder.when_due()
+    builder.stop()
+    assert builder.thread is not None and not builder.thread.is_alive()
