@@ -9,6 +9,7 @@ import requests
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageFilter
 
+from jobs.models import Job
 from pipeline.collector import record_result
 from tests.images import photo
 
@@ -87,3 +88,21 @@ def test_a_job_runs_on_object_storage_and_downloads_through_a_signed_url(
     unsigned = signed.split("?")[0]
     assert requests.get(unsigned, timeout=10).status_code == 403  # nothing is public
     assert bob_api.get(f"/api/jobs/{job.pk}/result/").status_code == 404
+
+
+def test_an_object_already_in_the_bucket_is_imported_by_its_key_and_left_there(s3, alice_api, bob_api):
+    data = io.BytesIO()
+    IMAGE.save(data, "PNG")
+    bucket = s3.Bucket("imagepipe-test")
+    bucket.put_object(Key="imports/alice/scans/big.png", Body=data.getvalue())
+    fields = {"storage_key": "imports/alice/scans/big.png", "operations": [{"op": "invert"}]}
+    assert bob_api.post("/api/jobs/", fields, format="json").status_code == 403  # not bob's prefix
+    missing = {**fields, "storage_key": "imports/alice/scans/none.png"}
+    assert alice_api.post("/api/jobs/", missing, format="json").status_code == 400
+    response = alice_api.post("/api/jobs/", fields, format="json")
+    assert response.status_code == 201, response.content
+    job = Job.objects.get()
+    stored = {item.key: item for item in bucket.objects.all()}
+    assert f"originals/{job.pk}.png" in stored and "imports/alice/scans/big.png" in stored
+    copied = stored[f"originals/{job.pk}.png"].get()["Body"].read()
+    assert copied == data.getvalue() and job.original_name == "big.png" and job.tiles_total > 0
