@@ -86,6 +86,7 @@ class Canvas:
     def __init__(self, job: Job) -> None:
         self.mode, self.size = job.output_mode, job.output_size
         self.streamed = job.output_format == "png"
+        self.reserved = memory_of(job)  # what it may come to hold, counted against the budget
         last = job.last_stage
         self.boxes = {spec.index: job.placed(last, spec.core) for spec in job.stage_tiles(last)}
         # Tiles waiting, per band of rows (geometric steps move tiles, but a grid stays a grid).
@@ -223,16 +224,15 @@ class Canvases:
         return settings.COLLECTOR_CANVAS_MB << 20
 
     def held_bytes(self) -> int:
-        return sum(canvas.nbytes for canvas in self.held.values())
+        """The memory the canvases held may come to (not what they hold yet: a canvas grows)."""
+        return sum(canvas.reserved for canvas in self.held.values())
 
     def fits(self, job: Job) -> bool:
         """May the job have a canvas: canvases are on (a budget), and the result is a PNG (its
         bands wait on disk) or, in another format, the whole image fits the budget's memory?"""
         if job.output_mode not in COLOUR_TYPES or not self.budget:
             return False
-        width, height = job.output_size
-        wanted = 0 if job.output_format == "png" else width * height * len(job.output_mode)
-        return self.held_bytes() + wanted <= self.budget
+        return self.held_bytes() + memory_of(job) <= self.budget
 
     def take(self, job: Job) -> Canvas | None:
         """The job's canvas, if complete, given up by the collector; None: assemble from storage."""
@@ -257,6 +257,13 @@ class Canvases:
         for key in set(self.held) - running:
             self.held.pop(key).close()
         self.refused &= running
+
+
+def memory_of(job: Job) -> int:
+    """What the job's canvas may come to hold in memory: nothing for a PNG (its bands wait on
+    disk), else the whole image."""
+    width, height = job.output_size
+    return 0 if job.output_format == "png" else width * height * len(job.output_mode)
 
 
 CANVASES = Canvases()

@@ -133,6 +133,20 @@ def test_a_chain_whose_first_tiles_land_low_waits_on_disk_for_a_png(alice, setti
     assert result.tobytes() == reference(image, chain).tobytes()
 
 
+def test_canvases_of_other_formats_share_the_budget_by_what_they_will_hold(alice, settings, caplog):
+    settings.COLLECTOR_CANVAS_MB = 1  # a 400 × 300 RGB image is 0.36 MB: two fit, three do not
+    image = noise(400, 300, "RGB", seed=8)
+    jobs = [make_job(alice, image, [{"op": "invert"}], tile_size=64, output_format="webp") for _ in range(3)]
+    values = [results_for(job, image) for job in jobs]
+    for job_values in values:
+        record_result(job_values[0])  # each begins with one tile: little held yet, all to come
+    assert len(CANVASES.held) == 2  # the third would pass the budget once all three were full
+    caplog.set_level("INFO", "pipeline.assembly")
+    for job, job_values in zip(jobs, values, strict=True):
+        assert run(job, image, job_values[1:]).tobytes() == reference(image, job.operations).tobytes()
+    assert f"job {jobs[2].pk} assembled from storage" in caplog.text
+
+
 @pytest.mark.parametrize("output", ["webp", "tiff", "jpeg"])
 def test_another_format_is_assembled_from_storage_unless_the_whole_image_fits(
     alice, settings, caplog, output
