@@ -62,7 +62,7 @@ def release(job: Job) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [PYRAMID_LOCK, str(job.pk)])
 
 
-def make(job: Job, abandon: Callable[[], bool] = lambda: False) -> None:
+def make(job: Job, abandon: Callable[[], bool]) -> None:
     """Make and store both pyramids of the job, then mark its viewer ready (or failed); left as
     they were if ``abandon()`` turns true on the way (the next builder makes them again)."""
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def stored_pixels(name: str) -> Pixels:
     return bands.Bands(lambda: storage.Stream(name), stored_header(name, "the result"))
 
 
-def store(job: Job, which: str, pixels: Pixels, abandon: Callable[[], bool] = lambda: False) -> None:
+def store(job: Job, which: str, pixels: Pixels, abandon: Callable[[], bool]) -> None:
     with storage.spool(settings.RESULT_SPOOL_DIR) as zipped:
         write_pyramid(pixels, zipped, settings.PYRAMID_TILE_FORMAT, abandon)
         size = zipped.tell()

@@ -221,21 +221,15 @@ class Bands:
         buffer the last band used, ``above`` moved to its top first, so a band of the image's
         width is held once, not twice while the next is read; it grows only for a taller band."""
         width, bands = self.size[0], len(self.mode)
-        if above is None:
-            above = np.empty((0, width, bands), np.uint8)
-        held = len(above)
-        if not keep:
-            rows = np.empty((0, width, bands), np.uint8)
-        elif len(self.buffer) < held + bottom - top or self.buffer.shape[1:] != (width, bands):
-            buffer = np.empty((held + bottom - top + READ_ROWS, width, bands), np.uint8)
-            if held:
-                buffer[:held] = above
-            self.buffer = buffer
-            rows = buffer[: held + bottom - top]
-        else:
-            if held:
-                self.buffer[:held] = above  # overlapping rows of the same buffer: numpy copies safely
-            rows = self.buffer[: held + bottom - top]
+        held = 0 if above is None else len(above)
+        needed = held + bottom - top if keep else 0
+        rows = np.empty((0, width, bands), np.uint8)
+        if keep:
+            fits = len(self.buffer) >= needed and self.buffer.shape[1:] == (width, bands)
+            target = self.buffer if fits else np.empty((needed + READ_ROWS, width, bands), np.uint8)
+            if above is not None:
+                target[:held] = above  # moved up the same buffer, or out of the one outgrown
+            self.buffer, rows = target, target[:needed]
         for start in range(top, bottom, READ_ROWS):
             end = min(start + READ_ROWS, bottom)
             fresh = self._fetch(start, end)
