@@ -322,8 +322,10 @@ COLLECTOR_BATCH_MB = env_int("COLLECTOR_BATCH_MB", 16)
 # Memory the collector may hold results in as their tiles come (pipeline/canvas.py: a PNG's bands
 # wait on disk and take none); beyond, from storage; 0: no canvas.
 COLLECTOR_CANVAS_MB = env_int("COLLECTOR_CANVAS_MB", 256)
-# Where the collector writes a result before storing it (the system's temporary folder by default).
-RESULT_SPOOL_DIR = env_str("RESULT_SPOOL_DIR", "") or None
+# Where rows wait on disk (the system's temporary folder by default): the collector's results before
+# they are stored and a PNG's bands, the dispatcher's tile row of an original. RESULT_SPOOL_DIR is
+# its name before 2026-12-04, still read.
+SPOOL_DIR = env_str("SPOOL_DIR", "") or env_str("RESULT_SPOOL_DIR", "") or None
 # The largest result encoded whole (WebP), in MB decoded; PNG, TIFF and JPEG are written band by band.
 RESULT_WHOLE_MB = env_int("RESULT_WHOLE_MB", 1024)
 # The dispatcher (manage.py rundispatcher): tiles in flight per live worker, the least in flight

@@ -172,7 +172,7 @@ def _written(job: Job, pixels: Canvas | StageTiles) -> Iterator[BinaryIO]:
         finally:
             pixels.close()
         return
-    with storage.spool(settings.RESULT_SPOOL_DIR) as spool:
+    with storage.spool(settings.SPOOL_DIR) as spool:
         _write_result(job, pixels, spool)
         yield spool
 
@@ -189,9 +189,9 @@ def _write_result(job: Job, pixels: Canvas | StageTiles, out) -> None:
         write_tiff(pixels, out, icc_profile, threads)
     elif job.output_format == "jpeg":
         quality = job.output_quality or DEFAULT_JPEG_QUALITY
-        write_jpeg(pixels, out, quality, icc_profile, settings.RESULT_SPOOL_DIR)
+        write_jpeg(pixels, out, quality, icc_profile, settings.SPOOL_DIR)
     elif job.output_format == "deepzoom":
-        write_pyramid(pixels, out, "png")
+        write_pyramid(pixels, out, "png", directory=settings.SPOOL_DIR)
     else:
         whole = pixels.crop((0, 0, *pixels.size))
         out.write(encode(whole, job.output_format, job.output_quality, icc_profile, level, threads))

@@ -21,8 +21,6 @@ the job is assembled from storage as before. Canvases in memory are held within
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -31,6 +29,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
+from imagepipe.core.bandfile import BandFile
 from imagepipe.core.codec import as_image
 from imagepipe.core.png import COLOUR_TYPES, STRIP_BYTES, Band, BandWriter, deflate_band
 from jobs import previews, storage
@@ -41,43 +40,21 @@ _THREADS = max(1, settings.RESULT_PNG_THREADS)
 _deflating = ThreadPoolExecutor(_THREADS, thread_name_prefix="deflate")
 
 
-class BandSpool:
-    """A band of rows in a file with no name, each tile's pixels one block where its columns put it
-    (``left`` × height × bands bytes in), read back a strip of rows at a time once complete."""
+class BandSpool(BandFile):
+    """A PNG band on disk while its tiles come in, read back a strip at a time once complete."""
 
     def __init__(self, height: int, width: int, bands: int) -> None:
-        self.height, self.width, self.bands = height, width, bands
-        self.file = tempfile.TemporaryFile(dir=settings.RESULT_SPOOL_DIR)
-        self.columns: list[tuple[int, int]] = []  # (left, right) of the tiles written
+        super().__init__(height, width, bands, settings.SPOOL_DIR)
         self.top = 0  # the next row to read back
 
-    def write(self, left: int, pixels: np.ndarray) -> None:
-        """A tile's pixels (rows, columns, bands), the band's height, from column ``left``."""
-        block = np.ascontiguousarray(pixels)
-        offset = left * self.height * self.bands
-        if os.pwrite(self.file.fileno(), block.data, offset) != block.nbytes:
-            raise OSError(f"the band spool took less than a tile at {offset}: is the disk full?")
-        self.columns.append((left, left + block.shape[1]))
-
-    def read(self, rows: int) -> np.ndarray:
+    def strip(self, rows: int) -> np.ndarray:
         """The next ``rows`` rows (fewer at the band's end), as an array (rows, width, bands)."""
-        top, bottom = self.top, min(self.top + rows, self.height)
-        out = np.empty((bottom - top, self.width, self.bands), np.uint8)
-        for left, right in self.columns:
-            block = np.empty((bottom - top, right - left, self.bands), np.uint8)
-            offset = (left * self.height + top * (right - left)) * self.bands
-            if os.preadv(self.file.fileno(), [block.data], offset) != block.nbytes:
-                raise OSError(f"the band spool is shorter than its tiles at {offset}")
-            out[:, left:right] = block
-        self.top = bottom
-        return out
+        top, self.top = self.top, min(self.top + rows, self.height)
+        return self.read(top, self.top)
 
     @property
     def done(self) -> bool:
         return self.top >= self.height
-
-    def close(self) -> None:
-        self.file.close()
 
 
 class Canvas:
@@ -99,7 +76,7 @@ class Canvas:
         self.spools: dict[tuple[int, int], BandSpool] = {}  # on disk: a PNG's
         self.unwritten: deque[BandSpool] = deque()  # a PNG's bands complete, in order, not all deflated
         if self.streamed:
-            self.spool: BinaryIO = storage.spool(settings.RESULT_SPOOL_DIR)
+            self.spool: BinaryIO = storage.spool(settings.SPOOL_DIR)
             self.png = BandWriter(self.spool, self.size, self.mode, bytes(job.icc_profile) or None)
             self.reducer = previews.Reducer(self.size, self.mode, max(previews.SIZES))
             self.strip = max(1, STRIP_BYTES // (self.size[0] * len(self.mode)))  # rows deflated at once
@@ -125,7 +102,7 @@ class Canvas:
             spool = self.spools.get(key)
             if spool is None:
                 spool = self.spools[key] = BandSpool(box.height, self.size[0], len(self.mode))
-            spool.write(box.left, tile)
+            spool.write(box.left, 0, tile)
         else:
             rows = self.bands.get(key)
             if rows is None:
@@ -151,7 +128,7 @@ class Canvas:
             if not self.unwritten or len(self.deflating) >= _THREADS:
                 return
             spool = self.unwritten[0]
-            strip = spool.read(self.strip)
+            strip = spool.strip(self.strip)
             self.reducer.add_rows(strip)
             if spool.done:
                 self.unwritten.popleft().close()

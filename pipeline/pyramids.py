@@ -87,12 +87,14 @@ def make(job: Job, abandon: Callable[[], bool]) -> None:
 
 def stored_pixels(name: str) -> Pixels:
     """A stored image (a result) read a band of rows at a time, from storage as it is read."""
-    return bands.Bands(lambda: storage.Stream(name), stored_header(name, "the result"))
+    return bands.Bands(
+        lambda: storage.Stream(name), stored_header(name, "the result"), directory=settings.SPOOL_DIR
+    )
 
 
 def store(job: Job, which: str, pixels: Pixels, abandon: Callable[[], bool]) -> None:
-    with storage.spool(settings.RESULT_SPOOL_DIR) as zipped:
-        write_pyramid(pixels, zipped, settings.PYRAMID_TILE_FORMAT, abandon)
+    with storage.spool(settings.SPOOL_DIR) as zipped:
+        write_pyramid(pixels, zipped, settings.PYRAMID_TILE_FORMAT, abandon, settings.SPOOL_DIR)
         size = zipped.tell()
         storage.save_file(pyramids.name(job.pk, which), zipped)
     job.count_stored(size)

@@ -55,7 +55,9 @@ def original_pixels(job: Job) -> Pixels:
     ``imagepipe.core.bands``), else decoded whole, within ``DISPATCH_MEMORY_MB``."""
     header = stored_header(str(job.original.name))
     try:
-        pixels: Pixels = Bands(lambda: storage.Stream(str(job.original.name)), header)
+        pixels: Pixels = Bands(
+            lambda: storage.Stream(str(job.original.name)), header, directory=settings.SPOOL_DIR
+        )
     except Unstreamable:
         pixels = decode_original(job)
     except OSError as exc:

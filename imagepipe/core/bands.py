@@ -22,13 +22,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
-import pyvips
 from PIL import Image
 
+from .bandfile import BandFile
+from .libvips import pyvips  # set up to hold as little as it can
 from .normalise import ORIENTATION, sixteen_to_eight, target_mode
 from .pipeline import Pixels
-
-pyvips.cache_set_max(0)  # libvips' operation cache would keep decoded images alive after their Bands
 
 # The (format, Pillow mode) pairs read in bands: each proven equal to Pillow's decode.
 STREAMED = {
@@ -48,7 +47,8 @@ TURNS: dict[int, tuple[str, ...]] = {
     8: ("rot270",),
 }
 ROW_LOCAL = (1, 2)  # orientations whose rows come out in file order: read in sequential mode
-READ_ROWS = 64  # rows decoded at least per fetch
+READ_ROWS = 16  # rows decoded per fetch
+BLOCK = 128  # columns per block of the band file: a tile and its halo are read in a few
 SOURCE_BLOCK = 1 << 20  # bytes read from the file per call libvips makes
 
 
@@ -107,15 +107,23 @@ class Bands:
     ``open_file`` opens the file afresh each time it is called (a storage handle, or a path's);
     ``header`` is Pillow's header of it (``Image.open``, or a PNG's chunks read without its pixels,
     which also know an eXIf written after them). ``crop`` returns exactly what
-    ``normalise(Image.open(file)).crop(box)`` would. Crops should move down the image: the rows
-    above the lowest crop's top are let go, and a crop above them decodes the file from its start
-    again (counted in ``reopened``).
+    ``normalise(Image.open(file)).crop(box)`` would. The rows of the last crop wait on disk, in
+    ``directory`` (``bandfile.BandFile``): memory holds ``READ_ROWS`` of them while they are
+    decoded, and the crop. Crops should move down the image: the rows above the lowest crop's top
+    are let go, and a crop above them decodes the file from its start again (counted in
+    ``reopened``).
     """
 
-    def __init__(self, open_file: Callable[[], Readable], header: Image.Image, shrink: int = 1) -> None:
+    def __init__(
+        self,
+        open_file: Callable[[], Readable],
+        header: Image.Image,
+        shrink: int = 1,
+        directory: str | None = None,
+    ) -> None:
         if not streamable(header):
             raise Unstreamable(f"a {header.format} {header.mode} image is not read in bands")
-        self.open_file, self.header, self.shrink = open_file, header, shrink
+        self.open_file, self.header, self.shrink, self.directory = open_file, header, shrink, directory
         self.turn = orientation(header)
         self.mode = target_mode(header)
         self.raw_mode = ""
@@ -123,15 +131,16 @@ class Bands:
         self.reopened = -1
         self.failure: BaseException | None = None  # what the file raised while libvips read it
         self.handle: Readable | None = None
+        self.band: BandFile | None = None  # rows [top, top + its height), on disk
+        self.spare: BandFile | None = None  # the band before, written over by the next
         self.top = 0  # the first row held
-        self.rows = np.zeros((0, 0), np.uint8)  # rows [top, top + len(rows)) of the working mode
-        self.buffer: np.ndarray = self.rows  # what ``rows`` views: reused from band to band (``_decode``)
-        self.next_row = 0  # the next row libvips will decode
+        self.next_row = 0  # the next row libvips will decode (read in sequential mode: held up to it)
         self._open()
 
     @property
     def nbytes(self) -> int:
-        return self.rows.nbytes
+        """The pixels held in memory between crops: none (the rows wait on disk)."""
+        return 0
 
     def for_preview(self, bound: int) -> Bands:
         """The same file read for a preview fitted in ``bound`` × ``bound``: a JPEG at 1/2, 1/4 or
@@ -141,7 +150,7 @@ class Bands:
         shrink = max(self.size) // (2 * bound)
         if self.header.format != "JPEG" or shrink < 2:
             return self
-        return Bands(self.open_file, self.header, min(8, 1 << (shrink.bit_length() - 1)))
+        return Bands(self.open_file, self.header, min(8, 1 << (shrink.bit_length() - 1)), self.directory)
 
     def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
         left, top, right, bottom = box
@@ -155,26 +164,43 @@ class Bands:
         if not (0 <= left < right <= width and 0 <= top < bottom <= height):
             raise ValueError(f"{box} is outside the {width}×{height} image")
         self.hold(top, bottom)
-        # A copy, always: the rows held are overwritten by the next band's.
-        return self.rows[top - self.top : bottom - self.top, left:right].copy()
+        assert self.band is not None
+        return self.band.read(top - self.top, bottom - self.top, left, right)
 
     def hold(self, top: int, bottom: int) -> None:
         """Hold rows ``[top, bottom)``, letting go of those above ``top``."""
         if self.handle is None or (self.sequential and top < self.top):
             self._open()
         if not self.sequential:
-            if not (self.top <= top and bottom <= self.top + len(self.rows)):
-                self.top, self.rows = top, self._decode(top, bottom)
+            if self.band is None or not (self.top <= top and bottom <= self.top + self.band.height):
+                self._begin(top, bottom, keep=False)
+                self._decode(top, bottom)
             return
-        # Held are rows [self.top, self.next_row): drop those above ``top``, skip to it.
-        drop = min(top - self.top, len(self.rows))
-        self.rows, self.top = self.rows[drop:], self.top + drop
+        if bottom <= self.next_row:  # held: rows [self.top, self.next_row)
+            return
+        self._begin(top, bottom)
         if self.next_row < top:
             self._decode(self.next_row, top, keep=False)
-            self.top = top
-        if self.next_row < bottom:
-            end = min(max(bottom, self.next_row + READ_ROWS), self.size[1])
-            self.rows = self._decode(self.next_row, end, self.rows)
+        self._decode(self.next_row, bottom)
+
+    def _begin(self, top: int, bottom: int, keep: bool = True) -> None:
+        """A band file for rows ``[top, bottom)``, with the rows held of them moved into it
+        (``keep``: read in sequential mode, rows ``[self.top, self.next_row)`` are held)."""
+        if self.spare is None:
+            self.spare = BandFile(bottom - top, self.size[0], len(self.mode), self.directory)
+        self.spare.reset(bottom - top)
+        held, self.band, self.spare = self.band, self.spare, None
+        if held is not None and keep:
+            for start in range(max(top, self.top), min(bottom, self.next_row), READ_ROWS):
+                end = min(start + READ_ROWS, bottom, self.next_row)
+                self._put(held.read(start - self.top, end - self.top), start - top)
+        self.spare, self.top = held, top  # the next band is written over it
+
+    def _put(self, rows: np.ndarray, at: int) -> None:
+        """``rows`` (rows, width, bands) into the band file, from its row ``at``, block by block."""
+        assert self.band is not None
+        for left in range(0, self.size[0], BLOCK):
+            self.band.write(left, at, rows[:, left : left + BLOCK])
 
     def _open(self) -> None:
         self.close()
@@ -202,40 +228,27 @@ class Bands:
         self.image, self.size = image, (image.width, image.height)
         self.region = pyvips.Region.new(image)
         self.top, self.next_row = 0, 0
-        self.rows = np.zeros((0, image.width, len(self.mode)), np.uint8)
 
     def close(self) -> None:
         """Let go of the file and the rows held (a crop after this opens the file again)."""
         if self.handle is not None:
             self.handle.close()
             self.handle = None
-        self.rows = self.buffer = self.rows[:0]
+        for band in (self.band, self.spare):
+            if band is not None:
+                band.close()
+        self.band = self.spare = None
         self.top = self.size[1]  # above every row: the next crop opens the file again
 
-    def _decode(
-        self, top: int, bottom: int, above: np.ndarray | None = None, keep: bool = True
-    ) -> np.ndarray:
-        """Rows ``[top, bottom)`` decoded and normalised, after the rows ``above`` them if given,
-        as one array (rows, width, bands); read ``READ_ROWS`` at a time, so libvips holds no more.
-        ``keep=False``: decoded and dropped (rows skipped on the way down). The rows go into the
-        buffer the last band used, ``above`` moved to its top first, so a band of the image's
-        width is held once, not twice while the next is read; it grows only for a taller band."""
-        width, bands = self.size[0], len(self.mode)
-        held = 0 if above is None else len(above)
-        needed = held + bottom - top if keep else 0
-        rows = np.empty((0, width, bands), np.uint8)
-        if keep:
-            fits = len(self.buffer) >= needed and self.buffer.shape[1:] == (width, bands)
-            target = self.buffer if fits else np.empty((needed + READ_ROWS, width, bands), np.uint8)
-            if above is not None:
-                target[:held] = above  # moved up the same buffer, or out of the one outgrown
-            self.buffer, rows = target, target[:needed]
+    def _decode(self, top: int, bottom: int, keep: bool = True) -> None:
+        """Rows ``[top, bottom)`` decoded and normalised into the band file (which must begin at or
+        above ``top``), ``READ_ROWS`` at a time, so libvips holds no more; ``keep=False``: decoded
+        and dropped (rows skipped on the way down)."""
         for start in range(top, bottom, READ_ROWS):
             end = min(start + READ_ROWS, bottom)
             fresh = self._fetch(start, end)
             if keep:
-                rows[held + start - top : held + end - top] = fresh
-        return rows
+                self._put(fresh, start - self.top)
 
     def _fetch(self, top: int, bottom: int) -> np.ndarray:
         width = self.size[0]

@@ -16,6 +16,7 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
+from .bandfile import BandFile
 from .bands import pixel_array
 from .codec import as_image
 from .pipeline import Pixels
@@ -30,14 +31,19 @@ class Abandoned(Exception):
 
 
 def write_pyramid(
-    pixels: Pixels, out: BinaryIO, tiles: str = "png", abandon: Callable[[], bool] = lambda: False
+    pixels: Pixels,
+    out: BinaryIO,
+    tiles: str = "png",
+    abandon: Callable[[], bool] = lambda: False,
+    directory: str | None = None,
 ) -> None:
     """``pixels``' pyramid (L, LA, RGB or RGBA), as a zip written to ``out``, its rows read top to
-    bottom about ``BAND_BYTES`` at a time (``Pyramid``): ``png`` tiles (exact) or ``jpg`` (quality
-    85); an image with alpha always gets png. Before each band, ``abandon()`` true gives it up
-    (``Abandoned``): a process stopping does not wait for a gigapixel's view."""
+    bottom about ``BAND_BYTES`` at a time (``Pyramid``, its levels' rows on disk in ``directory``):
+    ``png`` tiles (exact) or ``jpg`` (quality 85); an image with alpha always gets png. Before each
+    band, ``abandon()`` true gives it up (``Abandoned``): a process stopping does not wait for a
+    gigapixel's view."""
     width, height = pixels.size
-    pyramid = Pyramid(pixels.size, pixels.mode, out, tiles)
+    pyramid = Pyramid(pixels.size, pixels.mode, out, tiles, directory)
     rows = max(1, BAND_BYTES // (width * len(pixels.mode)))
     for top in range(0, height, rows):
         if abandon():
@@ -49,12 +55,20 @@ def write_pyramid(
 
 class Pyramid:
     """A DeepZoom pyramid written to a zip as an image's rows are given, top to bottom, in bands of
-    any height: each level holds only the rows its next row of tiles needs, and hands the rows it
-    is given to the level below halved (each pixel the rounded mean of a 2 × 2 block, the last
-    column or row of an odd size repeated), so the image is never held, nor any level of it. The
-    full-size level's tiles are the given pixels exactly."""
+    any height: each level keeps only the rows its next row of tiles needs (on disk, in
+    ``directory``), and hands the rows it is given to the level below halved (each pixel the rounded
+    mean of a 2 × 2 block, the last column or row of an odd size repeated), so the image is never
+    held, nor any level of it, nor even a row of tiles. The full-size level's tiles are the given
+    pixels exactly."""
 
-    def __init__(self, size: tuple[int, int], mode: str, out: BinaryIO, tiles: str = "png") -> None:
+    def __init__(
+        self,
+        size: tuple[int, int],
+        mode: str,
+        out: BinaryIO,
+        tiles: str = "png",
+        directory: str | None = None,
+    ) -> None:
         self.size, self.mode = size, mode
         self.format = "png" if tiles == "png" or mode in ("LA", "RGBA") else "jpg"
         self.zip = zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True)  # tiles are compressed
@@ -65,6 +79,7 @@ class Pyramid:
                 (-(-size[0] // 2 ** (top - number)), -(-size[1] // 2 ** (top - number))),
                 len(mode),
                 self.tile,
+                directory,
             )
             for number in range(top, -1, -1)
         ]
@@ -79,6 +94,7 @@ class Pyramid:
     def abandon(self) -> None:
         """Give up part way: the zip closed as it stands (no descriptor), for the caller to throw
         away; left open, the zip would write its directory when collected, into a closed file."""
+        self._close_levels()
         self.zip.close()
 
     def close(self) -> None:
@@ -92,7 +108,12 @@ class Pyramid:
                     raise ValueError(f"level {level.number} was given {given} of its {level.height} rows")
             self.zip.writestr(f"{BASENAME}.dzi", descriptor(self.size, self.format))
         finally:
+            self._close_levels()
             self.zip.close()
+
+    def _close_levels(self) -> None:
+        for level in self.levels:
+            level.close()
 
     def tile(self, level: int, column: int, row: int, pixels: np.ndarray) -> None:
         image = as_image(self.mode, pixels)
@@ -105,14 +126,20 @@ class Pyramid:
 
 
 class _Level:
-    """One level of a ``Pyramid``: the rows of its row of tiles under way, in a buffer of a tile
-    row's height (so no band given is ever joined to what is held), and a row held back from the
-    level below (halving takes rows in pairs)."""
+    """One level of a ``Pyramid``: the rows of its row of tiles under way, on disk (a band file of
+    a tile row's height, each tile's columns one block, so a tile is one read), and a row held back
+    from the level below (halving takes rows in pairs)."""
 
-    def __init__(self, number: int, size: tuple[int, int], bands: int, save: Callable[..., None]) -> None:
+    def __init__(
+        self, number: int, size: tuple[int, int], bands: int, save: Callable[..., None], directory: str | None
+    ) -> None:
         self.number, (self.width, self.height), self.save = number, size, save
-        self.buffer = np.empty((min(TILE_SIZE + 2 * OVERLAP, self.height), self.width, bands), np.uint8)
-        self.top = self.filled = 0  # the buffer holds rows [top, top + filled) of this level
+        self.columns = [
+            (max(column * TILE_SIZE - OVERLAP, 0), min((column + 1) * TILE_SIZE + OVERLAP, self.width))
+            for column in range(-(-self.width // TILE_SIZE))
+        ]
+        self.band = BandFile(min(TILE_SIZE + 2 * OVERLAP, self.height), self.width, bands, directory)
+        self.top = self.filled = 0  # the band holds rows [top, top + filled) of this level
         self.tile_row = 0  # the next row of tiles to write
         self.odd: np.ndarray | None = None  # the last row given, not yet halved for the level below
 
@@ -123,24 +150,28 @@ class _Level:
         while given < len(rows):
             bottom = min((self.tile_row + 1) * TILE_SIZE + OVERLAP, self.height)  # the tile row's
             taken = min(len(rows) - given, bottom - self.top - self.filled)
-            self.buffer[self.filled : self.filled + taken] = rows[given : given + taken]
+            self._put(rows[given : given + taken], self.filled)
             self.filled, given = self.filled + taken, given + taken
             if self.top + self.filled == bottom:
                 self._write_row()
         return self._halved(rows, last)
 
+    def _put(self, rows: np.ndarray, at: int) -> None:
+        for left, right in self.columns:
+            self.band.write(left, at, rows[:, left:right])
+
     def _write_row(self) -> None:
-        """Write the row of tiles the buffer holds, then keep only its last rows: the overlap the
+        """Write the row of tiles the band holds, then keep only its last rows: the overlap the
         next row of tiles starts with."""
-        rows = self.buffer[: self.filled]
-        for column in range(-(-self.width // TILE_SIZE)):
-            left = max(column * TILE_SIZE - OVERLAP, 0)
-            right = min((column + 1) * TILE_SIZE + OVERLAP, self.width)
-            self.save(self.number, column, self.tile_row, np.ascontiguousarray(rows[:, left:right]))
+        for column, (left, right) in enumerate(self.columns):
+            self.save(self.number, column, self.tile_row, self.band.read(0, self.filled, left, right))
         self.tile_row += 1
         keep = min(self.tile_row * TILE_SIZE - OVERLAP - self.top, self.filled)  # the next row's first
-        self.buffer[: self.filled - keep] = self.buffer[keep : self.filled]  # numpy copes with the overlap
+        self._put(self.band.read(keep, self.filled), 0)
         self.top, self.filled = self.top + keep, self.filled - keep
+
+    def close(self) -> None:
+        self.band.close()
 
     def _halved(self, rows: np.ndarray, last: bool) -> np.ndarray:
         """Rows in pairs, each pair and each pair of columns averaged (rounded); the odd row out

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-import pyvips
-
+from .libvips import pyvips  # set up to hold as little as it can
 from .pipeline import Pixels, row_bands
 
 BAND_BYTES = 4 << 20  # rows spooled at a time, at most about this much
