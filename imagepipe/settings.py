@@ -317,8 +317,9 @@ TILE_MAX_DISPATCHES = env_int("TILE_MAX_DISPATCHES", 5)  # then the job fails
 COLLECTOR_SWEEP_SECONDS = env_float("COLLECTOR_SWEEP_SECONDS", 10.0)
 # Results the collector records in one transaction, at most: what has arrived, up to this many.
 COLLECTOR_BATCH_MAX = env_int("COLLECTOR_BATCH_MAX", 100)
-# ... and what their messages may hold, in MB (20 tiles of 512 px RGB): the collector holds a batch.
-COLLECTOR_BATCH_MB = env_int("COLLECTOR_BATCH_MB", 16)
+# ... and what their messages may hold, in MB (10 tiles of 512 px RGB): the collector holds a batch,
+# and fetches about as much ahead of it (pipeline/kafka.py fetching_ahead).
+COLLECTOR_BATCH_MB = env_int("COLLECTOR_BATCH_MB", 8)
 # Memory the collector may hold results in as their tiles come (pipeline/canvas.py: a PNG's bands
 # wait on disk and take none); beyond, from storage; 0: no canvas.
 COLLECTOR_CANVAS_MB = env_int("COLLECTOR_CANVAS_MB", 256)

@@ -351,7 +351,13 @@ def _log_assignment(consumer, partitions) -> None:
 
 def watched_consumer() -> WatchedConsumer:
     topics = [kafka.topic(kafka.RESULTS), kafka.topic(kafka.HEARTBEATS)]
-    return WatchedConsumer(kafka.COLLECTOR_GROUP, topics, "collector", on_assign=_log_assignment)
+    return WatchedConsumer(
+        kafka.COLLECTOR_GROUP,
+        topics,
+        "collector",
+        on_assign=_log_assignment,
+        config=kafka.fetching_ahead(settings.COLLECTOR_BATCH_MB),  # a batch held, one more fetched
+    )
 
 
 class ResultCollector(Loop):

@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -108,8 +108,9 @@ class Claim:
         """Mark the tiles of ``indices`` still queued as sent with ``nonce``, each to the least
         loaded live partition, in one short transaction under ``DISPATCH_LOCK``; None if another
         dispatcher holds the lock, or the job is no longer dispatchable as it was when its tiles
-        were cut. From here, only a result carrying ``nonce`` is recorded for these tiles: one
-        answering an earlier send of a tile, or no send at all, is refused."""
+        were chosen (their tasks are cut after, as they are published). From here, only a result
+        carrying ``nonce`` is recorded for these tiles: one answering an earlier send of a tile,
+        or no send at all, is refused."""
         with transaction.atomic():
             if not indices or not _lead():
                 return None
@@ -286,17 +287,17 @@ class Dispatcher(Loop):
         count = min(count, tiles_a_send(job))
         indices = set(job.tiles.queued(job.stage).order_by("index").values_list("index", flat=True)[:count])
         nonce = secrets.token_hex(16)
-        try:
-            messages = dict(task_messages(job, source, job.stage, table, indices, nonce))
-        except (OSError, ValueError) as exc:  # an original read in bands fails part way down
-            logger.warning("job %s: cutting stage %d failed: %s", job.pk, job.stage, exc)
-            return self.stage_failed(job, exc)
-        claim = Claim.take(job, set(messages), load, nonce)
+        claim = Claim.take(job, indices, load, nonce)
         if claim is None:
             return 0
+        claimed = {tile.index for tile in claim.tiles()}
         try:
-            self.publish(job, messages, claim)
-        except PublishError:
+            self.publish(job, task_messages(job, source, job.stage, table, claimed, nonce), claim)
+        except (OSError, ValueError) as exc:  # an original read in bands fails part way down
+            claim.release()
+            logger.warning("job %s: cutting stage %d failed: %s", job.pk, job.stage, exc)
+            return self.stage_failed(job, exc)
+        except BaseException:  # the broker did not take them, or storage is away: sent again later
             claim.release()
             raise
         push_sent(job, [(tile.index, tile.attempts + 1) for tile in claim.tiles()])
@@ -308,19 +309,20 @@ class Dispatcher(Loop):
             push_status(job)
         return 0
 
-    def publish(self, job: Job, messages: dict[int, bytes], claim: Claim) -> None:
-        """Each claimed tile to the partition it was placed on; PublishError unless all are taken."""
+    def publish(self, job: Job, messages: Iterable[tuple[int, bytes]], claim: Claim) -> None:
+        """Each claimed tile's task to the partition it was placed on, as it is cut: the producer
+        copies it (``_produce`` polls after each), so the tasks held are those the broker has not
+        yet taken, not the whole send; PublishError unless all are taken."""
         errors: list[str] = []
 
         def delivered(err, msg) -> None:
             if err is not None:
                 errors.append(str(err))
 
-        for partition, tiles in claim.placed.items():
-            for tile in tiles:
-                key = f"{job.pk}:{job.stage}:{tile.index}"
-                value = messages[tile.index]
-                _produce(self.producer, self.topic, value, key, partition, delivered, signing.TASK)
+        partition_of = {tile.index: partition for partition, tiles in claim.placed.items() for tile in tiles}
+        for index, value in messages:
+            key = f"{job.pk}:{job.stage}:{index}"
+            _produce(self.producer, self.topic, value, key, partition_of[index], delivered, signing.TASK)
         if self.producer.flush(30) or errors:
             reason = (errors or ["timed out"])[0]
             raise PublishError(f"job {job.pk}: the broker did not take its tiles: {reason}")

@@ -140,6 +140,21 @@ def consumer(group_id: str, **overrides: Any) -> Consumer:
     )
 
 
+def fetching_ahead(megabytes: int) -> dict[str, Any]:
+    """Consumer settings that fetch about ``megabytes`` ahead of the caller, not the default
+    ``KAFKA_CONSUMER_QUEUE_MB`` plus a response of up to ``fetch.max.bytes`` on top: what the
+    collector, which holds a batch of results as well, keeps in memory whatever its lag. A message
+    larger still comes (a fetch always returns its first batch); and with the queue full,
+    librdkafka asks again 10 ms later, not a second (``fetch.queue.backoff.ms``), so a short queue
+    costs no throughput."""
+    return {
+        "queued.max.messages.kbytes": megabytes * 1024,
+        "fetch.max.bytes": max(megabytes << 20, 1 << 20),
+        "max.partition.fetch.bytes": max(megabytes << 18, 1 << 20),  # a quarter a partition
+        "fetch.queue.backoff.ms": 10,
+    }
+
+
 def collected(call: Callable[_P, _R]) -> Callable[_P, _R]:
     """Collect the Kafka clients ``call`` drops here, on the calling thread.
 

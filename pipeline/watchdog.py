@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 from django.conf import settings
@@ -70,14 +70,15 @@ class WatchedConsumer:
         name: str,
         on_assign: Rebalance | None = None,
         on_revoke: Rebalance | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
-        self.group, self.topics, self.name = group, topics, name
+        self.group, self.topics, self.name, self.config = group, topics, name, config or {}
         self.callbacks = {"on_assign": on_assign or _ignore, "on_revoke": on_revoke or _ignore}
         self.rebuilds = 0
         self.stalled = ""  # why the last rebuild happened, for the operators' views
         self.lag = 0  # messages waiting in the partitions held, as of the last check
         self.clock = StallClock()
-        self.consumer: Consumer = kafka.consumer(self.group)
+        self.consumer: Consumer = kafka.consumer(self.group, **self.config)
         self.probe = kafka.probe(self.group)  # the broker's answers, without waiting on a fetch
 
     def subscribe(self) -> None:
@@ -190,7 +191,7 @@ class WatchedConsumer:
         self.stalled = reason
         logger.error("%s: %s; rebuilding its consumer (rebuild %d)", self.name, reason, self.rebuilds)
         self.close()
-        self.consumer = kafka.consumer(self.group)
+        self.consumer = kafka.consumer(self.group, **self.config)
         self.subscribe()
 
     def store_offset(self, message: Message) -> None:

@@ -23,7 +23,7 @@ from .pipeline import Pixels
 
 TILE_SIZE, OVERLAP = 254, 1  # DeepZoom's usual: 256 with the overlap on both sides
 BASENAME = "pyramid"
-BAND_BYTES = 4 << 20  # rows read at a time, at most about this much
+BAND_BYTES = 1 << 20  # rows read at a time, at most about this much (a level makes copies of them)
 
 
 class Abandoned(Exception):

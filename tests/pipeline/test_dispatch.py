@@ -1,16 +1,19 @@
 """The dispatcher's step against the real database and broker: the window, fairness, priority,
 pause and cancel decide what reaches ``tasks``."""
 
+import io
 import time
 import uuid
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
+from PIL import Image
 
 from imagepipe.core.bands import Bands
 from jobs import actions
@@ -23,7 +26,7 @@ from pipeline.messages import Task
 from pipeline.models import Worker
 from pipeline.stages import StageImages
 from tests.events import listening, next_message
-from tests.images import garbled_tiff, noise, png_file
+from tests.images import encoded, garbled_tiff, noise, png_file
 from tests.jobs.factories import SMALL_PHOTO, make_job, results_for
 from tests.topics import all_records
 
@@ -184,6 +187,27 @@ def test_an_upload_whose_pixels_do_not_decode_fails_its_job_before_any_tile_is_s
     assert job.error.startswith("preparing stage 0 failed: the original could not be decoded: ")
     assert reason in job.error
     assert sent(job) == []
+
+
+def test_an_original_that_fails_part_way_down_fails_its_job_with_no_tile_left_claimed(
+    dispatcher, alice, settings
+):
+    settings.DISPATCH_WINDOW_MIN = 100  # every tile in one send
+    # 6 MB decoded: its first pass reads it in two bands, so its tiles are cut from it read again.
+    good = encoded(noise(1024, 2048), "TIFF", compression="tiff_lzw", strip_size=1024 * 3 * 64)
+    job = actions.submit(alice, SimpleUploadedFile("late.tif", good), [{"op": "invert"}], tile_size=512)
+    dispatcher.images.get(job)
+    garbled = bytearray(good)
+    tags = Image.open(io.BytesIO(good)).tag_v2  # type: ignore[attr-defined]
+    start, length = tags[273][16], tags[279][16]  # the strip of rows 1024-1087: tiles 4 and after
+    garbled[start + 4 : start + length] = b"\xff" * (length - 4)
+    Path(job.original.path).write_bytes(garbled)  # the disk under it went bad since
+    assert dispatcher.step() == 0
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "cutting" not in job.error
+    assert job.error.startswith("preparing stage 0 failed:")
+    assert 0 < len(sent(job)) < job.tiles_total  # the tiles above were published as they were cut
+    assert not job.tiles.in_flight().exists()  # and their claim let go with the rest
 
 
 def another_connection() -> psycopg.Connection:
