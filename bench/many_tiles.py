@@ -6,7 +6,10 @@ page until its mosaic has every tile (the websocket's snapshot in and applied), 
 size, History with the job on it, the admin's page of the job, and the tile API
 (``GET /api/jobs/{id}/tiles/``, not paginated).
 
-    .venv/bin/python -m bench.many_tiles [--side 2048 --tile-size 16]
+    .venv/bin/python -m bench.many_tiles [--side 2048 --tile-size 16] [--keep | --job ID]
+
+``--keep`` leaves the job in its database (``imagepipe_tiles``) and prints its id; ``--job ID``
+then times only the pages of that job, with no new job run (what a change to a page needs).
 """
 
 from __future__ import annotations
@@ -88,12 +91,36 @@ def measure_pages(system, job: dict) -> dict:
     }
 
 
+def run_job(system, api, args, image: io.BytesIO) -> tuple[str, dict]:
+    """One job of ``image`` at ``args.tile_size``, run to its end and its result checked."""
+    wait_for_workers(system, api, args.workers)
+    started = time.perf_counter()
+    response = api.post(
+        f"{system.url}/api/jobs/",
+        files={"image": ("tiles.png", image.getvalue())},
+        data={"operations": json.dumps([{"op": "invert"}]), "tile_size": str(args.tile_size)},
+        timeout=300,
+    )
+    response.raise_for_status()
+    job = until_ended(system, api, response.json(), 1)
+    figures: dict = {"tiles": job["tiles_total"], "job, s": round(time.perf_counter() - started, 1)}
+    if job["status"] != "done":
+        raise RuntimeError(f"job {job['id']} {job['status']}: {job['error']}")
+    stored = api.get(f"{system.url}/api/jobs/{job['id']}/result/", timeout=60)
+    result = Image.open(io.BytesIO(stored.content))
+    source = Image.open(image)
+    figures["result identical"] = result.tobytes() == bytes(255 - v for v in source.tobytes())
+    return job["id"], figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=2048)
     parser.add_argument("--tile-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8093)
+    parser.add_argument("--keep", action="store_true", help="leave the job in place, for --job")
+    parser.add_argument("--job", help="time the pages of this job, kept by --keep; run none")
     args = parser.parse_args()
     env = {
         "KAFKA_TOPIC_PREFIX": f"tiles-{uuid.uuid4().hex[:8]}-",
@@ -113,32 +140,21 @@ def main() -> None:
     job_id = None
     try:
         api = bench_session(system)
-        wait_for_workers(system, api, args.workers)
-        started = time.perf_counter()
-        response = api.post(
-            f"{system.url}/api/jobs/",
-            files={"image": ("tiles.png", image.getvalue())},
-            data={"operations": json.dumps([{"op": "invert"}]), "tile_size": str(args.tile_size)},
-            timeout=300,
-        )
-        response.raise_for_status()
-        job = response.json()
-        job_id = job["id"]
-        job = until_ended(system, api, job, 1)
-        figures: dict = {"tiles": job["tiles_total"], "job, s": round(time.perf_counter() - started, 1)}
-        if job["status"] != "done":
-            raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")
-        stored = api.get(f"{system.url}/api/jobs/{job_id}/result/", timeout=60)
-        result = Image.open(io.BytesIO(stored.content))
-        source = Image.open(image)
-        figures["result identical"] = result.tobytes() == bytes(255 - v for v in source.tobytes())
-        asked = time.perf_counter()
-        tiles = api.get(f"{system.url}/api/jobs/{job_id}/tiles/", timeout=120)
-        figures["tile API, s"] = round(time.perf_counter() - asked, 2)
-        figures["tile API MB"] = round(len(tiles.content) / 2**20, 1)
+        if args.job:
+            job = api.get(f"{system.url}/api/jobs/{args.job}/", timeout=60).json()
+            figures: dict = {"tiles": job["tiles_total"]}
+        else:
+            job_id, figures = run_job(system, api, args, image)
+            job = api.get(f"{system.url}/api/jobs/{job_id}/", timeout=60).json()
+            asked = time.perf_counter()
+            tiles = api.get(f"{system.url}/api/jobs/{job_id}/tiles/", timeout=120)
+            figures["tile API, s"] = round(time.perf_counter() - asked, 2)
+            figures["tile API MB"] = round(len(tiles.content) / 2**20, 1)
         figures |= measure_pages(system, job)
     finally:
-        cleanup(system, [job_id] if job_id else [])
+        cleanup(system, [job_id] if job_id and not args.keep else [])
+    if args.keep:
+        figures["kept job"] = job_id
     print(json.dumps(figures, indent=2))
 
 

@@ -253,6 +253,8 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 4 * 1024**3)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 4_000_000_000)
 MAX_IMAGE_SIDE = env_int("MAX_IMAGE_SIDE", 100_000)
 MAX_TILES_PER_JOB = env_int("MAX_TILES_PER_JOB", 16_384)  # every stage's tiles, counted together
+# The job page's mosaic: a button per tile up to this many tiles a stage, drawn on a canvas beyond.
+MOSAIC_BUTTONS_MAX = env_int("MOSAIC_BUTTONS_MAX", 2000)
 # Zoomable views (pipeline/pyramids.py): the collector makes DeepZoom pyramids of the original and
 # the result of every done job of PYRAMID_MIN_PIXELS or more (0: none), tiles as jpg (quality 85)
 # or png (exact, larger); an image with alpha always gets png.

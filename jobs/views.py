@@ -86,5 +86,6 @@ def detail(request, job_id):
         "retention_days": settings.JOB_RETENTION_DAYS,
         # Big enough for the collector to make pyramids of (pipeline.pyramids).
         "zoomable": 0 < settings.PYRAMID_MIN_PIXELS <= job.width * job.height,
+        "mosaic_buttons_max": settings.MOSAIC_BUTTONS_MAX,  # beyond, the mosaic is drawn on a canvas
     }
     return render(request, "jobs/detail.html", context)

@@ -187,3 +187,47 @@ def test_a_tile_sent_more_than_once_is_marked_and_said(page, api, system):
     expect(retried).to_have_count(1)
     expect(retried).to_have_attribute("aria-label", re.compile(r"^tile 3: done by \S+, sent 2 times$"))
     expect(page.locator("#mosaic-summary")).to_contain_text("1 sent more than once")
+
+
+PIXEL = """([x, y]) => {
+  const board = document.querySelector("#mosaic canvas");
+  const ratio = board.width / board.getBoundingClientRect().width;
+  const at = [Math.round(x * ratio), Math.round(y * ratio)];
+  const [r, g, b] = board.getContext("2d").getImageData(...at, 1, 1).data;
+  return `rgb(${r}, ${g}, ${b})`;
+}"""
+
+
+def test_a_big_mosaic_is_drawn_on_a_canvas_and_works_by_keyboard_and_mouse(page, api, system):
+    job = submit(api, "rocket.jpg", [{"op": "invert"}], tile_size=32)  # 20 x 14 = 280 tiles
+    assert wait_until_finished(api, system, job["id"])["status"] == "done"
+    Tile.objects.filter(job_id=job["id"], index=3).update(attempts=2)
+    page.goto(f"{system.url}/jobs/{job['id']}/")
+    mosaic = page.locator("#mosaic")
+    expect(mosaic).to_have_attribute("data-drawn", "canvas")
+    expect(page.locator("#mosaic-summary")).to_have_text(
+        "280 done · 0 in flight · 0 queued · 0 failed · 1 sent more than once"
+    )
+    expect(page.locator("#mosaic .tile")).to_have_count(0)
+    size = page.evaluate("document.querySelector('#mosaic canvas').getBoundingClientRect().width") / 20
+    # Each done tile is framed in its worker's colour; the one sent twice has its dark corner.
+    assert page.evaluate(PIXEL, [size / 2, 0.5]) in OKABE_ITO
+    assert page.evaluate(PIXEL, [4 * size - 2.5, 2.5]) == "rgb(29, 36, 48)"
+    assert page.evaluate(PIXEL, [4 * size - 2.5, size - 2.5]) != "rgb(29, 36, 48)"
+
+    mosaic.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#announce")).to_have_text(re.compile(r"^tile 21: done by \S+$"))  # row 1, column 1
+    page.keyboard.press("Enter")
+    expect(page.locator("#tile-detail")).to_be_visible()
+    expect(page.locator("#tile-title")).to_have_text("Tile 21")
+    page.click("#tile-close")
+    expect(mosaic).to_be_focused()  # the keyboard goes back to the mosaic
+    page.keyboard.press("End")
+    expect(page.locator("#announce")).to_have_text(re.compile(r"^tile 279: done by \S+$"))
+
+    mosaic.click(position={"x": 3.5 * size, "y": 2.5 * size})  # row 2, column 3
+    expect(page.locator("#tile-title")).to_have_text("Tile 43")
+    assert serious_violations(page) == []
+    shoot(page, "job-canvas")

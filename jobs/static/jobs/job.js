@@ -18,7 +18,10 @@
 
   const tiles = new Map(); // "stage:index" -> {stage, index, place, state, worker, attempts, duration_ms}
   const canvases = [];
-  const view = {stage: null, followed: true, scale: 1, cells: new Map(), active: null};
+  // The stage shown: its tiles in order, drawn as "buttons" (view.cells) or on a "canvas"; the
+  // tile that holds the keyboard (active) and the one whose details are open (selected).
+  const view = {stage: null, followed: true, scale: 1, order: [], drawn: "buttons", cells: new Map(),
+                board: null, pen: null, active: null, selected: null};
   // The pace of the stage under way, from live events only: [time, tiles done in the stage] as
   // they come, how long recent tiles took from sent to recorded, and when its last tiles were sent.
   const pace = {stage: null, samples: [], trips: [], lastSent: 0};
@@ -39,13 +42,19 @@
   let colours = new Map();
 
   // --- the mosaic -------------------------------------------------------------------------
+  // A stage of up to BUTTONS_MAX tiles is one button per tile; a bigger one (a gigapixel's
+  // 16,000) is drawn on one canvas, which the browser lays out and paints in a tenth of the time,
+  // and which takes the keyboard itself: the arrow keys move a highlighted tile, announced, and
+  // Enter opens its details, as with the buttons.
 
+  const BUTTONS_MAX = Number(mosaic.dataset.buttonsMax || 2000);
   const fittingScale = stage => Math.min(1, $("mosaic-wrap").clientWidth / canvases[stage][0]);
+  const stageTiles = stage => [...tiles.values()].filter(t => t.stage === stage);
 
   // Lays out a stage's tiles; laid out again (the window resized), the selected tile stays
   // selected, and keeps the keyboard focus if it had it.
   function layout(stage) {
-    const kept = view.stage === stage && view.active ? Number(view.active.dataset.index) : null;
+    const kept = view.stage === stage ? view.active : null;
     const focused = mosaic.contains(document.activeElement);
     view.stage = stage;
     view.cells.clear();
@@ -56,10 +65,26 @@
     mosaic.style.height = `${canvas[1] * view.scale}px`;
     mosaic.dataset.stage = stage;
     mosaic.style.backgroundImage = "none";
-    const cells = [];
-    for (const t of tiles.values()) if (t.stage === stage) cells.push(cell(t));
-    mosaic.replaceChildren(...cells);
-    if (cells.length) activate(view.cells.get(kept) || cells[0], focused);
+    view.order = stageTiles(stage).sort((a, b) => a.index - b.index);
+    view.drawn = view.order.length > BUTTONS_MAX ? "canvas" : "buttons";
+    mosaic.dataset.drawn = view.drawn;
+    if (view.drawn === "canvas") {
+      mosaic.tabIndex = 0;
+      mosaic.replaceChildren(view.board ||= document.createElement("canvas"));
+      const ratio = window.devicePixelRatio || 1;
+      Object.assign(view.board, {width: Math.round(canvas[0] * view.scale * ratio),
+                                 height: Math.round(canvas[1] * view.scale * ratio)});
+      view.board.style.width = mosaic.style.width;
+      view.board.style.height = mosaic.style.height;
+      view.pen = view.board.getContext("2d");
+      view.pen.setTransform(ratio * view.scale, 0, 0, ratio * view.scale, 0, 0);
+      view.order.forEach(t => paint(t));
+    } else {
+      mosaic.removeAttribute("tabindex");
+      mosaic.replaceChildren(...view.order.map(cell));
+    }
+    const first = view.order[0];
+    if (first) activate(view.order.find(t => t.index === kept) || first, focused);
     $("view-stage").value = stage;
     if (job.status === "done" && stage === stageCount() - 1) showResultUnder();
   }
@@ -76,16 +101,76 @@
     return button;
   }
 
+  const describe = t => `tile ${t.index}: ${t.state}${t.worker ? ` by ${t.worker}` : ""}` +
+    (t.attempts > 1 ? `, sent ${t.attempts} times` : "");
+
   function paint(t, button = view.cells.get(t.index)) {
-    if (!button || t.stage !== view.stage) return;
-    button.className = `tile ${t.state}${t.attempts > 1 ? " retried" : ""}`;
+    if (t.stage !== view.stage) return;
+    if (view.drawn === "canvas") return draw(t);
+    if (!button) return;
+    button.className = `tile ${t.state}${t.attempts > 1 ? " retried" : ""}` +
+      (t.index === view.selected ? " selected" : "");
     button.dataset.worker = t.worker || "";
     if (t.worker) button.style.setProperty("--worker", colours.get(t.worker) || "#1d2430");
-    const by = t.worker ? ` by ${t.worker}` : "";
-    const tries = t.attempts > 1 ? `, sent ${t.attempts} times` : "";
-    button.setAttribute("aria-label", `tile ${t.index}: ${t.state}${by}${tries}`);
+    button.setAttribute("aria-label", describe(t));
     const pixels = t.state === "done" && job.status !== "done" && job.tiles_total <= PREVIEW_LIMIT;
     button.style.backgroundImage = pixels ? `url(${api}tiles/${t.stage}/${t.index}/preview/)` : "";
+  }
+
+  // The canvas's look of each state, as job.css gives the buttons theirs.
+  const hatch = (ink, paper, step) => {
+    const tile = Object.assign(document.createElement("canvas"), {width: 2 * step, height: 2 * step});
+    const pen = tile.getContext("2d");
+    pen.fillStyle = paper;
+    pen.fillRect(0, 0, 2 * step, 2 * step);
+    pen.strokeStyle = ink;
+    pen.lineWidth = step / 2;
+    for (const offset of [-2 * step, 0, 2 * step]) {
+      pen.beginPath();
+      pen.moveTo(offset, 2 * step);
+      pen.lineTo(offset + 2 * step, 0);
+      pen.stroke();
+    }
+    return pen.createPattern(tile, "repeat");
+  };
+  let inks = null;
+
+  // One tile on the canvas, in image pixels (the pen is scaled); lines are in screen pixels.
+  function draw(t) {
+    const pen = view.pen;
+    inks ||= {sent: hatch("#c9d3e3", "#eef0f3", 4), failed: hatch("#b3261e", "#f6d5d2", 4)};
+    const [x, y, w, h] = t.place;
+    const px = 1 / view.scale;
+    pen.clearRect(x, y, w, h);
+    const line = (width, colour) => {
+      pen.lineWidth = width * px;
+      pen.strokeStyle = colour;
+      pen.strokeRect(x + width * px / 2, y + width * px / 2, w - width * px, h - width * px);
+    };
+    if (t.state === "queued" || t.state === "sent") {
+      pen.fillStyle = t.state === "sent" ? inks.sent : "#eef0f3";
+      pen.fillRect(x, y, w, h);
+      line(1, "rgba(29, 36, 48, .25)");
+    } else if (t.state === "failed") {
+      pen.fillStyle = inks.failed;
+      pen.fillRect(x, y, w, h);
+      line(3, "#b3261e");
+    } else {
+      line(2, colours.get(t.worker) || "#1d2430");
+    }
+    if (t.attempts > 1) {
+      const corner = Math.min(14 * px, w / 2, h / 2);
+      pen.fillStyle = "#1d2430";
+      pen.beginPath();
+      pen.moveTo(x + w - corner, y);
+      pen.lineTo(x + w, y);
+      pen.lineTo(x + w, y + corner);
+      pen.fill();
+    }
+    if (t.index === view.selected || (t.index === view.active && document.activeElement === mosaic)) {
+      line(6, "#fff");
+      line(3, "#1d2430");
+    }
   }
 
   function showResultUnder() {
@@ -123,51 +208,89 @@
 
   // --- selecting a tile: click, or arrow keys within the mosaic (one tab stop) ---------------
 
-  function activate(button, focus = true) {
-    if (view.active) view.active.tabIndex = -1;
-    view.active = button;
+  const shown = index => tiles.get(key(view.stage, index));
+
+  // Makes the tile the mosaic's one tab stop: its button, or the canvas's highlighted tile
+  // (announced, since no element stands for it).
+  function activate(t, focus = true) {
+    const before = view.active === null ? null : shown(view.active);
+    view.active = t.index;
+    if (view.drawn === "canvas") {
+      if (before) paint(before);
+      paint(t);
+      if (focus) {
+        mosaic.focus();
+        announce(describe(t));
+      }
+      return;
+    }
+    if (before) view.cells.get(before.index).tabIndex = -1;
+    const button = view.cells.get(t.index);
     button.tabIndex = 0;
     if (focus) button.focus();
   }
 
   function nearest(from, dx, dy) {
-    const centre = b => [b.offsetLeft + b.offsetWidth / 2, b.offsetTop + b.offsetHeight / 2];
+    const centre = t => [t.place[0] + t.place[2] / 2, t.place[1] + t.place[3] / 2];
     const [fx, fy] = centre(from);
     let best = null, bestScore = Infinity;
-    for (const button of view.cells.values()) {
-      const [x, y] = centre(button);
+    for (const t of view.order) {
+      const [x, y] = centre(t);
       const along = (x - fx) * dx + (y - fy) * dy;
       if (along <= 1) continue;
       const score = along + 3 * Math.abs((x - fx) * dy + (y - fy) * dx);
-      if (score < bestScore) { best = button; bestScore = score; }
+      if (score < bestScore) { best = t; bestScore = score; }
     }
     return best;
   }
 
+  // The canvas shows its highlighted tile only while it has the keyboard, as a button's focus ring.
+  for (const change of ["focus", "blur"]) {
+    mosaic.addEventListener(change, () => {
+      const active = view.drawn === "canvas" && view.active !== null && shown(view.active);
+      if (active) paint(active);
+    });
+  }
+
   const ARROWS = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
   mosaic.addEventListener("keydown", e => {
+    const onCanvas = view.drawn === "canvas" && e.target === mosaic;
     const button = e.target.closest(".tile");
-    if (!button) return;
+    const from = onCanvas ? shown(view.active) : button && shown(Number(button.dataset.index));
+    if (!from) return;
     let next = null;
-    if (ARROWS[e.key]) next = nearest(button, ...ARROWS[e.key]);
-    else if (e.key === "Home") next = mosaic.firstElementChild;
-    else if (e.key === "End") next = mosaic.lastElementChild;
-    else return;
+    if (ARROWS[e.key]) next = nearest(from, ...ARROWS[e.key]);
+    else if (e.key === "Home") next = view.order[0];
+    else if (e.key === "End") next = view.order[view.order.length - 1];
+    else if (onCanvas && (e.key === "Enter" || e.key === " ")) {
+      e.preventDefault();
+      return showTile(from);
+    } else return;
     e.preventDefault();
     if (next) activate(next);
   });
   mosaic.addEventListener("click", e => {
-    const button = e.target.closest(".tile");
-    if (!button) return;
-    activate(button);
-    showTile(tiles.get(key(view.stage, Number(button.dataset.index))));
+    let t = null;
+    if (view.drawn === "canvas") {
+      const box = view.board.getBoundingClientRect();
+      const x = (e.clientX - box.left) / view.scale, y = (e.clientY - box.top) / view.scale;
+      t = view.order.find(({place: [l, top, w, h]}) => l <= x && x < l + w && top <= y && y < top + h);
+    } else {
+      const button = e.target.closest(".tile");
+      t = button && shown(Number(button.dataset.index));
+    }
+    if (!t) return;
+    activate(t);
+    showTile(t);
   });
 
   const when = iso => iso ? new Date(iso).toLocaleTimeString() : "–";
 
   async function showTile(t) {
-    mosaic.querySelectorAll(".tile.selected").forEach(b => b.classList.remove("selected"));
-    view.cells.get(t.index)?.classList.add("selected");
+    const before = view.selected === null ? null : shown(view.selected);
+    view.selected = t.index;
+    if (before) paint(before);
+    paint(t);
     let detail = {...t, state: t.state};
     try {
       const response = await fetch(`${api}tiles/${t.stage}/${t.index}/`);
@@ -195,7 +318,8 @@
   }
   $("tile-close").onclick = () => {
     $("tile-detail").hidden = true;
-    view.active?.focus();
+    const active = view.active === null ? null : shown(view.active);
+    if (active) activate(active);
   };
   $("view-stage").onchange = e => {
     view.followed = Number(e.target.value) === job.stage;
