@@ -96,3 +96,18 @@ def garbled_tiff(width: int, height: int) -> bytes:
 def jpeg_scan(data: bytes) -> bytes:
     """A JPEG from its first start-of-scan marker on: the entropy-coded pixels, past the header."""
     return data[data.index(b"\xff\xda") :]
+
+
+def tiled_tiff(
+    image: Image.Image, tile: tuple[int, int], compression: str = "deflate", orientation: int = 1
+) -> bytes:
+    """A tiled TIFF of ``image`` (L, LA, RGB or RGBA), written by libvips: Pillow writes only
+    striped ones (its ``tile`` option is ignored). ``orientation`` goes in its EXIF tag."""
+    import pyvips
+
+    bands = len(image.getbands())
+    vips = pyvips.Image.new_from_memory(image.tobytes(), image.width, image.height, bands, "uchar")
+    vips = vips.copy(interpretation="b-w" if bands < 3 else "srgb")
+    if orientation != 1:
+        vips.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return vips.tiffsave_buffer(tile=True, tile_width=tile[0], tile_height=tile[1], compression=compression)

@@ -23,37 +23,48 @@ class BandFile:
     """Rows ``[0, height)`` of an image ``width`` wide, of ``bands`` bytes a pixel, on disk.
 
     ``write`` puts rows of one block (the columns from ``left``, as wide as the pixels written: the
-    same each time for one block); ``read`` returns any rows of any columns written.
+    same each time for one block); ``read`` returns any rows of any columns written. A ``ring``
+    takes any row of the image: row ``r`` is kept in place ``r % height``, so the last ``height``
+    rows written are there, and a band moving down the image keeps its rows where they are.
     """
 
-    def __init__(self, height: int, width: int, bands: int, directory: str | None = None) -> None:
-        self.width, self.bands = width, bands
+    def __init__(
+        self, height: int, width: int, bands: int, directory: str | None = None, ring: bool = False
+    ) -> None:
+        self.height, self.width, self.bands, self.ring = height, width, bands, ring
         self.file = tempfile.TemporaryFile(dir=directory)
         self.scratch = np.empty(0, np.uint8)  # what a block is read into: reused, not allocated each read
-        self.reset(height)
-
-    def reset(self, height: int) -> None:
-        """Empty, to be written again as a band ``height`` rows high: the file's pages are written
-        over, not given back and taken afresh (what a band after band costs the system)."""
-        self.height = height
         self.lefts: list[int] = []  # the blocks written, by their first column, in order...
         self.blocks: dict[int, tuple[int, int]] = {}  # ... and where each ends, where it starts in the file
         self.end = 0  # of the file's blocks
+
+    def _runs(self, top: int, rows: int) -> list[tuple[int, int, int]]:
+        """Where rows ``[top, top + rows)`` are kept: (first of them, place, how many) each run."""
+        if not self.ring:
+            return [(0, top, rows)]
+        place = top % self.height
+        first = min(rows, self.height - place)
+        return [(0, place, first)] + ([(first, 0, rows - first)] if rows > first else [])
 
     def write(self, left: int, top: int, pixels: np.ndarray) -> None:
         """``pixels`` (rows, columns, bands) as rows ``top``… of the block from column ``left``."""
         rows, columns = pixels.shape[:2]
         right, start = self.blocks.get(left, (left + columns, self.end))
-        if right != left + columns or not (0 <= top and top + rows <= self.height and right <= self.width):
+        inside = rows <= self.height if self.ring else 0 <= top and top + rows <= self.height
+        if right != left + columns or not (inside and right <= self.width):
             raise ValueError(f"{rows}×{columns} pixels at ({left}, {top}) do not fit the band's block")
         if left not in self.blocks:
             self.blocks[left] = (right, start)
             self.end += columns * self.height * self.bands
             bisect.insort(self.lefts, left)
         block = np.ascontiguousarray(pixels)
-        offset = start + top * columns * self.bands
-        if os.pwrite(self.file.fileno(), block.data, offset) != block.nbytes:
-            raise OSError(f"the band file took less than a block at {offset}: is the disk full?")
+        for first, place, count in self._runs(top, rows):
+            offset = start + place * columns * self.bands
+            if (
+                os.pwrite(self.file.fileno(), block[first : first + count].data, offset)
+                != count * columns * self.bands
+            ):
+                raise OSError(f"the band file took less than a block at {offset}: is the disk full?")
 
     def read(self, top: int, bottom: int, left: int = 0, right: int | None = None) -> np.ndarray:
         """Rows ``[top, bottom)`` of columns ``[left, right)`` (all of them by default) as an array
@@ -73,9 +84,11 @@ class BandFile:
             if len(self.scratch) < size:
                 self.scratch = np.empty(size, np.uint8)
             block = self.scratch[:size].reshape(shape)
-            offset = at + top * (end - start) * self.bands
-            if os.preadv(self.file.fileno(), [block.data], offset) != size:
-                raise OSError(f"the band file is shorter than its blocks at {offset}")
+            for first, place, count in self._runs(top, bottom - top):
+                offset = at + place * (end - start) * self.bands
+                part = block[first : first + count]
+                if os.preadv(self.file.fileno(), [part.data], offset) != part.nbytes:
+                    raise OSError(f"the band file is shorter than its blocks at {offset}")
             upto = min(end, right)
             out[:, covered - left : upto - left] = block[:, covered - start : upto - start]
             covered = upto

@@ -18,6 +18,7 @@ disk, not in memory) and turns each band out of it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -50,6 +51,7 @@ ROW_LOCAL = (1, 2)  # orientations whose rows come out in file order: read in se
 READ_ROWS = 16  # rows decoded per fetch
 BLOCK = 128  # columns per block of the band file: a tile and its halo are read in a few
 SOURCE_BLOCK = 1 << 20  # bytes read from the file per call libvips makes
+CHUNK_BYTES = 16 << 20  # of a tiled TIFF's tiles decoded at once, about
 
 
 class Readable(Protocol):
@@ -85,6 +87,24 @@ def streamable(header: Image.Image) -> bool:
         return False
     # libvips turns a grey or RGB PNG's transparent colour into an alpha band; Pillow leaves it out.
     return not (header.mode in ("L", "RGB") and "transparency" in header.info)
+
+
+def tiff_tiles(header: Image.Image) -> tuple[int, int]:
+    """A tiled TIFF's tile width and height, from its header; (0, 0) for any other file."""
+    if header.format != "TIFF":
+        return (0, 0)
+    tags = getattr(header, "tag_v2", {})
+    return (int(tags.get(322, 0) or 0), int(tags.get(323, 0) or 0))
+
+
+def chunk_columns(tiles: tuple[int, int], bands: int) -> int:
+    """Columns of a tiled TIFF decoded at a time (0: not tiled): whole tiles and whole band-file
+    blocks, whose rows of tiles, two deep, take about ``CHUNK_BYTES`` of libvips' cache."""
+    width, height = tiles
+    if not (width and height):
+        return 0
+    unit = math.lcm(width, BLOCK)
+    return unit * max(1, CHUNK_BYTES // (2 * height * unit * bands))
 
 
 def pixel_array(pixels: Pixels, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -126,13 +146,14 @@ class Bands:
         self.open_file, self.header, self.shrink, self.directory = open_file, header, shrink, directory
         self.turn = orientation(header)
         self.mode = target_mode(header)
+        self.tiles = tiff_tiles(header)  # a tiled TIFF's tile (width, height)
+        self.chunk = chunk_columns(self.tiles, len(self.mode)) if self.turn in ROW_LOCAL else 0
         self.raw_mode = ""
         self.size = (0, 0)
         self.reopened = -1
         self.failure: BaseException | None = None  # what the file raised while libvips read it
         self.handle: Readable | None = None
-        self.band: BandFile | None = None  # rows [top, top + its height), on disk
-        self.spare: BandFile | None = None  # the band before, written over by the next
+        self.band: BandFile | None = None  # a ring on disk: rows [top, next_row) are in it
         self.top = 0  # the first row held
         self.next_row = 0  # the next row libvips will decode (read in sequential mode: held up to it)
         self._open()
@@ -165,52 +186,67 @@ class Bands:
             raise ValueError(f"{box} is outside the {width}×{height} image")
         self.hold(top, bottom)
         assert self.band is not None
-        return self.band.read(top - self.top, bottom - self.top, left, right)
+        return self.band.read(top, bottom, left, right)
 
     def hold(self, top: int, bottom: int) -> None:
         """Hold rows ``[top, bottom)``, letting go of those above ``top``."""
         if self.handle is None or (self.sequential and top < self.top):
             self._open()
         if not self.sequential:
-            if self.band is None or not (self.top <= top and bottom <= self.top + self.band.height):
+            if self.band is None or not (self.top <= top and bottom <= self.next_row):
                 self._begin(top, bottom, keep=False)
                 self._decode(top, bottom)
             return
         if bottom <= self.next_row:  # held: rows [self.top, self.next_row)
             return
+        if self.chunk:  # a tiled TIFF: to the end of the row of its tiles, decoded once
+            bottom = min(-(-bottom // self.tiles[1]) * self.tiles[1], self.size[1])
         self._begin(top, bottom)
         if self.next_row < top:
             self._decode(self.next_row, top, keep=False)
         self._decode(self.next_row, bottom)
 
     def _begin(self, top: int, bottom: int, keep: bool = True) -> None:
-        """A band file for rows ``[top, bottom)``, with the rows held of them moved into it
-        (``keep``: read in sequential mode, rows ``[self.top, self.next_row)`` are held)."""
-        if self.spare is None:
-            self.spare = BandFile(bottom - top, self.size[0], len(self.mode), self.directory)
-        self.spare.reset(bottom - top)
-        held, self.band, self.spare = self.band, self.spare, None
-        if held is not None and keep:
-            for start in range(max(top, self.top), min(bottom, self.next_row), READ_ROWS):
-                end = min(start + READ_ROWS, bottom, self.next_row)
-                self._put(held.read(start - self.top, end - self.top), start - top)
-        self.spare, self.top = held, top  # the next band is written over it
+        """Room for rows ``[top, bottom)`` in the band file, a ring: the rows held of them stay
+        where they are (``keep``, read in sequential mode: rows ``[self.top, self.next_row)``), and
+        only a taller band than any before makes a larger one, the rows held moved into it."""
+        if self.band is None or self.band.height < bottom - top:
+            held = self.band
+            self.band = BandFile(bottom - top, self.size[0], len(self.mode), self.directory, ring=True)
+            if held is not None and keep:
+                for start in range(max(top, self.top), min(bottom, self.next_row), READ_ROWS):
+                    self._put(held.read(start, min(start + READ_ROWS, bottom, self.next_row)), start)
+            if held is not None:
+                held.close()
+        self.top = top
 
-    def _put(self, rows: np.ndarray, at: int) -> None:
-        """``rows`` (rows, width, bands) into the band file, from its row ``at``, block by block."""
+    def _put(self, rows: np.ndarray, at: int, left: int = 0) -> None:
+        """``rows`` (rows, columns, bands) into the band file as the image's rows from ``at``, its
+        columns from ``left`` (a block's first), block by block."""
         assert self.band is not None
-        for left in range(0, self.size[0], BLOCK):
-            self.band.write(left, at, rows[:, left : left + BLOCK])
+        for start in range(0, rows.shape[1], BLOCK):
+            self.band.write(left + start, at, rows[:, start : start + BLOCK])
 
     def _open(self) -> None:
         self.close()
         self.reopened += 1
         self.sequential = self.turn in ROW_LOCAL
-        handle = self.handle = self.open_file()
+        self.handle = self.open_file()
+        # A tiled TIFF is read in random mode (libvips reads its tiles, not the whole image),
+        # a chunk of columns at a time (``_decode``).
+        image = self._load(self.handle, "random" if self.chunk or not self.sequential else "sequential")
+        # Held beside its region: the region does not keep the Python image alive, and the image
+        # collected under it crashes the process.
+        self.image, self.size = image, (image.width, image.height)
+        self.region = pyvips.Region.new(image)
+        self.top, self.next_row = 0, 0
+
+    def _load(self, handle: Readable, access: str) -> pyvips.Image:
+        """The file open in ``handle``, as libvips reads it, turned upright, checked against its
+        header's mode."""
         source = pyvips.SourceCustom()
         source.on_read(self._reader(handle))
         source.on_seek(self._seeker(handle))
-        access = "sequential" if self.sequential else "random"
         pyvips.vips_lib.vips_error_clear()  # what a load before logged without failing
         shrunk = {"shrink": self.shrink} if self.shrink > 1 else {}
         try:
@@ -223,37 +259,57 @@ class Bands:
         if _working_mode(self.raw_mode) != self.mode:
             found = self.raw_mode or f"{image.bands} {image.format} bands"
             raise Unstreamable(f"the file decodes to {found}, not to what its header says ({self.mode})")
-        # Held beside its region: the region does not keep the Python image alive, and the image
-        # collected under it crashes the process.
-        self.image, self.size = image, (image.width, image.height)
-        self.region = pyvips.Region.new(image)
-        self.top, self.next_row = 0, 0
+        return image
 
     def close(self) -> None:
         """Let go of the file and the rows held (a crop after this opens the file again)."""
         if self.handle is not None:
             self.handle.close()
             self.handle = None
-        for band in (self.band, self.spare):
-            if band is not None:
-                band.close()
-        self.band = self.spare = None
+        if self.band is not None:
+            self.band.close()
+            self.band = None
         self.top = self.size[1]  # above every row: the next crop opens the file again
 
     def _decode(self, top: int, bottom: int, keep: bool = True) -> None:
         """Rows ``[top, bottom)`` decoded and normalised into the band file (which must begin at or
         above ``top``), ``READ_ROWS`` at a time, so libvips holds no more; ``keep=False``: decoded
         and dropped (rows skipped on the way down)."""
+        if self.chunk:
+            if keep:
+                for left in range(0, self.size[0], self.chunk):
+                    self._decode_chunk(top, bottom, left, min(left + self.chunk, self.size[0]))
+            self.next_row = bottom
+            return
         for start in range(top, bottom, READ_ROWS):
             end = min(start + READ_ROWS, bottom)
             fresh = self._fetch(start, end)
             if keep:
-                self._put(fresh, start - self.top)
+                self._put(fresh, start)
 
-    def _fetch(self, top: int, bottom: int) -> np.ndarray:
-        width = self.size[0]
+    def _decode_chunk(self, top: int, bottom: int, left: int, right: int) -> None:
+        """Rows ``[top, bottom)`` of columns ``[left, right)`` of a tiled TIFF into the band file,
+        from an image opened for them alone: libvips caches two whole rows of a tiled TIFF's tiles
+        (123 MB of 512-pixel tiles at 40,000 pixels wide), and an image read a chunk of columns at
+        a time caches only the chunk's."""
+        handle = self.open_file()
         try:
-            data = self.region.fetch(0, top, width, bottom - top)
+            image = self._load(handle, "random")
+            region = pyvips.Region.new(image)
+            for start in range(top, bottom, READ_ROWS):
+                end = min(start + READ_ROWS, bottom)
+                self._put(self._fetch(start, end, left, right, region), start, left)
+            del region  # before its image
+        finally:
+            handle.close()
+
+    def _fetch(
+        self, top: int, bottom: int, left: int = 0, right: int = 0, region: pyvips.Region | None = None
+    ) -> np.ndarray:
+        """Rows ``[top, bottom)`` of columns ``[left, right)`` (all by default), normalised."""
+        width = (right or self.size[0]) - left
+        try:
+            data = (region or self.region).fetch(left, top, width, bottom - top)
         except pyvips.Error as exc:
             raise self._failed(exc) from None
         self.next_row = bottom

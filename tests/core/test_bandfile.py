@@ -69,3 +69,17 @@ def test_overlapping_blocks_each_read_whole_and_together_the_band():
     for left, right in boxes:
         assert np.array_equal(band.read(3, 30, left, right), PIXELS[3:30, left:right])
     assert np.array_equal(band.read(0, HEIGHT), PIXELS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(8, 30), steps=st.lists(st.integers(1, 8), min_size=1, max_size=12))
+def test_a_ring_keeps_the_last_rows_written_where_they_were_whatever_the_rows_numbers(height, steps):
+    image = np.random.default_rng(height).integers(0, 256, (200, WIDTH, BANDS), dtype=np.uint8)
+    band, written = BandFile(height, WIDTH, BANDS, ring=True), 0
+    for rows in steps:  # down the image a few rows at a time, as the dispatcher decodes it
+        for left in range(0, WIDTH, 32):
+            band.write(left, written, image[written : written + rows, left : left + 32])
+        written += rows
+        kept = max(written - height, 0)  # the oldest row still there
+        assert np.array_equal(band.read(kept, written), image[kept:written])
+        assert np.array_equal(band.read(kept, written, 40, 70), image[kept:written, 40:70])

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from imagepipe.core import bands as bands_module
 from imagepipe.core.bands import READ_ROWS, Bands, Unstreamable, orientation, streamable
 from imagepipe.core.normalise import normalise
-from tests.images import encoded, noise
+from tests.images import encoded, noise, tiled_tiff
 
 
 def photo_like(width: int, height: int, mode: str, seed: int = 0) -> Image.Image:
@@ -45,10 +46,7 @@ def kinds():
                 )
     for mode in ("L", "LA", "RGB", "RGBA"):
         yield f"png-{mode}", encoded(photo_like(w, h, mode), "PNG")
-        yield (
-            f"tiff-{mode}-lzw-tiled",
-            encoded(photo_like(w, h, mode), "TIFF", compression="tiff_lzw", tile=(64, 64)),
-        )
+        yield f"tiff-{mode}-lzw-tiled", tiled_tiff(photo_like(w, h, mode), (64, 64), "lzw")
         yield (
             f"tiff-{mode}-deflate",
             encoded(photo_like(w, h, mode), "TIFF", compression="tiff_adobe_deflate"),
@@ -179,6 +177,19 @@ def test_windows_are_copies_still_right_after_the_rows_they_came_from_are_let_go
         windows.append((box, bands.window(box)))
     for box, window in windows:
         assert window.tobytes() == reference.crop(box).tobytes()
+
+
+@pytest.mark.parametrize("value", [1, 2])  # upright and mirrored: read a chunk of columns at a time
+def test_a_tiled_tiff_is_read_a_chunk_of_columns_at_a_time_each_pixel_pillows(monkeypatch, value):
+    monkeypatch.setattr(bands_module, "CHUNK_BYTES", 1)  # a chunk of one block: 128 columns
+    data = tiled_tiff(photo_like(450, 300, "RGB", seed=value), (64, 48), orientation=value)
+    reference, bands = whole(data), bands_of(data)
+    assert (bands.tiles, bands.chunk) == ((64, 48), 128)
+    for top in range(0, 300, 64):  # rows of tiles with a halo of 5, across
+        for left in range(0, 450, 100):
+            box = (max(left - 5, 0), max(top - 5, 0), min(left + 105, 450), min(top + 69, 300))
+            assert bands.crop(box).tobytes() == reference.crop(box).tobytes(), box
+    assert bands.reopened == 0
 
 
 @pytest.mark.parametrize(
