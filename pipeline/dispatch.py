@@ -368,7 +368,9 @@ def _lead() -> bool:
 
 @cache
 def _producer():
-    return kafka.producer()
+    # Tasks the broker has not yet taken, held at most (librdkafka's default is 1 GB): room for the
+    # largest message; a send past it waits for deliveries (_produce), however fast tiles are cut.
+    return kafka.producer(**{"queue.buffering.max.kbytes": (settings.KAFKA_MAX_MESSAGE_BYTES >> 10) + 1024})
 
 
 @cache
