@@ -4,10 +4,8 @@ collector resumes only the assemblies nobody holds."""
 
 import io
 
-import psycopg
 import pytest
 from django.core.files.storage import default_storage
-from django.db import connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -22,6 +20,7 @@ from pipeline.recovery import resume
 from pipeline.stages import stored_tiles
 from tests.images import photo
 from tests.jobs.factories import SMALL_PHOTO, make_job, result_image, results_for, upload
+from tests.locks import dies, held_elsewhere
 
 pytestmark = pytest.mark.django_db
 BLURRED = SMALL_PHOTO.filter(ImageFilter.GaussianBlur(2))
@@ -65,16 +64,9 @@ def test_a_delete_during_assembly_leaves_no_file_behind(job, monkeypatch, django
     assert stored(f"previews/{job.pk}") == []  # the result's, made before the delete came
 
 
-def held_elsewhere(job) -> psycopg.Connection:
-    """Another connection holding the job's assembly lock: a live collector assembling it."""
-    other = psycopg.connect(**connection.get_connection_params(), autocommit=True)
-    other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [ASSEMBLY_LOCKS, str(job.pk)])
-    return other
-
-
 def test_a_job_another_process_is_assembling_is_neither_assembled_nor_resumed_here(job):
     values = results_for(job, SMALL_PHOTO)
-    other = held_elsewhere(job)
+    other = held_elsewhere(ASSEMBLY_LOCKS, str(job.pk))  # a live collector assembling it
     try:
         for value in values:
             record_result(value)  # the last would assemble it: the lock is the other's
@@ -85,7 +77,7 @@ def test_a_job_another_process_is_assembling_is_neither_assembled_nor_resumed_he
         job.refresh_from_db()
         assert job.status == Job.Status.ASSEMBLING and not job.result
     finally:
-        other.close()  # the other process dies: its lock with it
+        dies(other)
     resume()
     job.refresh_from_db()
     assert job.status == Job.Status.DONE

@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ElementTree
 import zipfile
 
 import pytest
-from django.db import connection
 from PIL import Image, ImageOps
 from rest_framework.test import APIClient
 
@@ -18,6 +17,7 @@ from pipeline.collector import record_result
 from tests.core.reference import reference
 from tests.images import noise
 from tests.jobs.factories import make_job, result_image, results_for, submit_job, upload
+from tests.locks import dies, held_elsewhere
 
 pytestmark = pytest.mark.django_db
 SIDE = TILE_SIZE
@@ -100,13 +100,11 @@ def test_only_those_who_may_see_the_job_see_its_pyramids(alice, bob_api, alice_a
 
 def test_a_job_a_builder_holds_is_left_to_it(alice):
     job = done_job(alice, noise(400, 300))
-    other = connection.copy()  # another builder's connection
-    with other.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [pyramids.PYRAMID_LOCK, str(job.pk)])
+    other = held_elsewhere(pyramids.PYRAMID_LOCK, str(job.pk))  # another builder
     assert pyramids.build_one() is None
     job.refresh_from_db()
     assert job.viewer == Job.Viewer.NONE
-    other.close()
+    dies(other)
     build()  # the lock gone with its builder: made
     job.refresh_from_db()
     assert job.viewer == Job.Viewer.READY
