@@ -18,6 +18,7 @@ from .events import push_status
 from .models import Job, Tile
 from .submission import (
     SubmissionError,
+    check_geometry,
     check_message_size,
     check_result_encoding,
     check_tile_count,
@@ -57,6 +58,7 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
         stored_bytes=upload.size,  # its original, as stored below
     )
     job.icc_profile, job.notes = kept_profile(found.icc_profile, result_mode)
+    check_geometry(job)
     check_tile_count(job)  # before building the tile list, whose size it bounds
     check_result_encoding(job)
     tiles = job.all_tiles()

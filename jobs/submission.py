@@ -114,6 +114,21 @@ def clean_filename(name: str | None) -> str:
     return name[:200] or "image"
 
 
+def check_geometry(job: Job) -> None:
+    """Refuse a chain that cannot apply to this image (a crop outside it), or that would make an
+    image larger than MAX_IMAGE_PIXELS at any stage."""
+    try:
+        sizes = [job.stage_size(stage) for stage in range(len(job.stages))] + [job.output_size]
+    except ChainError as exc:
+        raise SubmissionError(str(exc)) from None
+    largest = max(sizes, key=lambda size: size[0] * size[1])
+    if largest[0] * largest[1] > settings.MAX_IMAGE_PIXELS:
+        raise SubmissionError(
+            f"this chain makes a {largest[0]}×{largest[1]} image, over the "
+            f"{settings.MAX_IMAGE_PIXELS:,}-pixel limit (MAX_IMAGE_PIXELS)"
+        )
+
+
 def check_tile_count(job: Job) -> None:
     """Refuse a job with more tiles than MAX_TILES_PER_JOB, naming the smallest tile size that fits."""
     count, limit = job.tile_count(), settings.MAX_TILES_PER_JOB
@@ -140,7 +155,7 @@ def check_result_encoding(job: Job) -> None:
 
 def check_message_size(tiles, bands: int) -> None:
     """Refuse a chain whose halo makes a padded tile larger than a Kafka message may be."""
-    largest = max(spec.padded.width * spec.padded.height for _, spec in tiles) * bands
+    largest = max(spec.read.width * spec.read.height for _, spec in tiles) * bands
     if largest > settings.KAFKA_MAX_MESSAGE_BYTES:
         raise SubmissionError(
             f"with this chain's halo a tile would be {largest} bytes, over the "

@@ -410,13 +410,14 @@ def task_messages(
             stat=stat,
             generation=job.generation,
             nonce=nonce,
+            source=list(spec.source.as_tuple()) if spec.source else [],
         )
         if isinstance(source, StoredTiles):
             yield spec.index, task.encode(source.pixels(spec.index))
-        else:  # the padded region, straight from the rows read, copied once into its message
+        else:  # the padded region (or window), straight from the rows read, copied once into its message
             yield (
                 spec.index,
-                task.encode(array_parts(source.mode, pixel_array(source, spec.padded.as_tuple()))),
+                task.encode(array_parts(source.mode, pixel_array(source, spec.read.as_tuple()))),
             )
 
 

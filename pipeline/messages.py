@@ -87,6 +87,7 @@ class Task:
     stat: str = ""  # the statistic to report for the next stage ("" for none)
     generation: int = 0  # the job's retry count when this was sent: a cancel covers those before it
     nonce: str = _limit(default="", length=64)  # this send's, stored on the tile row: its result returns it
+    source: list[int] = field(default_factory=list)  # a resampling stage's input window: the payload
 
     def encode(self, pixels: Payload) -> bytes:
         return pack({"kind": "task", **asdict(self)}, pixels)

@@ -173,7 +173,7 @@ def stage_input(job: Job, stage: int) -> StageInput:
 def stored_tiles(job: Job, stage: int) -> StoredTiles | None:
     """The stage's tiles as the stage before stored them, if each is exactly one of those: the
     stage reads no halo and every one of its tiles is where a tile before landed."""
-    if chain_halo(job.stages[stage]):
+    if chain_halo(job.stages[stage]) or job.stages[stage][0].op.kind == "resample":
         return None
     before = job.tiles.filter(stage=stage - 1).only("job", "stage", "x", "y", "width", "height", "result")
     landed = {job.placed_box(tile): str(tile.result.name) for tile in before}

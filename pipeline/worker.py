@@ -78,11 +78,14 @@ def process_task(
 def _process(task: Task, pixels: bytes):
     steps = parse_chain(task.operations)
     core, padded = Box(*task.core), Box(*task.padded)
+    source = Box(*task.source) if task.source else None
+    read = source or padded
     image = decode_tile(pixels)
-    if image.size != (padded.width, padded.height):
-        raise CodecError(f"tile is {image.size}, its task says {padded.width}x{padded.height}")
+    if image.size != (read.width, read.height):
+        raise CodecError(f"tile is {image.size}, its task says {read.width}x{read.height}")
     kernels = ENGINES[settings.WORKER_KERNELS]
-    return process_tile(image, steps, padded, core, (task.size[0], task.size[1]), task.table, kernels)
+    size = (task.size[0], task.size[1])
+    return process_tile(image, steps, padded, core, size, task.table, kernels, source)
 
 
 def _result(task: Task, worker: str, started: float, partition: int, offset: int, **extra) -> Result:

@@ -29,7 +29,11 @@ def _transposition(step: Step) -> Image.Transpose:
 
 
 def move(step: Step, placement: Placement) -> Placement:
-    """Where a box lands after the step: geometric operations move it, the rest don't."""
+    """Where a box lands after the step: geometric operations move it, the rest don't. A resampling
+    step changes the image's size; a box past one is already in its output (it starts a stage,
+    whose tiles are cut from its output: ``pipeline.stage_grid``)."""
+    if step.op.kind == "resample":
+        return Placement(placement.box, step.resize(placement.size, "").output_size)
     if step.op.kind != "geometric":
         return placement
     (width, height), (left, top, right, bottom) = placement.size, placement.box.as_tuple()
@@ -67,6 +71,12 @@ def apply_step(
     """
     if step.op.kind == "geometric":
         return image.transpose(_transposition(step))
+    if step.op.kind == "resample":
+        if placement.size != image.size:
+            raise ValueError(f"{step.op.name} starts a stage: its tiles are resampled from their windows")
+        assert step.op.reference is not None  # every resampling operation has one
+        step.resize(image.size, image.mode)  # refuses what cannot apply to this image, as a job would
+        return step.op.reference(image, step.params)
     alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
     colour = colour_bands(image)
     if step.op.kind == "global":
@@ -113,10 +123,11 @@ def apply_chain(
 
 
 def split_stages(steps: Sequence[Step]) -> list[list[Step]]:
-    """Cut a chain before each global step: each stage ends with a full stop for statistics."""
+    """Cut a chain before each global step (each stage ends with a full stop for statistics) and
+    each resampling step (its stage's tiles are cut from its output)."""
     stages: list[list[Step]] = []
     for step in steps:
-        if not stages or step.op.kind == "global":
+        if not stages or step.op.kind in ("global", "resample"):
             stages.append([])
         stages[-1].append(step)
     return stages

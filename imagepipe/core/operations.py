@@ -27,6 +27,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from . import statistics
 from .pixelate import pixelate
+from .resample import FILTERS, Resize
 from .tiling import Box
 
 MAX_CHAIN_LENGTH = 10
@@ -41,18 +42,24 @@ class ChainError(ValueError):
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: type[int] | type[float]
-    minimum: float
-    maximum: float
-    default: float | None = None
+    kind: type[int] | type[float] | type[str]
+    minimum: float = 0
+    maximum: float = 0
+    default: float | str | None = None
     odd: bool = False
-    choices: tuple[int, ...] = ()
+    choices: tuple[int, ...] | tuple[str, ...] = ()
 
-    def clean(self, op: str, raw: Any) -> int | float:
+    def clean(self, op: str, raw: Any) -> int | float | str:
         if raw is None:
             if self.default is None:
                 raise ChainError(f"{op}: parameter '{self.name}' is required")
             return self.default
+        if self.kind is str:  # a name, one of the choices
+            if raw not in self.choices or not isinstance(raw, str):
+                raise ChainError(
+                    f"{op}: parameter '{self.name}' must be one of {', '.join(map(str, self.choices))}"
+                )
+            return raw
         # bool is an int subclass; "radius": true is a mistake, not 1.
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             raise ChainError(f"{op}: parameter '{self.name}' must be a number")
@@ -72,13 +79,9 @@ class Param:
         return self.kind(raw)
 
     def describe(self) -> dict[str, Any]:
-        described = {
-            "name": self.name,
-            "type": self.kind.__name__,
-            "min": self.minimum,
-            "max": self.maximum,
-            "default": self.default,
-        }
+        described: dict[str, Any] = {"name": self.name, "type": self.kind.__name__, "default": self.default}
+        if self.kind is not str:
+            described |= {"min": self.minimum, "max": self.maximum}
         if self.odd:
             described["odd"] = True
         if self.choices:
@@ -104,7 +107,7 @@ _Make = Callable[[Mapping[str, Any]], ImageFilter.Filter | type[ImageFilter.Filt
 @dataclass(frozen=True)
 class Operation:
     name: str
-    kind: str  # point, neighbourhood, global, position, geometric (README, "Operations")
+    kind: str  # point, neighbourhood, global, position, geometric, resample (README, "Operations")
     description: str
     colour: Colour | None = None  # acts on an L or RGB image
     lut: Callable[[Mapping[str, Any]], Image.Image] | None = None  # per-band point op on a ramp
@@ -114,6 +117,10 @@ class Operation:
     transpose: Image.Transpose | None = None  # geometric operations
     stat: str = ""  # global operations: the whole-image histogram they read (statistics.py)
     table: Callable[[list[int], Mapping[str, Any], int], list[int]] | None = None  # ... and use
+    # Resampling operations: what they do to an image of a size (raising ChainError for one they
+    # cannot apply to), and the Pillow call on the whole image they are defined by.
+    plan: Callable[[Mapping[str, Any], tuple[int, int], str], Resize] | None = None
+    reference: Callable[[Image.Image, Mapping[str, Any]], Image.Image] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -132,6 +139,11 @@ class Step:
     @property
     def halo(self) -> int:
         return self.op.halo(self.params)
+
+    def resize(self, size: tuple[int, int], mode: str) -> Resize:
+        """A resampling step's plan for an image of ``size`` and ``mode``."""
+        assert self.op.plan is not None  # every resampling operation has one
+        return self.op.plan(self.params, size, mode)
 
     def to_dict(self) -> dict[str, Any]:
         return {"op": self.op.name, **self.params}
@@ -182,6 +194,114 @@ def _geometric(name: str, description: str, transpose: Image.Transpose) -> Opera
     return Operation(name, "geometric", description, transpose=transpose)
 
 
+def _resampling(
+    name: str,
+    description: str,
+    params: tuple[Param, ...],
+    plan: Callable[..., Resize],
+    reference: Callable[..., Image.Image],
+) -> Operation:
+    return Operation(name, "resample", description, params=params, plan=plan, reference=reference)
+
+
+def _side(name: str, default: int | None = 0) -> Param:
+    return Param(name, int, 0 if default == 0 else 1, 100_000, default)
+
+
+def _resized(params: Mapping[str, Any], size: tuple[int, int]) -> tuple[int, int]:
+    """resize's output size: by a scale, or to a width and/or a height (both: within that box,
+    as ImageOps.contain sizes it, unless the aspect is ignored)."""
+    (width, height), scale = size, params["scale"]
+    wanted = (params["width"], params["height"])
+    if scale:
+        if any(wanted):
+            raise ChainError("resize: give a scale, or a width and/or a height, not both")
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    if not any(wanted):
+        raise ChainError("resize: give a width, a height or a scale")
+    if all(wanted):
+        return wanted if params["aspect"] == "ignore" else _contained(size, wanted)
+    if wanted[0]:
+        return wanted[0], max(1, round(height * wanted[0] / width))
+    return max(1, round(width * wanted[1] / height)), wanted[1]
+
+
+def _contained(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """ImageOps.contain's size for an image of ``size`` within ``box``."""
+    (width, height), (out_width, out_height) = size, box
+    if width / height > out_width / out_height:
+        return out_width, max(1, round(height / width * out_width))
+    if width / height < out_width / out_height:
+        return max(1, round(width / height * out_height)), out_height
+    return box
+
+
+def _crop_box(params: Mapping[str, Any], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """crop's box, clamped to the image; one that misses it is refused."""
+    left, top = params["left"], params["top"]
+    right, bottom = left + params["width"], top + params["height"]
+    clamped = (min(left, size[0]), min(top, size[1]), min(right, size[0]), min(bottom, size[1]))
+    if clamped[2] <= clamped[0] or clamped[3] <= clamped[1]:
+        raise ChainError(
+            f"crop: the box ({left}, {top}, {right}, {bottom}) lies outside the {size[0]}×{size[1]} image"
+        )
+    return clamped
+
+
+def _thumbnail(params: Mapping[str, Any], size: tuple[int, int], mode: str) -> Resize:
+    """Image.thumbnail's arithmetic: the size within the box keeping the aspect (never larger), and
+    the blocks its reducing gap averages first."""
+    (width, height), (x, y) = size, (params["width"], params["height"])
+    name, gap = params["filter"], params["reducing_gap"]
+    if 0 < gap < 1:
+        raise ChainError("thumbnail: parameter 'reducing_gap' must be 0 (none) or at least 1")
+    if x >= width and y >= height:
+        return Resize(size, size, name)
+    aspect = width / height
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(
+            min(
+                math.floor(x / aspect),
+                math.ceil(x / aspect),
+                key=lambda n: 0 if n == 0 else abs(aspect - x / n),
+            ),
+            1,
+        )
+    factor = (1, 1)
+    if gap and name != "nearest":
+        factor = (int(width / x / gap) or 1, int(height / y / gap) or 1)
+    return Resize(size, (x, y), name, factor=factor)
+
+
+def _fitted_box(size: tuple[int, int], box: tuple[int, int]) -> tuple[float, float, float, float]:
+    """ImageOps.fit's crop (centred, no bleed), in its own floating-point steps."""
+    live = (size[0] - 0.0 * size[0] * 2, size[1] - 0.0 * size[1] * 2)
+    live_ratio, output_ratio = live[0] / live[1], box[0] / box[1]
+    if live_ratio == output_ratio:
+        crop = live
+    elif live_ratio >= output_ratio:
+        crop = (output_ratio * live[1], live[1])
+    else:
+        crop = (live[0], live[0] / output_ratio)
+    left, top = 0.0 + (live[0] - crop[0]) * 0.5, 0.0 + (live[1] - crop[1]) * 0.5
+    return (left, top, left + crop[0], top + crop[1])
+
+
+def _crop_size(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    return box[2] - box[0], box[3] - box[1]
+
+
+def _thumbnailed(image: Image.Image, params: Mapping[str, Any]) -> Image.Image:
+    copy = image.copy()
+    copy.thumbnail(
+        (params["width"], params["height"]), FILTERS[params["filter"]], params["reducing_gap"] or None
+    )
+    return copy
+
+
+_FILTER = Param("filter", str, default="bicubic", choices=tuple(FILTERS))
 _FACTOR = Param("factor", float, 0, 4, 1)
 _RADIUS = Param("radius", float, 0, 50, 2)
 _SIZE = Param("size", int, 3, 15, 3, odd=True)
@@ -301,6 +421,42 @@ _CATALOGUE = (
         params=(Param("angle", int, 90, 270, 90, choices=(90, 180, 270)),),
     ),
     _geometric("transpose", "Swap rows and columns.", Image.Transpose.TRANSPOSE),
+    _resampling(
+        "resize",
+        "Resize by a scale, or to a width and/or height (the aspect kept unless ignored), by a filter.",
+        (
+            _side("width"),
+            _side("height"),
+            Param("scale", float, 0, 100, 0),
+            _FILTER,
+            Param("aspect", str, default="keep", choices=("keep", "ignore")),
+        ),
+        lambda p, size, mode: Resize(size, _resized(p, size), p["filter"]),
+        lambda im, p: im.resize(_resized(p, im.size), FILTERS[p["filter"]]),
+    ),
+    _resampling(
+        "crop",
+        "Keep a box of the image: left, top, width, height (clamped to the image).",
+        (_side("left"), _side("top"), _side("width", None), _side("height", None)),
+        lambda p, size, mode: Resize(size, _crop_size(_crop_box(p, size)), "nearest", box=_crop_box(p, size)),
+        lambda im, p: im.crop(_crop_box(p, im.size)),
+    ),
+    _resampling(
+        "thumbnail",
+        "Fit within width × height, keeping the aspect, never enlarging (Image.thumbnail, its reducing gap).",
+        (_side("width", None), _side("height", None), _FILTER, Param("reducing_gap", float, 0, 100, 2.0)),
+        _thumbnail,
+        _thumbnailed,
+    ),
+    _resampling(
+        "fit",
+        "Cover width × height: the centred crop of that aspect, resized (ImageOps.fit).",
+        (_side("width", None), _side("height", None), _FILTER),
+        lambda p, size, mode: Resize(
+            size, (p["width"], p["height"]), p["filter"], box=_fitted_box(size, (p["width"], p["height"]))
+        ),
+        lambda im, p: ImageOps.fit(im, (p["width"], p["height"]), FILTERS[p["filter"]]),
+    ),
 )
 OPERATIONS: dict[str, Operation] = {op.name: op for op in _CATALOGUE}
 
@@ -343,7 +499,7 @@ def without_alpha(mode: str) -> str:
 
 
 def output_mode(mode: str, step: Step) -> str:
-    if step.op.kind == "geometric":
+    if step.op.kind in ("geometric", "resample"):
         return mode
     colour = step.op.colour_mode(without_alpha(mode))
     return colour + "A" if without_alpha(mode) != mode else colour

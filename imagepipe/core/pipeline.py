@@ -7,15 +7,21 @@ the property the whole system is built around, tested directly in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from functools import lru_cache
 from typing import Protocol
 
 from PIL import Image
 
 from . import statistics
 from .chain import apply_chain, colour_bands, global_table, move, needed_stat, split_stages
-from .operations import Colour, Placement, Step, chain_halo, chain_output_mode, without_alpha
+from .operations import Colour, Placement, Step, chain_halo, chain_output_mode, parse_chain, without_alpha
+from .resample import Resize
 from .tiling import Box, TileSpec, tile_grid
+
+RESAMPLED_TILE_MIN = 16  # pixels: a resampling stage's tiles are no smaller (a window grows with the scale)
 
 
 class Pixels(Protocol):
@@ -38,8 +44,30 @@ def row_bands(pixels: Pixels, rows: int) -> Iterator[Image.Image]:
 
 
 def cut_tile(image: Pixels, tile: TileSpec) -> Image.Image:
-    """The tile's padded region: its core plus the halo."""
-    return image.crop(tile.padded.as_tuple())
+    """What the tile is made from: its core plus the halo, or a resampling stage's window."""
+    return image.crop(tile.read.as_tuple())
+
+
+def stage_grid(stage: Sequence[Step], size: tuple[int, int], mode: str, tile_size: int) -> list[TileSpec]:
+    """A stage's tiles over an image of ``size``. A stage that starts by resampling is cut over
+    the resampled image, at a tile size shrunk by the scale (so each tile's window in the input is
+    about ``tile_size`` across), each tile reading the window of the input its pixels are made
+    from."""
+    if stage[0].op.kind != "resample":
+        return tile_grid(*size, tile_size, chain_halo(stage))
+    key = json.dumps([step.to_dict() for step in stage])
+    return list(_resampled_grid(key, size, mode, tile_size))
+
+
+@lru_cache(maxsize=64)
+def _resampled_grid(stage: str, size: tuple[int, int], mode: str, tile_size: int) -> tuple[TileSpec, ...]:
+    steps = parse_chain(json.loads(stage))
+    plan = steps[0].resize(size, mode)
+    out = plan.output_size
+    scale = max(1.0, *(plan.reduced[axis] * plan.factor[axis] / out[axis] for axis in (0, 1)))
+    size_out = max(min(tile_size, RESAMPLED_TILE_MIN), int(tile_size / scale))
+    grid = tile_grid(*out, size_out, chain_halo(steps[1:]))
+    return tuple(replace(spec, source=plan.source(spec.padded)) for spec in grid)
 
 
 def final_placement(steps: Sequence[Step], box: Box, size: tuple[int, int]) -> Placement:
@@ -62,12 +90,20 @@ def process_tile(
     size: tuple[int, int],
     table: list[int] | None = None,
     kernels: Mapping[str, Colour] | None = None,
+    source: Box | None = None,
 ) -> Image.Image:
     """Run a stage on a padded tile of an image of ``size``; return the processed core only.
 
     ``table`` is the lookup table of the stage's leading global step, if it has one; ``kernels``
-    the faster routes to use (``kernels.ENGINES``).
+    the faster routes to use (``kernels.ENGINES``). A stage that starts by resampling is given the
+    window ``source`` of its input instead, and resamples it to the padded box first.
     """
+    if steps and steps[0].op.kind == "resample":
+        if source is None:
+            raise ValueError(f"{steps[0].op.name} needs the window its tile is made from")
+        plan: Resize = steps[0].resize(size, padded.mode)
+        padded = plan.render(padded, source, padded_box)
+        steps, size = steps[1:], plan.output_size
     result = apply_chain(padded, steps, Placement(padded_box, size), table, kernels)
     moved_padded = final_placement(steps, padded_box, size).box
     moved_core = final_placement(steps, core, size).box
@@ -121,9 +157,9 @@ def run_tiled(
     stages = split_stages(steps)
     table = leading_table(stages[0], image)
     for number, stage in enumerate(stages):
-        tiles = tile_grid(image.width, image.height, tile_size, chain_halo(stage))
+        tiles = stage_grid(stage, image.size, image.mode, tile_size)
         done = [
-            process_tile(cut_tile(image, t), stage, t.padded, t.core, image.size, table, kernels)
+            process_tile(cut_tile(image, t), stage, t.padded, t.core, image.size, table, kernels, t.source)
             for t in tiles
         ]
         boxes = [final_placement(stage, t.core, image.size).box for t in tiles]

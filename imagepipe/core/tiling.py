@@ -50,6 +50,12 @@ class TileSpec:
     row: int
     core: Box
     padded: Box
+    source: Box | None = None  # a resampling stage's: the input window its padded box is made from
+
+    @property
+    def read(self) -> Box:
+        """What the tile is cut from its stage's input."""
+        return self.source or self.padded
 
 
 def grid_shape(width: int, height: int, tile_size: int) -> tuple[int, int]:

@@ -19,10 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from imagepipe.core.chain import split_stages
-from imagepipe.core.operations import Step, chain_halo, parse_chain
+from imagepipe.core.operations import Step, chain_output_mode, parse_chain
 from imagepipe.core.output import FORMATS
-from imagepipe.core.pipeline import final_placement, output_size
-from imagepipe.core.tiling import Box, TileSpec, grid_shape, tile_grid
+from imagepipe.core.pipeline import final_placement, output_size, stage_grid
+from imagepipe.core.tiling import Box, TileSpec, grid_shape
 
 from ..files import delete_on_commit
 from .cancellation import PendingCancellation
@@ -174,7 +174,7 @@ class Job(models.Model):
         """Does any step move pixels (turn, flip, resize), so the result no longer lies over its
         original pixel for pixel?"""
         return self.output_size != (self.width, self.height) or any(
-            step.op.kind == "geometric" for step in self.steps
+            step.op.kind in ("geometric", "resample") for step in self.steps
         )
 
     @property
@@ -186,14 +186,25 @@ class Job(models.Model):
         earlier = [step for steps in self.stages[:stage] for step in steps]
         return output_size(earlier, (self.width, self.height))
 
-    def stage_tiles(self, stage: int) -> list[TileSpec]:
-        width, height = self.stage_size(stage)
-        return tile_grid(width, height, self.tile_size, chain_halo(self.stages[stage]))
+    def stage_mode(self, stage: int) -> str:
+        """The mode of the image a stage works on."""
+        return chain_output_mode(self.mode, [step for steps in self.stages[:stage] for step in steps])
+
+    def stage_tiles(self, stage: int, tile_size: int | None = None) -> list[TileSpec]:
+        """A stage's tiles (at the job's tile size, or ``tile_size``): a resampling stage's over its
+        output, each with the window of its input it reads (``pipeline.stage_grid``)."""
+        steps = self.stages[stage]
+        return stage_grid(steps, self.stage_size(stage), self.stage_mode(stage), tile_size or self.tile_size)
 
     def tile_count(self, tile_size: int | None = None) -> int:
         """Every stage's tiles at ``tile_size`` (the job's own by default), from the geometry alone."""
         size = tile_size or self.tile_size
-        return sum(math.prod(grid_shape(*self.stage_size(stage), size)) for stage in range(len(self.stages)))
+        return sum(
+            len(self.stage_tiles(stage, size))
+            if self.stages[stage][0].op.kind == "resample"
+            else math.prod(grid_shape(*self.stage_size(stage), size))
+            for stage in range(len(self.stages))
+        )
 
     def all_tiles(self) -> list[tuple[int, TileSpec]]:
         return [(stage, spec) for stage in range(len(self.stages)) for spec in self.stage_tiles(stage)]

@@ -53,12 +53,58 @@ GEOMETRIC = {
 }
 
 
+FILTER = {
+    name: getattr(Image.Resampling, name.upper())
+    for name in ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
+}
+
+
+def resized(image, p):
+    """resize as the README defines it: by a scale, or to a width and/or a height, both kept within
+    (ImageOps.contain) unless the aspect is ignored."""
+    method = FILTER[p["filter"]]
+    if p["scale"]:
+        return image.resize(
+            (max(1, round(image.width * p["scale"])), max(1, round(image.height * p["scale"]))), method
+        )
+    if p["width"] and p["height"]:
+        if p["aspect"] == "ignore":
+            return image.resize((p["width"], p["height"]), method)
+        return ImageOps.contain(image, (p["width"], p["height"]), method)
+    if p["width"]:
+        return image.resize((p["width"], max(1, round(image.height * p["width"] / image.width))), method)
+    return image.resize((max(1, round(image.width * p["height"] / image.height)), p["height"]), method)
+
+
+def thumbnailed(image, p):
+    copy = image.copy()
+    copy.thumbnail((p["width"], p["height"]), FILTER[p["filter"]], p["reducing_gap"] or None)
+    return copy
+
+
+def cropped(image, p):
+    box = (p["left"], p["top"], p["left"] + p["width"], p["top"] + p["height"])
+    return image.crop(tuple(min(value, image.size[i % 2]) for i, value in enumerate(box)))
+
+
+# Resampling moves the alpha band with the pixels, as Pillow resizes an image with alpha.
+RESAMPLE = {
+    "resize": resized,
+    "crop": cropped,
+    "thumbnail": thumbnailed,
+    "fit": lambda c, p: ImageOps.fit(c, (p["width"], p["height"]), FILTER[p["filter"]]),
+}
+
+
 def reference(image, chain):
     """Each step on the whole image; colour operations leave an alpha band untouched."""
     for step in chain:
         params = {k: v for k, v in step.items() if k != "op"}
         if step["op"] in GEOMETRIC:
             image = GEOMETRIC[step["op"]](image, params)
+            continue
+        if step["op"] in RESAMPLE:
+            image = RESAMPLE[step["op"]](image, params)
             continue
         alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
         colour = image.convert(image.mode[:-1]) if alpha else image

@@ -9,7 +9,7 @@ from imagepipe.core.kernels import ENGINES
 from imagepipe.core.operations import OPERATIONS, catalogue, parse_chain
 from tests.images import noise, photo
 
-from .reference import COLOUR, GEOMETRIC, reference
+from .reference import COLOUR, FILTER, GEOMETRIC, RESAMPLE, reference
 from .tiled import same_pixels, tiled
 
 PARAMS: dict[str, dict[str, st.SearchStrategy]] = {
@@ -32,7 +32,38 @@ PARAMS: dict[str, dict[str, st.SearchStrategy]] = {
     "dilate": {"size": st.sampled_from([3, 5, 7])},
     "pixelate": {"block": st.integers(2, 24)},
     "rotate": {"angle": st.sampled_from([90, 180, 270])},
+    # The sizes by width and height, and the scales past 3, are in test_resample.py: kept small here.
+    "resize": {
+        "scale": st.floats(0.05, 1.5),
+        "width": st.just(0),
+        "height": st.just(0),
+        "filter": st.sampled_from(sorted(FILTER)),
+        "aspect": st.just("keep"),
+    },
+    "crop": {  # inside every image drawn (boxes at every edge: test_resample.py)
+        "left": st.just(0),
+        "top": st.just(0),
+        "width": st.integers(1, 120),
+        "height": st.integers(1, 120),
+    },
+    "thumbnail": {
+        "width": st.integers(1, 120),
+        "height": st.integers(1, 120),
+        "filter": st.sampled_from(sorted(FILTER)),
+        "reducing_gap": st.sampled_from([0, 1.0, 1.5, 2.0, 3.0]),
+    },
+    "fit": {
+        "width": st.integers(1, 120),
+        "height": st.integers(1, 120),
+        "filter": st.sampled_from(sorted(FILTER)),
+    },
 }
+DEFAULTS = {
+    "rotate": {"angle": 90},
+    "crop": {"width": 50, "height": 40},
+    "thumbnail": {"width": 60, "height": 60},
+}
+DEFAULTS["fit"] = DEFAULTS["thumbnail"]
 
 
 @st.composite
@@ -42,7 +73,7 @@ def steps(draw):
 
 
 def test_every_operation_has_a_reference_and_a_strategy():
-    assert set(OPERATIONS) == set(COLOUR) | set(GEOMETRIC)
+    assert set(OPERATIONS) == set(COLOUR) | set(GEOMETRIC) | set(RESAMPLE)
     for op in OPERATIONS.values():
         assert {p.name for p in op.params} <= set(PARAMS.get(op.name, {}))
 
@@ -70,7 +101,9 @@ def test_any_chain_tiled_equals_the_whole_image_reference(
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
 def test_each_operation_on_a_photo_at_an_awkward_tile_size(name, engine):
     image = photo("rocket.jpg")
-    chain = [{"op": name, **({"angle": 90} if name == "rotate" else {})}]
+    chain = [{"op": name, **DEFAULTS.get(name, {})}]
+    if name == "resize":
+        chain[0]["scale"] = 0.37
     whole = apply_chain(image, parse_chain(chain))
     assert same_pixels(
         whole, reference(image, parse_chain(chain) and [s.to_dict() for s in parse_chain(chain)])

@@ -33,8 +33,13 @@ def parse_op(text: str) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise CommandError(f"--op {text!r}: parameters are key=value, separated by commas")
+        key, value = key.strip(), value.strip()
+        known = OPERATIONS.get(step["op"])
+        if known and any(param.name == key and param.kind is str for param in known.params):
+            step[key] = value  # a name: a filter, an aspect
+            continue
         try:
-            step[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+            step[key] = int(value) if value.lstrip("-").isdigit() else float(value)
         except ValueError:
             raise CommandError(f"--op {text!r}: {key} must be a number") from None
     return step
@@ -46,7 +51,13 @@ def param_help(param: Param) -> str:
         allowed = ", ".join(map(str, param.choices))
     else:
         allowed = f"{'odd, ' if param.odd else ''}{param.minimum:g}–{param.maximum:g}"
-    default = "required" if param.default is None else f"{param.default:g}"
+    default = (
+        "required"
+        if param.default is None
+        else f"{param.default:g}"
+        if param.kind is not str
+        else param.default
+    )
     return f"{param.name}={default} ({allowed})"
 
 

@@ -36,6 +36,7 @@
   function paramField(param, value) {
     const id = `param-${++fields}`;
     const input = element(param.choices ? "select" : "input", {id, name: param.name, required: true});
+    input.dataset.type = param.type;
     if (param.choices) {
       for (const choice of param.choices) input.add(new Option(choice, choice));
     } else {
@@ -111,7 +112,7 @@
 
   const steps = () => [...chain.children].map(item => {
     const step = {op: item.dataset.op};
-    for (const input of item.querySelectorAll("input, select")) step[input.name] = Number(input.value);
+    for (const input of item.querySelectorAll("input, select")) step[input.name] = input.dataset.type === "str" ? input.value : Number(input.value);
     return step;
   });
 
