@@ -63,6 +63,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/operations/", job_api.operations, name="api-operations"),
+    path("api/plan/", job_api.plan, name="api-plan"),
     path("api/timeline/", timeline.timeline, name="api-timeline"),
     # DeepZoom's own layout, no slash at the end: what any DeepZoom viewer asks for.
     path("api/jobs/<uuid:job_id>/pyramid/<which:which>.dzi", job_api.pyramid, name="api-job-pyramid"),

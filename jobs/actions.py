@@ -9,8 +9,10 @@ assembles a retried job whose tiles are all in), so no request waits on Kafka or
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
+from imagepipe.core.normalise import KEPT
 from imagepipe.core.operations import chain_output_mode
 
 from . import quotas, storage
@@ -27,8 +29,37 @@ from .submission import (
     parse_output,
     parse_priority,
     parse_tile_size,
+    whole_number,
 )
 from .uploads import inspect_upload, kept_profile
+
+
+def plan(operations, width, height, mode="RGB", tile_size=None) -> Job:
+    """What a job of this chain would make of an image of ``width`` × ``height`` (its stages'
+    sizes, its tiles, the result's size), checked as a submission is, nothing stored: the submit
+    page shows it before anything is uploaded. Raises SubmissionError."""
+    size = (
+        whole_number(width, "width must be a whole number"),
+        whole_number(height, "height must be a whole number"),
+    )
+    if min(size) < 1 or size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
+        raise SubmissionError(
+            f"the image must be at least 1 × 1 and at most {settings.MAX_IMAGE_PIXELS:,} pixels"
+        )
+    if mode not in KEPT:
+        raise SubmissionError(f"mode must be one of {', '.join(KEPT)}")
+    steps = parse_operations(operations)
+    job = Job(
+        operations=[step.to_dict() for step in steps],
+        tile_size=parse_tile_size(tile_size),
+        width=size[0],
+        height=size[1],
+        mode=mode,
+        output_mode=chain_output_mode(mode, steps),
+    )
+    check_geometry(job)
+    check_tile_count(job)
+    return job
 
 
 def submit(owner, upload, operations, tile_size=None, output_format=None, quality=None, priority=None) -> Job:

@@ -42,6 +42,36 @@ def operations(request):
     return Response(catalogue())
 
 
+@extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+@api_view(["POST"])
+def plan(request):
+    """What a chain would make of an image of a size, before anything is uploaded: each stage's
+    size and tiles, the result's size and mode; or a 400 with the reason, as a submission would."""
+    data = request.data
+    try:
+        job = actions.plan(
+            data.get("operations"),
+            data.get("width"),
+            data.get("height"),
+            data.get("mode", "RGB"),
+            data.get("tile_size"),
+        )
+    except SubmissionError as exc:
+        return Response({"error": str(exc)}, status=exc.status)
+    stages = [
+        {"input": job.stage_size(stage), "output": job.canvas(stage), "tiles": len(job.stage_tiles(stage))}
+        for stage in range(len(job.stages))
+    ]
+    width, height = job.output_size
+    return Response(
+        {
+            "stages": stages,
+            "tiles_total": sum(stage["tiles"] for stage in stages),
+            "result": {"width": width, "height": height, "mode": job.output_mode},
+        }
+    )
+
+
 # GET /api/jobs/ takes the history page's filters (jobs.forms.HistoryFilter).
 LIST_FILTERS = [
     OpenApiParameter("status", str, enum=Job.Status.values),

@@ -24,7 +24,7 @@ from imagepipe.core.chain import global_table
 from imagepipe.core.codec import decode_tile
 from imagepipe.core.deepzoom import write_pyramid
 from imagepipe.core.jpeg import write_jpeg
-from imagepipe.core.operations import chain_output_mode, without_alpha
+from imagepipe.core.operations import without_alpha
 from imagepipe.core.output import DEFAULT_JPEG_QUALITY, FORMATS, encode
 from imagepipe.core.pipeline import output_size
 from imagepipe.core.png import write_png
@@ -46,7 +46,7 @@ class StageTiles:
     cut in order, the result's bands written), each tile is read from storage about once."""
 
     def __init__(self, job: Job, stage: int) -> None:
-        self.mode = stage_mode(job, stage)
+        self.mode = job.stage_mode(stage + 1)  # its output's
         self.size = output_size(job.stages[stage], job.stage_size(stage))
         rows: dict[int, list[tuple[Box, str]]] = defaultdict(list)
         for tile in job.tiles.filter(stage=stage).only("job", "stage", "x", "y", "width", "height", "result"):
@@ -83,22 +83,20 @@ class StageTiles:
         return image
 
 
-def stage_mode(job: Job, stage: int) -> str:
-    """The mode of a stage's output."""
-    return chain_output_mode(job.mode, [s for earlier in job.stages[: stage + 1] for s in earlier])
-
-
-def next_stage_input(job: Job, finished: int) -> tuple[StageTiles, list[int]]:
+def next_stage_input(job: Job, finished: int) -> tuple[StageTiles, list[int] | None]:
     """What the next stage cuts its tiles from (the finished stage's stored tiles, read as its
     tiles are cut), and its global step's table."""
     return StageTiles(job, finished), next_stage_table(job, finished)
 
 
-def next_stage_table(job: Job, finished: int) -> list[int]:
+def next_stage_table(job: Job, finished: int) -> list[int] | None:
     """The next stage's global step's table, from the sum of the histograms the finished stage's
-    tiles reported: the whole image's statistics without reading the whole image."""
+    tiles reported: the whole image's statistics without reading the whole image. None for a
+    stage that starts by resampling."""
+    if job.stages[finished + 1][0].op.kind != "global":
+        return None
     stats = statistics.add(job.tiles.filter(stage=finished).values_list("stats", flat=True))  # type: ignore[arg-type]  # a JSON column: the lists each tile reported
-    return global_table(job.stages[finished + 1][0], stats, without_alpha(stage_mode(job, finished)))
+    return global_table(job.stages[finished + 1][0], stats, without_alpha(job.stage_mode(finished + 1)))
 
 
 def assemble_job(job: Job, resuming: bool = False) -> None:

@@ -187,7 +187,7 @@ class Job(models.Model):
         return output_size(earlier, (self.width, self.height))
 
     def stage_mode(self, stage: int) -> str:
-        """The mode of the image a stage works on."""
+        """The mode of the image a stage works on (``last_stage + 1``: the result's)."""
         return chain_output_mode(self.mode, [step for steps in self.stages[:stage] for step in steps])
 
     def stage_tiles(self, stage: int, tile_size: int | None = None) -> list[TileSpec]:

@@ -247,3 +247,34 @@ def test_the_form_fits_a_phone(api, system, chromium):
     expect(page.locator("#grid")).to_be_visible()
     width = page.locator("#submit-form").evaluate("form => [form.scrollWidth, form.clientWidth]")
     assert width[0] <= width[1] <= PHONE["width"]
+
+
+def test_the_page_tells_the_result_s_size_and_a_refused_chain_s_reason_before_sending(api, system, chromium):
+    page, posts = submit_page(chromium, system)
+    page.set_input_files("#id_image", str(DATA / "coffee.png"))  # 600 × 400
+    add_step(page, "resize")
+    step = page.locator('#chain li[data-op="resize"]')
+    step.locator('input[name="width"]').fill("300")
+    step.locator('select[name="filter"]').select_option("lanczos")
+    # blur: 2 tiles of 512; the resize's stage over its 300 × 200 output in tiles of 512 / 2: 2 more
+    expect(page.locator("#plan-info")).to_have_text("Result: 300 × 200 px (RGB), 2 stages, 4 tiles in all.")
+    add_step(page, "crop")
+    crop = page.locator('#chain li[data-op="crop"]')
+    for name, value in [("left", "400"), ("top", "0"), ("width", "10"), ("height", "10")]:
+        crop.locator(f'input[name="{name}"]').fill(value)
+    expect(page.locator("#plan-info")).to_have_text(
+        "This chain would be refused: crop: the box (400, 0, 410, 10) lies outside the 300×200 image"
+    )
+    crop.locator('input[name="left"]').fill("290")
+    expect(page.locator("#plan-info")).to_have_text("Result: 10 × 10 px (RGB), 3 stages, 5 tiles in all.")
+    assert not posts
+    page.click("#start")
+    job = submitted_job(page)
+    assert job.operations[1] == {
+        "op": "resize",
+        "width": 300,
+        "height": 0,
+        "scale": 0,
+        "filter": "lanczos",
+        "aspect": "keep",
+    }

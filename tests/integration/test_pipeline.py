@@ -94,6 +94,29 @@ def test_a_chain_of_every_kind_matches_on_a_photo(api, system):
     assert body["tiles_done"] == body["tiles_total"] == len(stages)
 
 
+def test_resizing_steps_between_the_others_match_pillow_through_the_system(api, system):
+    chain = [
+        {"op": "gaussian_blur", "radius": 1.5},
+        {"op": "resize", "scale": 0.37, "filter": "lanczos"},  # down, non-integer
+        {"op": "median", "size": 3},
+        {"op": "equalize"},
+        {"op": "rotate", "angle": 90},
+        {"op": "resize", "width": 500, "filter": "bicubic"},  # back up
+        {"op": "crop", "left": 40, "top": 30, "width": 400, "height": 10_000},  # clamped
+        {"op": "thumbnail", "width": 200, "height": 200, "filter": "hamming"},  # its reducing gap
+    ]
+    job = submit(api, "coffee.png", chain, tile_size=64)
+    body = wait_until_finished(api, system, job["id"])
+    assert body["status"] == "done", body["error"]
+
+    result = Image.open(io.BytesIO(api.get(body["result_url"]).content))
+    expected = reference(photo("coffee.png"), [s.to_dict() for s in parse_chain(chain)])
+    assert result.size == expected.size and max(result.size) == 200
+    assert result.tobytes() == expected.tobytes()
+    stages = set(Tile.objects.filter(job_id=job["id"]).values_list("stage", flat=True))
+    assert stages == {0, 1, 2, 3, 4, 5}  # cut before each resampling step and before equalize
+
+
 def test_an_rgba_photo_keeps_its_alpha_through_statistics_and_geometry(api, system, tmp_path):
     image = photo("coffee.png")
     image.putalpha(photo("camera.png").resize(image.size))  # a real, uneven alpha band

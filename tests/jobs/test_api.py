@@ -75,6 +75,27 @@ def test_submissions_are_validated_with_clear_errors(alice_api, kwargs, status, 
         assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "step,message",
+    [
+        ({"op": "resize", "width": 0}, "give a width, a height or a scale"),
+        ({"op": "resize", "width": 10**9}, "between 0 and 100000"),
+        ({"op": "resize", "scale": "NaN"}, "must be a number"),
+        ({"op": "resize", "scale": 1, "filter": "blurry"}, "must be one of nearest, box, bilinear"),
+        ({"op": "crop", "left": 8, "top": 0, "width": 4, "height": 4}, "lies outside the 8×8 image"),
+        ({"op": "resize", "width": 1000}, "makes a 1000×1000 image, over the 100,000-pixel limit"),
+    ],
+)
+def test_resampling_that_cannot_apply_to_the_image_is_a_400_with_the_reason(
+    alice_api, settings, step, message
+):
+    settings.MAX_IMAGE_PIXELS = 100_000
+    response = post_job(alice_api, upload(noise(8, 8)), operations=json.dumps([step]))
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert not Job.objects.exists()
+
+
 def test_a_file_that_is_not_an_image_is_unsupported_media(alice_api):
     response = post_job(alice_api, SimpleUploadedFile("x.png", b"hello, not a picture"))
     assert response.status_code == 415
@@ -205,3 +226,40 @@ def test_pause_and_resume_move_the_job_and_refuse_when_they_do_not_apply(alice_a
     assert paused.status_code == 409
     assert paused.json()["error"] == "the job is paused; only a queued or running job can be paused"
     assert alice_api.post(f"{url}/resume/").json()["status"] == "queued"
+
+
+def test_the_plan_tells_a_chain_s_stages_tiles_and_result_before_any_upload(alice_api):
+    chain = [
+        {"op": "gaussian_blur", "radius": 2},
+        {"op": "resize", "width": 300},
+        {"op": "rotate", "angle": 90},
+    ]
+    body = {"operations": chain, "width": 1200, "height": 800, "tile_size": 256}
+    response = alice_api.post("/api/plan/", body, format="json")
+    assert response.status_code == 200, response.content
+    plan = response.json()
+    assert plan["result"] == {"width": 200, "height": 300, "mode": "RGB"}
+    stages = [(s["input"], s["output"], s["tiles"]) for s in plan["stages"]]
+    # the second stage, cut before the resize, over its 300 × 200 output in tiles of 256 / 4
+    assert stages == [([1200, 800], [1200, 800], 20), ([1200, 800], [200, 300], 20)]
+    assert plan["tiles_total"] == 40
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"operations": [{"op": "crop", "left": 90, "top": 0, "width": 5, "height": 5}]}, "lies outside"),
+        ({"operations": [{"op": "invert"}], "width": 0}, "at least 1 × 1"),
+        ({"operations": [{"op": "invert"}], "mode": "CMYK"}, "mode must be one of"),
+        ({"operations": "[{"}, "not valid JSON"),
+    ],
+)
+def test_a_plan_that_would_be_refused_says_why(alice_api, body, message):
+    response = alice_api.post("/api/plan/", {"width": 80, "height": 60, **body}, format="json")
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_the_plan_is_for_signed_in_users_only():
+    body = {"operations": [{"op": "invert"}], "width": 8, "height": 8}
+    assert APIClient().post("/api/plan/", body, format="json").status_code == 401

@@ -152,7 +152,32 @@
     for (let y = size; y < image.height; y += size) context.strokeRect(0, y * scale, canvas.width, 0);
     canvas.hidden = false;
     $("grid-info").textContent = `${image.width} × ${image.height} px → ${cols} × ${rows} = ${cols * rows} tiles of ${size} px`;
+    describePlan();
   }
+
+  // What the chain makes of the image, as the server works it out (POST /api/plan/): the
+  // result's size, and the tiles of every stage; or why it would be refused.
+  let planned = null;
+  function describePlan() {
+    clearTimeout(planned);
+    planned = setTimeout(async () => {
+      if (!image || !chain.children.length || check(tileSize)) { $("plan-info").textContent = ""; return; }
+      const body = {operations: steps(), width: image.width, height: image.height, tile_size: Number(tileSize.value)};
+      let answer;
+      try {
+        const response = await fetch("/api/plan/", {method: "POST", body: JSON.stringify(body),
+          headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()}});
+        answer = {ok: response.ok, body: await response.json()};
+      } catch { return; }  // the page says nothing rather than something stale
+      const plan = answer.body;
+      $("plan-info").textContent = !answer.ok ? `This chain would be refused: ${plan.error}` :
+        `Result: ${plan.result.width} × ${plan.result.height} px (${plan.result.mode}), ` +
+        `${plan.stages.length} stage${plan.stages.length > 1 ? "s" : ""}, ${plan.tiles_total} tiles in all.`;
+    }, 250);
+  }
+  new MutationObserver(describePlan).observe(chain, {childList: true});
+  chain.addEventListener("input", describePlan);
+  chain.addEventListener("change", describePlan);
 
   function choose(file) {
     $("drop-text").textContent = file.name;
