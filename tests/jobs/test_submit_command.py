@@ -21,13 +21,14 @@ from tests.images import DATA
         ("grayscale", {"op": "grayscale"}),
         ("gaussian_blur:radius=4", {"op": "gaussian_blur", "radius": 4}),
         ("unsharp_mask:radius=1.5,percent=120", {"op": "unsharp_mask", "radius": 1.5, "percent": 120}),
+        ("resize:width=300,filter=lanczos", {"op": "resize", "width": 300, "filter": "lanczos"}),
     ],
 )
 def test_op_arguments_become_chain_steps(text, step):
     assert parse_op(text) == step
 
 
-@pytest.mark.parametrize("text", ["gaussian_blur:radius", "gaussian_blur:radius=big"])
+@pytest.mark.parametrize("text", ["gaussian_blur:radius", "gaussian_blur:radius=big", "resize:width=wide"])
 def test_malformed_op_arguments_are_refused(text):
     with pytest.raises(CommandError):
         parse_op(text)
