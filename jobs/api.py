@@ -48,6 +48,8 @@ def plan(request):
     """What a chain would make of an image of a size, before anything is uploaded: each stage's
     size and tiles, the result's size and mode; or a 400 with the reason, as a submission would."""
     data = request.data
+    if not isinstance(data, dict):
+        return Response({"error": "the body must be a JSON object"}, status=status.HTTP_400_BAD_REQUEST)
     try:
         job = actions.plan(
             data.get("operations"),

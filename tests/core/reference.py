@@ -70,7 +70,9 @@ def resized(image, p):
     if p["width"] and p["height"]:
         if p["aspect"] == "ignore":
             return image.resize((p["width"], p["height"]), method)
-        return ImageOps.contain(image, (p["width"], p["height"]), method)
+        # ImageOps.contain's size, but never 0 wide or high (contain's own would be empty there)
+        size = ImageOps.contain(Image.new("1", image.size), (p["width"], p["height"])).size
+        return image.resize((max(1, size[0]), max(1, size[1])), method)
     if p["width"]:
         return image.resize((p["width"], max(1, round(image.height * p["width"] / image.width))), method)
     return image.resize((max(1, round(image.width * p["height"] / image.height)), p["height"]), method)

@@ -253,10 +253,12 @@ def test_the_plan_tells_a_chain_s_stages_tiles_and_result_before_any_upload(alic
         ({"operations": [{"op": "invert"}], "width": 0}, "at least 1 × 1"),
         ({"operations": [{"op": "invert"}], "mode": "CMYK"}, "mode must be one of"),
         ({"operations": "[{"}, "not valid JSON"),
+        ([None, None], "must be a JSON object"),
     ],
 )
 def test_a_plan_that_would_be_refused_says_why(alice_api, body, message):
-    response = alice_api.post("/api/plan/", {"width": 80, "height": 60, **body}, format="json")
+    body = {"width": 80, "height": 60, **body} if isinstance(body, dict) else body
+    response = alice_api.post("/api/plan/", body, format="json")
     assert response.status_code == 400 and message in response.json()["error"]
 
 
