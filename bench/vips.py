@@ -22,6 +22,8 @@ JOBS = {
     "grayscale": "image.colourspace('b-w')",
     "gaussian_blur r4": "image.gaussblur(4)",
     "median 5": "image.median(5)",
+    "resize 50 % lanczos": "image.resize(0.5, kernel='lanczos3')",
+    "resize to 2000 wide lanczos": "image.resize(2000 / image.width, kernel='lanczos3')",
 }
 RUN = """import sys, time
 started = time.perf_counter()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from PIL import Image
@@ -126,7 +126,11 @@ class Axis:
 
     def taps(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         """For outputs ``first`` to ``last``: the first input sample each reads, and its integer
-        weights (one row each, zero past the samples it reads)."""
+        weights (one row each, zero past the samples it reads). Kept for the next tile of the
+        same column or row of tiles (a worker's tiles of a job share them)."""
+        return _taps(self, first, last)
+
+    def computed_taps(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         centre, low, count = self._reach(first, last)
         if self.name == "nearest":
             return low, np.full((last - first, 1), 1 << PRECISION_BITS, np.int64)
@@ -148,20 +152,30 @@ class Axis:
         return int(low.min()), int((low + np.maximum(count, 1)).max())
 
 
+@lru_cache(maxsize=256)
+def _taps(axis: Axis, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    return axis.computed_taps(first, last)
+
+
 def resample_axis(pixels: np.ndarray, axis: Axis, first: int, last: int, offset: int) -> np.ndarray:
     """One pass along ``pixels``' first axis (its sample 0 is the input's ``offset``): outputs
-    ``first`` to ``last``, in 8 bits as Pillow rounds them."""
+    ``first`` to ``last``, in 8 bits as Pillow rounds them. Sums in 32-bit integers, as the C
+    does (its weights keep them in range), one tap at a time over whole rows."""
     low, weights = axis.taps(first, last)
     start = low - offset
     if axis.name == "nearest":
         picked: np.ndarray = pixels[start]
         return picked
-    shape = (last - first,) + (1,) * (pixels.ndim - 1)
-    total = np.full((last - first, *pixels.shape[1:]), _HALF, np.int64)
+    rows = np.ascontiguousarray(pixels).reshape(len(pixels), -1)
+    total = np.full((last - first, rows.shape[1]), _HALF, np.int32)
+    taken = np.empty_like(total)
     for k in range(weights.shape[1]):
-        taken = pixels[np.minimum(start + k, len(pixels) - 1)]  # a zero weight where past its reach
-        total += taken * weights[:, k].reshape(shape)
-    rounded: np.ndarray = np.clip(total >> PRECISION_BITS, 0, 255).astype(np.uint8)
+        tap = weights[:, k].astype(np.int32)[:, None]
+        reach = np.minimum(start + k, len(rows) - 1)  # a zero weight where past the sample's reach
+        np.multiply(rows[reach], tap, out=taken)
+        total += taken
+    total >>= PRECISION_BITS
+    rounded: np.ndarray = np.clip(total, 0, 255).astype(np.uint8).reshape(last - first, *pixels.shape[1:])
     return rounded
 
 
