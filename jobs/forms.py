@@ -23,7 +23,10 @@ class SubmitJobForm(forms.Form):
         choices=[(name, name) for name in FORMATS], initial="png", required=False
     )
     quality = forms.IntegerField(
-        required=False, min_value=1, max_value=100, help_text="jpeg (default 90) and webp (lossless if empty)"
+        required=False,
+        min_value=1,
+        max_value=100,
+        help_text="jpeg, avif, heic (default 90) and webp (lossless if empty)",
     )
     priority = forms.ChoiceField(
         choices=[(p.label.lower(), p.label) for p in Job.Priority], initial="normal", required=False

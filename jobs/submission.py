@@ -13,7 +13,7 @@ from django.conf import settings
 
 from imagepipe.core.bands import whole_bytes
 from imagepipe.core.operations import ChainError, Step, parse_chain
-from imagepipe.core.output import FORMATS
+from imagepipe.core.output import FORMATS, QUALITY, WHOLE
 
 if TYPE_CHECKING:
     from .models import Job
@@ -96,14 +96,16 @@ def parse_output(name: Any, quality: Any, mode: str) -> tuple[str, int | None]:
     if name not in FORMATS:
         raise SubmissionError(f"output_format must be one of {', '.join(FORMATS)}")
     if name == "jpeg" and mode in ("LA", "RGBA"):
-        raise SubmissionError("JPEG cannot carry the alpha band of this image; choose png, webp or tiff")
+        raise SubmissionError(
+            "JPEG cannot carry the alpha band of this image; choose png, webp, tiff, avif or heic"
+        )
     if quality in (None, ""):
         return name, None
     value = whole_number(quality, "quality must be a whole number from 1 to 100")
     if not 1 <= value <= 100:
         raise SubmissionError("quality must be a whole number from 1 to 100")
-    if name not in ("jpeg", "webp"):
-        raise SubmissionError("quality applies to jpeg and webp only")
+    if name not in QUALITY:
+        raise SubmissionError(f"quality applies to {', '.join(QUALITY)} only")
     return name, value
 
 
@@ -142,10 +144,10 @@ def check_tile_count(job: Job) -> None:
 
 
 def check_result_encoding(job: Job) -> None:
-    """Refuse a result the collector would have to hold whole: WebP is encoded from the whole image,
-    which must fit ``RESULT_WHOLE_MB``; a PNG, TIFF or JPEG is written band by band."""
+    """Refuse a result the collector would have to hold whole: WebP, AVIF and HEIC are encoded from
+    the whole image, which must fit ``RESULT_WHOLE_MB``; a PNG, TIFF or JPEG is written band by band."""
     needed = whole_bytes(job.output_mode, job.output_size)
-    if job.output_format == "webp" and needed > settings.RESULT_WHOLE_MB << 20:
+    if job.output_format in WHOLE and needed > settings.RESULT_WHOLE_MB << 20:
         raise SubmissionError(
             f"a {job.output_format} result is encoded whole, and this one would take {needed >> 20} MB, "
             f"over the collector's {settings.RESULT_WHOLE_MB} MB (RESULT_WHOLE_MB); choose png or "

@@ -29,6 +29,8 @@ ACCEPTED_FORMATS = {
     "TIFF": ".tif",
     "WEBP": ".webp",
     "BMP": ".bmp",
+    "AVIF": ".avif",
+    "HEIF": ".heic",  # with pillow-heif's opener (jobs.apps)
 }
 
 

@@ -14,6 +14,7 @@ made marks the job's viewer failed and says why in the log; the job stays done.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.db.models import BigIntegerField, F
 from django.db.models.functions import Cast
+from PIL import Image
 
 from imagepipe.core import bands
 from imagepipe.core.deepzoom import Abandoned, write_pyramid
@@ -86,10 +88,16 @@ def make(job: Job, abandon: Callable[[], bool]) -> None:
 
 
 def stored_pixels(name: str) -> Pixels:
-    """A stored image (a result) read a band of rows at a time, from storage as it is read."""
-    return bands.Bands(
-        lambda: storage.Stream(name), stored_header(name, "the result"), directory=settings.SPOOL_DIR
-    )
+    """A stored image (a result) read a band of rows at a time, from storage as it is read; one of
+    a kind not read in bands (an AVIF or HEIC result) decoded whole, as it was encoded whole,
+    within RESULT_WHOLE_MB."""
+    header = stored_header(name, "the result")
+    try:
+        return bands.Bands(lambda: storage.Stream(name), header, directory=settings.SPOOL_DIR)
+    except bands.Unstreamable:
+        image = Image.open(io.BytesIO(storage.read(name)), formats=[str(header.format)])
+        image.load()
+        return image
 
 
 def store(job: Job, which: str, pixels: Pixels, abandon: Callable[[], bool]) -> None:

@@ -29,11 +29,16 @@ FORMATS = {
         Format("jpeg", "JPEG", ".jpg", "image/jpeg", False),
         Format("webp", "WEBP", ".webp", "image/webp", True),
         Format("tiff", "TIFF", ".tif", "image/tiff", True),
+        Format("avif", "AVIF", ".avif", "image/avif", True),
+        Format("heic", "HEIF", ".heic", "image/heic", True),  # with pillow-heif's opener (jobs.apps)
         # A DeepZoom pyramid of exact PNG tiles, one zip (``deepzoom``): no Pillow format.
         Format("deepzoom", "", ".zip", "application/zip", True),
     )
 }
-DEFAULT_JPEG_QUALITY = 90
+DEFAULT_JPEG_QUALITY = 90  # and AVIF's and HEIC's
+LOSSY = ("jpeg", "avif", "heic")  # always lossy: a quality, DEFAULT_JPEG_QUALITY unless given
+QUALITY = ("jpeg", "webp", "avif", "heic")  # the formats a quality applies to
+WHOLE = ("webp", "avif", "heic")  # encoded from the whole image, which must fit RESULT_WHOLE_MB
 
 
 def encode(
@@ -53,7 +58,7 @@ def encode(
         write_tiff(image, out, icc_profile, png_threads)
         return out.getvalue()
     options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
-    if name == "jpeg":
+    if name in LOSSY:
         options["quality"] = quality or DEFAULT_JPEG_QUALITY
     elif name == "webp":
         options.update({"quality": quality} if quality else {"lossless": True})

@@ -85,7 +85,11 @@ def test_images_that_cannot_be_processed_are_refused(alice_api, make, status, me
             {"output_format": "jpeg", "quality": "101"},
             "quality must be a whole number from 1 to 100",
         ),
-        (noise(8, 8), {"output_format": "png", "quality": "80"}, "quality applies to jpeg and webp only"),
+        (
+            noise(8, 8),
+            {"output_format": "png", "quality": "80"},
+            "quality applies to jpeg, webp, avif, heic only",
+        ),
     ],
 )
 def test_impossible_output_requests_are_refused(alice_api, image, extra, message):
@@ -220,6 +224,10 @@ EVERY_FORMAT = {
     "lossy WebP with alpha": lambda: encoded(noise(30, 10, "RGBA"), "WEBP"),
     "BMP": lambda: encoded(noise(30, 10), "BMP"),
     "palette BMP": lambda: encoded(noise(30, 10).convert("P"), "BMP"),
+    "AVIF": lambda: encoded(noise(40, 20), "AVIF"),
+    "grey AVIF with alpha": lambda: encoded(noise(30, 10, "LA"), "AVIF"),
+    "HEIC": lambda: encoded(noise(40, 20), "HEIF"),
+    "HEIC with alpha": lambda: encoded(noise(30, 10, "RGBA"), "HEIF"),
 }
 
 
@@ -261,6 +269,9 @@ def declaring(data: bytes, fmt: str, width: int, height: int) -> bytes:
     elif fmt == "WEBP":  # the extended header's canvas, 24 bits a side, each less one
         assert out[12:16] == b"VP8X"
         out[24:30] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    elif fmt == "HEIF":  # AVIF and HEIC: the image's spatial extent property (ispe)
+        at = out.index(b"ispe") + 8  # past its version and flags
+        out[at : at + 8] = struct.pack(">II", width, height)
     elif fmt == "GIF":  # the logical screen and the one image's descriptor
         out[6:10] = struct.pack("<HH", width, height)
         descriptor = out.index(b"\x2c", 13 + 3 * 2 ** ((out[10] & 7) + 1))
@@ -294,6 +305,12 @@ BOMBS = {
         lambda: declaring(encoded(noise(4, 4), "WEBP", lossless=True, exif=turned(1)), "WEBP", 30000, 30000),
         "the image header is corrupt",  # libwebp's: the canvas is not the bitstream's size
     ),
+    # libavif refuses a file whose extent is not its bitstream's (415: not an image it can read).
+    # A HEIC's size is read from its bitstream, not this property: the same forgery is a 4 × 4.
+    "AVIF": (
+        lambda: declaring(encoded(noise(4, 4), "AVIF"), "HEIF", 30000, 30000),
+        "the file is not an image in a supported format",
+    ),
 }
 
 
@@ -305,7 +322,7 @@ def test_a_bomb_is_refused_from_its_header_in_every_format(case, alice_api, medi
     assert len(data) < 2000
     with decoding_watched() as decodes:
         response = post_job(alice_api, SimpleUploadedFile("bomb", data))
-    assert response.status_code == 400, response.content
+    assert response.status_code == (415 if case == "AVIF" else 400), response.content
     assert message in response.json()["error"]
     assert decodes == []
     assert not Job.objects.exists() and not any(path.is_file() for path in media_root.rglob("*"))
@@ -642,8 +659,9 @@ def test_an_image_decoded_whole_must_fit_the_dispatchers_budget(alice_api, setti
 
 def test_a_result_encoded_whole_must_fit_its_limit(alice_api, settings):
     settings.RESULT_WHOLE_MB = 1
-    response = post_job(alice_api, upload(noise(600, 600)), output_format="webp")
-    assert response.status_code == 400
-    assert "encoded whole" in response.json()["error"] and "RESULT_WHOLE_MB" in response.json()["error"]
+    for whole in ("webp", "avif", "heic"):
+        response = post_job(alice_api, upload(noise(600, 600)), output_format=whole)
+        assert response.status_code == 400
+        assert "encoded whole" in response.json()["error"] and "RESULT_WHOLE_MB" in response.json()["error"]
     for streamed in ("png", "tiff", "jpeg"):
         assert post_job(alice_api, upload(noise(600, 600)), output_format=streamed).status_code == 201

@@ -132,6 +132,9 @@ def test_a_global_step_runs_as_a_second_stage_from_summed_tile_histograms(kafka_
         {"output_format": "webp"},
         {"output_format": "webp", "quality": 70},
         {"output_format": "tiff"},
+        {"output_format": "avif"},
+        {"output_format": "avif", "quality": 60},
+        {"output_format": "heic", "quality": 70},
     ],
 )
 def test_the_result_is_encoded_in_the_requested_format(alice, output):

@@ -74,6 +74,18 @@ def test_a_big_job_s_pyramids_hold_its_original_and_result_pixel_for_pixel(alice
     assert tile(alice_api, job, "result", 0, 0, 0).size == (1, 1)  # down to a pixel
 
 
+@pytest.mark.parametrize("output_format", ["avif", "heic"])
+def test_a_result_encoded_whole_is_shown_zoomable_from_its_own_pixels(alice, alice_api, output_format):
+    job = done_job(alice, noise(700, 500, seed=3), output_format=output_format)
+    build()
+    job.refresh_from_db()
+    assert job.viewer == Job.Viewer.READY
+    stored = result_image(job).convert("RGB")  # lossy: the pyramid holds what was stored
+    assert tile(alice_api, job, "result", math.ceil(math.log2(700)), 1, 1).convert("RGB").tobytes() == (
+        stored.crop((SIDE - 1, SIDE - 1, 2 * SIDE + 1, 500)).tobytes()
+    )
+
+
 def test_a_job_under_the_size_gets_none_and_its_page_offers_none(alice, client, settings):
     settings.PYRAMID_MIN_PIXELS = 10**9
     job = done_job(alice, noise(300, 200))

@@ -71,7 +71,8 @@ def catalogue_help() -> str:
     lines += [
         "",
         f"output formats (--output-format): {', '.join(FORMATS)}; png when not given.",
-        f"--quality 1–100: jpeg ({DEFAULT_JPEG_QUALITY} when not given) and webp (lossless when not given).",
+        f"--quality 1–100: jpeg, avif and heic ({DEFAULT_JPEG_QUALITY} when not given), "
+        "webp (lossless when not given).",
     ]
     return "\n".join(lines)
 
@@ -153,7 +154,7 @@ class Command(BaseCommand):
             f"({settings.TILE_SIZE_DEFAULT} when not given)",
         )
         parser.add_argument("--output-format", choices=list(FORMATS), help="png when not given")
-        parser.add_argument("--quality", type=int, help="1–100, jpeg and webp only")
+        parser.add_argument("--quality", type=int, help="1–100, jpeg, webp, avif and heic only")
         parser.add_argument("--priority", choices=["low", "normal", "high"], help="normal by default")
         parser.add_argument(
             "--wait",
