@@ -19,11 +19,12 @@ operations are fused into one lookup table, so such a chain is one pass.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageColor, ImageEnhance, ImageFilter, ImageOps
 
 from . import statistics
 from .pixelate import pixelate
@@ -31,6 +32,7 @@ from .resample import FILTERS, Resize
 from .tiling import Box
 
 MAX_CHAIN_LENGTH = 10
+COLOUR = "#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?"
 SEPIA = (0.393, 0.769, 0.189, 0, 0.349, 0.686, 0.168, 0, 0.272, 0.534, 0.131, 0)
 _RAMP = Image.frombytes("L", (256, 1), bytes(range(256)))
 
@@ -48,12 +50,17 @@ class Param:
     default: float | str | None = None
     odd: bool = False
     choices: tuple[int, ...] | tuple[str, ...] = ()
+    pattern: str = ""  # a text parameter's form (a colour's #rrggbb), when it has no choices
 
     def clean(self, op: str, raw: Any) -> int | float | str:
         if raw is None:
             if self.default is None:
                 raise ChainError(f"{op}: parameter '{self.name}' is required")
             return self.default
+        if self.kind is str and self.pattern:  # text of a form: a colour
+            if not isinstance(raw, str) or not re.fullmatch(self.pattern, raw):
+                raise ChainError(f"{op}: parameter '{self.name}' must be {self.pattern_help}")
+            return raw
         if self.kind is str:  # a name, one of the choices
             if raw not in self.choices or not isinstance(raw, str):
                 raise ChainError(
@@ -78,6 +85,10 @@ class Param:
             raise ChainError(f"{op}: parameter '{self.name}' must be odd")
         return self.kind(raw)
 
+    @property
+    def pattern_help(self) -> str:
+        return "a colour: #rrggbb, or #rrggbbaa with its alpha" if self.pattern == COLOUR else self.pattern
+
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"name": self.name, "type": self.kind.__name__, "default": self.default}
         if self.kind is not str:
@@ -86,6 +97,8 @@ class Param:
             described["odd"] = True
         if self.choices:
             described["choices"] = list(self.choices)
+        if self.pattern:
+            described["pattern"] = self.pattern
         return described
 
 
@@ -289,6 +302,30 @@ def _fitted_box(size: tuple[int, int], box: tuple[int, int]) -> tuple[float, flo
     return (left, top, left + crop[0], top + crop[1])
 
 
+def _padded(params: Mapping[str, Any], size: tuple[int, int], mode: str) -> Resize:
+    """ImageOps.pad's arithmetic: contained (ImageOps.contain's size), then centred on a canvas of
+    the box's size filled with the background (as Image.new reads the colour for the mode)."""
+    box = (params["width"], params["height"])
+    inner = _contained(size, box)
+    offset = (
+        (round((box[0] - inner[0]) * 0.5), 0) if inner[0] != box[0] else (0, round((box[1] - inner[1]) * 0.5))
+    )
+    fill = ImageColor.getcolor(params["background"], mode) if mode else 0
+    return Resize(size, inner, params["filter"], canvas=box, offset=offset, fill=fill)
+
+
+def _pad_whole(image: Image.Image, plan: Resize) -> Image.Image:
+    """ImageOps.pad on the whole image (its contained size never 0 wide or high, where Pillow's
+    would leave only the background)."""
+    assert plan.canvas is not None  # a pad's plan has one
+    inner = image.resize(plan.resized, FILTERS[plan.name])
+    if inner.size == plan.canvas:
+        return inner
+    out = Image.new(image.mode, plan.canvas, plan.fill)
+    out.paste(inner, plan.offset)
+    return out
+
+
 def _crop_size(box: tuple[int, int, int, int]) -> tuple[int, int]:
     return box[2] - box[0], box[3] - box[1]
 
@@ -447,6 +484,18 @@ _CATALOGUE = (
         (_side("width", None), _side("height", None), _FILTER, Param("reducing_gap", float, 0, 100, 2.0)),
         _thumbnail,
         _thumbnailed,
+    ),
+    _resampling(
+        "pad",
+        "Contain in width × height: resized to fit, centred on a background colour (ImageOps.pad).",
+        (
+            _side("width", None),
+            _side("height", None),
+            _FILTER,
+            Param("background", str, default="#000000", pattern=COLOUR),
+        ),
+        _padded,
+        lambda im, p: _pad_whole(im, _padded(p, im.size, im.mode)),
     ),
     _resampling(
         "fit",

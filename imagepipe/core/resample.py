@@ -190,10 +190,22 @@ class Resize:
     name: str
     box: tuple[float, float, float, float] | None = None
     factor: tuple[int, int] = (1, 1)
+    canvas: tuple[int, int] | None = None  # pad: the output, the resized image at ``offset`` on ``fill``
+    offset: tuple[int, int] = (0, 0)
+    fill: float | tuple[int, ...] = 0
 
     @property
     def output_size(self) -> tuple[int, int]:
-        return self.resized
+        return self.canvas or self.resized
+
+    def placed(self, out: Box) -> Box | None:
+        """The part of ``out`` (in the output) the resized image covers, in the resized image's
+        frame; None where it is all background."""
+        (x, y), (width, height) = self.offset, self.resized
+        inner = Box(
+            max(out.left - x, 0), max(out.top - y, 0), min(out.right - x, width), min(out.bottom - y, height)
+        )
+        return inner if inner.left < inner.right and inner.top < inner.bottom else None
 
     @property
     def reduced(self) -> tuple[int, int]:
@@ -245,7 +257,12 @@ class Resize:
         )
 
     def source(self, out: Box) -> Box:
-        """The input window (in the step's input) the output pixels ``out`` are made from."""
+        """The input window (in the step's input) the output pixels ``out`` are made from (a
+        pixel, unused, for a tile all background)."""
+        placed = self.placed(out) if self.canvas else out
+        if placed is None:
+            return Box(0, 0, 1, 1)
+        out = placed
         if self.unchanged:
             return out
         if self.crops:
@@ -259,6 +276,19 @@ class Resize:
 
     def render(self, window: Image.Image, source: Box, out: Box) -> Image.Image:
         """The output pixels ``out`` from ``window``, the input's pixels at ``source``."""
+        if self.canvas:  # pad: the background, with what the resized image covers pasted on it
+            padded = Image.new(window.mode, (out.width, out.height), self.fill)
+            placed = self.placed(out)
+            if placed is not None:
+                (x, y) = self.offset
+                padded.paste(
+                    self._covered(window, source, placed),
+                    (placed.left + x - out.left, placed.top + y - out.top),
+                )
+            return padded
+        return self._covered(window, source, out)
+
+    def _covered(self, window: Image.Image, source: Box, out: Box) -> Image.Image:
         mode = window.mode
         if self.unchanged:  # Image.resize returns a copy, before it would premultiply
             return window.crop(out.relative_to(source).as_tuple())

@@ -4,7 +4,7 @@ Independent of imagepipe.core.operations on purpose: the catalogue's fused
 lookup tables, alpha handling and tiling are all checked against these.
 """
 
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps, ImageStat
+from PIL import Image, ImageColor, ImageEnhance, ImageFilter, ImageOps, ImageStat
 
 SEPIA = (0.393, 0.769, 0.189, 0, 0.349, 0.686, 0.168, 0, 0.272, 0.534, 0.131, 0)
 
@@ -89,11 +89,25 @@ def cropped(image, p):
     return image.crop(tuple(min(value, image.size[i % 2]) for i, value in enumerate(box)))
 
 
+def padded(image, p):
+    """pad as the README defines it: contained (never 0 wide or high), centred on the background."""
+    inner = resized(
+        image,
+        {"scale": 0, "width": p["width"], "height": p["height"], "aspect": "keep", "filter": p["filter"]},
+    )
+    if inner.size == (p["width"], p["height"]):
+        return inner
+    out = Image.new(image.mode, (p["width"], p["height"]), ImageColor.getcolor(p["background"], image.mode))
+    out.paste(inner, (round((p["width"] - inner.width) * 0.5), round((p["height"] - inner.height) * 0.5)))
+    return out
+
+
 # Resampling moves the alpha band with the pixels, as Pillow resizes an image with alpha.
 RESAMPLE = {
     "resize": resized,
     "crop": cropped,
     "thumbnail": thumbnailed,
+    "pad": padded,
     "fit": lambda c, p: ImageOps.fit(c, (p["width"], p["height"]), FILTER[p["filter"]]),
 }
 

@@ -57,13 +57,19 @@ PARAMS: dict[str, dict[str, st.SearchStrategy]] = {
         "height": st.integers(1, 120),
         "filter": st.sampled_from(sorted(FILTER)),
     },
+    "pad": {
+        "width": st.integers(1, 120),
+        "height": st.integers(1, 120),
+        "filter": st.sampled_from(sorted(FILTER)),
+        "background": st.sampled_from(["#000000", "#ff8000", "#12345680"]),
+    },
 }
 DEFAULTS = {
     "rotate": {"angle": 90},
     "crop": {"width": 50, "height": 40},
     "thumbnail": {"width": 60, "height": 60},
 }
-DEFAULTS["fit"] = DEFAULTS["thumbnail"]
+DEFAULTS["fit"] = DEFAULTS["pad"] = DEFAULTS["thumbnail"]
 
 
 @st.composite

@@ -46,7 +46,7 @@ def test_every_filter_at_every_scale_in_every_mode_equals_pillow(name, scale, mo
     name=st.sampled_from(sorted(FILTERS)),
     aspect=st.sampled_from(["keep", "ignore"]),
     which=st.sampled_from(["width", "height", "both"]),
-    tile_size=st.integers(1, 40),
+    tile_size=st.integers(5, 40),  # one-pixel tiles: test_catalogue.py
     mode=st.sampled_from(MODES),
 )
 def test_a_resize_to_any_width_or_height_equals_pillow(
@@ -112,6 +112,15 @@ def test_a_thumbnail_of_odd_sizes_equals_image_thumbnail(size, gap, mode):
     assert whole.width <= max(size[0], 1) and whole.height <= max(size[1], 1) or whole.size == image.size
 
 
+@pytest.mark.parametrize("box", [(90, 20), (20, 90), (74, 53), (150, 151), (1, 1)])
+@pytest.mark.parametrize("background", ["#000000", "#20c0ff", "#20c0ff80"])
+@pytest.mark.parametrize("mode", MODES)
+def test_pad_centres_the_contained_image_on_its_background(box, background, mode):
+    step = {"op": "pad", "width": box[0], "height": box[1], "filter": "lanczos", "background": background}
+    whole = exact(noise(74, 53, mode, seed=2), [step], 16)  # tiles of 16: many all background
+    assert whole.size == box
+
+
 def test_a_resampling_stage_reads_windows_about_a_tile_across_at_any_scale():
     steps = parse_chain([{"op": "resize", "scale": 1 / 37, "filter": "lanczos"}])
     grid = stage_grid(steps, (6000, 4000), "RGB", 512)
@@ -142,6 +151,8 @@ def test_taps_beyond_a_sample_s_reach_weigh_nothing():
         ({"op": "crop", "left": 0, "top": 0, "width": 0, "height": 5}, "between 1 and 100000"),
         ({"op": "crop", "left": 40, "top": 0, "width": 5, "height": 5}, "lies outside the 40×30 image"),
         ({"op": "thumbnail", "width": 10}, "'height' is required"),
+        ({"op": "pad", "width": 10, "height": 10, "background": "red"}, "must be a colour: #rrggbb"),
+        ({"op": "pad", "width": 10, "height": 10, "background": 255}, "must be a colour"),
         ({"op": "thumbnail", "width": 10, "height": 10, "reducing_gap": 0.5}, r"0 \(none\) or at least 1"),
     ],
 )

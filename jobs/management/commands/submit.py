@@ -36,7 +36,7 @@ def parse_op(text: str) -> dict:
         key, value = key.strip(), value.strip()
         known = OPERATIONS.get(step["op"])
         if known and any(param.name == key and param.kind is str for param in known.params):
-            step[key] = value  # a name: a filter, an aspect
+            step[key] = value  # a name (a filter, an aspect) or a colour
             continue
         try:
             step[key] = int(value) if value.lstrip("-").isdigit() else float(value)
@@ -49,15 +49,14 @@ def param_help(param: Param) -> str:
     """``radius=2 (0–50)``: a parameter's default and what it may be."""
     if param.choices:
         allowed = ", ".join(map(str, param.choices))
+    elif param.pattern:
+        allowed = param.pattern_help
     else:
         allowed = f"{'odd, ' if param.odd else ''}{param.minimum:g}–{param.maximum:g}"
-    default = (
-        "required"
-        if param.default is None
-        else f"{param.default:g}"
-        if param.kind is not str
-        else param.default
-    )
+    if param.default is None:
+        default = "required"
+    else:
+        default = param.default if isinstance(param.default, str) else f"{param.default:g}"
     return f"{param.name}={default} ({allowed})"
 
 

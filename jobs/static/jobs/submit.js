@@ -22,6 +22,7 @@
     if (validity.valueMissing) return "is empty";
     if (validity.rangeUnderflow || validity.rangeOverflow) return `must be between ${input.min} and ${input.max}`;
     if (validity.stepMismatch) return input.step === "2" ? "must be odd" : "must be a whole number";
+    if (validity.patternMismatch) return "must be a colour like #1a2b3c";
     return "";
   }
 
@@ -39,6 +40,8 @@
     input.dataset.type = param.type;
     if (param.choices) {
       for (const choice of param.choices) input.add(new Option(choice, choice));
+    } else if (param.type === "str") {  // text of a form: a colour
+      Object.assign(input, {type: "text", pattern: param.pattern, size: 9, spellcheck: false});
     } else {
       Object.assign(input, {type: "number", inputMode: param.type === "int" ? "numeric" : "decimal",
                             min: param.min, max: param.max,
@@ -49,8 +52,8 @@
     const field = element("span", {className: "param"});
     field.append(element("label", {htmlFor: id, textContent: param.name}), input);
     if (!param.choices) {
-      const range = element("span", {id: `${id}-range`, className: "range",
-                                     textContent: `${param.min}–${param.max}${param.odd ? ", odd" : ""}`});
+      const text = param.type === "str" ? "#rrggbb" : `${param.min}–${param.max}${param.odd ? ", odd" : ""}`;
+      const range = element("span", {id: `${id}-range`, className: "range", textContent: text});
       input.setAttribute("aria-describedby", range.id);
       field.append(range);
     }
