@@ -37,6 +37,11 @@ from jobs.models import Job, Tile
 
 logger = logging.getLogger(__name__)
 _THREADS = max(1, settings.RESULT_PNG_THREADS)
+# Of a result's rows, at most this much is being deflated at once (strips of STRIP_BYTES, on up to
+# _THREADS threads): with their filtered copies and output, what the collector holds for a PNG
+# whatever the image's width. A narrow image's band is a strip or two; a 40,000-pixel one's is
+# five, and four of them at once held 48 MB more at 1 GP than at 24 MP.
+DEFLATING_BYTES = 2 * STRIP_BYTES
 _deflating = ThreadPoolExecutor(_THREADS, thread_name_prefix="deflate")
 
 
@@ -80,6 +85,9 @@ class Canvas:
             self.png = BandWriter(self.spool, self.size, self.mode, bytes(job.icc_profile) or None)
             self.reducer = previews.Reducer(self.size, self.mode, max(previews.SIZES))
             self.strip = max(1, STRIP_BYTES // (self.size[0] * len(self.mode)))  # rows deflated at once
+            self.at_once = max(
+                1, min(_THREADS, DEFLATING_BYTES // (self.strip * self.size[0] * len(self.mode)))
+            )
             self.deflating: deque[Future[Band]] = deque()  # strips of them, in order
 
     @property
@@ -114,7 +122,8 @@ class Canvas:
 
     def _write_ready(self) -> None:
         """Queue each complete band with none missing above it, in order, then deflate them a
-        strip at a time, as many strips at once as there are threads, and write those done."""
+        strip at a time, as many strips at once as there are threads (within DEFLATING_BYTES), and
+        write those done."""
         while self.written < len(self.order) and not self.waiting[self.order[self.written]]:
             self.unwritten.append(self.spools.pop(self.order[self.written]))
             self.written += 1
@@ -125,7 +134,7 @@ class Canvas:
         while True:
             while self.deflating and (self.deflating[0].done() or wait):
                 self.png.add(self.deflating.popleft().result())
-            if not self.unwritten or len(self.deflating) >= _THREADS:
+            if not self.unwritten or len(self.deflating) >= self.at_once:
                 return
             spool = self.unwritten[0]
             strip = spool.strip(self.strip)
