@@ -33,6 +33,11 @@ from .submission import (
 )
 from .uploads import inspect_upload, kept_profile
 
+SIXTEEN_BIT_NOTE = (
+    "the image has 16 bits a sample; every operation here works at 8, so it is reduced to 8 bits "
+    "before the first step (grey by (v + 128) // 257, colour to its high byte), and the result has 8"
+)
+
 
 def plan(operations, width, height, mode="RGB", tile_size=None) -> Job:
     """What a job of this chain would make of an image of ``width`` × ``height`` (its stages'
@@ -89,6 +94,8 @@ def submit(owner, upload, operations, tile_size=None, output_format=None, qualit
         stored_bytes=upload.size,  # its original, as stored below
     )
     job.icc_profile, job.notes = kept_profile(found.icc_profile, result_mode)
+    if found.sixteen_bit:  # told before it starts, not found in the result
+        job.notes.append(SIXTEEN_BIT_NOTE)
     check_geometry(job)
     check_tile_count(job)  # before building the tile list, whose size it bounds
     check_result_encoding(job)

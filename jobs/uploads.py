@@ -16,7 +16,7 @@ from django.conf import settings
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from imagepipe.core.bands import streamable, whole_bytes
-from imagepipe.core.normalise import NormaliseError, normalised_shape, output_profile
+from imagepipe.core.normalise import SIXTEEN_BIT, NormaliseError, normalised_shape, output_profile
 
 from .submission import SubmissionError
 
@@ -52,6 +52,7 @@ class Inspected:
     size: tuple[int, int]
     icc_profile: bytes | None
     extension: str
+    sixteen_bit: bool = False  # 16 bits a sample, which the job reduces to 8 (README, "Input and output")
 
 
 def inspect_upload(upload) -> Inspected:
@@ -74,7 +75,18 @@ def inspect_upload(upload) -> Inspected:
     except NormaliseError as exc:
         raise SubmissionError(str(exc)) from None
     check_decodable(image, mode, size)
-    return Inspected(mode, size, image.info.get("icc_profile"), extension)
+    return Inspected(mode, size, image.info.get("icc_profile"), extension, sixteen_bits(image))
+
+
+def sixteen_bits(header: Image.Image) -> bool:
+    """Whether the image holds 16 bits a sample: a 16-bit grey mode, or (a 16-bit colour PNG,
+    which Pillow opens as 8-bit RGB) a raw mode of 16 bits in its first tile."""
+    if header.mode in SIXTEEN_BIT:
+        return True
+    tiles = getattr(header, "tile", None) or []
+    args = tiles[0].args if tiles else None
+    raw = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+    return isinstance(raw, str) and ";16" in raw
 
 
 def check_decodable(header: Image.Image, mode: str, size: tuple[int, int]) -> None:

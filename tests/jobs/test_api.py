@@ -4,9 +4,11 @@ import json
 from typing import cast
 
 import pytest
+import pyvips
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
+from PIL import Image
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
@@ -265,3 +267,21 @@ def test_a_plan_that_would_be_refused_says_why(alice_api, body, message):
 def test_the_plan_is_for_signed_in_users_only():
     body = {"operations": [{"op": "invert"}], "width": 8, "height": 8}
     assert APIClient().post("/api/plan/", body, format="json").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "image",
+    [Image.new("I;16", (30, 10), 4000), None],
+    ids=["16-bit grey", "16-bit colour PNG"],
+)
+def test_a_16_bit_image_is_told_it_is_reduced_to_8_bits_before_it_starts(alice_api, image):
+    if image is None:  # Pillow opens a 48-bit PNG as 8-bit RGB: libvips writes one
+        data = (pyvips.Image.black(30, 10, bands=3).cast("ushort") + 40000).pngsave_buffer(bitdepth=16)
+    else:
+        data = encoded(image)
+    response = post_job(alice_api, SimpleUploadedFile("deep.png", data))
+    assert response.status_code == 201, response.content
+    assert any(
+        "16 bits a sample" in note and "reduced to 8 bits" in note for note in response.json()["warnings"]
+    )
+    assert "warnings" not in post_job(alice_api, upload(noise(30, 10))).json()

@@ -185,6 +185,8 @@ class Command(BaseCommand):
                 f"{job['width']}×{job['height']}"
             )
             self.stdout.write(f"{remote.server}/jobs/{job['id']}/")
+            for note in job.get("warnings", []):
+                self.stderr.write(f"note: {note}")
             if wait:
                 ended = self.wait(lambda: remote.job(job["id"]), timeout)
                 self.stdout.write(f"{remote.server}/api/jobs/{ended.pk}/result/")
@@ -216,6 +218,8 @@ class Command(BaseCommand):
             f"job {job.pk}: {job.tiles_total} tiles of {job.tile_size} px, {job.width}×{job.height}"
         )
         self.stdout.write(settings.SITE_URL + reverse("job-detail", args=[job.pk]))
+        for note in job.notes:
+            self.stderr.write(f"note: {note}")
         if not wait:
             return
         job = self.wait(lambda: Job.objects.get(pk=job.pk), timeout)
