@@ -172,16 +172,17 @@ def stage_input(job: Job, stage: int) -> StageInput:
 
 def stored_tiles(job: Job, stage: int) -> StoredTiles | None:
     """The stage's tiles as the stage before stored them, if each is exactly one of those: the
-    stage reads no halo and every one of its tiles is where a tile before landed."""
-    if chain_halo(job.stages[stage]) or job.stages[stage][0].op.kind == "resample":
+    stage reads no halo and what every one of its tiles reads (its box, or a resampling stage's
+    window) is where a tile before landed."""
+    if chain_halo(job.stages[stage]):
         return None
     before = job.tiles.filter(stage=stage - 1).only("job", "stage", "x", "y", "width", "height", "result")
     landed = {job.placed_box(tile): str(tile.result.name) for tile in before}
     names = {}
     for spec in job.stage_tiles(stage):
-        if spec.core not in landed:
+        if spec.read not in landed:
             return None
-        names[spec.index] = landed[spec.core]
+        names[spec.index] = landed[spec.read]
     return StoredTiles(names)
 
 

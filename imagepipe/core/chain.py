@@ -33,7 +33,7 @@ def move(step: Step, placement: Placement) -> Placement:
     step changes the image's size; a box past one is already in its output (it starts a stage,
     whose tiles are cut from its output: ``pipeline.stage_grid``)."""
     if step.op.kind == "resample":
-        return Placement(placement.box, step.resize(placement.size, "").output_size)
+        return Placement(placement.box, step.resize(placement.size).output_size)
     if step.op.kind != "geometric":
         return placement
     (width, height), (left, top, right, bottom) = placement.size, placement.box.as_tuple()
@@ -75,7 +75,7 @@ def apply_step(
         if placement.size != image.size:
             raise ValueError(f"{step.op.name} starts a stage: its tiles are resampled from their windows")
         assert step.op.reference is not None  # every resampling operation has one
-        step.resize(image.size, image.mode)  # refuses what cannot apply to this image, as a job would
+        step.resize(image.size)  # refuses what cannot apply to this image, as a job would
         return step.op.reference(image, step.params)
     alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
     colour = colour_bands(image)

@@ -132,7 +132,7 @@ class Operation:
     table: Callable[[list[int], Mapping[str, Any], int], list[int]] | None = None  # ... and use
     # Resampling operations: what they do to an image of a size (raising ChainError for one they
     # cannot apply to), and the Pillow call on the whole image they are defined by.
-    plan: Callable[[Mapping[str, Any], tuple[int, int], str], Resize] | None = None
+    plan: Callable[[Mapping[str, Any], tuple[int, int]], Resize] | None = None
     reference: Callable[[Image.Image, Mapping[str, Any]], Image.Image] | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -153,10 +153,10 @@ class Step:
     def halo(self) -> int:
         return self.op.halo(self.params)
 
-    def resize(self, size: tuple[int, int], mode: str) -> Resize:
-        """A resampling step's plan for an image of ``size`` and ``mode``."""
+    def resize(self, size: tuple[int, int]) -> Resize:
+        """A resampling step's plan for an image of ``size``."""
         assert self.op.plan is not None  # every resampling operation has one
-        return self.op.plan(self.params, size, mode)
+        return self.op.plan(self.params, size)
 
     def to_dict(self) -> dict[str, Any]:
         return {"op": self.op.name, **self.params}
@@ -261,7 +261,7 @@ def _crop_box(params: Mapping[str, Any], size: tuple[int, int]) -> tuple[int, in
     return clamped
 
 
-def _thumbnail(params: Mapping[str, Any], size: tuple[int, int], mode: str) -> Resize:
+def _thumbnail(params: Mapping[str, Any], size: tuple[int, int]) -> Resize:
     """Image.thumbnail's arithmetic: the size within the box keeping the aspect (never larger), and
     the blocks its reducing gap averages first."""
     (width, height), (x, y) = size, (params["width"], params["height"])
@@ -290,7 +290,7 @@ def _thumbnail(params: Mapping[str, Any], size: tuple[int, int], mode: str) -> R
 
 def _fitted_box(size: tuple[int, int], box: tuple[int, int]) -> tuple[float, float, float, float]:
     """ImageOps.fit's crop (centred, no bleed), in its own floating-point steps."""
-    live = (size[0] - 0.0 * size[0] * 2, size[1] - 0.0 * size[1] * 2)
+    live = (float(size[0]), float(size[1]))
     live_ratio, output_ratio = live[0] / live[1], box[0] / box[1]
     if live_ratio == output_ratio:
         crop = live
@@ -298,20 +298,19 @@ def _fitted_box(size: tuple[int, int], box: tuple[int, int]) -> tuple[float, flo
         crop = (output_ratio * live[1], live[1])
     else:
         crop = (live[0], live[0] / output_ratio)
-    left, top = 0.0 + (live[0] - crop[0]) * 0.5, 0.0 + (live[1] - crop[1]) * 0.5
+    left, top = (live[0] - crop[0]) * 0.5, (live[1] - crop[1]) * 0.5
     return (left, top, left + crop[0], top + crop[1])
 
 
-def _padded(params: Mapping[str, Any], size: tuple[int, int], mode: str) -> Resize:
+def _padded(params: Mapping[str, Any], size: tuple[int, int]) -> Resize:
     """ImageOps.pad's arithmetic: contained (ImageOps.contain's size), then centred on a canvas of
-    the box's size filled with the background (as Image.new reads the colour for the mode)."""
+    the box's size filled with the background."""
     box = (params["width"], params["height"])
     inner = _contained(size, box)
     offset = (
         (round((box[0] - inner[0]) * 0.5), 0) if inner[0] != box[0] else (0, round((box[1] - inner[1]) * 0.5))
     )
-    fill = ImageColor.getcolor(params["background"], mode) if mode else 0
-    return Resize(size, inner, params["filter"], canvas=box, offset=offset, fill=fill)
+    return Resize(size, inner, params["filter"], canvas=box, offset=offset, background=params["background"])
 
 
 def _pad_whole(image: Image.Image, plan: Resize) -> Image.Image:
@@ -321,13 +320,15 @@ def _pad_whole(image: Image.Image, plan: Resize) -> Image.Image:
     inner = image.resize(plan.resized, FILTERS[plan.name])
     if inner.size == plan.canvas:
         return inner
-    out = Image.new(image.mode, plan.canvas, plan.fill)
+    out = Image.new(image.mode, plan.canvas, ImageColor.getcolor(plan.background, image.mode))
     out.paste(inner, plan.offset)
     return out
 
 
-def _crop_size(box: tuple[int, int, int, int]) -> tuple[int, int]:
-    return box[2] - box[0], box[3] - box[1]
+def _cropped(params: Mapping[str, Any], size: tuple[int, int]) -> Resize:
+    """crop as a resize: a box of whole pixels, the output its size (Pillow's crop shortcut)."""
+    box = _crop_box(params, size)
+    return Resize(size, (box[2] - box[0], box[3] - box[1]), "nearest", box=box)
 
 
 def _thumbnailed(image: Image.Image, params: Mapping[str, Any]) -> Image.Image:
@@ -468,14 +469,14 @@ _CATALOGUE = (
             _FILTER,
             Param("aspect", str, default="keep", choices=("keep", "ignore")),
         ),
-        lambda p, size, mode: Resize(size, _resized(p, size), p["filter"]),
+        lambda p, size: Resize(size, _resized(p, size), p["filter"]),
         lambda im, p: im.resize(_resized(p, im.size), FILTERS[p["filter"]]),
     ),
     _resampling(
         "crop",
         "Keep a box of the image: left, top, width, height (clamped to the image).",
         (_side("left"), _side("top"), _side("width", None), _side("height", None)),
-        lambda p, size, mode: Resize(size, _crop_size(_crop_box(p, size)), "nearest", box=_crop_box(p, size)),
+        _cropped,
         lambda im, p: im.crop(_crop_box(p, im.size)),
     ),
     _resampling(
@@ -495,13 +496,13 @@ _CATALOGUE = (
             Param("background", str, default="#000000", pattern=COLOUR),
         ),
         _padded,
-        lambda im, p: _pad_whole(im, _padded(p, im.size, im.mode)),
+        lambda im, p: _pad_whole(im, _padded(p, im.size)),
     ),
     _resampling(
         "fit",
         "Cover width × height: the centred crop of that aspect, resized (ImageOps.fit).",
         (_side("width", None), _side("height", None), _FILTER),
-        lambda p, size, mode: Resize(
+        lambda p, size: Resize(
             size, (p["width"], p["height"]), p["filter"], box=_fitted_box(size, (p["width"], p["height"]))
         ),
         lambda im, p: ImageOps.fit(im, (p["width"], p["height"]), FILTERS[p["filter"]]),

@@ -8,6 +8,7 @@ the property the whole system is built around, tested directly in
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -19,7 +20,7 @@ from . import statistics
 from .chain import apply_chain, colour_bands, global_table, move, needed_stat, split_stages
 from .operations import Colour, Placement, Step, chain_halo, chain_output_mode, parse_chain, without_alpha
 from .resample import Resize
-from .tiling import Box, TileSpec, tile_grid
+from .tiling import Box, TileSpec, grid_shape, tile_grid
 
 RESAMPLED_TILE_MIN = 16  # pixels: a resampling stage's tiles are no smaller (a window grows with the scale)
 
@@ -48,7 +49,7 @@ def cut_tile(image: Pixels, tile: TileSpec) -> Image.Image:
     return image.crop(tile.read.as_tuple())
 
 
-def stage_grid(stage: Sequence[Step], size: tuple[int, int], mode: str, tile_size: int) -> list[TileSpec]:
+def stage_grid(stage: Sequence[Step], size: tuple[int, int], tile_size: int) -> list[TileSpec]:
     """A stage's tiles over an image of ``size``. A stage that starts by resampling is cut over
     the resampled image, at a tile size shrunk by the scale (so each tile's window in the input is
     about ``tile_size`` across), each tile reading the window of the input its pixels are made
@@ -56,17 +57,29 @@ def stage_grid(stage: Sequence[Step], size: tuple[int, int], mode: str, tile_siz
     if stage[0].op.kind != "resample":
         return tile_grid(*size, tile_size, chain_halo(stage))
     key = json.dumps([step.to_dict() for step in stage])
-    return list(_resampled_grid(key, size, mode, tile_size))
+    return list(_resampled_grid(key, size, tile_size))
+
+
+def stage_tile_count(stage: Sequence[Step], size: tuple[int, int], tile_size: int) -> int:
+    """How many tiles ``stage_grid`` cuts, from the geometry alone."""
+    if stage[0].op.kind != "resample":
+        return math.prod(grid_shape(*size, tile_size))
+    plan = stage[0].resize(size)
+    return math.prod(grid_shape(*plan.output_size, resampled_tile_size(plan, tile_size)))
+
+
+def resampled_tile_size(plan: Resize, tile_size: int) -> int:
+    """A resampling stage's tiles: the job's tile size over the scale, at least RESAMPLED_TILE_MIN."""
+    out = plan.output_size
+    scale = max(1.0, *(plan.reduced[axis] * plan.factor[axis] / out[axis] for axis in (0, 1)))
+    return max(min(tile_size, RESAMPLED_TILE_MIN), int(tile_size / scale))
 
 
 @lru_cache(maxsize=64)
-def _resampled_grid(stage: str, size: tuple[int, int], mode: str, tile_size: int) -> tuple[TileSpec, ...]:
+def _resampled_grid(stage: str, size: tuple[int, int], tile_size: int) -> tuple[TileSpec, ...]:
     steps = parse_chain(json.loads(stage))
-    plan = steps[0].resize(size, mode)
-    out = plan.output_size
-    scale = max(1.0, *(plan.reduced[axis] * plan.factor[axis] / out[axis] for axis in (0, 1)))
-    size_out = max(min(tile_size, RESAMPLED_TILE_MIN), int(tile_size / scale))
-    grid = tile_grid(*out, size_out, chain_halo(steps[1:]))
+    plan = steps[0].resize(size)
+    grid = tile_grid(*plan.output_size, resampled_tile_size(plan, tile_size), chain_halo(steps[1:]))
     return tuple(replace(spec, source=plan.source(spec.padded)) for spec in grid)
 
 
@@ -101,7 +114,7 @@ def process_tile(
     if steps and steps[0].op.kind == "resample":
         if source is None:
             raise ValueError(f"{steps[0].op.name} needs the window its tile is made from")
-        plan: Resize = steps[0].resize(size, padded.mode)
+        plan: Resize = steps[0].resize(size)
         padded = plan.render(padded, source, padded_box)
         steps, size = steps[1:], plan.output_size
     result = apply_chain(padded, steps, Placement(padded_box, size), table, kernels)
@@ -157,7 +170,7 @@ def run_tiled(
     stages = split_stages(steps)
     table = leading_table(stages[0], image)
     for number, stage in enumerate(stages):
-        tiles = stage_grid(stage, image.size, image.mode, tile_size)
+        tiles = stage_grid(stage, image.size, tile_size)
         done = [
             process_tile(cut_tile(image, t), stage, t.padded, t.core, image.size, table, kernels, t.source)
             for t in tiles

@@ -3,14 +3,15 @@
 ``Image.resize`` (Pillow 13's ``Resample.c``) is separable. For each output sample of an axis it
 works out, in doubles, the centre of that sample in the input (``box start + (i + 0.5) * scale``),
 the input samples its filter reaches, and their weights, normalised and then rounded to integers
-of 22 fractional bits; a pass sums ``pixel * weight`` in integers and rounds back to 8 bits. The
-horizontal pass runs first (into 8 bits), the vertical one on its result; an axis whose size and
-box do not change is not passed over at all. NEAREST is an affine scale that steps along each axis
-by adding the scale again and again. So every output pixel depends only on the whole image's size,
-the box and the filter, never on the other output pixels: ``Axis`` computes an output range's taps
-with exactly those operations in the whole image's frame, and ``Resize.render`` runs the passes on
-the input window those taps read. The result equals the same pixels of ``Image.resize`` on the
-whole image, byte for byte (tests/core/test_resample.py proves it against Pillow).
+of 22 fractional bits; a pass sums ``pixel * weight`` in integers and rounds back to 8 bits. One
+pass runs on the other's 8-bit result, the horizontal first unless the height shrinks by more
+than twice the width does; an axis whose size and box do not change is not passed over at all.
+NEAREST is an affine scale that steps along each axis by adding the scale again and again. So
+every output pixel depends only on the whole image's size, the box and the filter, never on the
+other output pixels: ``Axis`` computes an output range's taps with exactly those operations in the
+whole image's frame, and ``Resize.render`` runs the passes on the input window those taps read.
+The result equals the same pixels of ``Image.resize`` on the whole image, byte for byte
+(tests/core/test_resample.py proves it against Pillow).
 
 An image with alpha is resized premultiplied (``RGBa``, ``La``), as Pillow does; a box that is
 whole pixels of the output's size is a crop (Pillow's own shortcut); ``thumbnail``'s reducing gap
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageColor
 
 from .tiling import Box
 
@@ -146,7 +147,7 @@ class Axis:
 
     def window(self, first: int, last: int) -> tuple[int, int]:
         """The input samples outputs ``first`` to ``last`` read: [low, high)."""
-        if not self.passes and self.name != "nearest":
+        if not self.passes:  # (NEAREST's steps of exactly 1 from 0.5 read the same samples)
             return first, last
         _, low, count = self._reach(first, last)
         return int(low.min()), int((low + np.maximum(count, 1)).max())
@@ -190,9 +191,11 @@ class Resize:
     name: str
     box: tuple[float, float, float, float] | None = None
     factor: tuple[int, int] = (1, 1)
-    canvas: tuple[int, int] | None = None  # pad: the output, the resized image at ``offset`` on ``fill``
+    # pad: the output's size, the resized image at ``offset`` on ``background`` (a colour Image.new
+    # reads for the image's mode)
+    canvas: tuple[int, int] | None = None
     offset: tuple[int, int] = (0, 0)
-    fill: float | tuple[int, ...] = 0
+    background: str = "#000000"
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -231,7 +234,8 @@ class Resize:
 
     @property
     def crops(self) -> bool:
-        """Pillow's shortcut: a box of whole pixels that is the output's size is a crop."""
+        """Pillow's shortcut: a box of whole pixels that is the output's size is a crop (and the
+        same size and box, a copy: ``unchanged``)."""
         left, top, right, bottom = self.frame
         return (
             self.factor == (1, 1)  # past a reduce, the box is all of what it made: no crop
@@ -263,8 +267,6 @@ class Resize:
         if placed is None:
             return Box(0, 0, 1, 1)
         out = placed
-        if self.unchanged:
-            return out
         if self.crops:
             left, top = int(self.frame[0]), int(self.frame[1])
             return Box(out.left + left, out.top + top, out.right + left, out.bottom + top)
@@ -277,7 +279,9 @@ class Resize:
     def render(self, window: Image.Image, source: Box, out: Box) -> Image.Image:
         """The output pixels ``out`` from ``window``, the input's pixels at ``source``."""
         if self.canvas:  # pad: the background, with what the resized image covers pasted on it
-            padded = Image.new(window.mode, (out.width, out.height), self.fill)
+            padded = Image.new(
+                window.mode, (out.width, out.height), ImageColor.getcolor(self.background, window.mode)
+            )
             placed = self.placed(out)
             if placed is not None:
                 (x, y) = self.offset
@@ -290,9 +294,8 @@ class Resize:
 
     def _covered(self, window: Image.Image, source: Box, out: Box) -> Image.Image:
         mode = window.mode
-        if self.unchanged:  # Image.resize returns a copy, before it would premultiply
-            return window.crop(out.relative_to(source).as_tuple())
-        if mode in PREMULTIPLIED and self.name != "nearest":
+        # Image.resize returns a copy of an unchanged image before it would premultiply
+        if mode in PREMULTIPLIED and self.name != "nearest" and not self.unchanged:
             window = window.convert(PREMULTIPLIED[mode])
         if self.crops:
             left, top = int(self.frame[0]) - source.left, int(self.frame[1]) - source.top
@@ -312,7 +315,7 @@ class Resize:
         for number in (0, 1) if self.horizontal_first else (1, 0):
             axis, first, last, offset = passes[number]
             turned = pixels.transpose(1, 0, 2) if number == 0 else pixels
-            if axis.passes or axis.name == "nearest":
+            if axis.passes:
                 turned = resample_axis(turned, axis, first, last, offset)
             else:
                 turned = turned[first - offset : last - offset]

@@ -3,7 +3,6 @@ order: ``jobs.models``.)"""
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +20,8 @@ from django.utils import timezone
 from imagepipe.core.chain import split_stages
 from imagepipe.core.operations import Step, chain_output_mode, parse_chain
 from imagepipe.core.output import FORMATS
-from imagepipe.core.pipeline import final_placement, output_size, stage_grid
-from imagepipe.core.tiling import Box, TileSpec, grid_shape
+from imagepipe.core.pipeline import final_placement, output_size, stage_grid, stage_tile_count
+from imagepipe.core.tiling import Box, TileSpec
 
 from ..files import delete_on_commit
 from .cancellation import PendingCancellation
@@ -193,17 +192,13 @@ class Job(models.Model):
     def stage_tiles(self, stage: int, tile_size: int | None = None) -> list[TileSpec]:
         """A stage's tiles (at the job's tile size, or ``tile_size``): a resampling stage's over its
         output, each with the window of its input it reads (``pipeline.stage_grid``)."""
-        steps = self.stages[stage]
-        return stage_grid(steps, self.stage_size(stage), self.stage_mode(stage), tile_size or self.tile_size)
+        return stage_grid(self.stages[stage], self.stage_size(stage), tile_size or self.tile_size)
 
     def tile_count(self, tile_size: int | None = None) -> int:
         """Every stage's tiles at ``tile_size`` (the job's own by default), from the geometry alone."""
         size = tile_size or self.tile_size
         return sum(
-            len(self.stage_tiles(stage, size))
-            if self.stages[stage][0].op.kind == "resample"
-            else math.prod(grid_shape(*self.stage_size(stage), size))
-            for stage in range(len(self.stages))
+            stage_tile_count(steps, self.stage_size(stage), size) for stage, steps in enumerate(self.stages)
         )
 
     def all_tiles(self) -> list[tuple[int, TileSpec]]:

@@ -123,7 +123,7 @@ def test_pad_centres_the_contained_image_on_its_background(box, background, mode
 
 def test_a_resampling_stage_reads_windows_about_a_tile_across_at_any_scale():
     steps = parse_chain([{"op": "resize", "scale": 1 / 37, "filter": "lanczos"}])
-    grid = stage_grid(steps, (6000, 4000), "RGB", 512)
+    grid = stage_grid(steps, (6000, 4000), 512)
     assert {(spec.core.width, spec.core.height) for spec in grid} >= {(16, 16)}
     # 16 pixels at least, each 37 input pixels, and the filter's reach of 3 × 37 to either side
     assert max(spec.read.width for spec in grid) <= 16 * 37 + 2 * 3 * 37 + 1
